@@ -1,0 +1,16 @@
+"""The subnet package: decentralised SparseLoCo pretraining on Bittensor.
+
+Layout (imports point one way: neurons -> miner/validator -> protocol/training/storage/chain):
+
+- ``chain/``     one narrow async ``Chain`` protocol; bittensor v11 and the embedded dev chain behind it
+- ``storage/``   S3-compatible buckets through boto3, object names, published read credentials
+- ``training/``  model, data, inner loop, compression, wire format, outer step
+- ``protocol/``  windows, deadlines, leader and peer selection, leader documents
+- ``miner/``, ``validator/``  the two node loops
+"""
+
+__version__ = "0.1.0"
+
+# Bumped whenever the wire format, object names or scoring rules change incompatibly.
+# Sent as ``version_key`` with weights and in every upload header.
+SPEC_VERSION = 1

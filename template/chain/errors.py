@@ -1,0 +1,49 @@
+"""Typed chain errors. Each one says what the operator should do about it."""
+
+from __future__ import annotations
+
+
+class ChainError(Exception):
+    """Base class of every error the Chain protocol raises."""
+
+    hint: str = ""
+
+    def __init__(self, message: str, hint: str | None = None):
+        self.hint = hint if hint is not None else type(self).hint
+        super().__init__(f"{message}. {self.hint}" if self.hint else message)
+
+
+class NotRegisteredError(ChainError):
+    hint = "Register the hotkey on this subnet first (btcli subnets register --netuid N)."
+
+
+class AlreadyRegisteredError(ChainError):
+    hint = "The hotkey already holds a uid on this subnet; nothing to do."
+
+
+class RateLimitedError(ChainError):
+    hint = "Wait for the rate limit to pass (see the subnet's weights/commitment rate limit) and retry."
+
+
+class NoValidatorPermitError(ChainError):
+    hint = "Stake more to the hotkey so it ranks among the subnet's top validators, then wait a tempo."
+
+
+class CommitmentTooLargeError(ChainError):
+    hint = "Shorten the commitment (at most max_commitment_bytes bytes)."
+
+
+class InvalidWeightsError(ChainError):
+    hint = "Send one finite, non-negative weight per known uid."
+
+
+class InvalidRequestError(ChainError):
+    hint = "The request was malformed or its signature did not verify; check the keys and the client version."
+
+
+class InsufficientBalanceError(ChainError):
+    hint = "Fund the coldkey (on a local chain, transfer from a dev account) and retry."
+
+
+class ConnectionLostError(ChainError):
+    hint = "Check the endpoint (--subtensor.chain_endpoint) and the network; the client retries with back-off."
