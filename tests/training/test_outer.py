@@ -1,0 +1,71 @@
+import torch
+
+from template.training.outer import (
+    DilocoOuterOptimizer,
+    aggregate_dense,
+    aggregate_sparse,
+    apply_delta,
+    clip_scales,
+    sparse_norm,
+)
+
+
+def sp(idx, vals):
+    return torch.tensor(idx, dtype=torch.long), torch.tensor(vals, dtype=torch.float32)
+
+
+def test_sparse_mean_with_overlap_by_hand():
+    shapes = {"w": (2, 3)}
+    a = {"w": sp([0, 4], [3.0, 4.0])}  # norm 5
+    b = {"w": sp([0, 5], [1.0, 2.0])}  # norm sqrt(5)
+    out = aggregate_sparse([a, b], shapes, clip_to_median=False)
+    expected = torch.tensor([[2.0, 0, 0], [0, 2.0, 1.0]])
+    torch.testing.assert_close(out["w"], expected)
+
+
+def test_clip_to_median_by_hand():
+    assert clip_scales([1.0, 2.0, 4.0]) == [1.0, 1.0, 0.5]
+    assert clip_scales([2.0, 4.0]) == [1.0, 0.75]  # median of two is their mean, 3
+    shapes = {"w": (4,)}
+    peers = [{"w": sp([0], [1.0])}, {"w": sp([1], [2.0])}, {"w": sp([2], [40.0])}]
+    assert sparse_norm(peers[2]) == 40.0
+    out = aggregate_sparse(peers, shapes)
+    torch.testing.assert_close(out["w"], torch.tensor([1.0, 2.0, 2.0, 0.0]) / 3)
+
+
+def test_same_inputs_same_order_bit_identical():
+    g = torch.Generator().manual_seed(0)
+    shapes = {"a": (64, 64), "b": (128,)}
+    peers = []
+    for _ in range(5):
+        peer = {}
+        for name, shape in shapes.items():
+            n = torch.tensor(shape).prod().item()
+            idx = torch.randperm(n, generator=g)[: n // 8]
+            peer[name] = (idx, torch.randn(len(idx), generator=g))
+        peers.append(peer)
+    x = aggregate_sparse(peers, shapes)
+    y = aggregate_sparse(peers, shapes)
+    assert all(torch.equal(x[k], y[k]) for k in shapes)
+
+
+def test_apply_delta_and_unknown_names():
+    model = torch.nn.Linear(2, 1, bias=False)
+    with torch.no_grad():
+        model.weight.copy_(torch.tensor([[1.0, 1.0]]))
+    apply_delta(model, {"weight": torch.tensor([[1.0, -1.0]])}, lr=0.5)
+    torch.testing.assert_close(model.weight, torch.tensor([[0.5, 1.5]]))
+    import pytest
+
+    with pytest.raises(KeyError):
+        apply_delta(model, {"nope": torch.zeros(1)}, lr=1.0)
+
+
+def test_diloco_nesterov_by_hand():
+    model = torch.nn.Linear(1, 1, bias=False)
+    with torch.no_grad():
+        model.weight.fill_(1.0)
+    outer = DilocoOuterOptimizer(model, lr=0.5, momentum=0.9)
+    d = aggregate_dense([{"weight": torch.tensor([[2.0]])}, {"weight": torch.tensor([[0.0]])}])
+    outer.step(d)  # buf = 1; nesterov update = g + 0.9 * buf = 1.9; w = 1 - 0.5 * 1.9
+    torch.testing.assert_close(model.weight, torch.tensor([[0.05]]))
