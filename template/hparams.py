@@ -152,9 +152,9 @@ def _build(cls: type, data: dict[str, Any], where: str) -> Any:
         default = f.default
         if isinstance(default, bool) and not isinstance(value, bool):
             raise HParamsError(f"{where}.{name} must be true or false, got {value!r}")
-        if isinstance(default, int) and not isinstance(default, bool):
-            if isinstance(value, bool) or not isinstance(value, int):
-                raise HParamsError(f"{where}.{name} must be an integer, got {value!r}")
+        is_int = isinstance(default, int) and not isinstance(default, bool)
+        if is_int and (isinstance(value, bool) or not isinstance(value, int)):
+            raise HParamsError(f"{where}.{name} must be an integer, got {value!r}")
         if isinstance(default, float) and (
             isinstance(value, bool) or not isinstance(value, int | float)
         ):
