@@ -1,7 +1,8 @@
 """The miner upload on the wire: a signed envelope around the compressed pseudo-gradient.
 
 Header fields: window, uid, hotkey, spec_version, hparams_hash, shapes_sha256 (which
-parameter set the streams code), chunk, topk, value_bits, golomb_m; the envelope adds kind,
+parameter set the streams code), chunk, topk, value_bits, golomb_m, pages (the data pages
+the miner trained on, in order) and steps (inner steps taken); the envelope adds kind,
 signer (must equal hotkey) and payload_sha256. Tensors: the Golomb streams ``unary``,
 ``prefix``, ``ext``, the packed value ``codes`` and the float32 ``codebook`` table.
 """
@@ -9,7 +10,7 @@ signer (must equal hotkey) and payload_sha256. Tensors: the Golomb streams ``una
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -43,6 +44,8 @@ UPLOAD_SCHEMA = Schema(
         "topk": int,
         "value_bits": int,
         "golomb_m": int,
+        "pages": list,
+        "steps": int,
     },
     tensors={
         "unary": TensorRule("U8", ndim=1),
@@ -52,7 +55,8 @@ UPLOAD_SCHEMA = Schema(
         "codebook": TensorRule("F32", ndim=2),
     },
 )
-_HEADER_SLACK = 64 * 1024  # safetensors + JSON header + signature, generously
+MAX_PAGES = 4096  # pages one upload may claim
+_HEADER_SLACK = 64 * 1024 + 12 * MAX_PAGES  # safetensors + JSON header + signature, generously
 
 
 @dataclass(frozen=True)
@@ -66,6 +70,8 @@ class Upload:
     hparams_hash: str
     golomb_m: int
     delta: CompressedDelta
+    pages: tuple[int, ...] = ()  # the pages the miner says it trained on, in order
+    steps: int = 0  # inner optimizer steps taken
 
 
 def encode_upload(
@@ -77,6 +83,8 @@ def encode_upload(
     config: CompressionConfig,
     key: SigningKey,
     spec_version: int = SPEC_VERSION,
+    pages: Sequence[int] = (),
+    steps: int = 0,
 ) -> bytes:
     """Serialise and sign ``delta`` as the upload of ``key``'s hotkey for ``window``."""
     tensors, m = encode(delta, config)
@@ -91,6 +99,8 @@ def encode_upload(
         "topk": config.topk,
         "value_bits": config.value_bits,
         "golomb_m": m,
+        "pages": [int(p) for p in pages],
+        "steps": int(steps),
     }
     return pack_signed(tensors, header, key, kind=UPLOAD_KIND)
 
@@ -124,6 +134,13 @@ def decode_upload(
             )
     if header["shapes_sha256"] != shapes_digest(param_shapes):
         raise WireError("field_mismatch", "upload codes a different parameter set (shapes_sha256)")
+    pages = header["pages"]
+    if len(pages) > MAX_PAGES or not all(type(p) is int and p >= 0 for p in pages):
+        raise WireError("bad_value", f"pages must be at most {MAX_PAGES} non-negative integers")
+    if len(set(pages)) != len(pages):
+        raise WireError("bad_value", "pages must not repeat")
+    if header["steps"] < 0:
+        raise WireError("bad_value", "steps must be >= 0")
     try:
         delta = decode(tensors, param_shapes, config, header["golomb_m"])
     except WireError:
@@ -140,6 +157,8 @@ def decode_upload(
         hparams_hash=header["hparams_hash"],
         golomb_m=header["golomb_m"],
         delta=delta,
+        pages=tuple(pages),
+        steps=header["steps"],
     )
 
 

@@ -1,0 +1,261 @@
+"""The dev chain's extrinsics: each checks subtensor's rules and writes state in one transaction.
+
+Every function takes an open connection inside a ``store.Tx`` and raises ``DevChainError``
+(nothing written) when a rule says no. Signatures were verified before these run.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import sqlite3
+import time
+
+from ...signing import dev_keypair
+from . import store
+from .errors import DevChainError
+from .params import DEV_ACCOUNTS, Genesis, SubnetHyperparams
+
+
+def apply_genesis(conn: sqlite3.Connection, genesis: Genesis) -> bool:
+    """Write block 0, fund the dev accounts and create the genesis subnet; False if already done."""
+    if store.get_meta(conn, "genesis") is not None:
+        return False
+    conn.execute("INSERT INTO blocks(number, timestamp) VALUES(0, ?)", (time.time(),))
+    for uri in DEV_ACCOUNTS:
+        store.add_balance(conn, dev_keypair(uri).ss58_address, genesis.dev_balance)
+    alice = dev_keypair("//Alice").ss58_address
+    conn.execute(
+        "INSERT INTO subnets(netuid, owner, params) VALUES(?, ?, ?)",
+        (genesis.netuid, alice, genesis.subnet.to_json()),
+    )
+    store.set_meta(conn, "genesis", json.dumps({"netuid": genesis.netuid}))
+    return True
+
+
+def produce_block(conn: sqlite3.Connection, now: float) -> int:
+    n = store.current_block(conn) + 1
+    conn.execute("INSERT INTO blocks(number, timestamp) VALUES(?, ?)", (n, now))
+    return n
+
+
+def subnet(conn: sqlite3.Connection, netuid: int) -> tuple[str, SubnetHyperparams]:
+    """(owner coldkey, hyperparameters) of ``netuid``; not_found if it does not exist."""
+    row = conn.execute("SELECT owner, params FROM subnets WHERE netuid=?", (netuid,)).fetchone()
+    if row is None:
+        raise DevChainError("not_found", f"subnet {netuid} does not exist")
+    return row["owner"], SubnetHyperparams.from_json(row["params"])
+
+
+def netuids(conn: sqlite3.Connection) -> list[int]:
+    return [r["netuid"] for r in conn.execute("SELECT netuid FROM subnets ORDER BY netuid")]
+
+
+def _require_positive_amount(tao: float) -> None:
+    if not (isinstance(tao, int | float) and math.isfinite(tao) and tao > 0):
+        raise DevChainError("invalid_request", f"amount must be a positive finite TAO value: {tao}")
+
+
+def _debit(conn: sqlite3.Connection, coldkey: str, tao: float, what: str) -> None:
+    have = store.balance(conn, coldkey)
+    if have + 1e-12 < tao:
+        raise DevChainError(
+            "insufficient_balance", f"{what} needs {tao} TAO but coldkey {coldkey} holds {have}"
+        )
+    store.add_balance(conn, coldkey, -tao)
+
+
+def transfer(conn: sqlite3.Connection, src: str, dest: str, tao: float) -> None:
+    _require_positive_amount(tao)
+    _debit(conn, src, tao, "transfer")
+    store.add_balance(conn, dest, tao)
+
+
+def create_subnet(conn: sqlite3.Connection, owner: str, netuid: int, params: dict) -> None:
+    if conn.execute("SELECT 1 FROM subnets WHERE netuid=?", (netuid,)).fetchone():
+        raise DevChainError("invalid_request", f"subnet {netuid} already exists")
+    try:
+        hp = SubnetHyperparams().with_overrides(params)
+    except ValueError as e:
+        raise DevChainError("invalid_request", str(e)) from None
+    conn.execute(
+        "INSERT INTO subnets(netuid, owner, params, last_epoch) VALUES(?, ?, ?, ?)",
+        (netuid, owner, hp.to_json(), store.current_block(conn)),
+    )
+
+
+def sudo_set(conn: sqlite3.Connection, netuid: int, caller: str, params: dict) -> None:
+    owner, hp = subnet(conn, netuid)
+    if caller != owner:
+        raise DevChainError("not_owner", f"only subnet {netuid}'s owner coldkey {owner} may sudo")
+    try:
+        hp = hp.with_overrides(params)
+    except ValueError as e:
+        raise DevChainError("invalid_request", str(e)) from None
+    conn.execute("UPDATE subnets SET params=? WHERE netuid=?", (hp.to_json(), netuid))
+
+
+def _neuron_to_prune(rows: list[sqlite3.Row], block: int, immunity: int) -> int | None:
+    """The uid a new registration replaces: non-immune, lowest pruning score, oldest first."""
+    candidates = [r for r in rows if r["registered_at"] + immunity <= block]
+    if not candidates:
+        return None
+    best = min(candidates, key=lambda r: (r["pruning_score"], r["registered_at"], r["uid"]))
+    return int(best["uid"])
+
+
+def _reset_uid(conn: sqlite3.Connection, netuid: int, uid: int, old_hotkey: str) -> None:
+    """Clear everything the previous holder of ``uid`` left: weights, bonds, commitment."""
+    conn.execute("DELETE FROM weights WHERE netuid=? AND (src=? OR dst=?)", (netuid, uid, uid))
+    conn.execute("DELETE FROM bonds WHERE netuid=? AND (src=? OR dst=?)", (netuid, uid, uid))
+    conn.execute("DELETE FROM commitments WHERE netuid=? AND hotkey=?", (netuid, old_hotkey))
+    conn.execute("DELETE FROM neurons WHERE netuid=? AND uid=?", (netuid, uid))
+
+
+def register(conn: sqlite3.Connection, netuid: int, coldkey: str, hotkey: str) -> int:
+    """Burned registration: pay ``burn`` from ``coldkey``, take a free uid or prune one."""
+    _, hp = subnet(conn, netuid)
+    if store.neuron_by_hotkey(conn, netuid, hotkey) is not None:
+        raise DevChainError("already_registered", f"hotkey {hotkey} already holds a uid")
+    owner = store.owner_of(conn, hotkey)
+    if owner is not None and owner != coldkey:
+        raise DevChainError("not_owner", f"hotkey {hotkey} belongs to coldkey {owner}")
+    block = store.current_block(conn)
+    rows = store.neurons(conn, netuid)
+    if len(rows) < hp.max_allowed_uids:
+        uid = len(rows)
+    else:
+        pruned = _neuron_to_prune(rows, block, hp.immunity_period)
+        if pruned is None:
+            raise DevChainError(
+                "subnet_full",
+                f"subnet {netuid} has {hp.max_allowed_uids} uids, all still immune "
+                f"(immunity_period={hp.immunity_period} blocks); retry later",
+            )
+        uid = pruned
+        _reset_uid(conn, netuid, uid, rows[uid]["hotkey"])
+    if hp.burn > 0:
+        _debit(conn, coldkey, hp.burn, "registration")
+    conn.execute("INSERT OR IGNORE INTO owners(hotkey, coldkey) VALUES(?, ?)", (hotkey, coldkey))
+    conn.execute(
+        "INSERT INTO neurons(netuid, uid, hotkey, registered_at, last_update) VALUES(?,?,?,?,?)",
+        (netuid, uid, hotkey, block, block),
+    )
+    return uid
+
+
+def add_stake(conn: sqlite3.Connection, coldkey: str, hotkey: str, tao: float) -> None:
+    _require_positive_amount(tao)
+    if store.owner_of(conn, hotkey) is None:
+        raise DevChainError("not_registered", f"hotkey {hotkey} was never registered")
+    _debit(conn, coldkey, tao, "add_stake")
+    store.add_stake(conn, hotkey, coldkey, tao)
+
+
+def _registered(conn: sqlite3.Connection, netuid: int, hotkey: str) -> sqlite3.Row:
+    row = store.neuron_by_hotkey(conn, netuid, hotkey)
+    if row is None:
+        raise DevChainError("not_registered", f"hotkey {hotkey} is not registered on {netuid}")
+    return row
+
+
+def _rate_limit(last: int | None, limit: int, block: int, what: str) -> None:
+    if last is not None and block - last < limit:
+        raise DevChainError(
+            "rate_limited",
+            f"{what} rate limit: last at block {last}, limit {limit} blocks, now {block}; "
+            f"retry at block {last + limit}",
+        )
+
+
+def check_weights(
+    hp: SubnetHyperparams, n: int, me: sqlite3.Row, uids: list[int], weights: list[float]
+) -> list[float]:
+    """subtensor's set_weights checks; returns the weights normalised to sum 1."""
+    if len(uids) != len(weights):
+        raise DevChainError(
+            "invalid_weights", f"{len(uids)} uids but {len(weights)} weights: lengths must match"
+        )
+    if not uids:
+        raise DevChainError("invalid_weights", "no weights given")
+    if len(set(uids)) != len(uids):
+        raise DevChainError("invalid_weights", "duplicate uids")
+    bad = [u for u in uids if not 0 <= u < n]
+    if bad:
+        raise DevChainError("invalid_weights", f"unknown uids {bad[:8]} (subnet has {n} uids)")
+    if not all(math.isfinite(w) and w >= 0 for w in weights):
+        raise DevChainError("invalid_weights", "weights must be finite and non-negative")
+    total = sum(weights)
+    if total <= 0:
+        raise DevChainError("invalid_weights", "at least one weight must be positive")
+    norm = [w / total for w in weights]
+    self_only = uids == [me["uid"]]
+    if self_only:
+        return norm
+    if not me["validator_permit"]:
+        raise DevChainError(
+            "no_validator_permit",
+            f"uid {me['uid']} has no validator permit (top {hp.max_allowed_validators} by stake, "
+            "recomputed each epoch)",
+        )
+    need = min(hp.min_allowed_weights, n)
+    if len(uids) < need:
+        raise DevChainError("invalid_weights", f"{len(uids)} weights < min_allowed_weights {need}")
+    if len(uids) > 1 and max(norm) > hp.max_weight_limit + 1e-9:
+        raise DevChainError(
+            "invalid_weights",
+            f"largest normalised weight {max(norm):.4f} > max_weight_limit {hp.max_weight_limit}",
+        )
+    return norm
+
+
+def set_weights(
+    conn: sqlite3.Connection,
+    netuid: int,
+    hotkey: str,
+    uids: list[int],
+    weights: list[float],
+    version_key: int,
+) -> int:
+    """Replace ``hotkey``'s weight row; returns the block it landed in."""
+    _, hp = subnet(conn, netuid)
+    me = _registered(conn, netuid, hotkey)
+    if version_key < hp.weights_version:
+        raise DevChainError(
+            "outdated_version",
+            f"version_key {version_key} < subnet weights_version {hp.weights_version}; upgrade",
+        )
+    block = store.current_block(conn)
+    _rate_limit(me["weights_set_at"], hp.weights_rate_limit, block, "weights")
+    n = len(store.neurons(conn, netuid))
+    norm = check_weights(hp, n, me, uids, weights)
+    conn.execute("DELETE FROM weights WHERE netuid=? AND src=?", (netuid, me["uid"]))
+    conn.executemany(
+        "INSERT INTO weights(netuid, src, dst, w) VALUES(?, ?, ?, ?)",
+        [(netuid, me["uid"], u, w) for u, w in zip(uids, norm, strict=True) if w > 0],
+    )
+    conn.execute(
+        "UPDATE neurons SET last_update=?, weights_set_at=? WHERE netuid=? AND uid=?",
+        (block, block, netuid, me["uid"]),
+    )
+    return block
+
+
+def commit(conn: sqlite3.Connection, netuid: int, hotkey: str, data: bytes) -> int:
+    _, hp = subnet(conn, netuid)
+    me = _registered(conn, netuid, hotkey)
+    if len(data) > hp.max_commitment_bytes:
+        raise DevChainError(
+            "commitment_too_large",
+            f"commitment is {len(data)} bytes; the limit is {hp.max_commitment_bytes}",
+        )
+    block = store.current_block(conn)
+    _rate_limit(me["committed_at"], hp.commitment_rate_limit, block, "commitment")
+    conn.execute(
+        "INSERT OR REPLACE INTO commitments(netuid, hotkey, data, block) VALUES(?, ?, ?, ?)",
+        (netuid, hotkey, data, block),
+    )
+    conn.execute(
+        "UPDATE neurons SET committed_at=? WHERE netuid=? AND uid=?", (block, netuid, me["uid"])
+    )
+    return block
