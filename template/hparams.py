@@ -87,14 +87,16 @@ class DataConfig:
 
 @dataclass(frozen=True)
 class WindowConfig:
-    """Timing of the window protocol, in blocks."""
+    """Timing of the window protocol, in blocks (see template/protocol/windows.py)."""
 
     blocks_per_window: int = 20
-    upload_deadline_blocks: int = 15  # uploads must land before this block offset
-    grace_blocks: int = 2
-    peers_per_window: int = 8  # top-G uploads aggregated by the leader
-    reserve_peers: int = 2
-    checkpoint_every: int = 10  # windows
+    upload_blocks: int = 4  # window w's uploads must land within this many blocks after it ends
+    grace_blocks: int = 1  # tolerance on the upload deadline for clock and listing skew
+    publish_blocks: int = 10  # the leader's peer list for w is due this many blocks after w ends
+    peers_per_window: int = 8  # top-G uploads aggregated each window
+    reserve_peers: int = 2  # next-best uploads listed in case a peer's object disappears
+    checkpoint_every: int = 10  # windows between the leader's checkpoints
+    leader_timeout_windows: int = 3  # a leader silent this long is passed over
 
 
 @dataclass(frozen=True)
@@ -190,10 +192,12 @@ def validate(hp: HParams) -> None:
         (0.0 <= c.ef_beta <= 1.0, "compression.ef_beta must be in [0, 1]"),
         (o.method in ("sparseloco", "diloco"), "outer.method must be 'sparseloco' or 'diloco'"),
         (0.0 < hp.data.heldout_fraction < 0.5, "data.heldout_fraction must be in (0, 0.5)"),
+        (w.blocks_per_window >= 2, "window.blocks_per_window must be >= 2"),
         (
-            0 < w.upload_deadline_blocks <= w.blocks_per_window,
-            "window.upload_deadline_blocks must be in (0, blocks_per_window]",
+            0 < w.upload_blocks + w.grace_blocks < w.publish_blocks < w.blocks_per_window,
+            "window: need 0 < upload_blocks + grace_blocks < publish_blocks < blocks_per_window",
         ),
+        (w.leader_timeout_windows >= 1, "window.leader_timeout_windows must be >= 1"),
         (w.peers_per_window >= 1, "window.peers_per_window must be >= 1"),
     ]
     for ok, message in checks:

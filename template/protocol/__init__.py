@@ -1,0 +1,1 @@
+"""The window protocol: timing, leader choice, peer selection and the leaders' documents."""

@@ -120,3 +120,19 @@ def pseudo_gradient(
 def snapshot(model: torch.nn.Module) -> dict[str, torch.Tensor]:
     """A detached fp32 copy of the parameters (theta_start)."""
     return {name: p.detach().float().clone() for name, p in model.named_parameters()}
+
+
+def sparse_outer_step(
+    model: torch.nn.Module,
+    peers: Sequence[SparseDelta],
+    *,
+    lr: float,
+    clip_to_median: bool = True,
+) -> dict[str, torch.Tensor]:
+    """The network's outer step: clip, average and apply the peers' sparse deltas in order."""
+    device = next(model.parameters()).device
+    shapes = {n: tuple(p.shape) for n, p in model.named_parameters()}
+    agg = aggregate_sparse(peers, shapes, clip_to_median=clip_to_median, device=device)
+    if agg:
+        apply_delta(model, agg, lr)
+    return agg

@@ -1,0 +1,64 @@
+"""One window's outer step from peers' upload bytes: the same code live and on replay.
+
+Live, a node gathers the peer list's uploads from the miners' buckets; on catch-up it
+reads the same bytes from the leader's aggregate bundle. Either way the blobs go through
+``decode_peer_uploads`` then ``apply_uploads``, so both paths give identical weights.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping, Sequence
+
+import torch
+
+from template.hparams import HParams, hparams_hash
+from template.training.envelope import WireError
+from template.training.outer import sparse_outer_step
+from template.training.wire import Upload, decode_upload, upload_size_cap
+
+logger = logging.getLogger(__name__)
+
+
+def decode_peer_uploads(
+    blobs: Sequence[bytes | None],
+    peers: Sequence[tuple[int, str]],
+    window: int,
+    hp: HParams,
+    param_shapes: Mapping[str, tuple[int, ...]],
+) -> list[Upload]:
+    """Strictly decode each peer's blob; a missing or invalid one is skipped (and logged)."""
+    cap = upload_size_cap(param_shapes, hp.compression)
+    run = hparams_hash(hp)
+    out: list[Upload] = []
+    for (uid, hotkey), blob in zip(peers, blobs, strict=True):
+        if blob is None:
+            logger.info("window %d: no upload from uid %d, skipped", window, uid)
+            continue
+        try:
+            out.append(
+                decode_upload(
+                    blob,
+                    max_bytes=cap,
+                    expected={"window": window, "uid": uid, "hotkey": hotkey, "hparams_hash": run},
+                    param_shapes=param_shapes,
+                    config=hp.compression,
+                )
+            )
+        except WireError as e:
+            logger.warning("window %d: upload of uid %d rejected (%s), skipped", window, uid, e)
+    return out
+
+
+def apply_uploads(model: torch.nn.Module, uploads: Sequence[Upload], hp: HParams) -> int:
+    """Apply the outer step for these uploads (in the given order); returns how many applied."""
+    if not uploads:
+        return 0
+    device = next(model.parameters()).device
+    sparse_outer_step(
+        model,
+        [u.delta.to(device).sparse() for u in uploads],
+        lr=hp.outer.lr,
+        clip_to_median=hp.outer.clip_to_median,
+    )
+    return len(uploads)
