@@ -1,0 +1,145 @@
+import pytest
+import torch
+
+from template.hparams import hparams_hash, load_hparams
+from template.protocol.aggregation import apply_uploads, decode_peer_uploads
+from template.protocol.documents import (
+    Aggregate,
+    Checkpoint,
+    Fingerprint,
+    PeerList,
+    decode_aggregate,
+    decode_checkpoint,
+    decode_fingerprint,
+    decode_latest,
+    decode_peer_list,
+    encode_aggregate,
+    encode_checkpoint,
+    encode_fingerprint,
+    encode_latest,
+    encode_peer_list,
+)
+from template.protocol.fingerprint import fingerprints_match, model_fingerprint
+from template.signing import dev_keypair
+from template.training.compression import Compressor
+from template.training.envelope import WireError
+from template.training.model import build_model, param_shapes
+from template.training.wire import encode_upload
+
+HP = load_hparams("tiny")
+RUN = hparams_hash(HP)
+LEADER = dev_keypair("//Alice")
+MINERS = [dev_keypair(f"//Miner{i}") for i in range(3)]
+
+
+def test_peer_list_round_trip_and_checks():
+    doc = PeerList(7, ((1, MINERS[0].ss58_address),), ((2, MINERS[1].ss58_address),), "scores", RUN)
+    blob = encode_peer_list(doc, LEADER)
+    got = decode_peer_list(blob, signer=LEADER.ss58_address, hparams_hash=RUN, window=7)
+    assert (
+        got.peers == doc.peers
+        and got.reserves == doc.reserves
+        and got.signer == LEADER.ss58_address
+    )
+    with pytest.raises(WireError) as e:
+        decode_peer_list(blob, signer=MINERS[0].ss58_address)
+    assert e.value.reason == "field_mismatch"
+    with pytest.raises(WireError):
+        decode_peer_list(blob, window=8)
+    with pytest.raises(WireError):
+        decode_peer_list(blob, hparams_hash="0" * 64)
+    bad = PeerList(7, ((1, "x"),), (), "scores", RUN)
+    with pytest.raises(WireError) as e:
+        decode_peer_list(encode_peer_list(bad, LEADER))
+    assert e.value.reason == "bad_value"
+    dup = PeerList(7, ((1, MINERS[0].ss58_address), (1, MINERS[1].ss58_address)), (), "scores", RUN)
+    with pytest.raises(WireError):
+        decode_peer_list(encode_peer_list(dup, LEADER))
+    tampered = bytearray(blob)
+    at = tampered.find(b'\\"window\\":7')  # the header is a JSON string inside safetensors' JSON
+    assert at > 0
+    tampered[at + 11] = ord("8")
+    with pytest.raises(WireError) as e:
+        decode_peer_list(bytes(tampered))
+    assert e.value.reason == "bad_signature"
+
+
+def _uploads(model, window):
+    shapes = param_shapes(model)
+    blobs = []
+    g = torch.Generator().manual_seed(window)
+    for uid, key in enumerate(MINERS):
+        delta = {n: torch.randn(s, generator=g) * 1e-3 for n, s in shapes.items()}
+        cd = Compressor(HP.compression).compress(delta)
+        blobs.append(
+            encode_upload(
+                cd, window=window, uid=uid, hparams_hash=RUN, config=HP.compression, key=key
+            )
+        )
+    peers = [(uid, k.ss58_address) for uid, k in enumerate(MINERS)]
+    return peers, blobs
+
+
+def test_aggregate_replay_equals_live_step():
+    live, replay = build_model(HP.model), build_model(HP.model)
+    peers, blobs = _uploads(live, window=3)
+    shapes = param_shapes(live)
+    ups = decode_peer_uploads(blobs, peers, 3, HP, shapes)
+    assert apply_uploads(live, ups, HP) == 3
+
+    bundle = encode_aggregate(Aggregate(3, tuple(peers), tuple(blobs), RUN), LEADER)
+    agg = decode_aggregate(bundle, max_bytes=10 << 20, signer=LEADER.ss58_address, window=3)
+    assert agg.uploads == tuple(blobs)
+    from template.protocol.catchup import apply_aggregate
+
+    apply_aggregate(replay, agg, HP)
+    for a, b in zip(live.parameters(), replay.parameters(), strict=True):
+        assert torch.equal(a, b)
+    assert model_fingerprint(live) == model_fingerprint(replay)
+
+
+def test_invalid_peer_upload_is_skipped_by_everyone():
+    model = build_model(HP.model)
+    peers, blobs = _uploads(model, window=4)
+    blobs[1] = blobs[1][:-10]  # truncated
+    ups = decode_peer_uploads(blobs, peers, 4, HP, param_shapes(model))
+    assert [u.uid for u in ups] == [0, 2]
+    ups = decode_peer_uploads([blobs[0], None, blobs[2]], peers, 5, HP, param_shapes(model))
+    assert ups == []  # wrong window for all
+
+
+def test_fingerprint_detects_one_missed_aggregate_and_tolerates_rounding():
+    a, b = build_model(HP.model), build_model(HP.model)
+    fa = model_fingerprint(a)
+    assert fingerprints_match(fa, model_fingerprint(b))
+    peers, blobs = _uploads(a, window=1)
+    apply_uploads(a, decode_peer_uploads(blobs, peers, 1, HP, param_shapes(a)), HP)
+    assert not fingerprints_match(model_fingerprint(a), fa)
+    with torch.no_grad():
+        for p in b.parameters():
+            p.mul_(1 + 1e-7)
+    assert fingerprints_match(model_fingerprint(b), fa)
+    fp = Fingerprint(1, tuple(fa), RUN)
+    got = decode_fingerprint(encode_fingerprint(fp, LEADER), signer=LEADER.ss58_address, window=1)
+    assert got.values == tuple(fa)
+
+
+def test_checkpoint_round_trip_and_wrong_shapes():
+    model = build_model(HP.model)
+    shapes = param_shapes(model)
+    ck = Checkpoint(9, tuple(model_fingerprint(model)), dict(model.named_parameters()), RUN)
+    blob = encode_checkpoint(ck, LEADER)
+    got = decode_checkpoint(
+        blob, max_bytes=len(blob), param_shapes=shapes, signer=LEADER.ss58_address
+    )
+    assert got.window == 9 and all(
+        torch.equal(got.params[n], p) for n, p in model.named_parameters()
+    )
+    with pytest.raises(WireError) as e:
+        decode_checkpoint(blob, max_bytes=len(blob) - 1, param_shapes=shapes)
+    assert e.value.reason == "oversized"
+    wrong = dict(shapes)
+    wrong.pop(next(iter(wrong)))
+    with pytest.raises(WireError):
+        decode_checkpoint(blob, max_bytes=len(blob), param_shapes=wrong)
+    assert decode_latest(encode_latest(9, "v1/checkpoints/x", LEADER)) == (9, "v1/checkpoints/x")
