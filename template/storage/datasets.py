@@ -12,12 +12,13 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import json
 import logging
 import os
-import re
-from dataclasses import asdict, dataclass
 from pathlib import Path
+
+from template.training.shards import DatasetError, ShardInfo
+from template.training.shards import Manifest as DatasetManifest
+from template.training.shards import parse_manifest as _parse_manifest
 
 from . import keys
 from .client import MiB, StorageClient
@@ -25,90 +26,16 @@ from .errors import InvalidManifest
 
 logger = logging.getLogger(__name__)
 
-MANIFEST_FORMAT = "template-shards/1"
 MAX_MANIFEST_BYTES = 16 * MiB
-DTYPE_BYTES = {"uint16": 2, "uint32": 4}
-_SHA256_RE = re.compile(r"^[0-9a-f]{64}$")
-
-
-@dataclass(frozen=True)
-class ShardInfo:
-    name: str
-    tokens: int
-    bytes: int
-    sha256: str
-
-
-@dataclass(frozen=True)
-class DatasetManifest:
-    format: str
-    dtype: str
-    vocab_size: int
-    tokenizer: str
-    total_tokens: int
-    shards: tuple[ShardInfo, ...]
-
-    def to_json(self) -> bytes:
-        d = asdict(self)
-        d["shards"] = [asdict(s) for s in self.shards]
-        return json.dumps(d, indent=1).encode()
-
-
-def _int(d: dict, name: str, where: str, minimum: int = 0) -> int:
-    v = d.get(name)
-    if not isinstance(v, int) or isinstance(v, bool) or v < minimum:
-        raise InvalidManifest(f"{where}: '{name}' must be an integer >= {minimum}, got {v!r}")
-    return v
 
 
 def parse_manifest(data: bytes | str) -> DatasetManifest:
-    """Validate a manifest strictly; InvalidManifest says what is wrong."""
+    """Validate a manifest strictly (the one parser in template.training.shards); InvalidManifest
+    says what is wrong."""
     try:
-        d = json.loads(data)
-    except (ValueError, UnicodeDecodeError) as e:
-        raise InvalidManifest(f"manifest is not JSON ({e.__class__.__name__})") from None
-    if not isinstance(d, dict):
-        raise InvalidManifest("manifest must be a JSON object")
-    if d.get("format") != MANIFEST_FORMAT:
-        raise InvalidManifest(
-            f"manifest format must be {MANIFEST_FORMAT!r}, got {d.get('format')!r}"
-        )
-    dtype = d.get("dtype")
-    if dtype not in DTYPE_BYTES:
-        raise InvalidManifest(f"dtype must be one of {sorted(DTYPE_BYTES)}, got {dtype!r}")
-    vocab = _int(d, "vocab_size", "manifest", 1)
-    if vocab > 2 ** (8 * DTYPE_BYTES[dtype]):
-        raise InvalidManifest(f"vocab_size {vocab} does not fit {dtype}")
-    tokenizer = d.get("tokenizer")
-    if not isinstance(tokenizer, str) or not 0 < len(tokenizer) <= 512:
-        raise InvalidManifest("tokenizer must be a non-empty string")
-    total = _int(d, "total_tokens", "manifest")
-    raw_shards = d.get("shards")
-    if not isinstance(raw_shards, list) or not raw_shards:
-        raise InvalidManifest("shards must be a non-empty list")
-    shards, seen = [], set()
-    for i, s in enumerate(raw_shards):
-        where = f"shard {i}"
-        if not isinstance(s, dict):
-            raise InvalidManifest(f"{where} must be an object")
-        name = s.get("name")
-        try:
-            keys.check_name(name, "shard name")
-        except ValueError as e:
-            raise InvalidManifest(f"{where}: {e}") from None
-        if name in seen or name == keys.MANIFEST_NAME:
-            raise InvalidManifest(f"{where}: name {name!r} is repeated or reserved")
-        seen.add(name)
-        tokens, size = _int(s, "tokens", where), _int(s, "bytes", where)
-        if size != tokens * DTYPE_BYTES[dtype]:
-            raise InvalidManifest(f"{where}: bytes {size} != tokens {tokens} x {dtype} size")
-        sha = s.get("sha256")
-        if not isinstance(sha, str) or not _SHA256_RE.match(sha):
-            raise InvalidManifest(f"{where}: sha256 must be 64 lowercase hex characters")
-        shards.append(ShardInfo(name, tokens, size, sha))
-    if sum(s.tokens for s in shards) != total:
-        raise InvalidManifest(f"total_tokens {total} != the sum of the shards' tokens")
-    return DatasetManifest(MANIFEST_FORMAT, dtype, vocab, tokenizer, total, tuple(shards))
+        return _parse_manifest(data)
+    except DatasetError as e:
+        raise InvalidManifest(str(e)) from None
 
 
 def _file_sha256(path: Path) -> str:

@@ -62,7 +62,10 @@ class Manifest:
 
 
 def parse_manifest(text: str | bytes) -> Manifest:
-    """Strictly parse a manifest; raises DatasetError naming the problem."""
+    """Strictly parse a manifest (local or downloaded); raises DatasetError naming the problem.
+
+    This is the only parser of the format: the storage layer's dataset sync uses it too.
+    """
     try:
         d = json.loads(text)
     except (ValueError, UnicodeDecodeError) as e:
@@ -72,27 +75,36 @@ def parse_manifest(text: str | bytes) -> Manifest:
     if d.get("dtype") not in _DTYPES:
         raise DatasetError(f"manifest dtype must be one of {sorted(_DTYPES)}")
     vocab = d.get("vocab_size")
-    if not isinstance(vocab, int) or vocab <= 0 or vocab > np.iinfo(_DTYPES[d["dtype"]]).max + 1:
+    too_big = isinstance(vocab, int) and vocab > np.iinfo(_DTYPES[d["dtype"]]).max + 1
+    if not isinstance(vocab, int) or isinstance(vocab, bool) or vocab <= 0 or too_big:
         raise DatasetError("manifest vocab_size is missing or does not fit the dtype")
-    shards = []
+    tokenizer = d.get("tokenizer")
+    if not isinstance(tokenizer, str) or not 0 < len(tokenizer) <= 512:
+        raise DatasetError("manifest tokenizer must be a non-empty string")
+    raw = d.get("shards")
+    if not isinstance(raw, list) or not raw:
+        raise DatasetError("manifest lists no shards")
     itemsize = np.dtype(_DTYPES[d["dtype"]]).itemsize
-    for s in d.get("shards") or []:
+    shards: list[ShardInfo] = []
+    for s in raw:
         if not isinstance(s, dict) or set(s) != {"name", "tokens", "bytes", "sha256"}:
             raise DatasetError(f"manifest shard entry malformed: {s!r}")
         if not isinstance(s["name"], str) or not _SHARD_NAME.match(s["name"]):
             raise DatasetError(f"bad shard name {s['name']!r} (expected shard_NNNNN.bin)")
-        if (
-            not isinstance(s["tokens"], int)
-            or s["tokens"] <= 0
-            or s["bytes"] != s["tokens"] * itemsize
-        ):
+        ints = all(
+            isinstance(s[k], int) and not isinstance(s[k], bool) for k in ("tokens", "bytes")
+        )
+        if not ints or s["tokens"] <= 0 or s["bytes"] != s["tokens"] * itemsize:
             raise DatasetError(f"shard {s['name']}: tokens and bytes disagree")
         if not isinstance(s["sha256"], str) or not re.fullmatch(r"[0-9a-f]{64}", s["sha256"]):
             raise DatasetError(f"shard {s['name']}: sha256 must be 64 lowercase hex digits")
         shards.append(ShardInfo(**s))
-    if not shards:
-        raise DatasetError("manifest lists no shards")
-    return Manifest(d["dtype"], vocab, str(d.get("tokenizer", "")), tuple(shards))
+    if len({s.name for s in shards}) != len(shards):
+        raise DatasetError("manifest repeats a shard name")
+    manifest = Manifest(d["dtype"], vocab, tokenizer, tuple(shards))
+    if "total_tokens" in d and d["total_tokens"] != manifest.total_tokens:
+        raise DatasetError("manifest total_tokens differs from the sum of the shards' tokens")
+    return manifest
 
 
 def write_shards(

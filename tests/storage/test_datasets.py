@@ -93,7 +93,7 @@ def _manifest(**over):
         "vocab_size": 100,
         "tokenizer": "t",
         "total_tokens": 4,
-        "shards": [{"name": "a.bin", "tokens": 4, "bytes": 8, "sha256": "0" * 64}],
+        "shards": [{"name": "shard_00000.bin", "tokens": 4, "bytes": 8, "sha256": "0" * 64}],
     }
     m.update(over)
     return json.dumps(m)
@@ -107,7 +107,7 @@ def _shard(**over):
 
 def test_manifest_parses():
     m = parse_manifest(_manifest())
-    assert m.dtype == "uint16" and m.shards[0].name == "a.bin"
+    assert m.dtype == "uint16" and m.shards[0].name == "shard_00000.bin"
     assert parse_manifest(m.to_json()) == m
 
 
