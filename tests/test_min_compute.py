@@ -1,0 +1,29 @@
+"""min_compute.yml is derived from the presets, so it must match what the script renders now."""
+
+import importlib.util
+
+from template.hparams import load_hparams
+from template.requirements import param_count, requirements
+from template.training.model import build_model, count_params
+from tests.conftest import ROOT
+
+
+def test_param_count_formula_matches_the_model():
+    hp = load_hparams("tiny")
+    assert param_count(hp) == count_params(build_model(hp.model))
+
+
+def test_min_compute_yml_is_up_to_date():
+    spec = importlib.util.spec_from_file_location("min_compute", ROOT / "scripts/min_compute.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    assert (ROOT / "min_compute.yml").read_text() == mod.render("1b"), (
+        "min_compute.yml is stale: run python scripts/min_compute.py --preset 1b"
+    )
+
+
+def test_bigger_presets_need_more():
+    sizes = [requirements(load_hparams(p)) for p in ("tiny", "150m", "1b", "8b")]
+    assert [r.params for r in sizes] == sorted(r.params for r in sizes)
+    assert 7e9 < sizes[-1].params < 9e9 and 1e9 < sizes[2].params < 1.3e9
+    assert 0.12e9 < sizes[1].params < 0.2e9
