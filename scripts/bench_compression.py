@@ -2,9 +2,8 @@
 
     python scripts/bench_compression.py --json [--device cpu|cuda] [--case 150m|tiny|both]
 
-Uses Llama-style parameter shapes (random normal deltas): the ~134M "150m" set (hidden 768,
-12 layers, intermediate 2048, vocab 32000, untied head) and a ~1M "tiny" set, so metadata
-overhead at small scale is visible. Sizes are of the whole serialized upload (safetensors
+Uses the real parameter shapes of the "150m" preset (~134M) and the "tiny" preset (~1.07M),
+with random normal deltas, so metadata overhead at small scale is visible. Sizes are of the whole serialized upload (safetensors
 header, JSON header, signature, codebooks), divided by the number of parameters.
 """
 
@@ -22,33 +21,13 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from template.hparams import CompressionConfig  # noqa: E402
+from template.hparams import CompressionConfig, load_hparams  # noqa: E402
 from template.signing import dev_keypair  # noqa: E402
 from template.training.compression import Compressor, chunk_layout  # noqa: E402
+from template.training.model import shapes_of  # noqa: E402
 from template.training.wire import decode_upload, encode_upload, upload_size_cap  # noqa: E402
 
-CASES = {
-    "150m": dict(vocab=32000, hidden=768, layers=12, intermediate=2048),
-    "tiny": dict(vocab=256, hidden=128, layers=4, intermediate=352),
-}
-
-
-def llama_shapes(
-    vocab: int, hidden: int, layers: int, intermediate: int
-) -> dict[str, tuple[int, ...]]:
-    shapes: dict[str, tuple[int, ...]] = {"model.embed_tokens.weight": (vocab, hidden)}
-    for i in range(layers):
-        p = f"model.layers.{i}."
-        for proj in ("q_proj", "k_proj", "v_proj", "o_proj"):
-            shapes[p + f"self_attn.{proj}.weight"] = (hidden, hidden)
-        shapes[p + "mlp.gate_proj.weight"] = (intermediate, hidden)
-        shapes[p + "mlp.up_proj.weight"] = (intermediate, hidden)
-        shapes[p + "mlp.down_proj.weight"] = (hidden, intermediate)
-        shapes[p + "input_layernorm.weight"] = (hidden,)
-        shapes[p + "post_attention_layernorm.weight"] = (hidden,)
-    shapes["model.norm.weight"] = (hidden,)
-    shapes["lm_head.weight"] = (vocab, hidden)
-    return shapes
+CASES = ("150m", "tiny")  # the presets whose real parameter shapes are measured
 
 
 def index_bound_bits(shapes: dict[str, tuple[int, ...]], cfg: CompressionConfig) -> float:
@@ -70,7 +49,7 @@ def _sync(device: str) -> None:
 
 def run_case(name: str, device: str, seed: int) -> dict:
     cfg = CompressionConfig()
-    shapes = llama_shapes(**CASES[name])
+    shapes = shapes_of(load_hparams(name).model)
     params = sum(math.prod(s) for s in shapes.values())
     gen = torch.Generator(device=device).manual_seed(seed)
     compressor = Compressor(cfg)

@@ -57,3 +57,10 @@ def flat_params(model: torch.nn.Module) -> dict[str, torch.Tensor]:
 
 def param_shapes(model: torch.nn.Module) -> dict[str, tuple[int, ...]]:
     return {name: tuple(p.shape) for name, p in model.named_parameters()}
+
+
+def shapes_of(cfg: ModelConfig) -> dict[str, tuple[int, ...]]:
+    """Parameter shapes of the model ``cfg`` describes, without allocating it (meta device)."""
+    with torch.device("meta"):
+        model = LlamaForCausalLM(llama_config(cfg))
+    return param_shapes(model)
