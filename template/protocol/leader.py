@@ -16,8 +16,16 @@ from template.chain.types import Metagraph
 
 
 def leader_candidates(metagraph: Metagraph, with_bucket: Collection[str]) -> list[str]:
-    """Validator hotkeys with a permit and a valid bucket commitment, by stake then hotkey."""
-    vals = [n for n in metagraph.neurons if n.validator_permit and n.hotkey in with_bucket]
+    """Validator hotkeys (a permit and stake > 0) with a valid bucket commitment, by stake.
+
+    Stake is required as well as a permit: a subnet with fewer uids than validator slots
+    gives every uid a permit, unstaked miners included.
+    """
+    vals = [
+        n
+        for n in metagraph.neurons
+        if n.validator_permit and n.stake > 0 and n.hotkey in with_bucket
+    ]
     vals.sort(key=lambda n: (-n.stake, n.hotkey))
     return [n.hotkey for n in vals]
 

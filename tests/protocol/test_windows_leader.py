@@ -39,6 +39,8 @@ def test_leader_candidates_by_stake_with_bucket_and_permit():
         ),
     )
     assert leader_candidates(mg, {"A", "B", "C", "D"}) == ["B", "C", "A"]
+    unstaked = Metagraph(1, 0, (neuron(0, "A", 10.0), neuron(1, "M", 0.0)))
+    assert leader_candidates(unstaked, {"A", "M"}) == ["A"]  # a permit alone is not enough
 
 
 def test_leader_fallback_after_timeout():

@@ -1,0 +1,304 @@
+"""The miner's window loop: training in a worker thread, everything else on the event loop.
+
+    window w:   [ train on w's pages (thread) ...................................... ]
+    event loop:   compress/sign/upload w-1 | apply aggregate of w-1 (between steps) | save
+
+Training stops at the window's last block; the delta goes to a background task
+(``finish_window``: compress with error feedback, sign, upload before the deadline, save the
+local state, write the status file) while the next window's training starts at once. The
+aggregate of the previous window is applied by ``Sync`` (sync.py) as soon as it is known.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from template.chain.protocol import Chain
+from template.hparams import HParams, hparams_hash
+from template.node.metrics import Metrics
+from template.node.status import write_status
+from template.protocol.windows import WindowClock
+from template.storage import StorageClient, StorageError, keys
+from template.training.compression import Compressor
+from template.training.wire import encode_upload
+
+from .clock import BlockClock
+from .state import Position, Snapshot, optimizer_tensors, save_state
+from .sync import Sync
+from .trainer import Trainer, WindowResult
+
+logger = logging.getLogger(__name__)
+
+FINISH_TIMEOUT_S = 30.0  # how long shutdown waits for the last upload and save
+
+
+@dataclass
+class MinerSettings:
+    hp: HParams
+    uid: int
+    state_dir: Path
+    max_windows: int = 0  # 0: forever
+
+
+@dataclass
+class Stats:
+    """The last window's figures, for the status file and the summary line."""
+
+    window: int = -1
+    loss: float = math.nan
+    tokens_per_s: float = 0.0
+    upload_bytes: int = 0
+    upload_seconds: float = 0.0
+    steps: int = 0
+    pages: int = 0
+    uploaded: bool = False
+    extra: dict = field(default_factory=dict)
+
+
+class Miner:
+    def __init__(
+        self,
+        settings: MinerSettings,
+        *,
+        chain: Chain,
+        key,
+        bucket: StorageClient,
+        trainer: Trainer,
+        clock: BlockClock,
+        sync: Sync,
+        position: Position,
+        compressor: Compressor,
+        metrics: Metrics | None = None,
+    ):
+        self.s, self.chain, self.key, self.bucket = settings, chain, key, bucket
+        self.trainer, self.clock, self.sync = trainer, clock, sync
+        self.position, self.compressor = position, compressor
+        self.metrics = metrics or Metrics()
+        self.windows = WindowClock(settings.hp.window)
+        self.run_hash = hparams_hash(settings.hp)
+        self.stats = Stats()
+        self._stop = asyncio.Event()
+        self._train_base = position.train_seconds_total
+        self._wall_base = position.wall_seconds_total
+        self._t0: float | None = None
+        self._train_run = 0.0
+
+    @property
+    def hotkey(self) -> str:
+        return self.key.ss58_address
+
+    def request_stop(self) -> None:
+        """SIGINT/SIGTERM: stop after the current training step; the window is abandoned."""
+        if not self._stop.is_set():
+            logger.info("stopping: abandoning the current window after this step")
+        self._stop.set()
+        self.trainer.stop.set()
+
+    # --- the loop ------------------------------------------------------------------
+    async def run(self) -> None:
+        background = [
+            asyncio.create_task(self.clock.run(), name="clock"),
+            asyncio.create_task(self.sync.run(), name="sync"),
+        ]
+        finishing: asyncio.Task | None = None
+        done = 0
+        last = self.position.last_window
+        self._t0 = time.monotonic()
+        await self.clock.refresh()
+        try:
+            while not self._stop.is_set():
+                w = self.windows.window_of(int(self.clock.block_now()))
+                if w <= last:
+                    await self._sleep_until(self.windows.start(last + 1))
+                    continue
+                result = await self._train(w)
+                last = w
+                if self._stop.is_set():
+                    break
+                if finishing is not None:
+                    await finishing
+                finishing = asyncio.create_task(self.finish_window(result), name=f"finish-{w}")
+                done += 1
+                if self.s.max_windows and done >= self.s.max_windows:
+                    break
+            if finishing is not None:
+                await asyncio.wait_for(finishing, FINISH_TIMEOUT_S)
+        finally:
+            for t in background:
+                t.cancel()
+            await asyncio.gather(*background, return_exceptions=True)
+            await self.sync.close()
+
+    async def _sleep_until(self, block: int) -> None:
+        tasks = [
+            asyncio.create_task(self._stop.wait()),
+            asyncio.create_task(self.clock.until(block)),
+        ]
+        try:
+            await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for t in tasks:
+                t.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+
+    async def _train(self, w: int) -> WindowResult:
+        end = self.windows.end(w)
+
+        def should_end() -> bool:
+            return self.clock.block_now() >= end
+
+        try:
+            res = await asyncio.to_thread(self.trainer.train_window, w, should_end)
+        except Exception as e:  # noqa: BLE001 - a bad window must not stop the miner
+            logger.error("window %d: training failed (%s: %s); skipping it", w, type(e).__name__, e)
+            await self._sleep_until(end)
+            return WindowResult(w, {})
+        self._train_run += res.train_seconds
+        return res
+
+    # --- after a window: upload, save, report --------------------------------------
+    async def finish_window(self, r: WindowResult) -> None:
+        """Compress (error feedback), sign and upload window ``r.window``'s delta, then save."""
+        w, st = r.window, Stats(window=r.window, loss=r.loss, steps=r.steps, pages=len(r.pages))
+        st.tokens_per_s = r.tokens / r.train_seconds if r.train_seconds > 0 else 0.0
+        try:
+            if r.steps:
+                await self._upload(r, st)
+            else:
+                logger.warning("window %d: no training step finished; nothing to upload", w)
+        except Exception as e:  # noqa: BLE001
+            logger.warning("window %d: upload failed (%s: %s)", w, type(e).__name__, e)
+        if st.uploaded:
+            self.position.uploads_done += 1
+        else:
+            self.position.uploads_missed += 1
+        self.position.last_window = w
+        self.stats = st
+        try:
+            await self.save()
+        except Exception as e:  # noqa: BLE001 - the next window saves again
+            logger.warning("window %d: could not save local state (%s)", w, e)
+        try:
+            self.report()
+        except Exception as e:  # noqa: BLE001 - e.g. a full disk; the loop carries on
+            logger.warning("window %d: could not write the status file (%s)", w, e)
+
+    async def _upload(self, r: WindowResult, st: Stats) -> None:
+        w, hp = r.window, self.s.hp
+        comp = await asyncio.to_thread(self.compressor.compress, r.delta)
+        blob = await asyncio.to_thread(
+            lambda: encode_upload(
+                comp,
+                window=w,
+                uid=self.s.uid,
+                hparams_hash=self.run_hash,
+                config=hp.compression,
+                key=self.key,
+                pages=r.pages,
+                steps=r.steps,
+            )
+        )
+        st.upload_bytes = len(blob)
+        left = self.clock.seconds_until(self.windows.upload_cutoff(w))
+        if left <= 0:
+            logger.warning("window %d: upload deadline passed before the upload was ready", w)
+            return
+        t0 = time.monotonic()
+        try:
+            await self.bucket.put_bytes(
+                keys.upload_key(self.hotkey, w), blob, deadline=time.monotonic() + left
+            )
+        except StorageError as e:
+            logger.warning("window %d: upload did not land in time (%s)", w, e)
+            return
+        st.upload_seconds = time.monotonic() - t0
+        st.uploaded = self.clock.block_now() <= self.windows.upload_cutoff(w)
+        if not st.uploaded:
+            logger.warning("window %d: upload landed after the cut-off block", w)
+
+    def snapshot_job(self):
+        """Runs in the training thread: a consistent copy of the model and optimizer."""
+        trainer = self.trainer
+        names = {id(p): n for n, p in trainer.model.named_parameters()}
+
+        def job() -> tuple[int, dict, dict]:
+            model = {
+                n: p.detach().to("cpu", copy=True)
+                for n, p in trainer.global_model.named_parameters()
+            }
+            return trainer.applied_through, model, optimizer_tensors(trainer.optimizer, names)
+
+        return job
+
+    async def save(self) -> None:
+        fut = await asyncio.to_thread(self.trainer.submit, self.snapshot_job())
+        applied, model, opt = await asyncio.wrap_future(fut)
+        self.position.applied_through = applied
+        self.position.train_seconds_total = self.train_seconds_total
+        self.position.wall_seconds_total = self.wall_seconds_total
+        snap = Snapshot(self.position, model, opt, self.compressor.state_dict())
+        await asyncio.to_thread(save_state, self.s.state_dir, snap)
+
+    @property
+    def train_seconds_total(self) -> float:
+        return self._train_base + self._train_run
+
+    @property
+    def wall_seconds_total(self) -> float:
+        run = 0.0 if self._t0 is None else time.monotonic() - self._t0
+        return self._wall_base + run
+
+    def status(self) -> dict:
+        st, sync, pos = self.stats, self.sync, self.position
+        wall = self.wall_seconds_total
+        return {
+            "role": "miner",
+            "hotkey": self.hotkey,
+            "uid": self.s.uid,
+            "window": pos.last_window,
+            "block": int(self.clock.block),
+            "in_sync": sync.in_sync,
+            "fingerprint_ok": sync.fingerprint_ok,
+            "applied_through": self.trainer.applied_through,
+            "peers_applied": sync.peers_applied,
+            "heldout_loss": None,
+            "train_seconds_total": round(self.train_seconds_total, 3),
+            "wall_seconds_total": round(wall, 3),
+            "utilization": round(self.train_seconds_total / wall, 4) if wall > 0 else 0.0,
+            "loss": None if math.isnan(st.loss) else round(st.loss, 4),
+            "tokens_per_s": round(st.tokens_per_s, 1),
+            "upload_bytes": st.upload_bytes,
+            "upload_seconds": round(st.upload_seconds, 3),
+            "uploads_done": pos.uploads_done,
+            "uploads_missed": pos.uploads_missed,
+            "steps": st.steps,
+            "pages": st.pages,
+        }
+
+    def report(self) -> None:
+        """The per-window summary line, the status file and the metrics."""
+        status = self.status()
+        write_status(self.s.state_dir, status)
+        self.metrics.set(**{k: v for k, v in status.items() if isinstance(v, int | float | bool)})
+        sync = "in sync" if status["in_sync"] else "OUT OF SYNC"
+        if status["fingerprint_ok"] is None:
+            sync += " (fingerprint unchecked)"
+        logger.info(
+            "window %d | loss %s | %.0f tok/s | upload %s B in %.2fs%s | %d peers applied "
+            "(through %d) | %s | util %.1f%%",
+            status["window"],
+            "-" if status["loss"] is None else f"{status['loss']:.4f}",
+            status["tokens_per_s"],
+            status["upload_bytes"],
+            status["upload_seconds"],
+            "" if self.stats.uploaded else " MISSED",
+            status["peers_applied"],
+            status["applied_through"],
+            sync,
+            100 * status["utilization"],
+        )

@@ -1,0 +1,405 @@
+"""Start-up: every check that can fail before training, each failing with the fix named.
+
+Order: run hyperparameters, device, wallet hotkey, storage config, dataset, chain connection,
+registration (``chain.uid_of``), bucket write access, the bucket commitment (published only
+when it changed), then the model: the local state when it is intact, otherwise the leader's
+latest checkpoint plus the aggregates since, otherwise (fresh subnet) the deterministic initial
+model, which is the global model of window 0.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import sys
+import time
+import tomllib
+from pathlib import Path
+
+import torch
+
+from template.chain.config import connect_chain, resolve_chain_config
+from template.chain.errors import ChainError, RateLimitedError
+from template.chain.protocol import Chain
+from template.hparams import HParams, HParamsError, hparams_hash, load_hparams
+from template.node.args import state_dir as default_state_dir
+from template.node.errors import StartupError
+from template.node.keys import load_hotkey
+from template.node.metrics import Metrics
+from template.protocol.catchup import catch_up
+from template.protocol.directory import PeerDirectory
+from template.protocol.fingerprint import model_fingerprint
+from template.protocol.windows import WindowClock
+from template.storage import (
+    AccessDenied,
+    BucketConfig,
+    BucketNotFound,
+    ConfigError,
+    NodeStorageConfig,
+    StorageClient,
+    StorageError,
+    TransferConfig,
+    encode_commitment,
+    keys,
+    load_storage_config,
+    sync_dataset,
+)
+from template.storage.retry import RetryPolicy
+from template.training.compression import Compressor
+from template.training.model import build_model
+from template.training.pages import PageDataset
+from template.training.shards import DatasetError, TokenStream
+
+from .clock import BlockClock
+from .loop import Miner, MinerSettings
+from .state import Position, StateError, load_optimizer_tensors, load_state
+from .sync import Sync
+from .trainer import Trainer
+
+logger = logging.getLogger(__name__)
+
+PROBE_TRANSFER = TransferConfig(
+    connect_timeout=3.0, read_timeout=5.0, request_timeout=10.0, retry=RetryPolicy(max_attempts=2)
+)
+
+
+# --- small checks --------------------------------------------------------------------------
+def check_device(device: str) -> str:
+    """The torch device string, or StartupError when CUDA is asked for but absent."""
+    try:
+        dev = torch.device(device)
+    except RuntimeError as e:
+        raise StartupError(
+            f"--device {device!r} is not a torch device ({e}); use cpu or cuda"
+        ) from None
+    if dev.type == "cuda":
+        if not torch.cuda.is_available():
+            raise StartupError(
+                f"--device {device} asked for CUDA but torch sees no CUDA device. Check "
+                "nvidia-smi and that torch is a CUDA build, or run with --device cpu"
+            )
+        if dev.index is not None and dev.index >= torch.cuda.device_count():
+            raise StartupError(
+                f"--device {device}: only {torch.cuda.device_count()} CUDA device(s) visible"
+            )
+    elif dev.type != "cpu":
+        raise StartupError(f"--device {device}: only cpu and cuda[:N] are supported")
+    return str(dev)
+
+
+def load_run_hparams(name_or_path: str) -> HParams:
+    try:
+        return load_hparams(name_or_path)
+    except HParamsError as e:
+        raise StartupError(f"--hparams: {e}") from None
+
+
+def load_storage(path: str | None, allow_private: bool) -> tuple[NodeStorageConfig, BucketConfig]:
+    """This node's bucket config and the READ config it publishes."""
+    try:
+        cfg = load_storage_config(path)
+    except ConfigError as e:
+        raise StartupError(f"storage: {e}. See docs/storage.md (--storage.config)") from None
+    read = cfg.read
+    if read is None:
+        if not allow_private:
+            raise StartupError(
+                "storage: no read-only keys to publish. Create a read-only API token for the "
+                "bucket and set TEMPLATE_S3_READ_ACCESS_KEY_ID / TEMPLATE_S3_READ_SECRET_ACCESS_KEY"
+            )
+        logger.warning("storage: no read keys; publishing the write keys (local subnets only)")
+        read = cfg.write
+    return cfg, read
+
+
+def _read_bucket_file(path: str) -> BucketConfig:
+    p = Path(path).expanduser()
+    try:
+        text = p.read_text()
+        data = tomllib.loads(text) if p.suffix == ".toml" else json.loads(text)
+        data = data.get("dataset", data)
+        return BucketConfig(
+            data.get("endpoint_url") or None,
+            data["bucket"],
+            data.get("region", "us-east-1"),
+            data.get("addressing_style", "path"),
+            data.get("access_key_id", ""),
+            data.get("secret_access_key", ""),
+        )
+    except (OSError, ValueError, KeyError, TypeError, ConfigError) as e:
+        raise StartupError(
+            f"--dataset.bucket-config {path}: {e}. It needs bucket (and endpoint_url, region, "
+            "access_key_id, secret_access_key for a private bucket)"
+        ) from None
+
+
+async def open_dataset(args: argparse.Namespace, hp: HParams, state: Path) -> PageDataset:
+    """The local dataset folder, or the dataset bucket mirrored under the state dir."""
+    folder: Path
+    if args.dataset_path:
+        folder = Path(args.dataset_path).expanduser()
+    elif args.dataset_bucket_config:
+        cfg = _read_bucket_file(args.dataset_bucket_config)
+        async with StorageClient(cfg) as client:
+            try:
+                folder = await sync_dataset(client, args.dataset_prefix, state / "dataset")
+            except StorageError as e:
+                raise StartupError(f"dataset bucket: {e}. Check --dataset.bucket-config") from None
+    else:
+        raise StartupError(
+            "no dataset: pass --dataset.path (a folder from scripts/prepare_dataset.py) or "
+            "--dataset.bucket-config"
+        )
+    try:
+        return PageDataset(TokenStream(folder), hp)
+    except DatasetError as e:
+        raise StartupError(f"dataset: {e}") from None
+
+
+async def connect(args: argparse.Namespace, hotkey) -> Chain:
+    try:
+        cfg = resolve_chain_config(args)
+        return await connect_chain(cfg, hotkey)
+    except ChainError as e:
+        raise StartupError(
+            f"chain: {e}. Check --subtensor.network / --subtensor.chain_endpoint and that the "
+            "node is running"
+        ) from None
+
+
+async def check_registered(chain: Chain, hotkey: str, args: argparse.Namespace) -> int:
+    """Start-up step 1: the hotkey's uid (StartupError naming the btcli command if none)."""
+    uid = await chain.uid_of(hotkey)
+    if uid is None:
+        raise StartupError(
+            f"hotkey {hotkey} is not registered on netuid {chain.netuid}. Register it with "
+            f"'btcli subnet register --netuid {chain.netuid} --wallet.name {args.wallet_name} "
+            f"--wallet.hotkey {args.wallet_hotkey}' (or the dev chain CLI), then start again"
+        )
+    return uid
+
+
+async def check_bucket(client: StorageClient, hotkey: str) -> None:
+    """Write, read back and delete a small object: proves the write keys and the bucket work."""
+    key = f"{keys.ROOT}/probe/{hotkey}"
+    where = client.cfg.address
+    try:
+        await client.put_bytes(key, b"ok")
+        if await client.get_bytes(key, 16) != b"ok":
+            raise StartupError(f"bucket {where}: a probe object read back differently")
+        await client.delete([key])
+    except BucketNotFound:
+        raise StartupError(
+            f"bucket {where} does not exist. Create it (Cloudflare R2 dashboard, 'aws s3 mb', ...) "
+            "or fix TEMPLATE_S3_BUCKET / --storage.config"
+        ) from None
+    except AccessDenied:
+        raise StartupError(
+            f"bucket {where} refused the write keys. Check TEMPLATE_S3_WRITE_ACCESS_KEY_ID / "
+            "TEMPLATE_S3_WRITE_SECRET_ACCESS_KEY (a token with write access to this bucket)"
+        ) from None
+    except StorageError as e:
+        raise StartupError(
+            f"bucket {where} unreachable ({e}). Check the endpoint URL and the network"
+        ) from None
+
+
+async def publish_commitment(chain: Chain, read: BucketConfig, attempts: int = 5) -> bool:
+    """Start-up step 2: commit the read config when the chain holds something else."""
+    try:
+        data = encode_commitment(read)
+    except StorageError as e:
+        raise StartupError(f"storage: cannot publish this bucket: {e}") from None
+    if (await chain.commitments()).get(chain.hotkey) == data:
+        return False
+    for i in range(attempts):
+        try:
+            await chain.commit(data)
+            logger.info("published the bucket commitment (%d bytes)", len(data))
+            return True
+        except RateLimitedError:
+            await asyncio.sleep(1.0 + i)
+    raise StartupError("chain: commitment rate-limited repeatedly; start again in a minute")
+
+
+class Progress:
+    """A one-line progress display on stderr (tqdm when installed)."""
+
+    def __init__(self, what: str):
+        self.what, self.bar, self._last = what, None, 0.0
+
+    def __call__(self, done: int, total: int) -> None:
+        try:
+            from tqdm import tqdm
+        except ImportError:
+            tqdm = None
+        if tqdm is not None:
+            if self.bar is None:
+                self.bar = tqdm(total=total, desc=self.what, unit="window", file=sys.stderr)
+            self.bar.update(done - self.bar.n)
+            if done >= total:
+                self.bar.close()
+            return
+        now = time.monotonic()
+        if done >= total or now - self._last > 0.5:
+            self._last = now
+            end = "\n" if done >= total else ""
+            print(f"\r{self.what}: {done}/{total}", end=end, file=sys.stderr, flush=True)
+
+
+# --- model and local state ------------------------------------------------------------------
+async def initial_model(
+    hp: HParams,
+    directory: PeerDirectory,
+    hotkey: str,
+    state: Path,
+    current_window: int,
+    device: str,
+) -> tuple[torch.nn.Module, Position, dict, dict]:
+    """(global model, position, optimizer tensors, error feedback), from local state or peers.
+
+    Start-up step 3. A corrupted or foreign local state is logged and rebuilt from the leader's
+    checkpoint; with no checkpoint published, the initial model is window 0's global model.
+    """
+    run = hparams_hash(hp)
+    model = build_model(hp.model, "cpu")
+    target = current_window - 1
+    try:
+        snap = load_state(state, hparams_hash=run, hotkey=hotkey)
+        with torch.no_grad():
+            for name, p in model.named_parameters():
+                if name not in snap.model or snap.model[name].shape != p.shape:
+                    raise StateError(f"local state lacks {name} or has another shape")
+                p.copy_(snap.model[name])
+        position, opt, ef = snap.position, snap.optimizer, snap.error
+        logger.info(
+            "resumed local state: window %d, model through window %d",
+            position.last_window,
+            position.applied_through,
+        )
+        applied = await catch_up(
+            model,
+            directory,
+            hp,
+            applied_through=position.applied_through,
+            target=target,
+            progress=Progress("catch-up"),
+        )
+        position.applied_through = applied if applied is not None else position.applied_through
+        return model, position, opt, ef
+    except StateError as e:
+        if (state / "miner_state.json").exists():
+            logger.warning("local state unusable (%s); rebuilding from the leader's checkpoint", e)
+    position = Position(hparams_hash=run, hotkey=hotkey, applied_through=-1)
+    logger.info("downloading the latest checkpoint ...")
+    applied = await catch_up(
+        model, directory, hp, applied_through=None, target=target, progress=Progress("catch-up")
+    )
+    if applied is None:
+        logger.info("no checkpoint published: starting from the initial model (window 0)")
+        model = build_model(hp.model, "cpu")
+        applied = await catch_up(
+            model, directory, hp, applied_through=-1, target=target, progress=Progress("catch-up")
+        )
+    position.applied_through = -1 if applied is None else applied
+    return model, position, {}, {}
+
+
+# --- the whole build ----------------------------------------------------------------------------
+async def build_miner(args: argparse.Namespace) -> tuple[Miner, list]:
+    """Run every start-up step; returns the miner and the things to close after it ran."""
+    hp = load_run_hparams(args.hparams)
+    device = check_device(args.device)
+    node_keys = load_hotkey(args.wallet_name, args.wallet_hotkey, args.wallet_path)
+    key = node_keys.hotkey
+    hotkey = key.ss58_address
+    state = default_state_dir(args, "miner")
+    storage_cfg, read_cfg = load_storage(args.storage_config, args.allow_private)
+    dataset = await open_dataset(args, hp, state)
+    chain = await connect(args, key)
+    closers: list = [chain]
+    try:
+        uid = await check_registered(chain, hotkey, args)
+        bucket = StorageClient(storage_cfg.write, PROBE_TRANSFER)
+        closers.append(bucket)
+        await check_bucket(bucket, hotkey)
+        bucket = StorageClient(storage_cfg.write)
+        closers.append(bucket)
+        await publish_commitment(chain, read_cfg)
+        directory = PeerDirectory(chain, allow_private=args.allow_private)
+        closers.append(directory)
+        await directory.refresh()
+        clock = BlockClock(chain)
+        await clock.start()
+        windows = WindowClock(hp.window)
+        model, position, opt, ef = await initial_model(
+            hp, directory, hotkey, state, windows.window_of(clock.block), device
+        )
+    except ChainError as e:
+        await close_all(closers)
+        raise StartupError(
+            f"chain: {e}. Check that the chain endpoint is up, then start again"
+        ) from None
+    except BaseException:
+        await close_all(closers)
+        raise
+    model = model.to(device)
+    trainer = Trainer(
+        hp,
+        model,
+        dataset,
+        uid,
+        device=device,
+        micro_batch_size=args.micro_batch_size or None,
+        max_steps=args.max_steps,
+    )
+    trainer.applied_through = position.applied_through
+    compressor = Compressor(hp.compression)
+    try:
+        if opt:
+            load_optimizer_tensors(trainer.optimizer, dict(trainer.model.named_parameters()), opt)
+        if ef:
+            compressor.load_state_dict({n: t.to(device) for n, t in ef.items()})
+    except (StateError, ValueError) as e:
+        logger.warning("optimizer/error-feedback state unusable (%s); starting them fresh", e)
+        trainer.optimizer.state.clear()
+        compressor.error = {}
+    sync = Sync(hp, directory, trainer, clock, progress=Progress("re-sync"))
+    if position.applied_through >= 0:  # checked against the leader's like any applied window
+        sync.ours[position.applied_through] = model_fingerprint(trainer.global_model)
+    metrics = Metrics.start(args.metrics_port, role="miner", hotkey=hotkey)
+    closers.append(metrics)
+    settings = MinerSettings(hp=hp, uid=uid, state_dir=state, max_windows=args.max_windows)
+    miner = Miner(
+        settings,
+        chain=chain,
+        key=key,
+        bucket=bucket,
+        trainer=trainer,
+        clock=clock,
+        sync=sync,
+        position=position,
+        compressor=compressor,
+        metrics=metrics,
+    )
+    logger.info(
+        "miner uid %d (%s) ready: model through window %d, device %s, state %s",
+        uid,
+        hotkey,
+        position.applied_through,
+        device,
+        state,
+    )
+    return miner, closers
+
+
+async def close_all(closers: list) -> None:
+    for c in reversed(closers):
+        try:
+            res = c.close()
+            if asyncio.iscoroutine(res):
+                await res
+        except Exception as e:  # noqa: BLE001
+            logger.debug("close: %s", e)

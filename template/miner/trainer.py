@@ -1,0 +1,212 @@
+"""The training worker: the only code that changes the model weights, run in its own thread.
+
+It holds two models: ``global_model`` (the network's model: every applied aggregate, nothing
+else; it is what fingerprints and state files describe) and ``model`` (the live weights being
+trained). A window starts with ``model <- global_model``; when the previous window's aggregate
+arrives mid-window it is applied to both (so the delta ``global - live`` excludes it); at the
+window's end the delta is ``global_model - model``.
+
+Other threads never touch the weights: they ``submit`` jobs, which the training thread runs
+between two optimizer steps (or the submitting thread runs at once when no window is
+training). torch releases the GIL inside its kernels, so the asyncio loop keeps working.
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+import math
+import queue
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import Future
+from dataclasses import dataclass, field
+
+import torch
+
+from template.hparams import HParams
+from template.training.inner import make_optimizer, train_steps
+from template.training.pages import PageDataset
+from template.training.wire import MAX_PAGES
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class WindowResult:
+    """What one window of training produced."""
+
+    window: int
+    delta: dict[str, torch.Tensor]  # global - live, fp32, by parameter name
+    pages: list[int] = field(default_factory=list)
+    steps: int = 0
+    tokens: int = 0
+    loss: float = math.nan
+    train_seconds: float = 0.0
+
+
+class PageStream:
+    """The window's sequences in protocol order: pages(w, uid, n) is prefix-stable, so step i
+    reads sequences [i * batch_size, (i + 1) * batch_size) of the page stream."""
+
+    def __init__(self, dataset: PageDataset, window: int, uid: int, batch_size: int):
+        self.dataset, self.window, self.uid, self.batch_size = dataset, window, uid, batch_size
+        self.limit = min(dataset.layout.num_train, MAX_PAGES)
+        self.pages: list[int] = []
+        self._planned: list[int] = []
+        self._buf = torch.empty(0, dataset.seq_len + 1, dtype=torch.long)
+        self._base = 0  # stream index of self._buf[0]
+
+    def batch(self, step: int) -> torch.Tensor | None:
+        """The batch of ``step`` (None when the window's page budget is spent). Steps are
+        read in order; sequences before the current step are dropped."""
+        lo, hi = step * self.batch_size, (step + 1) * self.batch_size
+        new: list[torch.Tensor] = []
+        have = self._base + self._buf.shape[0]
+        while have < hi:
+            n = len(self.pages) + 1
+            if n > self.limit:
+                return None
+            if n > len(self._planned):  # prefix-stable: extend the plan by doubling
+                count = min(self.limit, max(8, 2 * len(self._planned)))
+                self._planned = self.dataset.layout.pages(self.window, self.uid, count)
+            page = self._planned[n - 1]
+            self.pages.append(page)
+            new.append(self.dataset.page(page))
+            have += new[-1].shape[0]
+        if new:
+            keep = self._buf[max(0, lo - self._base) :]
+            self._base = max(self._base, lo)
+            self._buf = torch.cat([keep, *new])
+        return self._buf[lo - self._base : hi - self._base]
+
+
+class Trainer:
+    """Owns the models and the optimizer; runs windows and jobs in one thread at a time."""
+
+    def __init__(
+        self,
+        hp: HParams,
+        global_model: torch.nn.Module,
+        dataset: PageDataset,
+        uid: int,
+        *,
+        device: str = "cpu",
+        micro_batch_size: int | None = None,
+        max_steps: int = 0,
+    ):
+        self.hp, self.dataset, self.uid, self.device = hp, dataset, uid, device
+        self.global_model = global_model
+        self.model = copy.deepcopy(global_model)
+        self.optimizer = make_optimizer(self.model, hp.train)
+        self.micro_batch_size = micro_batch_size
+        self.max_steps = max_steps
+        self.stop = threading.Event()  # SIGINT/SIGTERM: abandon the window after this step
+        self._jobs: queue.SimpleQueue = queue.SimpleQueue()
+        self._lock = threading.Lock()
+        self._training = False
+        self.job_seconds = 0.0
+        self.applied_through = -1  # last window whose aggregate is in global_model
+
+    # --- jobs -----------------------------------------------------------------------
+    def submit(self, fn: Callable[[], object]) -> Future:
+        """Run ``fn`` in the training thread between steps (or here, now, when idle).
+
+        Call it from a worker thread (``asyncio.to_thread``) since it may run ``fn`` inline.
+        """
+        fut: Future = Future()
+        self._jobs.put((fn, fut))
+        with self._lock:
+            if not self._training:
+                self._drain()
+        return fut
+
+    def _drain(self) -> None:
+        while True:
+            try:
+                fn, fut = self._jobs.get_nowait()
+            except queue.Empty:
+                return
+            t0 = time.perf_counter()
+            try:
+                fut.set_result(fn())
+            except BaseException as e:  # noqa: BLE001 - handed to the waiting coroutine
+                fut.set_exception(e)
+            self.job_seconds += time.perf_counter() - t0
+
+    # --- training -------------------------------------------------------------------
+    def train_window(self, window: int, should_end: Callable[[], bool]) -> WindowResult:
+        """Train on ``window``'s pages from the global model until ``should_end()`` (polled
+        between steps), ``max_steps`` or the page budget; return the delta."""
+        with self._lock:
+            self._training = True
+        try:
+            self._drain()
+            copy_params(self.global_model, self.model)
+            stream = PageStream(self.dataset, window, self.uid, self.hp.train.batch_size)
+            res = WindowResult(window, {})
+            losses: list[float] = []
+            start_step = window * self.hp.train.inner_steps
+            step = 0
+            while not (self.stop.is_set() or should_end()):
+                if self.max_steps and step >= self.max_steps:
+                    break
+                self._drain()
+                batch = stream.batch(step)
+                if batch is None:
+                    break
+                stats = train_steps(
+                    self.model,
+                    self.optimizer,
+                    [batch],
+                    self.hp.train,
+                    start_step=start_step + step,
+                    device=self.device,
+                    micro_batch_size=self.micro_batch_size,
+                )
+                res.train_seconds += stats.seconds
+                res.tokens += stats.tokens
+                losses.append(stats.loss_mean)
+                step += 1
+            res.steps = step
+            res.pages = list(stream.pages[: self._pages_used(step)])
+            res.loss = sum(losses) / len(losses) if losses else math.nan
+        finally:
+            with self._lock:
+                self._drain()
+                self._training = False
+        if res.steps:
+            res.delta = delta_of(self.global_model, self.model)
+        return res
+
+    def _pages_used(self, steps: int) -> int:
+        spp = self.dataset.seqs_per_page
+        return -(-steps * self.hp.train.batch_size // spp)
+
+    # --- things jobs do -------------------------------------------------------------
+    def apply_outer(self, apply: Callable[[torch.nn.Module], int]) -> int:
+        """Apply an outer step to the global model and, identically, to the live weights."""
+        n = apply(self.global_model)
+        apply(self.model)
+        return n
+
+    def reset_live(self) -> None:
+        """Live weights <- global model (after a re-sync)."""
+        copy_params(self.global_model, self.model)
+
+
+def copy_params(src: torch.nn.Module, dst: torch.nn.Module) -> None:
+    with torch.no_grad():
+        for (_name, p), (_, q) in zip(src.named_parameters(), dst.named_parameters(), strict=True):
+            q.copy_(p)
+
+
+@torch.no_grad()
+def delta_of(global_model: torch.nn.Module, live: torch.nn.Module) -> dict[str, torch.Tensor]:
+    """theta_start - theta_end in fp32 (theta_start = the global model, aggregates included)."""
+    live_params = dict(live.named_parameters())
+    return {
+        name: (p.detach().float() - live_params[name].detach().float())
+        for name, p in global_model.named_parameters()
+    }
