@@ -1,0 +1,92 @@
+"""Publishing duties: every validator's peer list (heartbeat), the leader's aggregate,
+fingerprint and checkpoints (formats: template/protocol/documents.py)."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping, Sequence
+
+import torch
+
+from template.hparams import HParams, hparams_hash
+from template.protocol.documents import (
+    Aggregate,
+    Checkpoint,
+    Fingerprint,
+    PeerList,
+    encode_aggregate,
+    encode_checkpoint,
+    encode_fingerprint,
+    encode_latest,
+    encode_peer_list,
+)
+from template.protocol.fingerprint import model_fingerprint
+from template.protocol.selection import bootstrap_peers, top_peers
+from template.protocol.windows import WindowClock
+from template.storage import StorageClient, StorageError, keys
+
+logger = logging.getLogger(__name__)
+
+
+def choose_peers(
+    window: int, scores: Mapping[int, float], valid: Mapping[int, str], hp: HParams
+) -> PeerList:
+    """Top-G valid uploads by score plus reserves; the bootstrap rule while no valid uid has
+    a positive score."""
+    g, r = hp.window.peers_per_window, hp.window.reserve_peers
+    if any(scores.get(u, 0.0) > 0 for u in valid):
+        chosen, spare = top_peers(scores, valid, g, r)
+        basis = "scores"
+    else:
+        chosen, spare, basis = bootstrap_peers(valid, g), [], "bootstrap"
+    return PeerList(window, tuple(chosen), tuple(spare), basis, hparams_hash(hp))
+
+
+async def _put(client: StorageClient, key: str, blob: bytes) -> bool:
+    try:
+        await client.put_bytes(key, blob)
+        return True
+    except StorageError as e:
+        logger.warning("could not publish %s: %s", key, e)
+        return False
+
+
+async def publish_peer_list(client: StorageClient, doc: PeerList, signer) -> bool:
+    return await _put(client, keys.peers_key(doc.window), encode_peer_list(doc, signer))
+
+
+async def publish_leader_documents(
+    client: StorageClient,
+    signer,
+    model: torch.nn.Module,
+    hp: HParams,
+    window: int,
+    peers: Sequence[tuple[int, str]],
+    blobs: Sequence[bytes],
+    *,
+    force_checkpoint: bool = False,
+) -> list[float]:
+    """Aggregate of ``window`` (the peers' signed blobs), the fingerprint of ``model`` (which
+    must already hold window's aggregate) and, every checkpoint_every windows, a checkpoint
+    with the latest pointer. Returns the fingerprint."""
+    run = hparams_hash(hp)
+    await _put(
+        client,
+        keys.aggregate_key(window),
+        encode_aggregate(Aggregate(window, tuple(peers), tuple(blobs), run), signer),
+    )
+    fp = model_fingerprint(model)
+    await _put(
+        client,
+        keys.fingerprint_key(window),
+        encode_fingerprint(Fingerprint(window, tuple(fp), run), signer),
+    )
+    if force_checkpoint or WindowClock(hp.window).is_checkpoint_window(window):
+        params = {n: p.detach().cpu() for n, p in model.named_parameters()}
+        key = keys.checkpoint_key(window)
+        if await _put(
+            client, key, encode_checkpoint(Checkpoint(window, tuple(fp), params, run), signer)
+        ):
+            await _put(client, keys.latest_checkpoint_key(), encode_latest(window, key, signer))
+            logger.info("published checkpoint of window %d", window)
+    return fp

@@ -1,0 +1,106 @@
+"""Build a ``Validator`` from parsed flags; every operator mistake becomes a StartupError."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+
+from template.chain.config import connect_chain
+from template.chain.errors import ChainError
+from template.hparams import HParamsError, load_hparams
+from template.node.args import state_dir
+from template.node.errors import StartupError
+from template.node.keys import load_hotkey
+from template.node.metrics import Metrics
+from template.storage import (
+    ConfigError,
+    StorageClient,
+    StorageError,
+    load_storage_config,
+    sync_dataset,
+)
+from template.training.pages import PageDataset
+from template.training.shards import DatasetError, TokenStream
+
+from .args import add_validator_args, config_from_args
+from .loop import Validator
+
+logger = logging.getLogger(__name__)
+
+
+async def load_dataset(args: argparse.Namespace, hp, cache_dir) -> PageDataset:
+    try:
+        if args.dataset_path:
+            folder = args.dataset_path
+        elif args.dataset_bucket_config:
+            found = load_storage_config(args.dataset_bucket_config)
+            async with StorageClient(found.read or found.write) as client:
+                folder = await sync_dataset(client, args.dataset_prefix, cache_dir)
+        else:
+            raise StartupError(
+                "no dataset: pass --dataset.path (a folder from scripts/prepare_dataset.py) or "
+                "--dataset.bucket-config with --dataset.prefix"
+            )
+        return PageDataset(TokenStream(folder), hp)
+    except (DatasetError, OSError, ConfigError, StorageError) as e:
+        raise StartupError(f"dataset: {e}") from None
+
+
+async def build_validator(args: argparse.Namespace) -> Validator:
+    """Everything the validator needs, checked; call ``await v.start()`` next (it checks the
+    registration, the permit and the commitment)."""
+    try:
+        hp = load_hparams(args.hparams)
+    except HParamsError as e:
+        raise StartupError(f"--hparams: {e}") from None
+    try:
+        cfg = config_from_args(args)
+    except ValueError as e:
+        raise StartupError(str(e)) from None
+    keys = load_hotkey(args.wallet_name, args.wallet_hotkey, args.wallet_path)
+    try:
+        storage = load_storage_config(args.storage_config)
+    except ConfigError as e:
+        raise StartupError(f"storage: {e}") from None
+    folder = state_dir(args, "validator")
+    dataset = await load_dataset(args, hp, folder / "dataset")
+    try:
+        chain = await connect_chain(args, keys.hotkey)
+    except ChainError as e:
+        raise StartupError(f"chain: {e}") from None
+    metrics = Metrics.start(args.metrics_port, role="validator") if args.metrics_port else None
+    return Validator(
+        chain=chain,
+        hotkey=keys.hotkey,
+        storage=storage,
+        hp=hp,
+        dataset=dataset,
+        cfg=cfg,
+        state_dir=folder,
+        device=args.device,
+        allow_private=args.allow_private,
+        metrics=metrics,
+    )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from template.node.args import add_node_args
+
+    parser = argparse.ArgumentParser(description="Validator of the template subnet.")
+    add_node_args(parser, "validator")
+    add_validator_args(parser)
+    return parser
+
+
+async def run_validator(args: argparse.Namespace) -> None:
+    """Build, check, then run until --max-windows (or forever)."""
+    validator = await build_validator(args)
+    try:
+        try:
+            await validator.start()
+        except ChainError as e:
+            raise StartupError(f"chain: {e}") from None
+        await validator.run(args.max_windows)
+    finally:
+        await validator.close()
+        await validator.chain.close()

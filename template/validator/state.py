@@ -1,0 +1,122 @@
+"""The validator's persistent state: scores, windows, model position and weights.
+
+Two files in the state dir, each written to a temporary name and renamed (atomic):
+``model.safetensors`` (the global model's parameters) and ``validator_state.json``
+(everything else plus the model file's sha256). A torn, mismatched or non-finite state is
+refused on load (logged) and the validator starts fresh rather than trust it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import math
+import os
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import torch
+from safetensors.torch import load_file, save_file
+
+logger = logging.getLogger(__name__)
+
+STATE_FILE = "validator_state.json"
+MODEL_FILE = "model.safetensors"
+VERSION = 1
+
+
+@dataclass
+class ValidatorState:
+    window: int = -1  # last completed window
+    applied_through: int | None = None  # last window whose aggregate is in the model
+    scores: dict[int, float] = field(default_factory=dict)
+    hotkeys: dict[int, str] = field(default_factory=dict)
+    last_evaluated: dict[int, int] = field(default_factory=dict)
+    weights: dict[int, float] = field(default_factory=dict)
+    weights_set: int = 0
+    last_weights_block: int | None = None
+    digests: dict[str, tuple[int, int]] = field(default_factory=dict)  # replay memory
+    page_proof: dict[int, float] = field(default_factory=dict)  # moving page-proof ratio
+    eval_seconds: float | None = None  # moving average of seconds per evaluated upload
+    hparams_hash: str = ""
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with path.open("rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def save_state(state_dir: Path, state: ValidatorState, model: torch.nn.Module) -> None:
+    state_dir.mkdir(parents=True, exist_ok=True)
+    tmp_model = state_dir / f".{MODEL_FILE}.tmp"
+    save_file(
+        {n: p.detach().float().cpu().contiguous() for n, p in model.named_parameters()},
+        str(tmp_model),
+    )
+    digest = _sha256(tmp_model)
+    os.replace(tmp_model, state_dir / MODEL_FILE)
+    data = asdict(state)
+    data["digests"] = {d: list(wu) for d, wu in state.digests.items()}
+    doc = {"version": VERSION, "model_sha256": digest, "state": data}
+    tmp = state_dir / f".{STATE_FILE}.tmp"
+    tmp.write_text(json.dumps(doc, sort_keys=True))
+    os.replace(tmp, state_dir / STATE_FILE)
+
+
+def _finite_map(raw: dict, value_type=float) -> dict:
+    out = {}
+    for k, v in raw.items():
+        v = value_type(v)
+        if isinstance(v, float) and not math.isfinite(v):
+            raise ValueError(f"non-finite value for {k}")
+        out[int(k)] = v
+    return out
+
+
+def load_state(state_dir: Path, model: torch.nn.Module, hparams_hash: str) -> ValidatorState | None:
+    """Restore the state and the model's weights, or None (fresh start) when absent or unsound."""
+    path, model_path = state_dir / STATE_FILE, state_dir / MODEL_FILE
+    if not path.is_file() or not model_path.is_file():
+        return None
+    try:
+        doc = json.loads(path.read_text())
+        if doc.get("version") != VERSION:
+            raise ValueError(f"state version {doc.get('version')} != {VERSION}")
+        if _sha256(model_path) != doc["model_sha256"]:
+            raise ValueError("model file does not match the digest in the state file")
+        raw = doc["state"]
+        if raw["hparams_hash"] != hparams_hash:
+            raise ValueError("state belongs to a run with other hyperparameters")
+        tensors = load_file(str(model_path))
+        params = dict(model.named_parameters())
+        if set(tensors) != set(params):
+            raise ValueError("saved model has other parameters")
+        for name, t in tensors.items():
+            if t.shape != params[name].shape or not bool(torch.isfinite(t).all()):
+                raise ValueError(f"saved parameter {name} has a bad shape or non-finite values")
+        eval_seconds = raw.get("eval_seconds")
+        state = ValidatorState(
+            window=int(raw["window"]),
+            applied_through=None if raw["applied_through"] is None else int(raw["applied_through"]),
+            scores=_finite_map(raw["scores"]),
+            hotkeys={int(k): str(v) for k, v in raw["hotkeys"].items()},
+            last_evaluated=_finite_map(raw["last_evaluated"], int),
+            weights=_finite_map(raw["weights"]),
+            weights_set=int(raw["weights_set"]),
+            last_weights_block=raw["last_weights_block"],
+            digests={str(d): (int(wu[0]), int(wu[1])) for d, wu in raw["digests"].items()},
+            page_proof=_finite_map(raw.get("page_proof", {})),
+            eval_seconds=None if eval_seconds is None else float(eval_seconds),
+            hparams_hash=raw["hparams_hash"],
+        )
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        logger.warning("ignoring saved validator state in %s (%s); starting fresh", state_dir, e)
+        return None
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            p.copy_(tensors[name].to(p.device, p.dtype))
+    return state

@@ -1,0 +1,136 @@
+"""Honest miners race adversaries over several windows against two validators on a dev chain.
+
+Then: the validator restarts with its scores, and the leader dies and the fallback leads."""
+
+from __future__ import annotations
+
+import logging
+
+import pytest
+import torch
+
+from template.chain.devchain.testing import running_devchain
+from template.node.status import read_status
+from template.protocol.fingerprint import fingerprints_match, model_fingerprint
+from template.storage.local_server import start_local_s3
+
+from .harness import Subnet, small_hparams
+
+ADVERSARIES = [
+    "copier",
+    "noise",
+    "zero",
+    "replayer",
+    "late",
+    "nan",
+    "forged",
+    "oversized",
+    "wrong_pages",
+]
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(420)
+async def test_honest_beat_adversaries_restart_and_failover(tmp_path, tiny_dataset, caplog):
+    caplog.set_level(logging.INFO, logger="template.validator")
+    hp = small_hparams()
+    s3 = start_local_s3()
+    async with running_devchain(
+        tmp_path, block_time=0.2, tempo=5, max_allowed_validators=2
+    ) as chain:
+        net = Subnet(chain, s3, tmp_path, hp, tiny_dataset)
+        try:
+            honest = [
+                await net.add_uploader("honest6", "honest", steps=6),
+                await net.add_uploader("honest4", "honest", steps=4),
+                await net.add_uploader("honest2", "honest", steps=2),
+            ]
+            bad = {k: await net.add_uploader(k, k) for k in ADVERSARIES}
+            await net.add_validator_key("leader", 100.0)
+            await net.add_validator_key("follower", 50.0)
+            await net.wait_permits()
+            v0 = await net.start_validator("leader")
+            v1 = await net.start_validator("follower")
+
+            reports = []
+            for _ in range(4):
+                w = await net.next_window()
+                await net.upload_window(w, v0.model)
+                await net.late_uploads(w, v0.model)
+                await net.after_cutoff(w)
+                r0 = await v0.run_window(w)
+                r1 = await v1.run_window(w)
+                reports.append((r0, r1))
+                assert r0.is_leader and not r1.is_leader
+                assert r0.rejected.keys() & {u.uid for u in honest} == set(), r0.rejected
+                assert v1.in_sync and v1.state.applied_through == w == v0.state.applied_through
+
+            r0, _ = reports[-1]
+            for kind, u in bad.items():
+                assert u.uid in r0.rejected or u.uid in r0.missing, kind
+            for v in (v0, v1):
+                weights = v.state.weights
+                for u in honest:
+                    assert weights.get(u.uid, 0.0) > 0, (u.name, weights)
+                for kind, u in bad.items():
+                    assert weights.get(u.uid, 0.0) == 0, (kind, weights)
+                s = v.scores.scores
+                assert s[honest[0].uid] > s[honest[1].uid] > s[honest[2].uid], s
+
+            status = read_status(v0.state_dir)
+            keys = {
+                "role",
+                "hotkey",
+                "uid",
+                "window",
+                "block",
+                "in_sync",
+                "fingerprint_ok",
+                "applied_through",
+                "peers_applied",
+                "heldout_loss",
+                "is_leader",
+                "leader",
+                "uploads_seen",
+                "uploads_valid",
+                "scores",
+                "weights",
+                "weights_set",
+                "last_weights_block",
+                "eval_seconds_per_upload",
+                "rejected",
+            }
+            assert keys <= set(status) and status["is_leader"] and status["weights_set"] >= 1
+            assert status["heldout_loss"] < reports[0][0].results[honest[0].uid].heldout_before
+
+            # restart the follower: scores and model position survive
+            before = dict(v1.scores.scores)
+            applied = v1.state.applied_through
+            await v1.close()
+            v1 = await net.start_validator("follower")
+            assert v1.scores.scores == before and v1.state.applied_through == applied
+
+            # a follower whose model drifted notices the leader's fingerprint and re-syncs
+            with torch.no_grad():
+                next(v1.model.parameters()).add_(0.01)
+            w = await net.next_window()
+            await net.upload_window(w, v0.model)
+            await net.after_cutoff(w)
+            reports.append((await v0.run_window(w), await v1.run_window(w)))
+            assert v1.fingerprint_ok is False and v1.in_sync
+            assert fingerprints_match(model_fingerprint(v1.model), model_fingerprint(v0.model))
+
+            # kill the leader: the follower takes over within leader_timeout_windows
+            last_leader_window = reports[-1][0].window
+            timeout = hp.window.leader_timeout_windows
+            # (the follower keeps processing every window, publishing its heartbeat)
+            for w in range(last_leader_window + 1, last_leader_window + timeout + 2):
+                await net.after_cutoff(w)
+                r1 = await v1.run_window(w)
+                # the leader is passed over once it was silent for leader_timeout_windows
+                assert r1.is_leader == (w - last_leader_window > timeout), (w, last_leader_window)
+                assert v1.state.applied_through == (w if r1.is_leader else w - 1)
+            assert v1.state.weights_set >= 1
+        finally:
+            await net.close()
+            s3.stop()

@@ -1,0 +1,54 @@
+"""Start-up checks name the fix; the entry point prints one line and exits 2."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from template.chain.devchain.testing import running_devchain
+from template.node.errors import StartupError
+from template.storage import decode_commitment
+from template.storage.local_server import start_local_s3
+
+from .harness import Subnet, small_hparams
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.mark.timeout(120)
+async def test_unregistered_and_unpermitted_validators_are_refused(tmp_path, tiny_dataset):
+    s3 = start_local_s3()
+    async with running_devchain(tmp_path, block_time=0.1, tempo=3) as chain:
+        net = Subnet(chain, s3, tmp_path, small_hparams(), tiny_dataset)
+        try:
+            from template.signing import dev_keypair
+
+            net.vkeys["ghost"] = dev_keypair("//Alice//ghost")
+            with pytest.raises(StartupError, match="btcli subnets register"):
+                await net.start_validator("ghost")
+            await net.add_validator_key("poor", 0.0)  # registered, no stake: no permit
+            with pytest.raises(StartupError, match="btcli stake add"):
+                await net.start_validator("poor")
+            # the commitment was published before the permit check, and decodes to the bucket
+            c = await chain.client(net.alice)
+            got = (await c.commitments())[net.vkeys["poor"].ss58_address]
+            assert decode_commitment(got, allow_private=True).bucket == "poor"
+        finally:
+            await net.close()
+            s3.stop()
+
+
+def test_entry_point_prints_one_line_and_exits_2(tmp_path):
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "neurons" / "validator.py"), "--wallet.path", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert proc.returncode == 2
+    lines = proc.stderr.strip().splitlines()
+    assert lines[-1].startswith("validator: wallet") and "btcli wallet create" in lines[-1]
+    assert "Traceback" not in proc.stderr
