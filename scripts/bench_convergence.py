@@ -116,7 +116,7 @@ def main() -> int:
     p.add_argument("--outer-steps", type=int, default=25)
     p.add_argument("--methods", nargs="*", default=list(METHODS), choices=METHODS)
     p.add_argument(
-        "--quick", action="store_true", help="8 outer steps: a few minutes on 2 CPU cores"
+        "--quick", action="store_true", help="6 outer steps (a smoke run: ~8 min on 2 busy cores, less when idle)"
     )
     p.add_argument("--eval-pages", type=int, default=16)
     p.add_argument("--plot", default="out/convergence.png", help="PNG path ('' to skip)")
@@ -126,7 +126,7 @@ def main() -> int:
     args = p.parse_args()
     logging.basicConfig(level=logging.WARNING if args.json else logging.INFO, format="%(message)s")
     torch.set_num_threads(args.threads)
-    outer_steps = 8 if args.quick else args.outer_steps
+    outer_steps = 6 if args.quick else args.outer_steps
 
     hp = load_hparams(args.hparams)
     hp = hp.replace(
