@@ -116,7 +116,9 @@ def main() -> int:
     p.add_argument("--outer-steps", type=int, default=25)
     p.add_argument("--methods", nargs="*", default=list(METHODS), choices=METHODS)
     p.add_argument(
-        "--quick", action="store_true", help="6 outer steps (a smoke run: ~8 min on 2 busy cores, less when idle)"
+        "--quick",
+        action="store_true",
+        help="6 outer steps (a smoke run: ~8 min on 2 busy cores, less when idle)",
     )
     p.add_argument("--eval-pages", type=int, default=16)
     p.add_argument("--plot", default="out/convergence.png", help="PNG path ('' to skip)")

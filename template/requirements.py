@@ -42,8 +42,14 @@ class Requirements:
     window_seconds: float
 
 
-def requirements(hp: HParams, *, micro_batch: int = 8, block_seconds: float = 12.0,
-                 miners: int = 256, bits_per_param: float = 0.15) -> Requirements:
+def requirements(
+    hp: HParams,
+    *,
+    micro_batch: int = 8,
+    block_seconds: float = 12.0,
+    miners: int = 256,
+    bits_per_param: float = 0.15,
+) -> Requirements:
     p = param_count(hp)
     # miner: fp32 weights, grads, AdamW (2 states), error feedback, theta_start snapshot
     miner = 24 * p + activation_bytes(hp, micro_batch)

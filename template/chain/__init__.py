@@ -8,8 +8,8 @@ from .errors import (
     InsufficientBalanceError,
     InvalidRequestError,
     InvalidWeightsError,
-    NoValidatorPermitError,
     NotRegisteredError,
+    NoValidatorPermitError,
     RateLimitedError,
 )
 from .protocol import Chain

@@ -26,7 +26,9 @@ class RateLimitedError(ChainError):
 
 
 class NoValidatorPermitError(ChainError):
-    hint = "Stake more to the hotkey so it ranks among the subnet's top validators, then wait a tempo."
+    hint = (
+        "Stake more to the hotkey so it ranks among the subnet's top validators, then wait a tempo."
+    )
 
 
 class CommitmentTooLargeError(ChainError):

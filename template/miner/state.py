@@ -9,7 +9,6 @@ Nothing is unpickled: ``torch.load`` is never used.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import os
@@ -18,6 +17,8 @@ from pathlib import Path
 
 import torch
 from safetensors.torch import load_file, save_file
+
+from template.fileio import file_sha256, fsync_write
 
 logger = logging.getLogger(__name__)
 
@@ -54,21 +55,6 @@ class Snapshot:
     error: dict[str, torch.Tensor]  # error-feedback buffers by parameter name
 
 
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
-def _fsync_write(path: Path, data: bytes) -> None:
-    with path.open("wb") as f:
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
-
-
 def save_state(folder: Path, snap: Snapshot) -> Path:
     """Write ``snap`` atomically under ``folder``; returns the manifest path."""
     folder.mkdir(parents=True, exist_ok=True)
@@ -85,10 +71,10 @@ def save_state(folder: Path, snap: Snapshot) -> Path:
     manifest = {
         "format": FORMAT,
         "position": asdict(snap.position),
-        "tensors": {"file": name, "sha256": _sha256(folder / name)},
+        "tensors": {"file": name, "sha256": file_sha256(folder / name)},
     }
     tmp_manifest = folder / (MANIFEST + ".tmp")
-    _fsync_write(tmp_manifest, json.dumps(manifest, sort_keys=True).encode())
+    fsync_write(tmp_manifest, json.dumps(manifest, sort_keys=True).encode())
     os.replace(tmp_manifest, folder / MANIFEST)
     for old in folder.glob("miner_state.*.safetensors*"):
         if old.name != name:
@@ -116,7 +102,7 @@ def load_state(folder: Path, *, hparams_hash: str, hotkey: str) -> Snapshot:
     tensor_path = folder / str(file)
     if "/" in str(file) or not tensor_path.is_file():
         raise StateError(f"{tensor_path} is missing")
-    if _sha256(tensor_path) != digest:
+    if file_sha256(tensor_path) != digest:
         raise StateError(f"{tensor_path} does not match its sha256 (corrupted)")
     try:
         tensors = load_file(str(tensor_path))

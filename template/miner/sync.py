@@ -24,14 +24,18 @@ from collections.abc import Callable
 
 from template.hparams import HParams, hparams_hash
 from template.protocol.aggregation import apply_uploads, decode_peer_uploads
-from template.protocol.catchup import catch_up, current_leader, fetch_aggregate, fetch_peer_list
+from template.protocol.catchup import (
+    catch_up,
+    current_leader,
+    fetch_aggregate,
+    fetch_fingerprint,
+    fetch_peer_list,
+)
 from template.protocol.directory import PeerDirectory
-from template.protocol.documents import MAX_JSON_DOC_BYTES, decode_fingerprint
 from template.protocol.fingerprint import fingerprints_match, model_fingerprint
 from template.protocol.selection import bootstrap_peers
 from template.protocol.windows import WindowClock, upload_time_verdict
 from template.storage import StorageError, keys
-from template.training.envelope import WireError
 from template.training.model import param_shapes
 from template.training.wire import Upload, upload_size_cap
 
@@ -199,17 +203,10 @@ class Sync:
 
     # --- fingerprints and re-sync ------------------------------------------------------
     async def fetch_fingerprint(self, a: int, leader: str | None) -> list[float] | None:
-        hotkeys = [leader] if leader else self.directory.validators()
-        for hotkey in hotkeys:
-            client = self.directory.client(hotkey)
-            if client is None:
-                continue
-            try:
-                blob = await client.get_bytes(keys.fingerprint_key(a), MAX_JSON_DOC_BYTES)
-                doc = decode_fingerprint(blob, signer=hotkey, hparams_hash=self.run_hash, window=a)
+        for hotkey in [leader] if leader else self.directory.validators():
+            doc = await fetch_fingerprint(self.directory, hotkey, a, self.hp)
+            if doc is not None:
                 return list(doc.values)
-            except (StorageError, WireError):
-                continue
         return None
 
     async def check_fingerprint(self, a: int, leader: str | None) -> None:

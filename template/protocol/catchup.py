@@ -19,10 +19,12 @@ from .documents import (
     MAX_JSON_DOC_BYTES,
     Aggregate,
     Checkpoint,
+    Fingerprint,
     PeerList,
     checkpoint_size_cap,
     decode_aggregate,
     decode_checkpoint,
+    decode_fingerprint,
     decode_latest,
     decode_peer_list,
 )
@@ -60,6 +62,20 @@ async def fetch_peer_list(
         return decode_peer_list(blob, signer=hotkey, hparams_hash=hparams_hash(hp), window=window)
     except WireError as e:
         logger.warning("peer list of %s for window %d rejected: %s", hotkey[:8], window, e)
+        return None
+
+
+async def fetch_fingerprint(
+    directory: PeerDirectory, hotkey: str, window: int, hp: HParams
+) -> Fingerprint | None:
+    """``hotkey``'s signed model fingerprint after ``window``, or None (missing or invalid)."""
+    blob = await _get(directory, hotkey, keys.fingerprint_key(window), MAX_JSON_DOC_BYTES)
+    if blob is None:
+        return None
+    try:
+        return decode_fingerprint(blob, signer=hotkey, hparams_hash=hparams_hash(hp), window=window)
+    except WireError as e:
+        logger.warning("fingerprint of %s for window %d rejected: %s", hotkey[:8], window, e)
         return None
 
 

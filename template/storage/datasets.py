@@ -11,11 +11,11 @@ scripts/prepare_dataset.py):
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import logging
 import os
 from pathlib import Path
 
+from template.fileio import file_sha256
 from template.training.shards import DatasetError, ShardInfo
 from template.training.shards import Manifest as DatasetManifest
 from template.training.shards import parse_manifest as _parse_manifest
@@ -38,21 +38,13 @@ def parse_manifest(data: bytes | str) -> DatasetManifest:
         raise InvalidManifest(str(e)) from None
 
 
-def _file_sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while chunk := f.read(4 * MiB):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 async def _cached_ok(path: Path, shard: ShardInfo, verify: bool) -> bool:
     try:
         if path.stat().st_size != shard.bytes:
             return False
     except FileNotFoundError:
         return False
-    return not verify or await asyncio.to_thread(_file_sha256, path) == shard.sha256
+    return not verify or await asyncio.to_thread(file_sha256, path) == shard.sha256
 
 
 def local_dataset_dir(cache_dir: str | os.PathLike, prefix: str) -> Path:

@@ -18,6 +18,8 @@ from pathlib import Path
 
 import numpy as np
 
+from template.fileio import file_sha256
+
 FORMAT = "template-shards/1"
 MANIFEST = "manifest.json"
 _SHARD_NAME = re.compile(r"^shard_\d{5,}\.bin$")
@@ -146,14 +148,6 @@ def write_shards(
         raise DatasetError("no tokens were produced: the input is empty")
     (out_dir / MANIFEST).write_text(manifest.to_json())
     return manifest
-
-
-def file_sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 class TokenStream:

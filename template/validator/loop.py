@@ -26,9 +26,9 @@ from template.hparams import HParams, hparams_hash
 from template.node.errors import StartupError
 from template.node.status import write_status
 from template.protocol.aggregation import apply_uploads, decode_peer_uploads
-from template.protocol.catchup import catch_up, current_leader, fetch_peer_list
+from template.protocol.catchup import catch_up, current_leader, fetch_fingerprint, fetch_peer_list
 from template.protocol.directory import PeerDirectory
-from template.protocol.documents import MAX_JSON_DOC_BYTES, PeerList, decode_fingerprint
+from template.protocol.documents import PeerList
 from template.protocol.fingerprint import fingerprints_match, model_fingerprint
 from template.protocol.selection import bootstrap_peers
 from template.protocol.windows import WindowClock
@@ -39,7 +39,6 @@ from template.storage import (
     encode_commitment,
     keys,
 )
-from template.training.envelope import WireError
 from template.training.model import build_model
 from template.training.pages import PageDataset
 from template.training.wire import upload_size_cap
@@ -260,14 +259,9 @@ class Validator:
         return bootstrap_peers(valid, self.hp.window.peers_per_window)
 
     async def _check_fingerprint(self, window: int, leader: str) -> None:
-        client = self.directory.client(leader)
-        if client is None:
-            return
-        try:
-            blob = await client.get_bytes(keys.fingerprint_key(window), MAX_JSON_DOC_BYTES)
-            fp = decode_fingerprint(blob, signer=leader, hparams_hash=self.run_hash, window=window)
-        except (StorageError, WireError) as e:
-            logger.debug("no fingerprint of window %d from the leader: %s", window, e)
+        fp = await fetch_fingerprint(self.directory, leader, window, self.hp)
+        if fp is None:
+            logger.debug("no fingerprint of window %d from the leader", window)
             return
         if fingerprints_match(model_fingerprint(self.model), fp.values):
             self.fingerprint_ok, self.in_sync = True, True

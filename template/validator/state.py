@@ -8,7 +8,6 @@ refused on load (logged) and the validator starts fresh rather than trust it.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import math
@@ -18,6 +17,8 @@ from pathlib import Path
 
 import torch
 from safetensors.torch import load_file, save_file
+
+from template.fileio import file_sha256
 
 logger = logging.getLogger(__name__)
 
@@ -42,14 +43,6 @@ class ValidatorState:
     hparams_hash: str = ""
 
 
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
 def save_state(state_dir: Path, state: ValidatorState, model: torch.nn.Module) -> None:
     state_dir.mkdir(parents=True, exist_ok=True)
     tmp_model = state_dir / f".{MODEL_FILE}.tmp"
@@ -57,7 +50,7 @@ def save_state(state_dir: Path, state: ValidatorState, model: torch.nn.Module) -
         {n: p.detach().float().cpu().contiguous() for n, p in model.named_parameters()},
         str(tmp_model),
     )
-    digest = _sha256(tmp_model)
+    digest = file_sha256(tmp_model)
     os.replace(tmp_model, state_dir / MODEL_FILE)
     data = asdict(state)
     data["digests"] = {d: list(wu) for d, wu in state.digests.items()}
@@ -86,7 +79,7 @@ def load_state(state_dir: Path, model: torch.nn.Module, hparams_hash: str) -> Va
         doc = json.loads(path.read_text())
         if doc.get("version") != VERSION:
             raise ValueError(f"state version {doc.get('version')} != {VERSION}")
-        if _sha256(model_path) != doc["model_sha256"]:
+        if file_sha256(model_path) != doc["model_sha256"]:
             raise ValueError("model file does not match the digest in the state file")
         raw = doc["state"]
         if raw["hparams_hash"] != hparams_hash:
