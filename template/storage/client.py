@@ -385,9 +385,11 @@ class StorageClient:
 
         def head(_: _Cancel) -> ObjectInfo:
             r = self._s3.head_object(Bucket=self.bucket, Key=key)
-            return ObjectInfo(
-                key, int(r["ContentLength"]), _aware(r.get("LastModified")), _etag(r.get("ETag"))
-            )
+            size = r.get("ContentLength")
+            if not isinstance(size, int) or size < 0:
+                # a proxy or broken endpoint that omits the size: a clear storage error, not a crash
+                raise TransientStorageError(f"HEAD {self.cfg.address}/{key}: no Content-Length")
+            return ObjectInfo(key, size, _aware(r.get("LastModified")), _etag(r.get("ETag")))
 
         return await self._call(self._what("HEAD", key), head, deadline)
 
