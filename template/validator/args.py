@@ -10,11 +10,13 @@ from dataclasses import dataclass, fields
 class ValidatorConfig:
     """Validator-local settings: they change how this node measures, never the shared model."""
 
-    eval_lr_scale: float = 1.0  # an upload is evaluated as theta - scale * outer.lr * delta
+    eval_lr_scale: float = 1.0  # an upload is evaluated as theta - scale * outer.lr / n * delta
     eval_assigned_pages: int = 2  # claimed pages sampled per upload
     eval_heldout_pages: int = 2  # held-out pages per window (shared by every upload)
     eval_status_pages: int = 4  # fixed held-out sample for the status heldout_loss
-    eval_page_margin: float = 0.0  # average relative excess of assigned over held-out gain
+    eval_page_margin: float = -0.05  # average relative excess of assigned over held-out gain
+    eval_page_min_windows: int = 4  # evaluations of a uid before the page proof is enforced
+    eval_harm_tolerance: float = 0.002  # held-out loss may rise this share before "harmful"
     eval_max_uploads: int = 0  # uploads evaluated per window (0: as many as the time budget allows)
     eval_time_budget: float = 0.0  # seconds of evaluation per window (0: no limit)
     gather_concurrency: int = 16
@@ -32,11 +34,13 @@ class ValidatorConfig:
 
 
 _FLAGS = {
-    "eval_lr_scale": "Scale of the outer learning rate used when applying one upload to evaluate it.",
+    "eval_lr_scale": "An upload is applied as theta - scale * outer lr / n * delta to evaluate it (n: the window's uploads, at most peers_per_window: its weight in the outer step).",
     "eval_assigned_pages": "Claimed pages evaluated per upload.",
     "eval_heldout_pages": "Held-out pages per window (all uploads are measured on the same ones).",
     "eval_status_pages": "Held-out pages of the fixed sample behind the status heldout_loss.",
     "eval_page_margin": "Assigned pages must improve more than held-out pages by this relative margin (moving average).",
+    "eval_page_min_windows": "Evaluations of a uid before the page proof is enforced (early on, every page improves alike).",
+    "eval_harm_tolerance": "An upload is harmful (invalid) when it raises the held-out loss by more than this share.",
     "eval_max_uploads": "Uploads evaluated per window (0: limited by --eval.time-budget only).",
     "eval_time_budget": "Seconds of evaluation per window (0: no limit); others wait their turn.",
     "gather_concurrency": "Parallel downloads.",
@@ -85,7 +89,9 @@ def validate_config(cfg: ValidatorConfig) -> None:
         (cfg.eval_assigned_pages >= 1, "eval_assigned_pages"),
         (cfg.eval_heldout_pages >= 1, "eval_heldout_pages"),
         (cfg.eval_status_pages >= 1, "eval_status_pages"),
-        (cfg.eval_page_margin >= 0, "eval_page_margin"),
+        (-1 < cfg.eval_page_margin < 5, "eval_page_margin"),
+        (cfg.eval_page_min_windows >= 1, "eval_page_min_windows"),
+        (cfg.eval_harm_tolerance >= 0, "eval_harm_tolerance"),
         (cfg.eval_max_uploads >= 0, "eval_max_uploads"),
         (cfg.eval_time_budget >= 0, "eval_time_budget"),
         (cfg.gather_concurrency >= 1, "gather_concurrency"),

@@ -175,10 +175,15 @@ def page_proof_error(proof: float, margin: float) -> str | None:
     return None
 
 
-def sync_error(heldout_gain: float) -> str | None:
-    """Applied to the current global model the delta must help: else stale or out of sync."""
+def sync_error(
+    heldout_gain: float, heldout_before: float = 1.0, tolerance: float = 0.0
+) -> str | None:
+    """Applied to the current global model the delta must not hurt: else stale or out of sync.
+
+    A gain within ``tolerance`` (a share of the loss before) of zero is measurement noise on a
+    few pages: such an upload is valid and simply earns nothing this window."""
     if not math.isfinite(heldout_gain):
         return "non-finite loss after applying the delta"
-    if heldout_gain <= 0:
-        return f"does not lower the held-out loss ({heldout_gain:+.4f}): out of sync or harmful"
+    if heldout_gain < -tolerance * abs(heldout_before):
+        return f"raises the held-out loss ({heldout_gain:+.4f}): out of sync or harmful"
     return None

@@ -66,6 +66,7 @@ class Evaluator:
         self.hp = hp
         self.assigned_pages = assigned_pages
         self.heldout_pages = heldout_pages
+        self.lr_scale = lr_scale
         self.scale = lr_scale * hp.outer.lr
         self.salt = salt
         self.device = device
@@ -84,6 +85,14 @@ class Evaluator:
             )
             self._heldout = (window, seqs, self._loss(seqs))
         return self._heldout[1], self._heldout[2]
+
+    def set_upload_count(self, uploads: int) -> None:
+        """Weigh each upload as the outer step would: lr / n, n = this window's uploads (<= G).
+
+        A single upload applied at the full outer lr overshoots (the outer step averages the
+        peers), which makes honest deltas look harmful."""
+        n = max(1, min(uploads, self.hp.window.peers_per_window))
+        self.scale = self.lr_scale * self.hp.outer.lr / n
 
     def forget(self) -> None:
         self._heldout = None

@@ -365,6 +365,7 @@ class Validator:
             [c.uid for c in standing], self.state.last_evaluated, budget, window
         )
         by_uid = {c.uid: c for c in standing}
+        self.evaluator.set_upload_count(len(standing))
         gains: dict[int, float] = {}
         for uid in chosen:
             t0 = time.perf_counter()
@@ -380,14 +381,16 @@ class Validator:
             self.state.last_evaluated[uid] = window
             report.evaluated.append(uid)
             report.results[uid] = res
-            err = sync_error(res.heldout_gain)
-            if err is None:
+            err = sync_error(res.heldout_gain, res.heldout_before, self.cfg.eval_harm_tolerance)
+            if err is None and res.heldout_gain > 0:
                 proof = update_page_proof(
                     self.state.page_proof.get(uid),
                     page_proof_ratio(res.assigned_gain, res.heldout_gain),
                 )
-                self.state.page_proof[uid] = proof
-                err = page_proof_error(proof, self.cfg.eval_page_margin)
+                seen = self.state.page_proof_n.get(uid, 0) + 1
+                self.state.page_proof[uid], self.state.page_proof_n[uid] = proof, seen
+                if seen >= self.cfg.eval_page_min_windows:
+                    err = page_proof_error(proof, self.cfg.eval_page_margin)
             if err:
                 report.rejected[uid] = err
             else:
@@ -402,6 +405,7 @@ class Validator:
         for uid in self.scores.sync_hotkeys(mg):
             self.state.last_evaluated.pop(uid, None)
             self.state.page_proof.pop(uid, None)
+            self.state.page_proof_n.pop(uid, None)
             logger.info("uid %d has a new hotkey: score reset", uid)
         leader = await current_leader(self.directory, window, self.hp)
         report.leader, report.is_leader = leader, leader == self.hotkey

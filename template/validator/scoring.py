@@ -63,7 +63,10 @@ def window_values(
     best = max((g for g in gains.values() if math.isfinite(g) and g > 0), default=0.0)
     out: dict[int, float] = {}
     for uid, g in gains.items():
-        out[uid] = g / best if best > 0 and math.isfinite(g) and g > 0 else -invalid_penalty
+        if not math.isfinite(g):
+            out[uid] = -invalid_penalty
+        else:  # valid: a share of the window's best gain, 0 when it did not help
+            out[uid] = g / best if best > 0 and g > 0 else 0.0
     for uid in invalid:
         out[uid] = -invalid_penalty
     for uid in missing:

@@ -39,6 +39,7 @@ class ValidatorState:
     last_weights_block: int | None = None
     digests: dict[str, tuple[int, int]] = field(default_factory=dict)  # replay memory
     page_proof: dict[int, float] = field(default_factory=dict)  # moving page-proof ratio
+    page_proof_n: dict[int, int] = field(default_factory=dict)  # windows behind page_proof
     eval_seconds: float | None = None  # moving average of seconds per evaluated upload
     hparams_hash: str = ""
 
@@ -103,6 +104,7 @@ def load_state(state_dir: Path, model: torch.nn.Module, hparams_hash: str) -> Va
             last_weights_block=raw["last_weights_block"],
             digests={str(d): (int(wu[0]), int(wu[1])) for d, wu in raw["digests"].items()},
             page_proof=_finite_map(raw.get("page_proof", {})),
+            page_proof_n=_finite_map(raw.get("page_proof_n", {}), int),
             eval_seconds=None if eval_seconds is None else float(eval_seconds),
             hparams_hash=raw["hparams_hash"],
         )

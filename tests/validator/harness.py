@@ -58,6 +58,7 @@ def test_config(**over) -> ValidatorConfig:
     base = dict(
         eval_heldout_pages=4,
         eval_page_margin=0.1,
+        eval_page_min_windows=1,
         gather_clock_skew=1.0,
         leader_follow_wait=0.0,
         gather_time_budget=20.0,

@@ -126,8 +126,10 @@ def test_page_proof_and_sync_verdicts():
     p = update_page_proof(p, -0.5)
     assert page_proof_error(p, 0.1) is not None
     assert update_page_proof(None, float("nan")) == -5.0
-    assert sync_error(0.01) is None
-    assert sync_error(0.0) and sync_error(-0.2) and sync_error(float("nan"))
+    assert sync_error(0.01) is None and sync_error(0.0) is None
+    assert sync_error(-0.2) and sync_error(float("nan"))
+    assert sync_error(-0.001, heldout_before=3.0, tolerance=0.002) is None  # noise
+    assert sync_error(-0.01, heldout_before=3.0, tolerance=0.002)  # harmful
 
 
 def test_scores_ema_penalties_nan_and_hotkey_reset():
@@ -136,6 +138,10 @@ def test_scores_ema_penalties_nan_and_hotkey_reset():
         {1: 0.2, 2: 0.1}, {3: "copy"}, [4], invalid_penalty=1.0, missing_penalty=0.25
     )
     assert vals == {1: 1.0, 2: 0.5, 3: -1.0, 4: -0.25}
+    unhelpful = window_values(
+        {1: 0.2, 5: -0.001}, {}, [], invalid_penalty=1.0, missing_penalty=0.25
+    )
+    assert unhelpful[5] == 0.0  # valid but no gain: earns nothing, is not punished
     for uid, v in vals.items():
         board.update(uid, f"hk{uid}", v)
     board.update(1, "hk1", float("nan"))

@@ -1,0 +1,86 @@
+"""CI end to end: a short real local subnet (dev chain, local S3, 2 miners, 1 validator, tiny
+preset) through ``scripts/localnet.py --json``, judged on its summary."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+SCRIPT = ROOT / "scripts" / "localnet.py"
+WINDOWS = 6
+
+TIMEOUT_S = 420  # the run gives up (and fails) well before pytest's own limit
+
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.timeout(TIMEOUT_S + 120),
+    pytest.mark.skipif(
+        not (
+            (ROOT / "neurons" / "miner.py").is_file()
+            and (ROOT / "neurons" / "validator.py").is_file()
+        ),
+        reason="neurons/miner.py or neurons/validator.py is missing",
+    ),
+]
+
+
+@pytest.fixture(scope="module")
+def summary(tmp_path_factory) -> dict:
+    run_dir = tmp_path_factory.mktemp("localnet")
+    cmd = [sys.executable, str(SCRIPT), "--miners", "2", "--validators", "1"]
+    cmd += ["--windows", str(WINDOWS), "--hparams", "tiny", "--json", "--plot"]
+    cmd += ["--run-dir", str(run_dir), "--timeout", str(TIMEOUT_S)]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=TIMEOUT_S + 90)
+    lines = [ln for ln in proc.stdout.splitlines() if ln.strip()]
+    assert len(lines) == 1, (
+        f"stdout must be one JSON object:\n{proc.stdout[-2000:]}\n{proc.stderr[-4000:]}"
+    )
+    s = json.loads(lines[0])
+    s["_stderr"] = proc.stderr[-6000:]
+    s["_rc"] = proc.returncode
+    return s
+
+
+def _why(s: dict) -> str:
+    brief = {k: v for k, v in s.items() if k not in ("nodes", "windows", "epochs", "_stderr")}
+    rejected = {w["window"]: w.get("rejected") for w in s.get("windows", []) if w.get("rejected")}
+    return f"\nsummary: {json.dumps(brief)}\nrejected: {rejected}\n{s['_stderr'][-3000:]}"
+
+
+def test_run_completes_its_windows(summary):
+    assert summary["stop_reason"] == "windows", _why(summary)
+    assert summary["windows_completed"] >= WINDOWS, _why(summary)
+    assert summary["crashed"] == [], _why(summary)
+    assert summary["_rc"] == 0, _why(summary)
+
+
+def test_every_upload_landed(summary):
+    assert summary["uploads_missing"] == 0, _why(summary)
+    for w in summary["windows"][1:]:  # the first window may have started before the miners
+        assert w["uploads_seen"] == summary["miners"], _why(summary)
+
+
+def test_honest_uploads_are_accepted(summary):
+    assert summary["uploads_rejected"] == 0, _why(summary)
+
+
+def test_validator_set_weights_and_miners_earn(summary):
+    assert summary["weights_set"] >= 1, _why(summary)
+    assert summary["seconds_to_first_weights"] is not None, _why(summary)
+    assert set(summary["miner_incentive"]) and len(summary["miner_incentive"]) == 2, _why(summary)
+    assert all(v > 0 for v in summary["miner_incentive"].values()), _why(summary)
+
+
+def test_heldout_loss_goes_down(summary):
+    assert summary["loss_start"] is not None and summary["loss_end"] is not None, _why(summary)
+    assert summary["loss_end"] < summary["loss_start"], _why(summary)
+
+
+def test_all_nodes_in_sync(summary):
+    assert summary["in_sync"] is True, _why(summary)
+    assert Path(summary["plot"]).is_file()

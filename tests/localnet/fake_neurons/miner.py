@@ -1,0 +1,3 @@
+from _fake import main
+
+main("miner")
