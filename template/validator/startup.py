@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
+import contextlib
 import logging
+import signal
 
 from template.chain.config import connect_chain
 from template.chain.errors import ChainError
@@ -100,7 +103,27 @@ async def run_validator(args: argparse.Namespace) -> None:
             await validator.start()
         except ChainError as e:
             raise StartupError(f"chain: {e}") from None
-        await validator.run(args.max_windows)
+        await _run_until_signal(validator.run(args.max_windows))
     finally:
         await validator.close()
         await validator.chain.close()
+
+
+async def _run_until_signal(work) -> None:
+    """Run ``work``; SIGINT/SIGTERM cancel it cleanly (the last window's state is already saved
+    atomically), so the process exits 0 instead of dying by the signal."""
+    task = asyncio.ensure_future(work)
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError, RuntimeError):  # e.g. not the main thread
+            loop.add_signal_handler(sig, task.cancel)
+    try:
+        await task
+    except asyncio.CancelledError:
+        if not task.cancelled():
+            raise
+        logger.info("stopping: signal received")
+    finally:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            with contextlib.suppress(NotImplementedError, RuntimeError):
+                loop.remove_signal_handler(sig)

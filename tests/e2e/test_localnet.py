@@ -84,3 +84,8 @@ def test_heldout_loss_goes_down(summary):
 def test_all_nodes_in_sync(summary):
     assert summary["in_sync"] is True, _why(summary)
     assert Path(summary["plot"]).is_file()
+
+
+def test_validators_stop_cleanly_on_sigterm(summary):
+    codes = {n["name"]: n["exit_code"] for n in summary["nodes"] if n["role"] == "validator"}
+    assert codes and all(code == 0 for code in codes.values()), _why(summary)
