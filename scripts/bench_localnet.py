@@ -7,8 +7,9 @@ python scripts/bench_localnet.py --miners 4 --windows 10 --block-time 1.0 --json
 Figures (from the nodes' status files, sampled once per window, and the chain):
 windows_per_hour (leader validator's completed windows over the time between the first and the
 last), miner_utilization (training seconds over wall seconds, mean over miners),
-miner_seconds_per_upload (the PUT of the signed blob to the miner's bucket: the miners'
-upload_seconds), validator_seconds_per_upload (the validator's eval_seconds_per_upload),
+miner_seconds_per_upload (the training seconds that produced one upload: each miner's
+train_seconds_total / uploads_done, mean over miners), miner_put_seconds_per_upload (the PUT of
+the signed blob to the miner's bucket), validator_seconds_per_upload (the validator's eval_seconds_per_upload),
 bytes_per_window (all miners' upload bytes in one window), seconds_to_first_weights (from the
 command's start to the first weights row on chain, set-up included). Means skip the first,
 partial window.
@@ -48,14 +49,18 @@ def figures(summary: dict) -> dict:
         per_hour = 3600 * (len(wins) - 1) / (wins[-1]["seconds"] - wins[0]["seconds"])
     miners = [n for n in summary.get("nodes", []) if n["role"] == "miner"]
     util = _mean([n.get("utilization") for n in miners])
-    up_s = _mean([v for r in steady for v in r["miner_upload_seconds"].values()])
+    put_s = _mean([v for r in steady for v in r["miner_upload_seconds"].values()])
+    train_per_upload = _mean(
+        [n["train_seconds_total"] / n["uploads_done"] for n in miners if n.get("uploads_done")]
+    )
     bytes_w = _mean(
         [sum(v for v in r["miner_upload_bytes"].values() if v is not None) for r in steady]
     )
     return {
         "windows_per_hour": per_hour,
         "miner_utilization": util,
-        "miner_seconds_per_upload": up_s,
+        "miner_seconds_per_upload": train_per_upload,
+        "miner_put_seconds_per_upload": put_s,
         "validator_seconds_per_upload": _mean([r["eval_seconds_per_upload"] for r in steady]),
         "bytes_per_window": bytes_w,
         "seconds_to_first_weights": summary.get("seconds_to_first_weights"),

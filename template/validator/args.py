@@ -14,9 +14,9 @@ class ValidatorConfig:
     eval_assigned_pages: int = 2  # claimed pages sampled per upload
     eval_heldout_pages: int = 2  # held-out pages per window (shared by every upload)
     eval_status_pages: int = 4  # fixed held-out sample for the status heldout_loss
-    eval_page_margin: float = -0.05  # average relative excess of assigned over held-out gain
+    eval_page_margin: float = -0.1  # average relative excess of assigned over held-out gain
     eval_page_min_windows: int = 4  # evaluations of a uid before the page proof is enforced
-    eval_harm_tolerance: float = 0.002  # held-out loss may rise this share before "harmful"
+    eval_harm_tolerance: float = 0.01  # held-out loss may rise this share before "harmful"
     eval_max_uploads: int = 0  # uploads evaluated per window (0: as many as the time budget allows)
     eval_time_budget: float = 0.0  # seconds of evaluation per window (0: no limit)
     gather_concurrency: int = 16

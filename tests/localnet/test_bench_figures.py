@@ -34,8 +34,8 @@ def test_figures_skip_the_first_window_and_average_the_rest():
             _window(2, 30.0, 300, 0.4, 3.0),
         ],
         "nodes": [
-            {"role": "miner", "utilization": 0.8},
-            {"role": "miner", "utilization": 0.6},
+            {"role": "miner", "utilization": 0.8, "train_seconds_total": 90.0, "uploads_done": 9},
+            {"role": "miner", "utilization": 0.6, "train_seconds_total": 40.0, "uploads_done": 8},
             {"role": "validator", "utilization": 0.1},
         ],
         "seconds_to_first_weights": 42.0,
@@ -44,7 +44,8 @@ def test_figures_skip_the_first_window_and_average_the_rest():
     f = _bench().figures(summary)
     assert f["windows_per_hour"] == 3600 * 2 / 20.0
     assert abs(f["miner_utilization"] - 0.7) < 1e-9
-    assert abs(f["miner_seconds_per_upload"] - 0.3) < 1e-9
+    assert abs(f["miner_seconds_per_upload"] - 7.5) < 1e-9  # training time per upload: (10 + 5) / 2
+    assert abs(f["miner_put_seconds_per_upload"] - 0.3) < 1e-9
     assert f["validator_seconds_per_upload"] == 2.0
     assert f["bytes_per_window"] == 400.0  # (200 + 600) / 2
     assert f["seconds_to_first_weights"] == 42.0
