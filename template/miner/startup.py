@@ -23,9 +23,10 @@ import torch
 from template.chain.config import connect_chain, resolve_chain_config
 from template.chain.errors import ChainError, RateLimitedError
 from template.chain.protocol import Chain
-from template.hparams import HParams, HParamsError, hparams_hash, load_hparams
+from template.hparams import HParams, hparams_hash
 from template.node.args import state_dir as default_state_dir
 from template.node.errors import StartupError
+from template.node.hparams import load_run_hparams
 from template.node.keys import load_hotkey
 from template.node.metrics import Metrics
 from template.protocol.catchup import catch_up
@@ -87,13 +88,6 @@ def check_device(device: str) -> str:
     elif dev.type != "cpu":
         raise StartupError(f"--device {device}: only cpu and cuda[:N] are supported")
     return str(dev)
-
-
-def load_run_hparams(name_or_path: str) -> HParams:
-    try:
-        return load_hparams(name_or_path)
-    except HParamsError as e:
-        raise StartupError(f"--hparams: {e}") from None
 
 
 def load_storage(path: str | None, allow_private: bool) -> tuple[NodeStorageConfig, BucketConfig]:

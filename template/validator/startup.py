@@ -10,9 +10,9 @@ import signal
 
 from template.chain.config import connect_chain
 from template.chain.errors import ChainError
-from template.hparams import HParamsError, load_hparams
 from template.node.args import state_dir
 from template.node.errors import StartupError
+from template.node.hparams import load_run_hparams
 from template.node.keys import load_hotkey
 from template.node.metrics import Metrics
 from template.storage import (
@@ -52,10 +52,7 @@ async def load_dataset(args: argparse.Namespace, hp, cache_dir) -> PageDataset:
 async def build_validator(args: argparse.Namespace) -> Validator:
     """Everything the validator needs, checked; call ``await v.start()`` next (it checks the
     registration, the permit and the commitment)."""
-    try:
-        hp = load_hparams(args.hparams)
-    except HParamsError as e:
-        raise StartupError(f"--hparams: {e}") from None
+    hp = load_run_hparams(args.hparams)
     try:
         cfg = config_from_args(args)
     except ValueError as e:
