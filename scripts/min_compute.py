@@ -26,12 +26,40 @@ def gpu_tier(gb: float) -> tuple[int, int]:
     return math.ceil(need / 80), 80
 
 
+def role_block(role: str, count: int, vram: int, r) -> str:
+    """One compute_spec entry; only the GPU figures differ between the roles."""
+    storage_gb = math.ceil(r.checkpoint_gb * 4 + 50)
+    return f"""  {role}:
+    cpu:
+      min_cores: 8
+      recommended_cores: 16
+      architecture: x86_64
+    gpu:
+      required: true
+      min_vram: {vram}
+      recommended_vram: {max(vram, 80) if count == 1 else 80}
+      min_count: {count}
+      cuda_cores: null
+      min_compute_capability: 8.0  # bf16
+      recommended_gpu: "NVIDIA A100 / H100"
+    memory:
+      min_ram: {max(32, math.ceil(r.checkpoint_gb * 3))}
+      recommended_ram: {max(64, math.ceil(r.checkpoint_gb * 6))}
+      ram_type: DDR4
+    storage:
+      min_space: {storage_gb}
+      recommended_space: {storage_gb * 2}
+      type: SSD
+    os:
+      name: Ubuntu
+      version: '22.04'"""
+
+
 def render(preset: str) -> str:
     hp = load_hparams(preset)
     r = requirements(hp)
     mc, mm = gpu_tier(r.miner_gpu_gb)
     vc, vm = gpu_tier(r.validator_gpu_gb)
-    storage_gb = math.ceil(r.checkpoint_gb * 4 + 50)
     down = bandwidth_mbps(
         max(r.validator_window_download_mb, r.checkpoint_gb * 1000 / 10), r.window_seconds
     )
@@ -46,55 +74,9 @@ def render(preset: str) -> str:
 version: '1.0'
 
 compute_spec:
-  miner:
-    cpu:
-      min_cores: 8
-      recommended_cores: 16
-      architecture: x86_64
-    gpu:
-      required: true
-      min_vram: {mm}
-      recommended_vram: {max(mm, 80) if mc == 1 else 80}
-      min_count: {mc}
-      cuda_cores: null
-      min_compute_capability: 8.0  # bf16
-      recommended_gpu: "NVIDIA A100 / H100"
-    memory:
-      min_ram: {max(32, math.ceil(r.checkpoint_gb * 3))}
-      recommended_ram: {max(64, math.ceil(r.checkpoint_gb * 6))}
-      ram_type: DDR4
-    storage:
-      min_space: {storage_gb}
-      recommended_space: {storage_gb * 2}
-      type: SSD
-    os:
-      name: Ubuntu
-      version: '22.04'
+{role_block("miner", mc, mm, r)}
 
-  validator:
-    cpu:
-      min_cores: 8
-      recommended_cores: 16
-      architecture: x86_64
-    gpu:
-      required: true
-      min_vram: {vm}
-      recommended_vram: {max(vm, 80) if vc == 1 else 80}
-      min_count: {vc}
-      cuda_cores: null
-      min_compute_capability: 8.0
-      recommended_gpu: "NVIDIA A100 / H100"
-    memory:
-      min_ram: {max(32, math.ceil(r.checkpoint_gb * 3))}
-      recommended_ram: {max(64, math.ceil(r.checkpoint_gb * 6))}
-      ram_type: DDR4
-    storage:
-      min_space: {storage_gb}
-      recommended_space: {storage_gb * 2}
-      type: SSD
-    os:
-      name: Ubuntu
-      version: '22.04'
+{role_block("validator", vc, vm, r)}
 
 network_spec:
   bandwidth:
