@@ -52,31 +52,44 @@ async def _get(directory: PeerDirectory, hotkey: str, key: str, max_bytes: int) 
         return None
 
 
-async def fetch_peer_list(
-    directory: PeerDirectory, hotkey: str, window: int, hp: HParams
-) -> PeerList | None:
-    blob = await _get(directory, hotkey, keys.peers_key(window), MAX_JSON_DOC_BYTES)
+async def _fetch_doc(directory: PeerDirectory, hotkey: str, key: str, what: str, decode):
+    """Download a small signed document and decode it; None when missing or invalid."""
+    blob = await _get(directory, hotkey, key, MAX_JSON_DOC_BYTES)
     if blob is None:
         return None
     try:
-        return decode_peer_list(blob, signer=hotkey, hparams_hash=hparams_hash(hp), window=window)
+        return decode(blob)
     except WireError as e:
-        logger.warning("peer list of %s for window %d rejected: %s", hotkey[:8], window, e)
+        logger.warning("%s of %s rejected: %s", what, hotkey[:8], e)
         return None
+
+
+async def fetch_peer_list(
+    directory: PeerDirectory, hotkey: str, window: int, hp: HParams
+) -> PeerList | None:
+    """``hotkey``'s signed peer list for ``window``, or None (missing or invalid)."""
+    run = hparams_hash(hp)
+    return await _fetch_doc(
+        directory,
+        hotkey,
+        keys.peers_key(window),
+        f"peer list for window {window}",
+        lambda b: decode_peer_list(b, signer=hotkey, hparams_hash=run, window=window),
+    )
 
 
 async def fetch_fingerprint(
     directory: PeerDirectory, hotkey: str, window: int, hp: HParams
 ) -> Fingerprint | None:
     """``hotkey``'s signed model fingerprint after ``window``, or None (missing or invalid)."""
-    blob = await _get(directory, hotkey, keys.fingerprint_key(window), MAX_JSON_DOC_BYTES)
-    if blob is None:
-        return None
-    try:
-        return decode_fingerprint(blob, signer=hotkey, hparams_hash=hparams_hash(hp), window=window)
-    except WireError as e:
-        logger.warning("fingerprint of %s for window %d rejected: %s", hotkey[:8], window, e)
-        return None
+    run = hparams_hash(hp)
+    return await _fetch_doc(
+        directory,
+        hotkey,
+        keys.fingerprint_key(window),
+        f"fingerprint for window {window}",
+        lambda b: decode_fingerprint(b, signer=hotkey, hparams_hash=run, window=window),
+    )
 
 
 async def published_windows(
