@@ -7,6 +7,7 @@
 - ``gather``      bounded, time-budgeted downloads from many buckets
 - ``retention``   delete own objects older than N windows
 - ``datasets``    token-shard datasets: strict manifest, verified cache, upload
+- ``netguard``    peers' endpoints: public addresses only, checked at connect time
 - ``local_server`` a loopback S3 endpoint (moto) for tests and the local subnet
 """
 
@@ -25,6 +26,7 @@ from .errors import (
     ChecksumMismatch,
     CommitmentError,
     ConfigError,
+    ForbiddenAddress,
     InvalidManifest,
     ObjectNotFound,
     ObjectTooLarge,
@@ -44,6 +46,7 @@ __all__ = [
     "ChecksumMismatch",
     "CommitmentError",
     "ConfigError",
+    "ForbiddenAddress",
     "DatasetManifest",
     "FetchedObject",
     "GetRequest",

@@ -37,6 +37,7 @@ from .errors import (
     TransientStorageError,
     TruncatedObject,
 )
+from .netguard import guard_client
 from .retry import TIMEOUT, TRUNCATED, RetryPolicy, Truncated, classify
 
 logger = logging.getLogger(__name__)
@@ -165,6 +166,8 @@ class StorageClient:
         self.cfg = cfg
         self.transfer = transfer or TransferConfig()
         self._s3 = make_boto_client(cfg, self.transfer)
+        if cfg.public_only:
+            guard_client(self._s3)  # a peer's bucket: public addresses only, checked at connect
         self._own_executor = executor is None
         self._executor = executor or ThreadPoolExecutor(
             max_workers=self.transfer.max_threads, thread_name_prefix="s3"

@@ -15,15 +15,16 @@ from __future__ import annotations
 
 import base64
 import binascii
-import ipaddress
 import logging
 import re
 from collections.abc import Mapping
+from dataclasses import replace
 
 from template.chain.types import MAX_COMMITMENT_BYTES
 
 from .config import BucketConfig, aws_bucket, r2_bucket
 from .errors import CommitmentError
+from .netguard import host_is_refused
 
 logger = logging.getLogger(__name__)
 
@@ -144,20 +145,15 @@ class _Reader:
 
 
 def _check_public(host: str) -> None:
-    """Refuse loopback/private/link-local endpoints (a peer steering our requests inward)."""
-    name = host.split("/", 1)[0].rsplit(":", 1)[0].lower()
-    if name == "localhost" or name.endswith(".localhost"):
-        raise CommitmentError(
-            f"endpoint host {name!r} is local; pass allow_private=True on a local subnet"
-        )
-    try:
-        ip = ipaddress.ip_address(name)
-    except ValueError:
-        return  # a DNS name; not resolved here
-    if not ip.is_global:
-        raise CommitmentError(
-            f"endpoint {name} is not a public address; pass allow_private=True on a local subnet"
-        )
+    """Refuse loopback/private/link-local endpoints (a peer steering our requests inward).
+
+    Numeric hosts are read as the OS resolver reads them (``127.1``, ``0x7f000001``, ...);
+    names are checked again, for every address they resolve to, when the client connects.
+    """
+    name = host.split("/", 1)[0].rsplit(":", 1)[0]
+    why = host_is_refused(name)
+    if why:
+        raise CommitmentError(f"{why}; pass allow_private=True on a local subnet")
 
 
 def decode_commitment_strict(data: bytes, allow_private: bool = False) -> BucketConfig:
@@ -173,6 +169,12 @@ def decode_commitment_strict(data: bytes, allow_private: bool = False) -> Bucket
         raise CommitmentError("commitment is empty")
     if len(data) > MAX_COMMITMENT_BYTES:
         raise CommitmentError(f"commitment is {len(data)} bytes, over {MAX_COMMITMENT_BYTES}")
+    cfg = _decode(data, allow_private)
+    # every peer bucket outside the local mode: its client connects to public addresses only
+    return cfg if allow_private else replace(cfg, public_only=True)
+
+
+def _decode(data: bytes, allow_private: bool) -> BucketConfig:
     tag, r = data[0], _Reader(data[1:])
     try:
         if tag in (TAG_R2, TAG_R2_EU):

@@ -50,6 +50,9 @@ class BucketConfig:
     addressing_style: str = "path"
     access_key_id: str = field(default="", repr=False)
     secret_access_key: str = field(default="", repr=False)
+    # True for a peer's bucket decoded in production mode: the client then connects only to
+    # public addresses, checked for every resolved address at connect time (netguard.py).
+    public_only: bool = field(default=False, compare=False)
 
     def __post_init__(self) -> None:
         if not self.bucket:

@@ -61,3 +61,12 @@ class TransferTimeout(TransientStorageError):
 
 class TruncatedObject(TransientStorageError):
     hint = "The connection closed before the whole object arrived; retry later or skip this peer."
+
+
+class ForbiddenAddress(StorageError):
+    """A peer's endpoint is (or resolves to) a loopback, private, link-local or metadata address."""
+
+    hint = (
+        "A peer's bucket must be on a public address; private addresses are allowed only on a "
+        "local subnet (--allow-private)."
+    )

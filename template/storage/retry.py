@@ -76,6 +76,9 @@ def classify(exc: BaseException, what: str) -> tuple[str | None, str, StorageErr
 
     ``what`` names the request in the final error ("GET bucket/key"); no credentials in it.
     """
+    inner = exc.kwargs.get("error") if isinstance(exc, HTTPClientError) else None
+    if isinstance(inner, StorageError):  # raised in the connection (the address guard)
+        exc = inner
     if isinstance(exc, StorageError):
         return None, str(exc), exc
     if isinstance(exc, ClientError):

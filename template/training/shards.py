@@ -22,7 +22,8 @@ from template.fileio import file_sha256
 
 FORMAT = "template-shards/1"
 MANIFEST = "manifest.json"
-_SHARD_NAME = re.compile(r"^shard_\d{5,}\.bin$")
+_SHARD_NAME = re.compile(r"shard_[0-9]{5,}\.bin", re.ASCII)  # used with fullmatch: no "\n"
+MAX_MANIFEST_BYTES = 64 * 1024 * 1024
 _DTYPES = {"uint16": np.uint16, "uint32": np.uint32}
 
 
@@ -68,10 +69,14 @@ def parse_manifest(text: str | bytes) -> Manifest:
 
     This is the only parser of the format: the storage layer's dataset sync uses it too.
     """
+    if len(text) > MAX_MANIFEST_BYTES:
+        raise DatasetError(f"manifest is over {MAX_MANIFEST_BYTES} bytes")
     try:
         d = json.loads(text)
     except (ValueError, UnicodeDecodeError) as e:
         raise DatasetError(f"manifest is not valid JSON: {e}") from None
+    except RecursionError:  # a deeply nested document: malformed, not a crash
+        raise DatasetError("manifest is nested too deeply to be a manifest") from None
     if not isinstance(d, dict) or d.get("format") != FORMAT:
         raise DatasetError(f"manifest format must be {FORMAT!r}")
     if d.get("dtype") not in _DTYPES:
@@ -91,7 +96,7 @@ def parse_manifest(text: str | bytes) -> Manifest:
     for s in raw:
         if not isinstance(s, dict) or set(s) != {"name", "tokens", "bytes", "sha256"}:
             raise DatasetError(f"manifest shard entry malformed: {s!r}")
-        if not isinstance(s["name"], str) or not _SHARD_NAME.match(s["name"]):
+        if not isinstance(s["name"], str) or not _SHARD_NAME.fullmatch(s["name"]):
             raise DatasetError(f"bad shard name {s['name']!r} (expected shard_NNNNN.bin)")
         ints = all(
             isinstance(s[k], int) and not isinstance(s[k], bool) for k in ("tokens", "bytes")
