@@ -16,6 +16,7 @@ from __future__ import annotations
 import inspect
 import json
 import logging
+import os
 import sys
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -180,14 +181,22 @@ def storage_toml(endpoint: str, bucket: str) -> str:
 
 
 def dataset_toml(endpoint: str, bucket: str) -> str:
-    """The dataset bucket for --dataset.bucket-config: a flat [dataset] table (read keys); the
-    same bucket as a [storage] table too, for readers that take a storage config."""
-    flat = (
-        f'endpoint_url = "{endpoint}"\nbucket = "{bucket}"\nregion = "{REGION}"\n'
+    """The dataset bucket for --dataset.bucket-config: one flat [dataset] table with the READ
+    keys only. Neurons never see the dataset bucket's write key (set-up alone uploads)."""
+    return (
+        f'[dataset]\nendpoint_url = "{endpoint}"\nbucket = "{bucket}"\nregion = "{REGION}"\n'
         f'addressing_style = "path"\naccess_key_id = "{LOCAL_ACCESS_KEY_ID}"\n'
         f'secret_access_key = "{LOCAL_SECRET_ACCESS_KEY}"\n'
     )
-    return f"[dataset]\n{flat}\n" + storage_toml(endpoint, bucket)
+
+
+def write_secret(path: Path, text: str) -> None:
+    """Write a file holding keys: created 0600 (never readable by others, not even briefly)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(text)
+    path.chmod(0o600)  # an existing file keeps its old mode through O_CREAT
 
 
 async def create_buckets(endpoint: str, buckets: list[str]) -> None:
@@ -202,9 +211,7 @@ async def create_buckets(endpoint: str, buckets: list[str]) -> None:
 def write_storage_configs(endpoint: str, nodes: list[NodeSpec]) -> None:
     for n in nodes:
         path = Path(n.state_dir) / "storage.toml"
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(storage_toml(endpoint, n.bucket))
-        path.chmod(0o600)
+        write_secret(path, storage_toml(endpoint, n.bucket))
         n.storage_config = str(path)
 
 
@@ -277,7 +284,7 @@ async def publish_dataset(endpoint: str, local_dir: Path, run_dir: Path) -> list
     finally:
         await client.close()
     path = run_dir / "dataset-bucket.toml"
-    path.write_text(dataset_toml(endpoint, DATASET_BUCKET))
+    write_secret(path, dataset_toml(endpoint, DATASET_BUCKET))
     return ["--dataset.bucket-config", str(path), "--dataset.prefix", DATASET_PREFIX]
 
 

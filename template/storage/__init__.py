@@ -18,7 +18,14 @@ from .commitment import (
     encode_commitment,
     parse_commitments,
 )
-from .config import BucketConfig, NodeStorageConfig, aws_bucket, load_storage_config, r2_bucket
+from .config import (
+    BucketConfig,
+    NodeStorageConfig,
+    aws_bucket,
+    load_read_bucket,
+    load_storage_config,
+    r2_bucket,
+)
 from .datasets import DatasetManifest, ShardInfo, parse_manifest, sync_dataset, upload_dataset
 from .errors import (
     AccessDenied,
@@ -69,6 +76,7 @@ __all__ = [
     "delete_old_objects",
     "encode_commitment",
     "gather",
+    "load_read_bucket",
     "load_storage_config",
     "parse_commitments",
     "parse_manifest",

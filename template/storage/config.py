@@ -208,3 +208,38 @@ def load_storage_config(
         return BucketConfig(endpoint, bucket, region, style, keys[0], keys[1])
 
     return NodeStorageConfig(write=make(write), read=make(read) if read else None)
+
+
+def load_read_bucket(path: str | os.PathLike) -> BucketConfig:
+    """A bucket this node only reads (the dataset bucket) from a TOML/JSON file.
+
+    The file holds a flat ``[dataset]`` table (endpoint_url, bucket, region, addressing_style,
+    access_key_id, secret_access_key) or a ``[storage]`` table with a ``[storage.read]`` pair.
+    A write key is never needed to read, so none is looked for.
+    """
+    path = Path(path).expanduser()
+    try:
+        text = path.read_text()
+        data = tomllib.loads(text) if path.suffix != ".json" else json.loads(text)
+    except OSError as e:
+        raise ConfigError(f"cannot read bucket file {path}: {e.strerror}") from None
+    except (tomllib.TOMLDecodeError, json.JSONDecodeError) as e:
+        pos = getattr(e, "lineno", "?")  # never quote the file: it holds a secret
+        raise ConfigError(f"bucket file {path} is not valid (line {pos})") from None
+    table = data.get("dataset", data.get("storage", data)) if isinstance(data, dict) else None
+    if not isinstance(table, dict):
+        raise ConfigError(f"bucket file {path} must hold a [dataset] or [storage] table")
+    flat = _flatten(table)
+    kid = flat.get("access_key_id") or flat.get("read_access_key_id", "")
+    secret = flat.get("secret_access_key") or flat.get("read_secret_access_key", "")
+    if not flat.get("bucket"):
+        raise ConfigError(f"bucket file {path} names no bucket")
+    endpoint = flat.get("endpoint_url") or None
+    return BucketConfig(
+        endpoint,
+        flat["bucket"],
+        flat.get("region", "us-east-1"),
+        flat.get("addressing_style", "path" if endpoint else "auto"),
+        kid,
+        secret,
+    )
