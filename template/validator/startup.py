@@ -19,6 +19,7 @@ from template.storage import (
     ConfigError,
     StorageClient,
     StorageError,
+    load_read_bucket,
     load_storage_config,
     sync_dataset,
 )
@@ -36,8 +37,8 @@ async def load_dataset(args: argparse.Namespace, hp, cache_dir) -> PageDataset:
         if args.dataset_path:
             folder = args.dataset_path
         elif args.dataset_bucket_config:
-            found = load_storage_config(args.dataset_bucket_config)
-            async with StorageClient(found.read or found.write) as client:
+            bucket = load_read_bucket(args.dataset_bucket_config)  # read keys only
+            async with StorageClient(bucket) as client:
                 folder = await sync_dataset(client, args.dataset_prefix, cache_dir)
         else:
             raise StartupError(
