@@ -1,4 +1,4 @@
-"""The validator neuron: ``python neurons/validator.py --help`` lists every flag."""
+"""The validator neuron from a checkout: ``python neurons/validator.py --help`` (installed: ``seed-validator``)."""
 
 from __future__ import annotations
 
@@ -7,14 +7,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from template.node.entry import run_neuron  # noqa: E402
-from template.validator.startup import build_parser  # noqa: E402
-from template.validator.startup import run_validator as run  # noqa: E402
-
-
-def main(argv: list[str] | None = None) -> int:
-    return run_neuron("validator", build_parser, run, argv)
-
+from template.commands.validator import main  # noqa: E402
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -2,9 +2,21 @@
 
 from __future__ import annotations
 
+import argparse
+import shlex
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
+
+from template.node.flags import (
+    NON_NEGATIVE,
+    PORT,
+    ConfigError,
+    at_least,
+    check_settings,
+    one_of,
+    setting,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 SHARED_CORPUS = ROOT.parent / "shared" / "data" / "tinyshakespeare.txt"
@@ -39,39 +51,96 @@ FUND_TAO = 10_000.0  # each node's coldkey, from //Alice
 VALIDATOR_STAKE_TAO = 1_000.0  # validator k stakes this minus 100*k (a clear leader)
 
 
+def _words(text: str) -> tuple[str, ...]:
+    return tuple(shlex.split(text))
+
+
 @dataclass(frozen=True)
 class LocalnetConfig:
-    miners: int = 2
-    validators: int = 1
-    windows: int = 0  # stop after this many windows completed by the validators (0: run on)
-    hparams: str = "tiny"
-    block_time: float = 0.5
-    run_dir: Path = field(default_factory=lambda: ROOT / "runs" / f"localnet-{_stamp()}")
-    device: str = "cpu"
-    dataset: str = "bucket"  # "bucket": upload to a dataset bucket; "path": --dataset.path
-    dataset_path: Path | None = None  # an already prepared folder (skips preparation)
-    corpus: Path | None = None  # a text file or folder; default: shared tinyshakespeare/stdlib
-    corpus_limit: int = 2_000_000  # characters of the corpus used
-    timeout: float = 0.0  # give up after this many seconds (0: never)
-    metrics_base_port: int = 0  # node i serves metrics on base+i (0: off)
-    threads_per_node: int = 1  # torch/OMP threads per neuron process
-    log_level: str = "INFO"
-    extra_args: tuple[str, ...] = ()  # appended to every neuron's command line
-    miner_args: tuple[str, ...] = ()  # appended to the miners' command lines only
-    validator_args: tuple[str, ...] = ()  # appended to the validators' command lines only
-    neurons_dir: Path = ROOT / "neurons"  # miner.py and validator.py (tests swap in fakes)
+    """A local run; each field with help is a flag of ``seed-localnet`` (template/node/flags.py)."""
+
+    miners: int = setting(2, "Miner processes.", at_least(1), flag="--miners")
+    validators: int = setting(1, "Validator processes.", at_least(1), flag="--validators")
+    windows: int = setting(
+        0,
+        "Stop after this many windows completed by the validators (0: run until Ctrl-C).",
+        NON_NEGATIVE,
+        flag="--run.max-windows",
+    )
+    hparams: str = setting("tiny", "Preset or TOML file of every neuron.", flag="--hparams")
+    block_time: float = setting(
+        0.5,
+        "Dev chain seconds per block (the dev chain's minimum is 0.1).",
+        at_least(0.1),
+        flag="--chain.block-time",
+    )
+    run_dir: Path = setting(
+        None,
+        "Run folder (default runs/localnet-<UTC time> under the current folder).",
+        flag="--run.dir",
+        type=Path,
+        factory=lambda: Path("runs").resolve() / f"localnet-{_stamp()}",
+    )
+    device: str = setting("cpu", "Torch device of every neuron.", flag="--device")
+    dataset: str = setting(
+        "bucket",
+        "bucket: upload the shards to a dataset bucket the neurons sync from; path: give the "
+        "neurons the local folder.",
+        one_of("bucket", "path"),
+        flag="--dataset.source",
+    )
+    dataset_path: Path | None = setting(
+        None,
+        "An already prepared dataset folder (skips preparation).",
+        flag="--dataset.path",
+        type=Path,
+    )
+    corpus: Path | None = setting(
+        None,
+        "Text file or folder to prepare (default: shared tinyshakespeare, else stdlib).",
+        flag="--dataset.corpus",
+        type=Path,
+    )
+    corpus_limit: int = setting(
+        2_000_000, "Characters of the corpus used.", at_least(1), flag="--dataset.corpus-limit"
+    )
+    timeout: float = setting(
+        0.0, "Give up after this many seconds (0: never).", NON_NEGATIVE, flag="--run.timeout"
+    )
+    metrics_base_port: int = setting(
+        0,
+        "Node i serves Prometheus metrics on 127.0.0.1:PORT+i (0: off).",
+        PORT,
+        flag="--metrics.port",
+    )
+    threads_per_node: int = setting(
+        1, "Torch/OMP threads per neuron process.", at_least(1), flag="--neuron.threads"
+    )
+    log_level: str = "INFO"  # --logging.level / --logging.debug (template/node/logs.py)
+    extra_args: tuple[str, ...] = ()  # after --: appended to every neuron's command line
+    miner_args: tuple[str, ...] = setting(
+        (),
+        'Extra flags for the miners, e.g. --miner.args="--miner.max-steps 5".',
+        flag="--miner.args",
+        type=_words,
+    )
+    validator_args: tuple[str, ...] = setting(
+        (),
+        'Extra flags for the validators, e.g. --validator.args="--eval.page-margin 0.1".',
+        flag="--validator.args",
+        type=_words,
+    )
+    # Folder holding miner.py and validator.py to run instead of the real neurons (tests swap in
+    # fakes); None runs ``python -m template.commands.<role>``.
+    neurons_dir: Path | None = setting(None, argparse.SUPPRESS, flag="--neurons.dir", type=Path)
 
     def __post_init__(self) -> None:
-        if self.miners < 1 or self.validators < 1:
-            raise ValueError("a local subnet needs at least one miner and one validator")
+        check_settings(self)
         if self.miners + self.validators > GENESIS["max_allowed_uids"]:
-            raise ValueError(f"at most {GENESIS['max_allowed_uids']} nodes")
-        if self.block_time < 0.1:
-            raise ValueError("--block-time must be at least 0.1 s (the dev chain's minimum)")
-        if self.windows < 0:
-            raise ValueError("--windows must be >= 0")
-        if self.dataset not in ("bucket", "path"):
-            raise ValueError("--dataset must be 'bucket' or 'path'")
+            raise ConfigError(
+                f"--miners + --validators must be <= {GENESIS['max_allowed_uids']} "
+                f"(got {self.miners + self.validators})"
+            )
 
     @property
     def logs_dir(self) -> Path:

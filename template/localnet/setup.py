@@ -292,14 +292,16 @@ async def publish_dataset(endpoint: str, local_dir: Path, run_dir: Path) -> list
 
 
 def neuron_command(cfg: LocalnetConfig, net: Network, node: NodeSpec) -> list[str]:
-    script = Path(cfg.neurons_dir) / f"{node.role}.py"
-    cmd = [sys.executable, str(script)]
+    if cfg.neurons_dir is None:  # the installed neurons (template/commands)
+        cmd = [sys.executable, "-m", f"template.commands.{node.role}"]
+    else:
+        cmd = [sys.executable, str(Path(cfg.neurons_dir) / f"{node.role}.py")]
     cmd += ["--wallet.name", node.wallet_name, "--wallet.hotkey", "default"]
     cmd += ["--wallet.path", str(cfg.run_dir / "wallets")]
     cmd += ["--subtensor.network", "dev", "--subtensor.chain_endpoint", net.chain_url]
     cmd += ["--netuid", str(net.netuid), "--hparams", cfg.hparams, "--device", cfg.device]
     cmd += ["--state.dir", node.state_dir, "--storage.config", node.storage_config]
-    cmd += ["--storage.allow-private", *net.dataset_args, "--log.level", cfg.log_level]
+    cmd += ["--storage.allow-private", *net.dataset_args, "--logging.level", cfg.log_level]
     if node.metrics_port:
         cmd += ["--metrics.port", str(node.metrics_port)]
     role_args = cfg.miner_args if node.role == "miner" else cfg.validator_args

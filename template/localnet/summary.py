@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 from dataclasses import asdict
 from pathlib import Path
@@ -105,8 +106,36 @@ def _str_keys(record: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def plot_summary(summary: dict[str, Any], path: Path) -> Path:
-    """A PNG: held-out loss (and each miner's training loss) by window; incentive by miner."""
+HISTORY_KEYS = (
+    "window",
+    "seconds",
+    "block",
+    "heldout_loss",
+    "miner_loss",
+    "uploads_seen",
+    "uploads_valid",
+    "rejected",
+    "scores",
+    "weights",
+    "weights_set",
+    "incentive",
+    "in_sync",
+)
+
+
+def write_history(summary: dict[str, Any], path: Path) -> Path:
+    """One JSON line per window (loss, incentive, scores, rejections...), oldest first."""
+    lines = [json.dumps({k: rec.get(k) for k in HISTORY_KEYS}) for rec in summary["windows"]]
+    path.write_text("".join(line + "\n" for line in lines))
+    return path
+
+
+def read_history(path: Path) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def plot_history(history: Path, png: Path | None = None) -> Path:
+    """A PNG beside ``history`` (or at ``png``): loss, incentive and uploads by window."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -114,40 +143,46 @@ def plot_summary(summary: dict[str, Any], path: Path) -> Path:
     from matplotlib.ticker import MaxNLocator
 
     logging.getLogger("matplotlib").setLevel(logging.WARNING)
-
-    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 4))
-    wins = summary["windows"]
-    xs = [r["window"] for r in wins if r["heldout_loss"] is not None]
-    ys = [r["heldout_loss"] for r in wins if r["heldout_loss"] is not None]
-    ax1.plot(xs, ys, "o-", color="black", label="held-out (leader validator)")
-    miner_uids = sorted({int(u) for r in wins for u in r["miner_loss"]})
-    for uid in miner_uids:
-        pts = [
-            (r["window"], r["miner_loss"][str(uid)])
-            for r in wins
-            if r["miner_loss"].get(str(uid)) is not None
-        ]
-        if pts:
-            ax1.plot(*zip(*pts, strict=True), ".--", alpha=0.7, label=f"miner uid {uid} (train)")
-    ax1.xaxis.set_major_locator(MaxNLocator(integer=True))
-    ax1.set_xlabel("window")
-    ax1.set_ylabel("loss (nats/token)")
-    ax1.set_title("Loss by window")
-    ax1.legend(fontsize=8)
-    inc = {int(k): v for k, v in summary["miner_incentive"].items()}
-    uids = sorted(inc)
-    ax2.bar(range(len(uids)), [inc[u] for u in uids], color="tab:blue")
-    ax2.set_xticks(range(len(uids)), [str(u) for u in uids])
-    ax2.set_xlabel("miner uid")
-    ax2.set_ylabel("incentive")
-    ax2.set_title(f"Incentive by miner after {summary['windows_completed']} windows")
-    fig.suptitle(
-        f"local subnet: {summary['miners']} miners, {summary['validators']} validator(s), "
-        f"hparams {summary['hparams']}",
-        fontsize=10,
+    rows = read_history(history)
+    png = png or history.with_name("history.png")
+    fig, (ax1, ax2, ax3) = plt.subplots(1, 3, figsize=(15, 4))
+    pts = [(r["window"], r["heldout_loss"]) for r in rows if r["heldout_loss"] is not None]
+    if pts:
+        ax1.plot(*zip(*pts, strict=True), "o-", color="black", label="held-out (leader)")
+    for uid in sorted({int(u) for r in rows for u in r["miner_loss"]}):
+        _series(ax1, rows, "miner_loss", uid, ".--", f"miner uid {uid} (train)")
+    _axes(ax1, "loss (nats/token)", "Loss by window")
+    for uid in sorted({int(u) for r in rows for u in r["incentive"]}):
+        _series(ax2, rows, "incentive", uid, "o-", f"uid {uid}")
+    _axes(ax2, "incentive", "Incentive by window")
+    xs = [r["window"] for r in rows]
+    ax3.plot(xs, [r["uploads_seen"] or 0 for r in rows], "o-", label="seen")
+    ax3.plot(xs, [r["uploads_valid"] or 0 for r in rows], "s-", label="valid")
+    ax3.bar(
+        xs, [len(r["rejected"] or {}) for r in rows], color="tab:red", alpha=0.4, label="rejected"
     )
+    _axes(ax3, "uploads", "Uploads by window")
+    for ax in (ax1, ax2, ax3):
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    fig.suptitle(f"local subnet history: {history}", fontsize=9)
     fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=100)
+    png.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(png, dpi=100)
     plt.close(fig)
-    return path
+    return png
+
+
+def _series(
+    ax: Any, rows: list[dict[str, Any]], key: str, uid: int, style: str, label: str
+) -> None:
+    pts = [(r["window"], r[key][str(uid)]) for r in rows if r[key].get(str(uid)) is not None]
+    if pts:
+        ax.plot(*zip(*pts, strict=True), style, alpha=0.8, label=label)
+
+
+def _axes(ax: Any, ylabel: str, title: str) -> None:
+    ax.set_xlabel("window")
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend(fontsize=8)

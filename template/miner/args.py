@@ -1,37 +1,48 @@
-"""The miner's command line: the shared node flags plus a few miner-only ones."""
+"""The miner's command line: the shared node flags plus a few miner-only ones (``MinerFlags``)."""
 
 from __future__ import annotations
 
 import argparse
+from dataclasses import dataclass
 
-from template.node.args import add_node_args
+from template.node.args import add_node_args, check_node_args
+from template.node.flags import NON_NEGATIVE, add_settings, check_args, setting
+
+
+@dataclass(frozen=True)
+class MinerFlags:
+    """Miner-local settings: they change how fast this node trains, never the math peers see."""
+
+    max_steps: int = setting(
+        0,
+        "Inner steps per window at most (0: keep training on further assigned pages until the "
+        "window ends; hparams train.inner_steps is the protocol's minimum budget).",
+        NON_NEGATIVE,
+        flag="--miner.max-steps",
+    )
+    micro_batch_size: int = setting(
+        0,
+        "Split each batch into micro-batches of this many sequences to fit GPU memory (0: no "
+        "split). Does not change the math other nodes see.",
+        NON_NEGATIVE,
+        flag="--miner.micro-batch-size",
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="neurons/miner.py",
+        prog="seed-miner",
         description=(
             "Train the subnet's shared model on the pages assigned to this hotkey each window, "
             "upload a signed compressed delta to your bucket, and stay in sync with the leader."
         ),
     )
     add_node_args(parser, "miner")
-    m = parser.add_argument_group("miner")
-    m.add_argument(
-        "--miner.max-steps",
-        dest="max_steps",
-        type=int,
-        default=0,
-        help="Inner steps per window at most (0: keep training on further assigned pages until "
-        "the window ends, the default; hparams train.inner_steps is the protocol's minimum "
-        "budget).",
-    )
-    m.add_argument(
-        "--miner.micro-batch-size",
-        dest="micro_batch_size",
-        type=int,
-        default=0,
-        help="Split each batch into micro-batches of this many sequences to fit GPU memory "
-        "(0: no split). Does not change the math other nodes see.",
-    )
+    add_settings(parser, MinerFlags, "miner")
     return parser
+
+
+def check_miner_args(args: argparse.Namespace) -> None:
+    """ConfigError for the first flag that breaks its rule (no heavy imports)."""
+    check_node_args(args)
+    check_args(MinerFlags, args)

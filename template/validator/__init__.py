@@ -16,7 +16,17 @@ score miners, set weights, and (as leader) publish the documents that keep the n
 """
 
 from .args import ValidatorConfig, add_validator_args, config_from_args
-from .loop import Validator, WindowReport
+
+
+def __getattr__(name: str):
+    """``Validator`` and ``WindowReport`` load torch: import them only when asked for, so the
+    flags (``template.validator.args``) are checked before any heavy import."""
+    if name in ("Validator", "WindowReport"):
+        from . import loop
+
+        return getattr(loop, name)
+    raise AttributeError(name)
+
 
 __all__ = [
     "Validator",

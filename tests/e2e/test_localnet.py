@@ -33,8 +33,8 @@ pytestmark = [
 def summary(tmp_path_factory) -> dict:
     run_dir = tmp_path_factory.mktemp("localnet")
     cmd = [sys.executable, str(SCRIPT), "--miners", "2", "--validators", "1"]
-    cmd += ["--windows", str(WINDOWS), "--hparams", "tiny", "--json", "--plot"]
-    cmd += ["--run-dir", str(run_dir), "--timeout", str(TIMEOUT_S)]
+    cmd += ["--run.max-windows", str(WINDOWS), "--hparams", "tiny", "--json", "--plot"]
+    cmd += ["--run.dir", str(run_dir), "--run.timeout", str(TIMEOUT_S)]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=TIMEOUT_S + 90)
     lines = [ln for ln in proc.stdout.splitlines() if ln.strip()]
     assert len(lines) == 1, (

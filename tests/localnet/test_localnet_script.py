@@ -37,11 +37,11 @@ def _cmd(run_dir: Path, *extra: str) -> list[str]:
     return [
         sys.executable,
         str(SCRIPT),
-        "--neurons-dir",
+        "--neurons.dir",
         str(FAKES),
-        "--run-dir",
+        "--run.dir",
         str(run_dir),
-        "--block-time",
+        "--chain.block-time",
         "0.2",
         *extra,
     ]
@@ -51,7 +51,7 @@ def test_json_summary_and_plot(tmp_path):
     run_dir = tmp_path / "run"
     png = tmp_path / "plot.png"
     proc = subprocess.run(
-        _cmd(run_dir, "--windows", "2", "--json", "--plot", str(png), "--timeout", "120"),
+        _cmd(run_dir, "--run.max-windows", "2", "--json", "--plot", str(png), "--run.timeout", "120"),
         capture_output=True,
         text=True,
         timeout=140,
@@ -70,6 +70,9 @@ def test_json_summary_and_plot(tmp_path):
     assert s["seconds_to_first_weights"] > 0
     assert png.is_file() and png.stat().st_size > 5000
     assert (run_dir / "summary.json").is_file()
+    history = [json.loads(ln) for ln in (run_dir / "history.jsonl").read_text().splitlines()]
+    assert len(history) == s["windows_completed"] and s["history"] == str(run_dir / "history.jsonl")
+    assert {"heldout_loss", "incentive", "scores", "rejected"} <= set(history[-1])
     for name in ("chain", "s3", "validator-0", "miner-0", "miner-1"):
         assert (run_dir / "logs" / f"{name}.log").is_file()
     pids = json.loads((run_dir / "pids.json").read_text())
@@ -114,4 +117,4 @@ def test_bad_flags_fail_fast():
         [sys.executable, str(SCRIPT), "--miners", "0"], capture_output=True, text=True, timeout=60
     )
     assert proc.returncode == 2
-    assert "at least one miner" in proc.stderr
+    assert "--miners must be >= 1 (got 0)" in proc.stderr

@@ -9,7 +9,7 @@ import pytest
 from template.localnet.config import LocalnetConfig
 from template.localnet.monitor import Snapshot, Tracker
 from template.localnet.setup import Network, NodeSpec, fallback_corpus, plan_nodes, storage_toml
-from template.localnet.summary import build_summary, plot_summary
+from template.localnet.summary import build_summary, plot_history, read_history, write_history
 from template.localnet.view import summary_text
 from template.storage.commitment import decode_commitment_strict, encode_commitment
 from template.storage.config import load_storage_config
@@ -96,8 +96,12 @@ def test_summary_json_plot_and_text(tmp_path):
     s = json.loads(json.dumps(s))  # JSON-able, and the plot must work on what JSON gives back
     assert s["ok"] and s["loss_start"] == 5.0 and s["loss_end"] == 4.0
     assert s["miner_incentive"] == {"1": 0.7, "2": 0.3} and s["weights_set"] == 2
-    png = plot_summary(s, tmp_path / "p.png")
-    assert png.stat().st_size > 5000
+    history = write_history(s, tmp_path / "history.jsonl")
+    rows = read_history(history)
+    assert [r["window"] for r in rows] == [1, 2] and rows[-1]["heldout_loss"] == 4.0
+    assert rows[-1]["incentive"] == {"0": 0.0, "1": 0.7, "2": 0.3} and "rejected" in rows[0]
+    png = plot_history(history)
+    assert png == tmp_path / "history.png" and png.stat().st_size > 5000
     assert "held-out loss 5.0000 -> 4.0000" in summary_text(s)
     crashed = build_summary(
         tr, net, {"miner-0": 1}, {"miner-0": 1}, [], "miner-0 exited with code 1", 2.0, 30.0, 2

@@ -117,7 +117,7 @@ def miner_argv(
         "--storage.allow-private",
         "--dataset.path", str(dataset),
         "--state.dir", str(state),
-        "--max-windows", str(max_windows),
+        "--run.max-windows", str(max_windows),
         "--miner.max-steps", str(max_steps),
     ]  # fmt: skip
 

@@ -1,0 +1,23 @@
+"""``seed-miner``: the miner neuron (``seed-miner --help`` lists every flag)."""
+
+from __future__ import annotations
+
+import sys
+
+from template.miner.args import build_parser, check_miner_args
+
+from .neuron import Run, run_role
+
+
+def _run() -> Run:
+    from template.miner.main import run_miner
+
+    return run_miner
+
+
+def main(argv: list[str] | None = None) -> int:
+    return run_role("miner", build_parser, check_miner_args, _run, argv)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

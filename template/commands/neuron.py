@@ -1,0 +1,36 @@
+"""What both neuron commands share: parse, check the flags cheaply, then load torch and run."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Awaitable, Callable
+
+from template.node.args import resolve_device
+from template.node.flags import ConfigError
+
+Run = Callable[[argparse.Namespace], Awaitable[None]]
+
+
+def run_role(
+    role: str,
+    build_parser: Callable[[], argparse.ArgumentParser],
+    check: Callable[[argparse.Namespace], object],
+    load_run: Callable[[], Run],
+    argv: list[str] | None = None,
+) -> int:
+    """Exit 2 with ``role: <flag> <rule> (got <value>)`` before any heavy import; else run."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        check(args)
+    except ConfigError as e:
+        print(f"{role}: {e}", file=sys.stderr)
+        return 2
+    device = resolve_device(args.device)
+    if device != args.device:
+        argv += ["--device", device]
+    from template.node.entry import run_neuron
+
+    return run_neuron(role, lambda: parser, load_run(), argv)
