@@ -1,49 +1,77 @@
-"""An optional Prometheus endpoint for a neuron: gauges in the text exposition format.
+"""An optional Prometheus endpoint for a neuron, served by ``prometheus_client``.
 
-Off by default (``--metrics.port 0``). The neurons call a tiny API::
+Off by default (``--metrics.port 0``); binds 127.0.0.1 unless ``--metrics.host`` says otherwise.
+The neurons hand it their status after every window::
 
-    metrics = Metrics.start(args.metrics_port, role="miner")  # a no-op object when port is 0
-    metrics.set(window=12, loss=3.41, tokens_per_s=5210.0, upload_bytes=81234)
-    metrics.set_by_uid("score", {3: 0.42, 5: 0.17})            # template_score{uid="3"} 0.42
+    metrics = Metrics.from_args(args, role="miner", hotkey=ss58)  # a no-op object when port is 0
+    metrics.set_status(status)   # the status-file dict (or dataclass) of the window just done
     metrics.close()
 
-Every gauge is exported as ``template_<name>``; ``None`` values are skipped and booleans are 1/0.
-The server is the standard library's ``http.server`` in a daemon thread: no new dependency, and a
-scrape never touches the event loop the neuron runs on.
+Every number of the status becomes ``template_<name>``: a counter when the value only grows
+(``COUNTERS``: served as ``template_<name>_total``), a gauge otherwise; ``{uid: number}`` maps
+(``scores``, ``weights``) become one series per uid; ``rejected`` becomes
+``template_uploads_rejected``. Every series carries the node's ``role``, ``netuid`` and
+``hotkey`` labels, and the process metrics (CPU, memory, open files) come along. Values are read
+from the status at scrape time: a scrape never touches the event loop the neuron runs on.
 """
 
 from __future__ import annotations
 
+import argparse
+import dataclasses
 import logging
-import math
 import re
 import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from collections.abc import Iterator
+from typing import Any
+
+from prometheus_client import CollectorRegistry, generate_latest, start_http_server
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.gc_collector import GCCollector
+from prometheus_client.platform_collector import PlatformCollector
+from prometheus_client.process_collector import ProcessCollector
+from prometheus_client.registry import Collector
 
 logger = logging.getLogger(__name__)
 
 PREFIX = "template_"
-CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 _NAME_OK = re.compile(r"[^a-zA-Z0-9_]")
 
-# One-line help for the gauges the neurons are expected to set (others get a generic line).
+# Values that only grow over a node's life: exported as counters.
+COUNTERS = frozenset(
+    {
+        "uploads_done",
+        "uploads_missed",
+        "weights_set",
+        "train_seconds_total",
+        "wall_seconds_total",
+    }
+)
+
+# One-line help for the metrics docs/miner.md and docs/validator.md list (others: generic).
 HELP = {
     "window": "Last completed window.",
     "block": "Chain block at the last status update.",
     "loss": "Miner training loss of the last window.",
-    "heldout_loss": "Validator loss of the global model on the held-out sample.",
+    "heldout_loss": "Loss of the global model on the validator's fixed held-out sample.",
     "tokens_per_s": "Miner training throughput in tokens per second.",
     "upload_bytes": "Size of the last upload in bytes.",
     "upload_seconds": "Seconds the last upload took.",
     "uploads_done": "Uploads that landed in time.",
     "uploads_missed": "Windows whose upload did not land in time.",
+    "uploads_seen": "Uploads the validator found in the last window.",
+    "uploads_valid": "Uploads of the last window that passed every check.",
+    "uploads_rejected": "Uploads of the last window that failed a check.",
     "utilization": "Training time over wall time.",
     "in_sync": "1 when the model matches the leader's fingerprint.",
     "is_leader": "1 when this validator is the leader.",
     "weights_set": "Successful set_weights calls.",
+    "train_seconds_total": "Seconds spent training.",
+    "wall_seconds_total": "Seconds the node has run.",
     "score": "Validator score of a miner.",
     "weight": "Weight last set for a miner.",
 }
+_BY_UID = {"scores": "score", "weights": "weight"}  # status map -> metric name
 
 
 def metric_name(name: str) -> str:
@@ -54,62 +82,81 @@ def metric_name(name: str) -> str:
     return PREFIX + clean
 
 
-def _label_value(v: object) -> str:
-    return str(v).replace("\\", "\\\\").replace("\n", "\\n").replace('"', '\\"')
-
-
-def _labels(labels: dict[str, str]) -> str:
-    if not labels:
-        return ""
-    inner = ",".join(
-        f'{_NAME_OK.sub("_", k)}="{_label_value(v)}"' for k, v in sorted(labels.items())
-    )
-    return "{" + inner + "}"
-
-
 def _number(v: object) -> float | None:
-    if v is None:
+    if v is None or isinstance(v, str):
         return None
     if isinstance(v, bool):
         return 1.0 if v else 0.0
     try:
-        f = float(v)  # type: ignore[arg-type]
+        return float(v)  # type: ignore[arg-type]
     except (TypeError, ValueError):
         return None
-    return f
 
 
-def _format(f: float) -> str:
-    if math.isnan(f):
-        return "NaN"
-    if math.isinf(f):
-        return "+Inf" if f > 0 else "-Inf"
-    return repr(f)
+class _Values(Collector):
+    """The latest values, turned into metric families at scrape time."""
+
+    def __init__(self, labels: dict[str, str]) -> None:
+        self.lock = threading.Lock()
+        self.plain: dict[str, float] = {}
+        self.by_uid: dict[str, tuple[str, dict[str, float]]] = {}
+        self.labels = labels
+
+    def collect(self) -> Iterator[Metric]:
+        with self.lock:
+            plain = dict(self.plain)
+            by_uid = {k: (lab, dict(s)) for k, (lab, s) in self.by_uid.items()}
+        names, values = list(self.labels), list(self.labels.values())
+        for short in sorted(plain):
+            family = _family(short, names)
+            family.add_metric(values, plain[short])
+            yield family
+        for short in sorted(by_uid):
+            label, series = by_uid[short]
+            family = _family(short, [*names, label])
+            for key in sorted(series, key=_sort_key):
+                family.add_metric([*values, key], series[key])
+            yield family
+
+
+def _family(short: str, labels: list[str]) -> Metric:
+    name = metric_name(short)
+    doc = HELP.get(short, short.replace("_", " ") + ".")
+    if short in COUNTERS:
+        return CounterMetricFamily(name, doc, labels=labels)
+    return GaugeMetricFamily(name, doc, labels=labels)
+
+
+def _sort_key(k: str) -> tuple[int, object]:
+    return (0, int(k)) if k.isdigit() else (1, k)
 
 
 class Metrics:
-    """Gauges served over HTTP. Use :meth:`start`; ``Metrics()`` alone is a no-op sink."""
+    """Metrics served over HTTP. Use :meth:`start` or :meth:`from_args`; ``Metrics()`` alone is
+    a no-op sink."""
 
-    def __init__(self, const_labels: dict[str, str] | None = None) -> None:
-        self._lock = threading.Lock()
-        self._plain: dict[str, float] = {}
-        self._by_label: dict[str, tuple[str, dict[str, float]]] = {}
-        self._const = {k: str(v) for k, v in (const_labels or {}).items() if v is not None}
-        self._server: ThreadingHTTPServer | None = None
+    def __init__(self, const_labels: dict[str, object] | None = None) -> None:
+        labels = {k: str(v) for k, v in (const_labels or {}).items() if v is not None}
+        self._values = _Values({_NAME_OK.sub("_", k): v for k, v in labels.items()})
+        self.registry = CollectorRegistry(auto_describe=False)
+        self._server: Any = None
         self._thread: threading.Thread | None = None
         self.port = 0
 
     @classmethod
-    def start(cls, port: int, host: str = "0.0.0.0", **const_labels: str) -> Metrics:
+    def start(cls, port: int, host: str = "127.0.0.1", **const_labels: object) -> Metrics:
         """Serve on ``host:port``; port 0 returns a no-op object. Keyword args become labels on
-        every sample (e.g. ``role="miner", hotkey="5F..."``). A busy port logs a warning and the
-        node carries on without metrics: observability must never stop a node."""
+        every series (``role="miner", netuid=3, hotkey="5F..."``). A busy port logs a warning and
+        the node carries on without metrics: observability must never stop a node."""
         m = cls(const_labels)
         if not port:
             return m
-        handler = _handler_for(m)
+        m.registry.register(m._values)
+        ProcessCollector(registry=m.registry)
+        PlatformCollector(registry=m.registry)
+        GCCollector(registry=m.registry)
         try:
-            server = ThreadingHTTPServer((host, int(port)), handler)
+            m._server, m._thread = start_http_server(int(port), host, registry=m.registry)
         except OSError as e:
             logger.warning(
                 "metrics: could not listen on %s:%s (%s); running without metrics. "
@@ -119,57 +166,63 @@ class Metrics:
                 e,
             )
             return m
-        server.daemon_threads = True
-        m._server = server
-        m.port = server.server_address[1]
-        m._thread = threading.Thread(target=server.serve_forever, name="metrics", daemon=True)
-        m._thread.start()
-        logger.info("metrics: serving Prometheus text on http://%s:%d/metrics", host, m.port)
+        m.port = m._server.server_address[1]
+        logger.info("metrics: serving Prometheus on http://%s:%d/metrics", host, m.port)
         return m
+
+    @classmethod
+    def from_args(cls, args: argparse.Namespace, role: str, hotkey: str | None = None) -> Metrics:
+        """``--metrics.port``/``--metrics.host`` with the role, netuid and hotkey labels."""
+        return cls.start(
+            getattr(args, "metrics_port", 0),
+            getattr(args, "metrics_host", "127.0.0.1"),
+            role=role,
+            netuid=getattr(args, "netuid", None),
+            hotkey=hotkey,
+        )
 
     @property
     def enabled(self) -> bool:
         return self._server is not None
 
-    def set(self, **gauges: object) -> None:
-        """Set plain gauges; ``None`` or non-numeric values are ignored."""
+    def set(self, **values: object) -> None:
+        """Set plain values; ``None`` or non-numeric values are ignored."""
         if not self.enabled:
             return
-        with self._lock:
-            for name, value in gauges.items():
+        with self._values.lock:
+            for name, value in values.items():
                 f = _number(value)
                 if f is not None:
-                    self._plain[metric_name(name)] = f
+                    self._values.plain[_NAME_OK.sub("_", name)] = f
 
     def set_by_uid(self, name: str, values: dict[object, object], label: str = "uid") -> None:
-        """Replace a labelled gauge family, e.g. scores by uid (keys may be ints or strings)."""
+        """Replace a labelled family, e.g. scores by uid (keys may be ints or strings)."""
         if not self.enabled:
             return
-        series: dict[str, float] = {}
-        for k, v in (values or {}).items():
-            f = _number(v)
-            if f is not None:
-                series[str(k)] = f
-        with self._lock:
-            self._by_label[metric_name(name)] = (label, series)
+        series = {str(k): f for k, v in (values or {}).items() if (f := _number(v)) is not None}
+        with self._values.lock:
+            self._values.by_uid[_NAME_OK.sub("_", name)] = (label, series)
+
+    def set_status(self, status: object) -> None:
+        """Export a node's status (a dict or a dataclass): numbers, uid maps, rejections."""
+        if not self.enabled:
+            return
+        if dataclasses.is_dataclass(status) and not isinstance(status, type):
+            status = dataclasses.asdict(status)
+        assert isinstance(status, dict)
+        plain = {}
+        for key, value in status.items():
+            if key in _BY_UID and isinstance(value, dict):
+                self.set_by_uid(_BY_UID[key], value)
+            elif key == "rejected" and isinstance(value, dict):
+                plain["uploads_rejected"] = len(value)
+            else:
+                plain[key] = value
+        self.set(**plain)
 
     def render(self) -> str:
         """The exposition text (also what ``GET /metrics`` returns)."""
-        lines: list[str] = []
-        with self._lock:
-            plain = dict(self._plain)
-            by_label = {k: (lab, dict(s)) for k, (lab, s) in self._by_label.items()}
-        const = _labels(self._const)
-        for name in sorted(plain):
-            lines += _header(name)
-            lines.append(f"{name}{const} {_format(plain[name])}")
-        for name in sorted(by_label):
-            label, series = by_label[name]
-            lines += _header(name)
-            for key in sorted(series, key=_sort_key):
-                lab = _labels({**self._const, label: key})
-                lines.append(f"{name}{lab} {_format(series[key])}")
-        return "\n".join(lines) + "\n"
+        return generate_latest(self.registry).decode()
 
     def close(self) -> None:
         """Stop serving (idempotent)."""
@@ -180,34 +233,3 @@ class Metrics:
         if self._thread is not None:
             self._thread.join(timeout=5)
             self._thread = None
-
-
-def _sort_key(k: str) -> tuple[int, object]:
-    return (0, int(k)) if k.isdigit() else (1, k)
-
-
-def _header(name: str) -> list[str]:
-    short = name[len(PREFIX) :]
-    return [
-        f"# HELP {name} {HELP.get(short, short.replace('_', ' ') + '.')}",
-        f"# TYPE {name} gauge",
-    ]
-
-
-def _handler_for(metrics: Metrics) -> type[BaseHTTPRequestHandler]:
-    class Handler(BaseHTTPRequestHandler):
-        def do_GET(self) -> None:  # noqa: N802 - http.server's naming
-            if self.path.split("?")[0] not in ("/metrics", "/"):
-                self.send_error(404, "try /metrics")
-                return
-            body = metrics.render().encode()
-            self.send_response(200)
-            self.send_header("Content-Type", CONTENT_TYPE)
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-
-        def log_message(self, format: str, *args: object) -> None:  # noqa: A002
-            logger.debug("metrics: " + format, *args)
-
-    return Handler
