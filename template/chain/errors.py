@@ -14,7 +14,7 @@ class ChainError(Exception):
 
 
 class NotRegisteredError(ChainError):
-    hint = "Register the hotkey on this subnet first (btcli subnets register --netuid N)."
+    hint = "Register the hotkey on this subnet first (btcli subnets register --netuid N; on the dev chain: python -m template.chain.devchain register)."
 
 
 class AlreadyRegisteredError(ChainError):
@@ -25,9 +25,23 @@ class RateLimitedError(ChainError):
     hint = "Wait for the rate limit to pass (see the subnet's weights/commitment rate limit) and retry."
 
 
+class TooManyRegistrationsError(RateLimitedError):
+    hint = (
+        "The subnet takes a limited number of registrations per block and per interval; "
+        "retry in a few blocks."
+    )
+
+
 class NoValidatorPermitError(ChainError):
     hint = (
         "Stake more to the hotkey so it ranks among the subnet's top validators, then wait a tempo."
+    )
+
+
+class StakeTooLowError(ChainError):
+    hint = (
+        "The stake is below the chain minimum, or the hotkey holds less than the stake threshold "
+        "needed to set weights; add stake (btcli stake add --netuid N) and retry."
     )
 
 
@@ -41,6 +55,10 @@ class InvalidWeightsError(ChainError):
 
 class InvalidRequestError(ChainError):
     hint = "The request was malformed or its signature did not verify; check the keys and the client version."
+
+
+class SubnetNotFoundError(InvalidRequestError):
+    hint = "Check --netuid: no subnet with that netuid exists on this chain (btcli subnets list)."
 
 
 class InsufficientBalanceError(ChainError):

@@ -61,6 +61,10 @@ class Chain(Protocol):
         self, uids: Sequence[int], weights: Sequence[float], version_key: int
     ) -> WeightsResult: ...
 
+    async def weights_of(self, uid: int) -> dict[int, float]:
+        """The weights row of ``uid`` in force on chain (revealed; normalised; {} if none)."""
+        ...
+
     # --- set-up -----------------------------------------------------------
     async def register(self, hotkey: str | None = None) -> int:
         """Register ``hotkey`` (default: this client's) paying with the coldkey; returns its uid."""

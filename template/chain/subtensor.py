@@ -5,8 +5,9 @@ Reads go through the SDK's typed reads and generated storage descriptors; writes
 commit-reveal) and, where no suitable intent exists, the raw call builders in ``bt.calls``:
 
 - commitments: ``Commitments.set_commitment`` with one ``Raw<n>`` field (no intent exists);
-- registration: ``SubtensorModule.burned_register`` signed by the coldkey (the SDK's
-  ``BurnedRegister`` intent insists on MEV-shielded submission, which local chains lack);
+- registration: the SDK's ``BurnedRegister`` intent, MEV-shielded as the SDK requires, when
+  the chain runs the MevShield pallet; the raw ``burned_register`` call where it does not
+  (local chains);
 - staking: ``SubtensorModule.add_stake`` signed by the coldkey.
 
 Every SDK failure is mapped to the typed errors of :mod:`template.chain.errors`; transient
@@ -26,17 +27,18 @@ from typing import Any, TypeVar
 import bittensor as bt
 from bittensor import storage as st
 
-from .errors import ChainError, InvalidRequestError, InvalidWeightsError
+from .errors import ChainError, InvalidRequestError, InvalidWeightsError, SubnetNotFoundError
 from .subtensor_commitments import commitment_bytes, commitment_info
-from .subtensor_errors import is_transient, raise_for_result, to_chain_error
+from .subtensor_errors import is_pruned_state, is_transient, raise_for_result, to_chain_error
 from .subtensor_retry import RetryPolicy, with_retry
-from .types import MAX_COMMITMENT_BYTES, Metagraph, Neuron, SubnetParams, WeightsResult
+from .subtensor_values import U16_MAX, checked_weights, neuron_from_sdk, result_block
+from .types import MAX_COMMITMENT_BYTES, Metagraph, SubnetParams, WeightsResult
 
 logger = logging.getLogger(__name__)
 
 T = TypeVar("T")
-U16_MAX = 65535
 RAO_PER_TAO = 10**9
+DEFAULT_WEIGHTS_RATE_LIMIT = 100  # subtensor's DefaultWeightsSetRateLimit
 
 
 class SubtensorChain:
@@ -178,9 +180,21 @@ class SubtensorChain:
         current = await self.block()
         if n < 0 or n > current:
             raise InvalidRequestError(f"block {n} does not exist yet (chain at {current})")
-        ms = await self._call(
-            lambda: self._client.query(st.Timestamp.Now, block=n), f"read timestamp of block {n}"
-        )
+        try:
+            ms = await self._call(
+                lambda: self._client.query(st.Timestamp.Now, block=n),
+                f"read timestamp of block {n}",
+            )
+        except ChainError as error:
+            if not is_pruned_state(error.__cause__ or error):
+                raise
+            # Non-archive nodes prune state older than ~256 blocks: estimate from the head.
+            head_ms = await self._call(
+                lambda: self._client.query(st.Timestamp.Now, block=current), "read timestamp"
+            )
+            estimate = int(head_ms) / 1000.0 - (current - n) * await self._seconds_per_block()
+            logger.debug("state of block %d is pruned; timestamp estimated %.1f", n, estimate)
+            return estimate
         return int(ms) / 1000.0
 
     # --- subnet -----------------------------------------------------------
@@ -188,20 +202,28 @@ class SubtensorChain:
         async def read() -> SubnetParams:
             view = await self._client.at()
             if not await view.query(st.SubtensorModule.NetworksAdded, [self.netuid]):
-                raise InvalidRequestError(f"subnet {self.netuid} does not exist on {self.network}")
-            tempo, rate, min_w, max_w = await asyncio.gather(
-                view.query(st.SubtensorModule.Tempo, [self.netuid]),
-                view.query(st.SubtensorModule.WeightsSetRateLimit, [self.netuid]),
-                view.query(st.SubtensorModule.MinAllowedWeights, [self.netuid]),
-                view.query(st.SubtensorModule.MaxWeightsLimit, [self.netuid]),
+                raise SubnetNotFoundError(f"subnet {self.netuid} does not exist on {self.network}")
+            m = st.SubtensorModule
+            names = ("Tempo", "WeightsSetRateLimit", "MinAllowedWeights", "MaxWeightsLimit")
+            names += ("CommitRevealWeightsEnabled", "RevealPeriodEpochs", "WeightsVersionKey")
+            names += ("LastEpochBlock",)
+            values = await asyncio.gather(
+                *(view.query(getattr(m, name), [self.netuid]) for name in names),
+                view.query(m.StakeThreshold),
             )
+            tempo, rate, min_w, max_w, cr, reveal, version, last_epoch, threshold = values
             return SubnetParams(
                 netuid=self.netuid,
                 tempo=int(tempo or 0),
-                weights_rate_limit=int(rate or 0),
+                weights_rate_limit=int(DEFAULT_WEIGHTS_RATE_LIMIT if rate is None else rate),
                 min_allowed_weights=int(min_w or 0),
                 max_weight_limit=(int(max_w) if max_w is not None else U16_MAX) / U16_MAX,
                 max_commitment_bytes=MAX_COMMITMENT_BYTES,
+                commit_reveal=bool(cr),
+                reveal_period_epochs=int(1 if reveal is None else reveal),
+                weights_version=int(version or 0),
+                stake_threshold=int(threshold or 0) / RAO_PER_TAO,
+                last_epoch_block=int(last_epoch or 0),
             )
 
         return await self._call(read, "read subnet hyperparameters")
@@ -212,11 +234,11 @@ class SubtensorChain:
             "read the metagraph",
         )
         if graph is None:
-            raise InvalidRequestError(f"subnet {self.netuid} does not exist on {self.network}")
+            raise SubnetNotFoundError(f"subnet {self.netuid} does not exist on {self.network}")
         return Metagraph(
             netuid=self.netuid,
             block=int(graph.block),
-            neurons=tuple(_neuron(n) for n in graph.neurons),
+            neurons=tuple(neuron_from_sdk(n) for n in graph.neurons),
         )
 
     async def uid_of(self, hotkey: str) -> int | None:
@@ -255,7 +277,7 @@ class SubtensorChain:
     async def set_weights(
         self, uids: Sequence[int], weights: Sequence[float], version_key: int
     ) -> WeightsResult:
-        uid_list, weight_list = _checked_weights(uids, weights)
+        uid_list, weight_list = checked_weights(uids, weights)
         try:
             intent = bt.SetWeights(
                 netuid=self.netuid, uids=uid_list, weights=weight_list, version_key=version_key
@@ -273,7 +295,17 @@ class SubtensorChain:
         message = result.message or "Success"
         if reveal_round is not None:
             message = f"committed (commit-reveal); chain reveals at drand round {reveal_round}"
-        return WeightsResult(success=True, block=_result_block(result), message=message)
+        return WeightsResult(success=True, block=result_block(result), message=message)
+
+    async def weights_of(self, uid: int) -> dict[int, float]:
+        """The weights row of ``uid`` in force on chain (normalised to sum 1; {} if none)."""
+        row = await self._call(
+            lambda: self._client.query(st.SubtensorModule.Weights, [self.netuid, int(uid)]),
+            f"read weights of uid {uid}",
+        )
+        pairs = [(int(d), int(w)) for d, w in (row or []) if int(w) > 0]
+        total = sum(w for _, w in pairs)
+        return {d: w / total for d, w in pairs} if total else {}
 
     # --- set-up -----------------------------------------------------------
     def _require_coldkey(self, action: str) -> Any:
@@ -284,17 +316,31 @@ class SubtensorChain:
     async def register(self, hotkey: str | None = None) -> int:
         coldkey = self._require_coldkey("register")
         target = hotkey or self.hotkey
-        call = bt.calls.SubtensorModule.burned_register(netuid=self.netuid, hotkey=target)
         await self._submit(
-            lambda: self._client.submit_call(
-                call, coldkey, signer="coldkey", wait_for_finalization=self._finalize
-            ),
-            f"register {target} on subnet {self.netuid}",
+            lambda: self._register_once(coldkey, target), f"register {target} on {self.netuid}"
         )
         uid = await self.uid_of(target)
         if uid is None:
             raise ChainError(f"registration of {target} was included but no uid was assigned")
         return uid
+
+    async def _mev_shield_available(self) -> bool:
+        try:
+            return bool(await self._client.query(st.MevShield.NextKey))
+        except Exception:  # noqa: BLE001 - no MevShield pallet on this chain
+            return False
+
+    async def _register_once(self, coldkey: Any, target: str) -> bt.ExtrinsicResult:
+        """MEV-shielded ``BurnedRegister`` (SDK: ``mev_shield_required``) where the chain has
+        the MevShield pallet; the plain call on chains without it (local nodes)."""
+        if await self._mev_shield_available():
+            intent = bt.BurnedRegister(netuid=self.netuid, hotkey_ss58=target)
+            return await self._client.execute(intent, coldkey, wait_for_finalization=self._finalize)
+        logger.info("chain has no MevShield key: registering %s unshielded", target)
+        call = bt.calls.SubtensorModule.burned_register(netuid=self.netuid, hotkey=target)
+        return await self._client.submit_call(
+            call, coldkey, signer="coldkey", wait_for_finalization=self._finalize
+        )
 
     async def add_stake(self, amount_tao: float, hotkey: str | None = None) -> None:
         coldkey = self._require_coldkey("add_stake")
@@ -311,47 +357,3 @@ class SubtensorChain:
             ),
             f"stake {amount_tao} TAO to {target}",
         )
-
-
-def _checked_weights(
-    uids: Sequence[int], weights: Sequence[float]
-) -> tuple[list[int], list[float]]:
-    if len(uids) != len(weights):
-        raise InvalidWeightsError(f"{len(uids)} uids but {len(weights)} weights")
-    if not uids:
-        raise InvalidWeightsError("no weights to set")
-    try:
-        uid_list = [int(u) for u in uids]
-        weight_list = [float(w) for w in weights]
-    except (TypeError, ValueError) as error:
-        raise InvalidWeightsError(f"weights must be numbers ({error})") from error
-    if any(u < 0 or u > U16_MAX for u in uid_list) or len(set(uid_list)) != len(uid_list):
-        raise InvalidWeightsError("uids must be distinct integers in 0..65535")
-    if any(not math.isfinite(w) or w < 0 for w in weight_list):
-        raise InvalidWeightsError("weights must be finite and non-negative")
-    if not any(w > 0 for w in weight_list):
-        raise InvalidWeightsError("all weights are zero")
-    return uid_list, weight_list
-
-
-def _neuron(n: Any) -> Neuron:
-    """One SDK ``MetagraphNeuron`` as the project's typed ``Neuron`` (scores already in [0, 1])."""
-    return Neuron(
-        uid=int(n.uid),
-        hotkey=str(n.hotkey),
-        coldkey=str(n.coldkey),
-        stake=float(n.total_stake.amount),  # alpha on dynamic subnets
-        validator_permit=bool(n.validator_permit),
-        last_update=int(n.last_update),
-        incentive=float(n.incentive),
-        dividends=float(n.dividends),
-        consensus=float(n.consensus),
-        trust=float(n.trust),
-        emission=float(n.emission.amount),
-        registered_at=int(n.block_at_registration),
-    )
-
-
-def _result_block(result: bt.ExtrinsicResult) -> int | None:
-    height, _, _ = (result.extrinsic_id or "").partition("-")
-    return int(height) if height.isdigit() else None

@@ -22,14 +22,22 @@ from .errors import (
     NotRegisteredError,
     NoValidatorPermitError,
     RateLimitedError,
+    StakeTooLowError,
+    SubnetNotFoundError,
+    TooManyRegistrationsError,
 )
 
 # Chain error names that need a more specific class than their ErrorCode gives.
 _BY_NAME: dict[str, type[ChainError]] = {
     "HotKeyAlreadyRegisteredInSubNet": AlreadyRegisteredError,
     "NeuronNoValidatorPermit": NoValidatorPermitError,
-    "NotEnoughStakeToSetWeights": NoValidatorPermitError,
-    "StakeAmountTooLow": NoValidatorPermitError,
+    "NotEnoughStakeToSetWeights": StakeTooLowError,
+    "StakeAmountTooLow": StakeTooLowError,  # pool code 1: AmountTooLow | NotEnoughStake...
+    "AmountTooLow": StakeTooLowError,
+    "TooManyRegistrationsThisBlock": TooManyRegistrationsError,
+    "TooManyRegistrationsThisInterval": TooManyRegistrationsError,
+    "SubnetNotExists": SubnetNotFoundError,
+    "MechanismDoesNotExist": SubnetNotFoundError,
     "AccountNotAllowedCommit": NotRegisteredError,  # commitments need a registered hotkey
     "SpaceLimitExceeded": RateLimitedError,  # per-epoch commitment byte quota
     "IncorrectWeightVersionKey": InvalidRequestError,
@@ -42,7 +50,7 @@ _BY_CODE: dict[ErrorCode, type[ChainError]] = {
     ErrorCode.ALREADY_EXISTS: AlreadyRegisteredError,
     ErrorCode.INVALID_ARGUMENT: InvalidRequestError,
     ErrorCode.NOT_AUTHORIZED: InvalidRequestError,
-    ErrorCode.SUBNET_NOT_EXISTS: InvalidRequestError,
+    ErrorCode.SUBNET_NOT_EXISTS: SubnetNotFoundError,
     ErrorCode.DISABLED: InvalidRequestError,
     ErrorCode.LIMIT_EXCEEDED: InvalidRequestError,
 }
@@ -67,6 +75,16 @@ TRANSIENT_EXCEPTIONS: tuple[type[BaseException], ...] = (
     OSError,
     TimeoutError,
 )
+
+
+# What a node says when asked for state it has pruned (non-archive nodes keep ~256 blocks).
+_PRUNED_MESSAGES = ("state already discarded", "unknownblock", "unknown block", "pruned")
+
+
+def is_pruned_state(error: BaseException) -> bool:
+    """True when a read failed because the node no longer holds that block's state."""
+    text = f"{getattr(error, 'message', '') or ''} {error}".lower()
+    return any(m in text for m in _PRUNED_MESSAGES)
 
 
 def is_transient(error: BaseException) -> bool:

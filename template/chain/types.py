@@ -19,6 +19,17 @@ class SubnetParams:
     min_allowed_weights: int
     max_weight_limit: float  # largest share one uid may get, in [0, 1]
     max_commitment_bytes: int = MAX_COMMITMENT_BYTES
+    commit_reveal: bool = False  # weights are committed hidden and revealed later
+    reveal_period_epochs: int = 1  # epochs between a commit and its reveal
+    weights_version: int = 0  # set_weights with a lower version_key is refused
+    stake_threshold: float = 0.0  # stake (alpha/TAO) a validator needs to count in the epoch
+    last_epoch_block: int = 0  # block of the subnet's last epoch (0: unknown)
+
+    def reveal_delay_blocks(self) -> int:
+        """Worst-case blocks from a set_weights until the weights are in force on chain."""
+        if not self.commit_reveal:
+            return 1
+        return (self.reveal_period_epochs + 1) * max(1, self.tempo) + 2
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,5 @@
-"""Scores -> weights the chain accepts: normalised, capped, padded, on a rate-limited schedule."""
+"""Scores -> weights the chain accepts (normalised, capped, enough non-zero uids), set on a
+rate-limited schedule and verified on chain once the reveal delay has passed."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ import asyncio
 import logging
 import math
 from collections.abc import Mapping
+from dataclasses import dataclass
 
 from template import SPEC_VERSION
 from template.chain.errors import ChainError
@@ -42,21 +44,38 @@ def cap_weights(weights: Mapping[int, float], limit: float) -> dict[int, float]:
                 out[u] = rest * w / free_total if free_total > 0 else 0.0
 
 
+# A filler uid's weight relative to the largest: survives the SDK's u16 max-upscale
+# (``round(w / max * 65535) >= 1``) with margin, and moves almost no emission.
+FILLER_SHARE = 4 / 65535
+
+
+def required_weights(params: SubnetParams, n: int) -> int:
+    """How many non-zero weights a vector needs: min(MinAllowedWeights, n) as the chain checks
+    it, and at least 1/max_weight_limit so the cap can be met at all."""
+    need = min(params.min_allowed_weights, n)
+    if 0 < params.max_weight_limit < 1.0:
+        need = max(need, min(n, math.ceil(1.0 / params.max_weight_limit - 1e-9)))
+    return need
+
+
 def compute_weights(
     scores: Mapping[int, float], uids: list[int], params: SubnetParams, *, exclude: set[int]
 ) -> dict[int, float]:
-    """uid -> weight: positive scores normalised and capped; padded with zero weights up to
-    ``min_allowed_weights`` entries. Empty when no miner earned anything."""
+    """uid -> weight: positive scores normalised and capped. When fewer uids earned something
+    than the subnet requires, other uids get a small non-zero filler weight (never zero: the
+    SDK drops zeros and then refuses a short vector), miners first, then excluded uids.
+    Empty when no miner earned anything."""
     valid = set(uids) - exclude
     raw = {u: s for u, s in scores.items() if u in valid and s > 0 and math.isfinite(s)}
-    out = cap_weights(raw, params.max_weight_limit)
-    if not out:
+    if not raw:
         return {}
-    for u in sorted(valid):
-        if len(out) >= params.min_allowed_weights:
-            break
-        out.setdefault(u, 0.0)
-    return out
+    need = required_weights(params, len(set(uids)))
+    if len(raw) < need:
+        floor = max(raw.values()) * FILLER_SHARE
+        spare = sorted(valid - set(raw)) + sorted(set(uids) - valid - set(raw))
+        for u in spare[: need - len(raw)]:
+            raw[u] = floor
+    return cap_weights(raw, params.max_weight_limit)
 
 
 def weights_due(
@@ -88,3 +107,57 @@ async def set_weights_with_retry(
             break
         await asyncio.sleep(backoff * (i + 1))
     return last
+
+
+@dataclass
+class PendingWeights:
+    """Weights sent at ``block``, to be checked on chain from ``check_at`` on."""
+
+    weights: dict[int, float]
+    block: int
+    check_at: int
+
+
+@dataclass(frozen=True)
+class WeightsCheck:
+    """Whether the weights a validator set are the ones in force on chain."""
+
+    landed: bool
+    block: int
+    message: str
+
+
+def pending_check(weights: Mapping[int, float], block: int, params: SubnetParams) -> PendingWeights:
+    """What to verify, and from which block (commit-reveal: after the reveal delay)."""
+    return PendingWeights(dict(weights), block, block + params.reveal_delay_blocks())
+
+
+def weights_match(sent: Mapping[int, float], on_chain: Mapping[int, float], tol=2e-3) -> bool:
+    """Same non-zero uids and shares within ``tol`` (the chain stores u16-quantised rows)."""
+    total = sum(w for w in sent.values() if w > 0)
+    if total <= 0:
+        return False
+    want = {u: w / total for u, w in sent.items() if w > 0}
+    got = {u: w for u, w in on_chain.items() if w > 0}
+    small = {u for u, w in want.items() if w < tol}  # quantisation may drop tiny fillers
+    if set(got) - set(want) or set(want) - set(got) - small:
+        return False
+    return all(abs(want[u] - got.get(u, 0.0)) <= tol for u in want)
+
+
+async def verify_weights(chain: Chain, uid: int, pending: PendingWeights) -> WeightsCheck:
+    """Read ``uid``'s weights row and compare it with what was sent; never raises."""
+    try:
+        block = await chain.block()
+        row = await chain.weights_of(uid)
+    except Exception as e:  # noqa: BLE001 - reported, retried at the next check
+        return WeightsCheck(False, -1, f"could not read weights on chain: {type(e).__name__}: {e}")
+    if weights_match(pending.weights, row):
+        return WeightsCheck(True, block, f"weights set at block {pending.block} are in force")
+    return WeightsCheck(
+        False,
+        block,
+        f"weights set at block {pending.block} are not in force at block {block} "
+        f"(on chain: {len(row)} uids); with commit-reveal the chain drops a reveal that fails "
+        "its checks (permit, stake threshold, version key, weight count) without an error",
+    )

@@ -30,7 +30,9 @@ pytestmark = pytest.mark.timeout(60)
 
 @pytest.fixture
 async def chain(tmp_path):
-    async with running_devchain(tmp_path, block_time=0.1, tempo=5, weights_rate_limit=0) as c:
+    async with running_devchain(
+        tmp_path, block_time=0.1, tempo=5, weights_rate_limit=0, commit_reveal=0
+    ) as c:
         yield c
 
 
@@ -244,9 +246,10 @@ async def test_a_second_subnet_is_independent(chain, alice):
     assert (await owner.subnet_params()).tempo == 3
     c, _ = await make_neuron(chain)
     on2 = await chain.client(c._hotkey, c._coldkey, netuid=2)
-    assert await on2.register() == 0
+    assert await on2.register() == 1  # uid 0 is the owner hotkey, as on subtensor
     await make_neuron(chain)
-    assert len(await c.metagraph()) == 2 and len(await on2.metagraph()) == 1
+    assert len(await c.metagraph()) == 2 and len(await on2.metagraph()) == 2
+    assert (await on2.subnet_info())["owner_uid"] == 0
 
 
 async def test_stop_releases_long_polls(tmp_path):

@@ -5,12 +5,18 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import math
 import time
 from collections.abc import Sequence
 
 import aiohttp
 
-from ..errors import ConnectionLostError, InvalidRequestError
+from ..errors import (
+    ConnectionLostError,
+    InvalidRequestError,
+    InvalidWeightsError,
+    TooManyRegistrationsError,
+)
 from ..types import Metagraph, Neuron, SubnetParams, WeightsResult
 from .auth import sign_request
 from .errors import to_chain_error
@@ -146,7 +152,8 @@ class DevChainClient:
         return await self._request("GET", f"/subnets/{self.netuid}")
 
     async def subnet_params(self) -> SubnetParams:
-        p = (await self.subnet_info())["params"]
+        info = await self.subnet_info()
+        p = info["params"]
         return SubnetParams(
             netuid=self.netuid,
             tempo=p["tempo"],
@@ -154,6 +161,11 @@ class DevChainClient:
             min_allowed_weights=p["min_allowed_weights"],
             max_weight_limit=p["max_weight_limit"],
             max_commitment_bytes=p["max_commitment_bytes"],
+            commit_reveal=bool(p["commit_reveal"]),
+            reveal_period_epochs=p["reveal_period_epochs"],
+            weights_version=p["weights_version"],
+            stake_threshold=p["stake_threshold"],
+            last_epoch_block=info["last_epoch"],
         )
 
     async def metagraph(self) -> Metagraph:
@@ -166,8 +178,12 @@ class DevChainClient:
         return None if n is None else n.uid
 
     async def weights(self) -> list[dict]:
-        """Every stored weight as ``{"src", "dst", "w"}`` (normalised rows)."""
+        """Every weight in force as ``{"src", "dst", "w"}`` (normalised rows; with commit-reveal
+        only revealed weights)."""
         return await self._request("GET", f"/subnets/{self.netuid}/weights")
+
+    async def weights_of(self, uid: int) -> dict[int, float]:
+        return {int(r["dst"]): float(r["w"]) for r in await self.weights() if r["src"] == uid}
 
     # --- commitments --------------------------------------------------------
     async def commit(self, data: bytes) -> None:
@@ -182,6 +198,8 @@ class DevChainClient:
     async def set_weights(
         self, uids: Sequence[int], weights: Sequence[float], version_key: int
     ) -> WeightsResult:
+        if not all(math.isfinite(float(w)) for w in weights):
+            raise InvalidWeightsError("weights must be finite numbers")
         body = {
             "netuid": self.netuid,
             "uids": [int(u) for u in uids],
@@ -192,9 +210,18 @@ class DevChainClient:
         return WeightsResult(success=True, block=d["block"], message="weights set")
 
     # --- set-up -------------------------------------------------------------
-    async def register(self, hotkey: str | None = None) -> int:
+    async def register(self, hotkey: str | None = None, attempts: int = 20) -> int:
+        """Burned registration; waits a block and retries while the per-block limit is hit."""
         body = {"netuid": self.netuid, "hotkey": hotkey or self.hotkey}
-        return int((await self._request("POST", "/tx/register", body, self._need_coldkey()))["uid"])
+        for attempt in range(attempts):
+            try:
+                d = await self._request("POST", "/tx/register", body, self._need_coldkey())
+                return int(d["uid"])
+            except TooManyRegistrationsError:
+                if attempt == attempts - 1:
+                    raise
+                await self.wait_for_block(await self.block() + 1, timeout=30)
+        raise AssertionError("unreachable")
 
     async def add_stake(self, amount_tao: float, hotkey: str | None = None) -> None:
         body = {"hotkey": hotkey or self.hotkey, "tao": float(amount_tao)}
@@ -211,10 +238,24 @@ class DevChainClient:
             raise InvalidRequestError("no coldkey given")
         return float((await self._request("GET", f"/balances/{who}"))["tao"])
 
-    async def create_subnet(self, netuid: int, **params) -> None:
-        """Create subnet ``netuid`` owned by the coldkey (hyperparameters as keywords)."""
-        body = {"netuid": int(netuid), "params": params}
+    async def create_subnet(self, netuid: int, owner_hotkey: str | None = None, **params) -> None:
+        """Create subnet ``netuid`` owned by the coldkey (hyperparameters as keywords); its
+        owner hotkey (default: the coldkey's address) takes uid 0."""
+        body: dict = {"netuid": int(netuid), "params": params}
+        if owner_hotkey:
+            body["owner_hotkey"] = owner_hotkey
         await self._request("POST", "/tx/create_subnet", body, key=self._need_coldkey())
+
+    async def trigger_epoch(self) -> int:
+        """Owner: run an epoch at the next block (refused while commit-reveal is on)."""
+        body = {"netuid": self.netuid}
+        return int(
+            (await self._request("POST", "/tx/trigger_epoch", body, self._need_coldkey()))["at"]
+        )
+
+    async def reveals(self) -> list[dict]:
+        """Recent reveal outcomes of committed weights (newest first)."""
+        return await self._request("GET", f"/subnets/{self.netuid}/reveals")
 
     async def sudo_set(self, **params) -> None:
         """Change this subnet's hyperparameters (signed by the owner coldkey, e.g. //Alice)."""

@@ -20,6 +20,10 @@ CODES: dict[str, tuple[int, type[chain_errors.ChainError]]] = {
     "commitment_too_large": (413, chain_errors.CommitmentTooLargeError),
     "invalid_weights": (400, chain_errors.InvalidWeightsError),
     "insufficient_balance": (402, chain_errors.InsufficientBalanceError),
+    "subnet_not_found": (404, chain_errors.SubnetNotFoundError),
+    "stake_too_low": (403, chain_errors.StakeTooLowError),
+    "too_many_registrations": (429, chain_errors.TooManyRegistrationsError),
+    "commit_reveal_on": (409, chain_errors.InvalidRequestError),
 }
 
 

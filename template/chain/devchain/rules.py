@@ -25,9 +25,9 @@ def apply_genesis(conn: sqlite3.Connection, genesis: Genesis) -> bool:
     for uri in DEV_ACCOUNTS:
         store.add_balance(conn, dev_keypair(uri).ss58_address, genesis.dev_balance)
     alice = dev_keypair("//Alice").ss58_address
-    conn.execute(
-        "INSERT INTO subnets(netuid, owner, params) VALUES(?, ?, ?)",
-        (genesis.netuid, alice, genesis.subnet.to_json()),
+    conn.execute(  # the owner hotkey is //Alice's address too; it holds no uid until registered
+        "INSERT INTO subnets(netuid, owner, params, owner_hotkey) VALUES(?, ?, ?, ?)",
+        (genesis.netuid, alice, genesis.subnet.to_json(), alice),
     )
     store.set_meta(conn, "genesis", json.dumps({"netuid": genesis.netuid}))
     return True
@@ -41,10 +41,26 @@ def produce_block(conn: sqlite3.Connection, now: float) -> int:
 
 def subnet(conn: sqlite3.Connection, netuid: int) -> tuple[str, SubnetHyperparams]:
     """(owner coldkey, hyperparameters) of ``netuid``; not_found if it does not exist."""
-    row = conn.execute("SELECT owner, params FROM subnets WHERE netuid=?", (netuid,)).fetchone()
-    if row is None:
-        raise DevChainError("not_found", f"subnet {netuid} does not exist")
+    row = subnet_row(conn, netuid)
     return row["owner"], SubnetHyperparams.from_json(row["params"])
+
+
+def subnet_row(conn: sqlite3.Connection, netuid: int) -> sqlite3.Row:
+    """The subnet's stored row (owner, owner_hotkey, params, last_epoch, epoch_index, ...)."""
+    row = conn.execute("SELECT * FROM subnets WHERE netuid=?", (netuid,)).fetchone()
+    if row is None:
+        known = ", ".join(str(n) for n in netuids(conn)) or "none"
+        raise DevChainError(
+            "subnet_not_found", f"subnet {netuid} does not exist on this chain (netuids: {known})"
+        )
+    return row
+
+
+def owner_uid(conn: sqlite3.Connection, netuid: int) -> int | None:
+    """The uid the subnet owner's hotkey holds, if it is registered."""
+    hotkey = subnet_row(conn, netuid)["owner_hotkey"]
+    row = store.neuron_by_hotkey(conn, netuid, hotkey) if hotkey else None
+    return None if row is None else int(row["uid"])
 
 
 def netuids(conn: sqlite3.Connection) -> list[int]:
@@ -71,17 +87,49 @@ def transfer(conn: sqlite3.Connection, src: str, dest: str, tao: float) -> None:
     store.add_balance(conn, dest, tao)
 
 
-def create_subnet(conn: sqlite3.Connection, owner: str, netuid: int, params: dict) -> None:
+def create_subnet(
+    conn: sqlite3.Connection, owner: str, netuid: int, params: dict, owner_hotkey: str | None
+) -> None:
+    """A new subnet owned by ``owner``; its owner hotkey takes uid 0, as on subtensor."""
+    if not 1 <= netuid <= 65535:
+        raise DevChainError("invalid_request", f"netuid must be in 1..65535, got {netuid}")
     if conn.execute("SELECT 1 FROM subnets WHERE netuid=?", (netuid,)).fetchone():
         raise DevChainError("invalid_request", f"subnet {netuid} already exists")
     try:
         hp = SubnetHyperparams().with_overrides(params)
     except ValueError as e:
         raise DevChainError("invalid_request", str(e)) from None
+    hotkey = owner_hotkey or owner
+    holder = store.owner_of(conn, hotkey)
+    if holder is not None and holder != owner:
+        raise DevChainError("not_owner", f"hotkey {hotkey} belongs to coldkey {holder}")
+    block = store.current_block(conn)
     conn.execute(
-        "INSERT INTO subnets(netuid, owner, params, last_epoch) VALUES(?, ?, ?, ?)",
-        (netuid, owner, hp.to_json(), store.current_block(conn)),
+        "INSERT INTO subnets(netuid, owner, params, last_epoch, owner_hotkey) VALUES(?,?,?,?,?)",
+        (netuid, owner, hp.to_json(), block, hotkey),
     )
+    conn.execute("INSERT OR IGNORE INTO owners(hotkey, coldkey) VALUES(?, ?)", (hotkey, owner))
+    conn.execute(
+        "INSERT INTO neurons(netuid, uid, hotkey, registered_at, last_update) VALUES(?,?,?,?,?)",
+        (netuid, 0, hotkey, block, block),
+    )
+
+
+def trigger_epoch(conn: sqlite3.Connection, netuid: int, caller: str) -> int:
+    """The owner asks for an epoch at the next block (refused with commit-reveal on, as the
+    chain refuses it: it would break the reveal schedule). Returns that block."""
+    owner, hp = subnet(conn, netuid)
+    if caller != owner:
+        raise DevChainError(
+            "not_owner", f"only subnet {netuid}'s owner coldkey {owner} may do this"
+        )
+    if hp.commit_reveal:
+        raise DevChainError(
+            "commit_reveal_on", "trigger_epoch is refused while commit-reveal is on"
+        )
+    at = store.current_block(conn) + 1
+    conn.execute("UPDATE subnets SET pending_epoch_at=? WHERE netuid=?", (at, netuid))
+    return at
 
 
 def sudo_set(conn: sqlite3.Connection, netuid: int, caller: str, params: dict) -> None:
@@ -95,9 +143,14 @@ def sudo_set(conn: sqlite3.Connection, netuid: int, caller: str, params: dict) -
     conn.execute("UPDATE subnets SET params=? WHERE netuid=?", (hp.to_json(), netuid))
 
 
-def _neuron_to_prune(rows: list[sqlite3.Row], block: int, immunity: int) -> int | None:
-    """The uid a new registration replaces: non-immune, lowest pruning score, oldest first."""
-    candidates = [r for r in rows if r["registered_at"] + immunity <= block]
+def _neuron_to_prune(
+    rows: list[sqlite3.Row], block: int, immunity: int, owner_hotkey: str | None
+) -> int | None:
+    """The uid a new registration replaces: non-immune, lowest pruning score, oldest first.
+    The owner's hotkey is never pruned."""
+    candidates = [
+        r for r in rows if r["registered_at"] + immunity <= block and r["hotkey"] != owner_hotkey
+    ]
     if not candidates:
         return None
     best = min(candidates, key=lambda r: (r["pruning_score"], r["registered_at"], r["uid"]))
@@ -121,11 +174,22 @@ def register(conn: sqlite3.Connection, netuid: int, coldkey: str, hotkey: str) -
     if owner is not None and owner != coldkey:
         raise DevChainError("not_owner", f"hotkey {hotkey} belongs to coldkey {owner}")
     block = store.current_block(conn)
+    this_block = conn.execute(
+        "SELECT COUNT(*) AS c FROM neurons WHERE netuid=? AND registered_at=?", (netuid, block)
+    ).fetchone()["c"]
+    if this_block >= hp.max_registrations_per_block:
+        raise DevChainError(
+            "too_many_registrations",
+            f"subnet {netuid} takes {hp.max_registrations_per_block} registration(s) per block; "
+            f"retry at block {block + 1}",
+        )
     rows = store.neurons(conn, netuid)
     if len(rows) < hp.max_allowed_uids:
         uid = len(rows)
     else:
-        pruned = _neuron_to_prune(rows, block, hp.immunity_period)
+        pruned = _neuron_to_prune(
+            rows, block, hp.immunity_period, subnet_row(conn, netuid)["owner_hotkey"]
+        )
         if pruned is None:
             raise DevChainError(
                 "subnet_full",
@@ -169,9 +233,17 @@ def _rate_limit(last: int | None, limit: int, block: int, what: str) -> None:
 
 
 def check_weights(
-    hp: SubnetHyperparams, n: int, me: sqlite3.Row, uids: list[int], weights: list[float]
+    hp: SubnetHyperparams,
+    n: int,
+    me: sqlite3.Row,
+    uids: list[int],
+    weights: list[float],
+    *,
+    stake: float = 0.0,
+    is_owner: bool = False,
 ) -> list[float]:
-    """subtensor's set_weights checks; returns the weights normalised to sum 1."""
+    """subtensor's set_weights checks (after registration, version and rate limit); returns
+    the weights normalised to sum 1."""
     if len(uids) != len(weights):
         raise DevChainError(
             "invalid_weights", f"{len(uids)} uids but {len(weights)} weights: lengths must match"
@@ -190,9 +262,15 @@ def check_weights(
         raise DevChainError("invalid_weights", "at least one weight must be positive")
     norm = [w / total for w in weights]
     self_only = uids == [me["uid"]]
+    if stake < hp.stake_threshold and not is_owner:
+        raise DevChainError(
+            "stake_too_low",
+            f"uid {me['uid']} holds {stake:.6g} stake; setting weights needs stake_threshold "
+            f"{hp.stake_threshold:g}",
+        )
     if self_only:
         return norm
-    if not me["validator_permit"]:
+    if not me["validator_permit"] and not is_owner:
         raise DevChainError(
             "no_validator_permit",
             f"uid {me['uid']} has no validator permit (top {hp.max_allowed_validators} by stake, "
@@ -209,6 +287,35 @@ def check_weights(
     return norm
 
 
+def check_version(hp: SubnetHyperparams, version_key: int) -> None:
+    if version_key < hp.weights_version:
+        raise DevChainError(
+            "outdated_version",
+            f"version_key {version_key} < subnet weights_version {hp.weights_version}; upgrade",
+        )
+
+
+def registered(conn: sqlite3.Connection, netuid: int, hotkey: str) -> sqlite3.Row:
+    return _registered(conn, netuid, hotkey)
+
+
+def apply_weights(
+    conn: sqlite3.Connection, netuid: int, me: sqlite3.Row, uids, weights, version_key: int
+) -> None:
+    """Every content check of set_weights, then replace ``me``'s weight row."""
+    _, hp = subnet(conn, netuid)
+    check_version(hp, version_key)
+    n = len(store.neurons(conn, netuid))
+    stake = store.hotkey_stake(conn, me["hotkey"])
+    is_owner = owner_uid(conn, netuid) == me["uid"]
+    norm = check_weights(hp, n, me, uids, weights, stake=stake, is_owner=is_owner)
+    conn.execute("DELETE FROM weights WHERE netuid=? AND src=?", (netuid, me["uid"]))
+    conn.executemany(
+        "INSERT INTO weights(netuid, src, dst, w) VALUES(?, ?, ?, ?)",
+        [(netuid, me["uid"], u, w) for u, w in zip(uids, norm, strict=True) if w > 0],
+    )
+
+
 def set_weights(
     conn: sqlite3.Connection,
     netuid: int,
@@ -217,23 +324,18 @@ def set_weights(
     weights: list[float],
     version_key: int,
 ) -> int:
-    """Replace ``hotkey``'s weight row; returns the block it landed in."""
+    """Replace ``hotkey``'s weight row, or with commit-reveal on, commit it hidden (checked
+    when it is revealed, as on subtensor). Returns the block it landed in."""
     _, hp = subnet(conn, netuid)
     me = _registered(conn, netuid, hotkey)
-    if version_key < hp.weights_version:
-        raise DevChainError(
-            "outdated_version",
-            f"version_key {version_key} < subnet weights_version {hp.weights_version}; upgrade",
-        )
     block = store.current_block(conn)
     _rate_limit(me["weights_set_at"], hp.weights_rate_limit, block, "weights")
-    n = len(store.neurons(conn, netuid))
-    norm = check_weights(hp, n, me, uids, weights)
-    conn.execute("DELETE FROM weights WHERE netuid=? AND src=?", (netuid, me["uid"]))
-    conn.executemany(
-        "INSERT INTO weights(netuid, src, dst, w) VALUES(?, ?, ?, ?)",
-        [(netuid, me["uid"], u, w) for u, w in zip(uids, norm, strict=True) if w > 0],
-    )
+    if hp.commit_reveal:
+        from .reveal import commit_weights  # one module per idea; no import cycle at load
+
+        commit_weights(conn, netuid, me, uids, weights, version_key, block)
+    else:
+        apply_weights(conn, netuid, me, uids, weights, version_key)
     conn.execute(
         "UPDATE neurons SET last_update=?, weights_set_at=? WHERE netuid=? AND uid=?",
         (block, block, netuid, me["uid"]),

@@ -10,6 +10,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import math
 import secrets
 import time
 from collections.abc import Awaitable, Callable
@@ -24,6 +25,7 @@ from .auth import NONCE_RETENTION_S, authenticate
 from .epoch import run_due_epochs
 from .errors import DevChainError
 from .params import Genesis
+from .strict_json import StrictJSONError, loads_strict
 
 logger = logging.getLogger(__name__)
 
@@ -162,6 +164,7 @@ class DevChainServer:
         r.add_get("/subnets/{netuid}/metagraph", self.metagraph)
         r.add_get("/subnets/{netuid}/weights", self.weights)
         r.add_get("/subnets/{netuid}/commitments", self.commitments)
+        r.add_get("/subnets/{netuid}/reveals", self.reveals)
         r.add_post("/tx/{op}", self.tx)
         return app
 
@@ -170,6 +173,8 @@ class DevChainServer:
             netuid = int(request.match_info["netuid"])
         except ValueError:
             raise DevChainError("invalid_request", "netuid must be an integer") from None
+        if not 0 <= netuid <= 65535:
+            raise DevChainError("invalid_request", "netuid must be in 0..65535")
         rules.subnet(self.conn, netuid)  # not_found if missing
         return netuid
 
@@ -191,6 +196,8 @@ class DevChainServer:
             timeout = min(float(request.query.get("timeout", "0")), MAX_LONG_POLL_S)
         except ValueError:
             raise DevChainError("invalid_request", "wait_for/timeout must be numbers") from None
+        if not math.isfinite(timeout):
+            raise DevChainError("invalid_request", "timeout must be a finite number")
         if store.current_block(self.conn) < wait_for and timeout > 0:
             async with self.new_block:
                 with contextlib.suppress(TimeoutError):
@@ -203,7 +210,10 @@ class DevChainServer:
         return web.json_response({"block": store.current_block(self.conn)})
 
     async def blocks(self, request: web.Request) -> web.Response:
-        last = max(1, min(int(request.query.get("last", "20")), 1000))
+        try:
+            last = max(1, min(int(request.query.get("last", "20")), 1000))
+        except ValueError:
+            raise DevChainError("invalid_request", "last must be an integer") from None
         rows = self.conn.execute(
             "SELECT number, timestamp FROM blocks ORDER BY number DESC LIMIT ?", (last,)
         ).fetchall()
@@ -214,6 +224,8 @@ class DevChainServer:
             n = int(request.match_info["n"])
         except ValueError:
             raise DevChainError("invalid_request", "block number must be an integer") from None
+        if not 0 <= n < 2**63:
+            raise DevChainError("invalid_request", "block number out of range")
         row = self.conn.execute("SELECT number, timestamp FROM blocks WHERE number=?", (n,))
         row = row.fetchone()
         if row is None:
@@ -226,14 +238,18 @@ class DevChainServer:
 
     async def subnet_info(self, request: web.Request) -> web.Response:
         netuid = self._netuid(request)
-        owner, hp = rules.subnet(self.conn, netuid)
-        row = self.conn.execute("SELECT last_epoch FROM subnets WHERE netuid=?", (netuid,))
+        row = rules.subnet_row(self.conn, netuid)
+        _, hp = rules.subnet(self.conn, netuid)
         return web.json_response(
             {
                 "netuid": netuid,
-                "owner": owner,
+                "owner": row["owner"],
+                "owner_hotkey": row["owner_hotkey"],
+                "owner_uid": rules.owner_uid(self.conn, netuid),
                 "params": json.loads(hp.to_json()),
-                "last_epoch": row.fetchone()["last_epoch"],
+                "last_epoch": row["last_epoch"],
+                "epoch_index": row["epoch_index"],
+                "pending_epoch_at": row["pending_epoch_at"],
             }
         )
 
@@ -265,6 +281,16 @@ class DevChainServer:
             {r["hotkey"]: {"data": bytes(r["data"]).hex(), "block": r["block"]} for r in rows}
         )
 
+    async def reveals(self, request: web.Request) -> web.Response:
+        """The last reveal outcomes (newest first): why committed weights did or did not land."""
+        netuid = self._netuid(request)
+        rows = self.conn.execute(
+            "SELECT hotkey, commit_block, block, ok, message FROM reveals WHERE netuid=? "
+            "ORDER BY rowid DESC LIMIT 200",
+            (netuid,),
+        ).fetchall()
+        return web.json_response([{**dict(r), "ok": bool(r["ok"])} for r in rows])
+
     # --- writes -------------------------------------------------------------
     async def tx(self, request: web.Request) -> web.Response:
         op = request.match_info["op"]
@@ -276,9 +302,9 @@ class DevChainServer:
             request.headers, raw, request.method, request.path_qs, self.node_ss58
         )
         try:
-            body = json.loads(raw)
-        except (json.JSONDecodeError, UnicodeDecodeError) as e:
-            raise DevChainError("invalid_request", f"body is not valid JSON: {e}") from None
+            body = loads_strict(raw)
+        except StrictJSONError as e:
+            raise DevChainError("invalid_request", f"body refused: {e}") from None
         if not isinstance(body, dict):
             raise DevChainError("invalid_request", "body must be a JSON object")
         async with self.write_lock:
@@ -323,8 +349,12 @@ class DevChainServer:
 
     def _tx_create_subnet(self, c, signer: str, body: dict) -> dict:
         netuid = _field(body, "netuid", int)
-        rules.create_subnet(c, signer, netuid, _field(body, "params", dict))
+        hotkey = _address(body, "owner_hotkey") if "owner_hotkey" in body else None
+        rules.create_subnet(c, signer, netuid, _field(body, "params", dict), hotkey)
         return {"netuid": netuid}
+
+    def _tx_trigger_epoch(self, c, signer: str, body: dict) -> dict:
+        return {"at": rules.trigger_epoch(c, _field(body, "netuid", int), signer)}
 
     def _tx_sudo_set(self, c, signer: str, body: dict) -> dict:
         rules.sudo_set(c, _field(body, "netuid", int), signer, _field(body, "params", dict))

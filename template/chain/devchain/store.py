@@ -39,10 +39,25 @@ CREATE TABLE IF NOT EXISTS bonds (
 CREATE TABLE IF NOT EXISTS commitments (
     netuid INTEGER NOT NULL, hotkey TEXT NOT NULL, data BLOB NOT NULL, block INTEGER NOT NULL,
     PRIMARY KEY (netuid, hotkey));
+CREATE TABLE IF NOT EXISTS weight_commits (
+    netuid INTEGER NOT NULL, hotkey TEXT NOT NULL, epoch INTEGER NOT NULL, block INTEGER NOT NULL,
+    uids TEXT NOT NULL, weights TEXT NOT NULL, version_key INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS reveals (
+    netuid INTEGER NOT NULL, hotkey TEXT NOT NULL, commit_block INTEGER NOT NULL,
+    block INTEGER NOT NULL, ok INTEGER NOT NULL, message TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS seen_nonces (
     account TEXT NOT NULL, nonce INTEGER NOT NULL, expires REAL NOT NULL,
     PRIMARY KEY (account, nonce));
 """
+
+# Columns later versions added to existing tables (an old database is upgraded on open).
+ADDED_COLUMNS = {
+    "subnets": (
+        ("owner_hotkey", "TEXT"),
+        ("epoch_index", "INTEGER NOT NULL DEFAULT 0"),
+        ("pending_epoch_at", "INTEGER NOT NULL DEFAULT 0"),
+    ),
+}
 
 NEURON_COLUMNS = (
     "uid, hotkey, registered_at, last_update, weights_set_at, committed_at, validator_permit, "
@@ -57,6 +72,11 @@ def open_db(path: str | Path) -> sqlite3.Connection:
     conn.execute("PRAGMA journal_mode=WAL")
     conn.execute("PRAGMA synchronous=NORMAL")
     conn.executescript(SCHEMA)
+    for table, columns in ADDED_COLUMNS.items():
+        have = {r["name"] for r in conn.execute(f"PRAGMA table_info({table})")}
+        for name, decl in columns:
+            if name not in have:
+                conn.execute(f"ALTER TABLE {table} ADD COLUMN {name} {decl}")
     return conn
 
 
@@ -114,6 +134,19 @@ def add_stake(conn: sqlite3.Connection, hotkey: str, coldkey: str, tao: float) -
         "ON CONFLICT(hotkey, coldkey) DO UPDATE SET tao = tao + excluded.tao",
         (hotkey, coldkey, tao),
     )
+
+
+def share_stake(conn: sqlite3.Connection, hotkey: str, tao: float) -> None:
+    """Add ``tao`` to ``hotkey``'s stake, split over its stakers (nominators) pro rata."""
+    rows = conn.execute("SELECT coldkey, tao FROM stake WHERE hotkey=?", (hotkey,)).fetchall()
+    total = sum(float(r["tao"]) for r in rows)
+    if total <= 0:
+        owner = owner_of(conn, hotkey)
+        if owner is not None:
+            add_stake(conn, hotkey, owner, tao)
+        return
+    for r in rows:
+        add_stake(conn, hotkey, r["coldkey"], tao * float(r["tao"]) / total)
 
 
 def hotkey_stake(conn: sqlite3.Connection, hotkey: str) -> float:

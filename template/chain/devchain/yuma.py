@@ -1,8 +1,8 @@
 """Yuma consensus as subtensor's epoch computes it (float64 numpy, no fixed point).
 
-Pure functions only: matrices in, vectors out. ``docs/devchain.md`` maps each step
-onto subtensor's ``pallets/subtensor/src/epoch/run_epoch.rs`` (the original,
-non-Yuma3 branch without liquid alpha).
+Pure functions only: matrices in, vectors out. ``docs/devchain.md`` maps each step onto
+subtensor's ``pallets/subtensor/src/epoch/run_epoch.rs`` (``epoch_mechanism``): the
+original bonds branch and the Yuma3 branch (a subnet switch), without liquid alpha.
 """
 
 from __future__ import annotations
@@ -38,23 +38,27 @@ def weighted_median_col(stake: np.ndarray, weights: np.ndarray, kappa: float) ->
     if total <= 0:
         return out
     voters = stake > 0
-    s = stake[voters]
+    s = stake[voters] / total
     for j in range(weights.shape[1]):
         col = weights[voters, j]
         order = np.argsort(-col, kind="stable")  # highest weight first
         support = np.cumsum(s[order])  # stake backing >= col[order[k]]
-        reached = np.nonzero(support >= kappa * total - 1e-12)[0]
+        reached = np.nonzero(support >= kappa - 1e-12)[0]
         if reached.size:
             out[j] = col[order[reached[0]]]
     return out
 
 
 def is_topk_nonzero(values: np.ndarray, k: int) -> np.ndarray:
-    """True for the k largest strictly positive entries (ties: lower index first)."""
-    order = np.argsort(-values, kind="stable")[:k]
-    mask = np.zeros(len(values), dtype=bool)
-    mask[order] = True
-    return mask & (values > 0)
+    """True for the k largest non-zero entries. Ties keep the higher index: subtensor sorts
+    ascending (stable) and drops the first n - k."""
+    values = np.asarray(values, dtype=np.float64)
+    mask = values != 0
+    n = len(values)
+    if n > k:
+        dropped = np.argsort(values, kind="stable")[: n - k]
+        mask[dropped] = False
+    return mask
 
 
 @dataclass(frozen=True)
@@ -65,11 +69,37 @@ class YumaResult:
     trust: np.ndarray
     incentive: np.ndarray
     dividends: np.ndarray
-    bonds: np.ndarray  # EMA bonds, column-normalised (what the next epoch reads)
-    server_share: np.ndarray  # share of the tempo's emission paid as incentive
+    bonds: np.ndarray  # what is stored: rows only for new permit holders
+    server_share: np.ndarray  # share of the epoch's emission paid as incentive
     validator_share: np.ndarray  # share paid as dividends
     pruning_score: np.ndarray  # normalised combined emission
     active_stake: np.ndarray
+    new_permits: np.ndarray
+
+
+@dataclass(frozen=True)
+class YumaConfig:
+    """The subnet switches the epoch reads (subtensor defaults)."""
+
+    kappa: float = 32767 / 65535
+    bonds_moving_average: float = 0.9
+    bonds_penalty: float = 1.0
+    max_validators: int = 64
+    stake_threshold: float = 0.0
+    yuma3: bool = False
+
+
+def _bonds_original(w_bonds, b_prev, active_stake, incentive, alpha):
+    b_prev = col_normalize(b_prev)
+    delta = col_normalize(w_bonds * active_stake[:, None])
+    ema = col_normalize(alpha * delta + (1.0 - alpha) * b_prev)
+    return ema, normalize(ema @ incentive)
+
+
+def _bonds_yuma3(w_bonds, b_prev, active_stake, incentive, alpha):
+    ema = alpha * w_bonds + (1.0 - alpha) * b_prev  # per validator, from its own weights
+    per_validator = (col_normalize(ema) * incentive[None, :]).sum(axis=1)
+    return ema, normalize(per_validator * active_stake)
 
 
 def yuma_epoch(
@@ -81,47 +111,53 @@ def yuma_epoch(
     permits: np.ndarray,
     outdated: np.ndarray | None = None,
     recently_registered: np.ndarray | None = None,
-    kappa: float = 0.5,
-    bonds_moving_average: float = 0.9,
-    bonds_penalty: float = 1.0,
+    owner_uid: int | None = None,
+    cfg: YumaConfig = YumaConfig(),
 ) -> YumaResult:
     """One epoch over n uids.
 
-    weights[i, j]: raw weight validator i gave miner j; stake[i]: stake of uid i (any unit);
-    bonds[i, j]: previous EMA bonds; active/permits: per-uid bool masks; outdated[i, j]: i's
-    weights predate j's registration; recently_registered[j]: j registered within the last tempo.
+    weights[i, j]: raw weight validator i gave miner j; stake[i]: stake of uid i; bonds[i, j]:
+    stored bonds; active/permits: per-uid masks (permits from the previous epoch); outdated[i, j]:
+    i's weights predate j's registration; recently_registered[j]: j registered after the last
+    epoch; owner_uid: the uid of the subnet owner's hotkey (always a permit, self-weight kept,
+    exempt from the stake threshold).
     """
     n = len(stake)
     w = np.asarray(weights, dtype=np.float64).reshape(n, n).copy()
     b_prev = np.asarray(bonds, dtype=np.float64).reshape(n, n).copy()
-    s = normalize(np.asarray(stake, dtype=np.float64))
+    raw = np.asarray(stake, dtype=np.float64)
+    owner = np.zeros(n, dtype=bool)
+    if owner_uid is not None and 0 <= owner_uid < n:
+        owner[owner_uid] = True
+    s = normalize(np.where((raw >= cfg.stake_threshold) | owner, raw, 0.0))
     active = np.asarray(active, dtype=bool)
-    permits = np.asarray(permits, dtype=bool)
+    permits = np.asarray(permits, dtype=bool) | owner
+    new_permits = is_topk_nonzero(s, cfg.max_validators) | owner
 
     active_stake = normalize(np.where(active & permits, s, 0.0))
 
     w[~permits, :] = 0.0  # only permitted validators' rows count
-    np.fill_diagonal(w, 0.0)  # no self-weight
+    keep = np.diag(w).copy() * owner  # the owner's self-weight is kept
+    np.fill_diagonal(w, keep)
     if outdated is not None:
         w[np.asarray(outdated, dtype=bool)] = 0.0
     w = row_normalize(w)
 
     preranks = w.T @ active_stake
-    consensus = weighted_median_col(active_stake, w, kappa)
+    consensus = weighted_median_col(active_stake, w, cfg.kappa)
     clipped = np.minimum(w, consensus[None, :])
     validator_trust = clipped.sum(axis=1)
     ranks = clipped.T @ active_stake
     trust = np.divide(ranks, preranks, out=np.zeros(n), where=preranks > 0)
     incentive = normalize(ranks)
 
-    w_bonds = (1.0 - bonds_penalty) * w + bonds_penalty * clipped
+    w_bonds = (1.0 - cfg.bonds_penalty) * w + cfg.bonds_penalty * clipped
     if recently_registered is not None:
         b_prev[:, np.asarray(recently_registered, dtype=bool)] = 0.0
-    b_prev = col_normalize(b_prev)
-    delta = col_normalize(w_bonds * active_stake[:, None])
-    alpha = 1.0 - bonds_moving_average
-    ema = col_normalize(alpha * delta + (1.0 - alpha) * b_prev)
-    dividends = normalize(ema @ incentive)
+    alpha = 1.0 - cfg.bonds_moving_average
+    step = _bonds_yuma3 if cfg.yuma3 else _bonds_original
+    ema, dividends = step(w_bonds, b_prev, active_stake, incentive, alpha)
+    ema[~new_permits, :] = 0.0  # a bond row survives only with a permit
 
     total = incentive.sum() + dividends.sum()
     if total > 0:
@@ -143,4 +179,5 @@ def yuma_epoch(
         validator_share=validator_share,
         pruning_score=combined,
         active_stake=active_stake,
+        new_permits=new_permits,
     )
