@@ -65,7 +65,15 @@ from .sampling import choose_for_evaluation, evaluation_budget
 from .scoring import Scoreboard, window_values
 from .state import ValidatorState, load_state, save_state
 from .status import validator_status
-from .weights import compute_weights, set_weights_with_retry, weights_due
+from .weights import (
+    PendingWeights,
+    WeightsCheck,
+    compute_weights,
+    pending_check,
+    set_weights_with_retry,
+    verify_weights,
+    weights_due,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -140,6 +148,8 @@ class Validator:
         self.peers_applied = 0
         self.checkpoint_published = False
         self.last_report: WindowReport | None = None
+        self.pending_weights: PendingWeights | None = None  # verified after the reveal delay
+        self.weights_check: WeightsCheck | None = None
         self.started_at = time.time()
 
     @property
@@ -482,6 +492,7 @@ class Validator:
         except Exception as e:  # noqa: BLE001 - retried next window
             logger.warning("could not read subnet params: %s", e)
             return False
+        await self._check_weights_landed(block)
         if not weights_due(
             block, self.state.last_weights_block, window, params, self.cfg.weights_every
         ):
@@ -503,7 +514,18 @@ class Validator:
         self.state.weights = dict(weights)
         self.state.weights_set += 1
         self.state.last_weights_block = res.block if res.block is not None else block
+        self.pending_weights = pending_check(weights, self.state.last_weights_block, params)
         return True
+
+    async def _check_weights_landed(self, block: int) -> None:
+        """Once the reveal delay has passed, check the last weights are in force; warn if not."""
+        pending = self.pending_weights
+        if pending is None or self.uid is None or block < pending.check_at:
+            return
+        self.pending_weights = None
+        self.weights_check = await verify_weights(self.chain, self.uid, pending)
+        log = logger.info if self.weights_check.landed else logger.warning
+        log("weights check: %s", self.weights_check.message)
 
     def status(self, report: WindowReport, block: int) -> dict:
         return validator_status(self, report, block)

@@ -34,6 +34,8 @@ def validator_status(v, report, block: int) -> dict:
         "weights": {str(u): w for u, w in sorted(v.state.weights.items())},
         "weights_set": v.state.weights_set,
         "last_weights_block": v.state.last_weights_block,
+        "weights_landed": None if v.weights_check is None else v.weights_check.landed,
+        "weights_check": None if v.weights_check is None else v.weights_check.message,
         "eval_seconds_per_upload": v.state.eval_seconds,
         "rejected": {str(u): r for u, r in sorted(report.rejected.items())},
     }
