@@ -177,6 +177,9 @@ class Miner:
             self.position.uploads_done += 1
         else:
             self.position.uploads_missed += 1
+            sent = getattr(self, "_sent", None)
+            if sent is not None and sent[0] == w:  # failed or late: the delta reached nobody,
+                self.compressor.unsend(sent[1])  # so it stays in error feedback for the next
         self.position.last_window = w
         self.stats = st
         try:
@@ -191,6 +194,7 @@ class Miner:
     async def _upload(self, r: WindowResult, st: Stats) -> None:
         w, hp = r.window, self.s.hp
         comp = await asyncio.to_thread(self.compressor.compress, r.delta)
+        self._sent = (w, comp)  # out of error feedback now; put back if it reaches nobody
         blob = await asyncio.to_thread(
             lambda: encode_upload(
                 comp,

@@ -202,6 +202,14 @@ class Compressor:
             out[name] = CompressedTensor(tuple(delta.shape), idx, codes, codebook)
         return CompressedDelta(out)
 
+    def unsend(self, sent: CompressedDelta) -> None:
+        """Put back what ``compress`` took out when it reached nobody (a failed or late upload):
+        the buffers hold ``beta * e + delta`` again and the next window sends it."""
+        for name, t in sent.tensors.items():
+            e = self.error.get(name)
+            if e is not None:
+                e.view(-1)[t.indices.to(e.device)] += t.values().to(e.device)
+
     def state_dict(self) -> dict[str, torch.Tensor]:
         """Error buffers by parameter name (contiguous float32; safetensors can save them)."""
         return {name: e.detach().contiguous().clone() for name, e in self.error.items()}

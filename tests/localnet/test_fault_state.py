@@ -1,0 +1,86 @@
+"""State that faults must not lose: a miner's error feedback when its upload fails."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import torch
+
+from template.hparams import load_hparams
+from template.miner.loop import Miner, MinerSettings, Stats
+from template.miner.state import Position
+from template.miner.trainer import WindowResult
+from template.protocol.windows import WindowClock
+from template.signing import dev_keypair
+from template.storage import TransientStorageError
+from template.training.compression import Compressor
+
+HP = load_hparams("tiny")
+
+
+class Bucket:
+    def __init__(self, fail: bool):
+        self.fail, self.puts = fail, 0
+
+    async def put_bytes(self, key, blob, deadline=None):
+        self.puts += 1
+        if self.fail:
+            raise TransientStorageError("PUT x: connection error after 4 attempt(s)")
+        return "etag"
+
+
+class Clock:
+    block = 0
+
+    def seconds_until(self, block):
+        return 30.0
+
+    def block_now(self):
+        return 0
+
+
+def make_miner(tmp_path: Path, bucket: Bucket, error: dict[str, torch.Tensor]) -> Miner:
+    m = Miner.__new__(Miner)  # only what finish_window and _upload touch
+    m.settings = m.s = MinerSettings(HP, uid=1, state_dir=tmp_path)
+    m.key, m.bucket, m.clock = dev_keypair("//Bob"), bucket, Clock()
+    m.windows, m.run_hash, m.stats = WindowClock(HP.window), "h" * 64, Stats()
+    m.position = Position(hparams_hash="h" * 64, hotkey="hk", applied_through=0)
+    m.compressor = Compressor(HP.compression)
+    m.compressor.load_state_dict(error)
+
+    async def nothing():
+        return None
+
+    m.save, m.report = nothing, lambda: None
+    return m
+
+
+def window(delta: dict[str, torch.Tensor]) -> WindowResult:
+    return WindowResult(window=0, delta=delta, pages=[0], steps=1, tokens=10, train_seconds=1.0)
+
+
+def test_failed_upload_keeps_its_part_of_the_error_feedback(tmp_path):
+    g = torch.Generator().manual_seed(0)
+    shapes = {"a": (64, 32), "b": (128,)}
+    e0 = {n: torch.randn(s, generator=g) for n, s in shapes.items()}
+    delta = {n: torch.randn(s, generator=g) for n, s in shapes.items()}
+    accumulated = {n: e0[n] * HP.compression.ef_beta + delta[n] for n in shapes}
+
+    failed = make_miner(tmp_path, Bucket(fail=True), e0)
+    asyncio.run(failed.finish_window(window(delta)))
+    assert failed.bucket.puts == 1 and failed.position.uploads_missed == 1
+    for n in shapes:  # nothing was sent, so nothing left the buffer
+        torch.testing.assert_close(failed.compressor.error[n], accumulated[n])
+
+    sent = make_miner(tmp_path, Bucket(fail=False), e0)
+    asyncio.run(sent.finish_window(window(delta)))
+    assert sent.position.uploads_done == 1
+    moved = sum(float((accumulated[n] - sent.compressor.error[n]).abs().sum()) for n in shapes)
+    assert moved > 0  # a landed upload does take its part out (the test can tell the two apart)
+
+    no_steps = make_miner(tmp_path, Bucket(fail=False), e0)
+    no_steps._sent = (0, None)  # a stale record from another window is never put back
+    asyncio.run(no_steps.finish_window(WindowResult(window=1, delta={})))
+    for n in shapes:
+        torch.testing.assert_close(no_steps.compressor.error[n], e0[n])
