@@ -8,38 +8,15 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
+from template.node.status import IDENTITY_KEYS, status_keys
+
 from .monitor import Tracker
 from .setup import Network
 
 logger = logging.getLogger(__name__)
 
 # Status keys copied into each node's entry of the summary (when the node wrote them).
-NODE_KEYS = (
-    "window",
-    "in_sync",
-    "fingerprint_ok",
-    "applied_through",
-    "heldout_loss",
-    "loss",
-    "tokens_per_s",
-    "upload_bytes",
-    "upload_seconds",
-    "uploads_done",
-    "uploads_missed",
-    "steps",
-    "train_seconds_total",
-    "wall_seconds_total",
-    "utilization",
-    "is_leader",
-    "uploads_seen",
-    "uploads_valid",
-    "scores",
-    "weights",
-    "weights_set",
-    "last_weights_block",
-    "eval_seconds_per_upload",
-    "rejected",
-)
+NODE_KEYS = tuple(k for k in status_keys() if k not in IDENTITY_KEYS)
 
 
 def build_summary(

@@ -15,13 +15,13 @@ import asyncio
 import logging
 import math
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from template.chain.protocol import Chain
 from template.hparams import HParams, hparams_hash
 from template.node.metrics import Metrics
-from template.node.status import write_status
+from template.node.status import MinerStatus, write_status
 from template.protocol.windows import WindowClock
 from template.storage import StorageClient, StorageError, keys
 from template.training.compression import Compressor
@@ -57,7 +57,6 @@ class Stats:
     steps: int = 0
     pages: int = 0
     uploaded: bool = False
-    extra: dict = field(default_factory=dict)
 
 
 class Miner:
@@ -75,7 +74,7 @@ class Miner:
         compressor: Compressor,
         metrics: Metrics | None = None,
     ):
-        self.s, self.chain, self.key, self.bucket = settings, chain, key, bucket
+        self.settings, self.chain, self.key, self.bucket = settings, chain, key, bucket
         self.trainer, self.clock, self.sync = trainer, clock, sync
         self.position, self.compressor = position, compressor
         self.metrics = metrics or Metrics()
@@ -124,7 +123,7 @@ class Miner:
                     await finishing
                 finishing = asyncio.create_task(self.finish_window(result), name=f"finish-{w}")
                 done += 1
-                if self.s.max_windows and done >= self.s.max_windows:
+                if self.settings.max_windows and done >= self.settings.max_windows:
                     break
             if finishing is not None:
                 await asyncio.wait_for(finishing, FINISH_TIMEOUT_S)
@@ -164,16 +163,16 @@ class Miner:
     # --- after a window: upload, save, report --------------------------------------
     async def finish_window(self, r: WindowResult) -> None:
         """Compress (error feedback), sign and upload window ``r.window``'s delta, then save."""
-        w, st = r.window, Stats(window=r.window, loss=r.loss, steps=r.steps, pages=len(r.pages))
-        st.tokens_per_s = r.tokens / r.train_seconds if r.train_seconds > 0 else 0.0
+        w, stats = r.window, Stats(window=r.window, loss=r.loss, steps=r.steps, pages=len(r.pages))
+        stats.tokens_per_s = r.tokens / r.train_seconds if r.train_seconds > 0 else 0.0
         try:
             if r.steps:
-                await self._upload(r, st)
+                await self._upload(r, stats)
             else:
                 logger.warning("window %d: no training step finished; nothing to upload", w)
         except Exception as e:  # noqa: BLE001
             logger.warning("window %d: upload failed (%s: %s)", w, type(e).__name__, e)
-        if st.uploaded:
+        if stats.uploaded:
             self.position.uploads_done += 1
         else:
             self.position.uploads_missed += 1
@@ -181,7 +180,7 @@ class Miner:
             if sent is not None and sent[0] == w:  # failed or late: the delta reached nobody,
                 self.compressor.unsend(sent[1])  # so it stays in error feedback for the next
         self.position.last_window = w
-        self.stats = st
+        self.stats = stats
         try:
             await self.save()
         except Exception as e:  # noqa: BLE001 - the next window saves again
@@ -191,15 +190,15 @@ class Miner:
         except Exception as e:  # noqa: BLE001 - e.g. a full disk; the loop carries on
             logger.warning("window %d: could not write the status file (%s)", w, e)
 
-    async def _upload(self, r: WindowResult, st: Stats) -> None:
-        w, hp = r.window, self.s.hp
+    async def _upload(self, r: WindowResult, stats: Stats) -> None:
+        w, hp = r.window, self.settings.hp
         comp = await asyncio.to_thread(self.compressor.compress, r.delta)
         self._sent = (w, comp)  # out of error feedback now; put back if it reaches nobody
         blob = await asyncio.to_thread(
             lambda: encode_upload(
                 comp,
                 window=w,
-                uid=self.s.uid,
+                uid=self.settings.uid,
                 hparams_hash=self.run_hash,
                 config=hp.compression,
                 key=self.key,
@@ -207,7 +206,7 @@ class Miner:
                 steps=r.steps,
             )
         )
-        st.upload_bytes = len(blob)
+        stats.upload_bytes = len(blob)
         left = self.clock.seconds_until(self.windows.upload_cutoff(w))
         if left <= 0:
             logger.warning("window %d: upload deadline passed before the upload was ready", w)
@@ -220,9 +219,9 @@ class Miner:
         except StorageError as e:
             logger.warning("window %d: upload did not land in time (%s)", w, e)
             return
-        st.upload_seconds = time.monotonic() - t0
-        st.uploaded = self.clock.block_now() <= self.windows.upload_cutoff(w)
-        if not st.uploaded:
+        stats.upload_seconds = time.monotonic() - t0
+        stats.uploaded = self.clock.block_now() <= self.windows.upload_cutoff(w)
+        if not stats.uploaded:
             logger.warning("window %d: upload landed after the cut-off block", w)
 
     def snapshot_job(self):
@@ -246,7 +245,7 @@ class Miner:
         self.position.train_seconds_total = self.train_seconds_total
         self.position.wall_seconds_total = self.wall_seconds_total
         snap = Snapshot(self.position, model, opt, self.compressor.state_dict())
-        await asyncio.to_thread(save_state, self.s.state_dir, snap)
+        await asyncio.to_thread(save_state, self.settings.state_dir, snap)
 
     @property
     def train_seconds_total(self) -> float:
@@ -257,52 +256,51 @@ class Miner:
         run = 0.0 if self._t0 is None else time.monotonic() - self._t0
         return self._wall_base + run
 
-    def status(self) -> dict:
-        st, sync, pos = self.stats, self.sync, self.position
+    def status(self) -> MinerStatus:
+        stats, sync, pos = self.stats, self.sync, self.position
         wall = self.wall_seconds_total
-        return {
-            "role": "miner",
-            "hotkey": self.hotkey,
-            "uid": self.s.uid,
-            "window": pos.last_window,
-            "block": int(self.clock.block),
-            "in_sync": sync.in_sync,
-            "fingerprint_ok": sync.fingerprint_ok,
-            "applied_through": self.trainer.applied_through,
-            "peers_applied": sync.peers_applied,
-            "heldout_loss": None,
-            "train_seconds_total": round(self.train_seconds_total, 3),
-            "wall_seconds_total": round(wall, 3),
-            "utilization": round(self.train_seconds_total / wall, 4) if wall > 0 else 0.0,
-            "loss": None if math.isnan(st.loss) else round(st.loss, 4),
-            "tokens_per_s": round(st.tokens_per_s, 1),
-            "upload_bytes": st.upload_bytes,
-            "upload_seconds": round(st.upload_seconds, 3),
-            "uploads_done": pos.uploads_done,
-            "uploads_missed": pos.uploads_missed,
-            "steps": st.steps,
-            "pages": st.pages,
-        }
+        return MinerStatus(
+            role="miner",
+            hotkey=self.hotkey,
+            uid=self.settings.uid,
+            window=pos.last_window,
+            block=int(self.clock.block),
+            in_sync=sync.in_sync,
+            fingerprint_ok=sync.fingerprint_ok,
+            applied_through=self.trainer.applied_through,
+            peers_applied=sync.peers_applied,
+            train_seconds_total=round(self.train_seconds_total, 3),
+            wall_seconds_total=round(wall, 3),
+            utilization=round(self.train_seconds_total / wall, 4) if wall > 0 else 0.0,
+            loss=None if math.isnan(stats.loss) else round(stats.loss, 4),
+            tokens_per_s=round(stats.tokens_per_s, 1),
+            upload_bytes=stats.upload_bytes,
+            upload_seconds=round(stats.upload_seconds, 3),
+            uploads_done=pos.uploads_done,
+            uploads_missed=pos.uploads_missed,
+            steps=stats.steps,
+            pages=stats.pages,
+        )
 
     def report(self) -> None:
         """The per-window summary line, the status file and the metrics."""
         status = self.status()
-        write_status(self.s.state_dir, status)
-        self.metrics.set(**{k: v for k, v in status.items() if isinstance(v, int | float | bool)})
-        sync = "in sync" if status["in_sync"] else "OUT OF SYNC"
-        if status["fingerprint_ok"] is None:
+        write_status(self.settings.state_dir, status)
+        self.metrics.set_status(status)
+        sync = "in sync" if status.in_sync else "OUT OF SYNC"
+        if status.fingerprint_ok is None:
             sync += " (fingerprint unchecked)"
         logger.info(
             "window %d | loss %s | %.0f tok/s | upload %s B in %.2fs%s | %d peers applied "
             "(through %d) | %s | util %.1f%%",
-            status["window"],
-            "-" if status["loss"] is None else f"{status['loss']:.4f}",
-            status["tokens_per_s"],
-            status["upload_bytes"],
-            status["upload_seconds"],
+            status.window,
+            "-" if status.loss is None else f"{status.loss:.4f}",
+            status.tokens_per_s,
+            status.upload_bytes,
+            status.upload_seconds,
             "" if self.stats.uploaded else " MISSED",
-            status["peers_applied"],
-            status["applied_through"],
+            status.peers_applied,
+            status.applied_through,
             sync,
-            100 * status["utilization"],
+            100 * status.utilization,
         )

@@ -10,48 +10,43 @@ model, which is the global model of window 0.
 from __future__ import annotations
 
 import argparse
-import asyncio
-import json
 import logging
-import sys
-import time
-import tomllib
 from pathlib import Path
 
 import torch
 
-from template.chain.config import connect_chain, resolve_chain_config
-from template.chain.errors import ChainError, RateLimitedError
-from template.chain.protocol import Chain
+from template.chain.errors import ChainError
 from template.hparams import HParams, hparams_hash
 from template.node.args import state_dir as default_state_dir
 from template.node.errors import StartupError
 from template.node.hparams import load_run_hparams
 from template.node.keys import load_hotkey
 from template.node.metrics import Metrics
+from template.node.startup import (
+    Progress,
+    check_device,
+    check_registered,
+    close_all,
+    connect,
+    load_storage,
+    open_dataset,
+    publish_commitment,
+)
 from template.protocol.catchup import catch_up
 from template.protocol.directory import PeerDirectory
 from template.protocol.fingerprint import model_fingerprint
 from template.protocol.windows import WindowClock
 from template.storage import (
     AccessDenied,
-    BucketConfig,
     BucketNotFound,
-    ConfigError,
-    NodeStorageConfig,
     StorageClient,
     StorageError,
     TransferConfig,
-    encode_commitment,
     keys,
-    load_storage_config,
-    sync_dataset,
 )
 from template.storage.retry import RetryPolicy
 from template.training.compression import Compressor
 from template.training.model import build_model
-from template.training.pages import PageDataset
-from template.training.shards import DatasetError, TokenStream
 
 from .clock import BlockClock
 from .loop import Miner, MinerSettings
@@ -64,115 +59,6 @@ logger = logging.getLogger(__name__)
 PROBE_TRANSFER = TransferConfig(
     connect_timeout=3.0, read_timeout=5.0, request_timeout=10.0, retry=RetryPolicy(max_attempts=2)
 )
-
-
-# --- small checks --------------------------------------------------------------------------
-def check_device(device: str) -> str:
-    """The torch device string, or StartupError when CUDA is asked for but absent."""
-    try:
-        dev = torch.device(device)
-    except RuntimeError as e:
-        raise StartupError(
-            f"--device {device!r} is not a torch device ({e}); use cpu or cuda"
-        ) from None
-    if dev.type == "cuda":
-        if not torch.cuda.is_available():
-            raise StartupError(
-                f"--device {device} asked for CUDA but torch sees no CUDA device. Check "
-                "nvidia-smi and that torch is a CUDA build, or run with --device cpu"
-            )
-        if dev.index is not None and dev.index >= torch.cuda.device_count():
-            raise StartupError(
-                f"--device {device}: only {torch.cuda.device_count()} CUDA device(s) visible"
-            )
-    elif dev.type != "cpu":
-        raise StartupError(f"--device {device}: only cpu and cuda[:N] are supported")
-    return str(dev)
-
-
-def load_storage(path: str | None, allow_private: bool) -> tuple[NodeStorageConfig, BucketConfig]:
-    """This node's bucket config and the READ config it publishes."""
-    try:
-        cfg = load_storage_config(path)
-    except ConfigError as e:
-        raise StartupError(f"storage: {e}. See docs/storage.md (--storage.config)") from None
-    read = cfg.read
-    if read is None:
-        if not allow_private:
-            raise StartupError(
-                "storage: no read-only keys to publish. Create a read-only API token for the "
-                "bucket and set TEMPLATE_S3_READ_ACCESS_KEY_ID / TEMPLATE_S3_READ_SECRET_ACCESS_KEY"
-            )
-        logger.warning("storage: no read keys; publishing the write keys (local subnets only)")
-        read = cfg.write
-    return cfg, read
-
-
-def _read_bucket_file(path: str) -> BucketConfig:
-    p = Path(path).expanduser()
-    try:
-        text = p.read_text()
-        data = tomllib.loads(text) if p.suffix == ".toml" else json.loads(text)
-        data = data.get("dataset", data)
-        return BucketConfig(
-            data.get("endpoint_url") or None,
-            data["bucket"],
-            data.get("region", "us-east-1"),
-            data.get("addressing_style", "path"),
-            data.get("access_key_id", ""),
-            data.get("secret_access_key", ""),
-        )
-    except (OSError, ValueError, KeyError, TypeError, ConfigError) as e:
-        raise StartupError(
-            f"--dataset.bucket-config {path}: {e}. It needs bucket (and endpoint_url, region, "
-            "access_key_id, secret_access_key for a private bucket)"
-        ) from None
-
-
-async def open_dataset(args: argparse.Namespace, hp: HParams, state: Path) -> PageDataset:
-    """The local dataset folder, or the dataset bucket mirrored under the state dir."""
-    folder: Path
-    if args.dataset_path:
-        folder = Path(args.dataset_path).expanduser()
-    elif args.dataset_bucket_config:
-        cfg = _read_bucket_file(args.dataset_bucket_config)
-        async with StorageClient(cfg) as client:
-            try:
-                folder = await sync_dataset(client, args.dataset_prefix, state / "dataset")
-            except StorageError as e:
-                raise StartupError(f"dataset bucket: {e}. Check --dataset.bucket-config") from None
-    else:
-        raise StartupError(
-            "no dataset: pass --dataset.path (a folder from scripts/prepare_dataset.py) or "
-            "--dataset.bucket-config"
-        )
-    try:
-        return PageDataset(TokenStream(folder), hp)
-    except DatasetError as e:
-        raise StartupError(f"dataset: {e}") from None
-
-
-async def connect(args: argparse.Namespace, hotkey) -> Chain:
-    try:
-        cfg = resolve_chain_config(args)
-        return await connect_chain(cfg, hotkey)
-    except ChainError as e:
-        raise StartupError(
-            f"chain: {e}. Check --subtensor.network / --subtensor.chain_endpoint and that the "
-            "node is running"
-        ) from None
-
-
-async def check_registered(chain: Chain, hotkey: str, args: argparse.Namespace) -> int:
-    """Start-up step 1: the hotkey's uid (StartupError naming the btcli command if none)."""
-    uid = await chain.uid_of(hotkey)
-    if uid is None:
-        raise StartupError(
-            f"hotkey {hotkey} is not registered on netuid {chain.netuid}. Register it with "
-            f"'btcli subnet register --netuid {chain.netuid} --wallet.name {args.wallet_name} "
-            f"--wallet.hotkey {args.wallet_hotkey}' (or the dev chain CLI), then start again"
-        )
-    return uid
 
 
 async def check_bucket(client: StorageClient, hotkey: str) -> None:
@@ -198,49 +84,6 @@ async def check_bucket(client: StorageClient, hotkey: str) -> None:
         raise StartupError(
             f"bucket {where} unreachable ({e}). Check the endpoint URL and the network"
         ) from None
-
-
-async def publish_commitment(chain: Chain, read: BucketConfig, attempts: int = 5) -> bool:
-    """Start-up step 2: commit the read config when the chain holds something else."""
-    try:
-        data = encode_commitment(read)
-    except StorageError as e:
-        raise StartupError(f"storage: cannot publish this bucket: {e}") from None
-    if (await chain.commitments()).get(chain.hotkey) == data:
-        return False
-    for i in range(attempts):
-        try:
-            await chain.commit(data)
-            logger.info("published the bucket commitment (%d bytes)", len(data))
-            return True
-        except RateLimitedError:
-            await asyncio.sleep(1.0 + i)
-    raise StartupError("chain: commitment rate-limited repeatedly; start again in a minute")
-
-
-class Progress:
-    """A one-line progress display on stderr (tqdm when installed)."""
-
-    def __init__(self, what: str):
-        self.what, self.bar, self._last = what, None, 0.0
-
-    def __call__(self, done: int, total: int) -> None:
-        try:
-            from tqdm import tqdm
-        except ImportError:
-            tqdm = None
-        if tqdm is not None:
-            if self.bar is None:
-                self.bar = tqdm(total=total, desc=self.what, unit="window", file=sys.stderr)
-            self.bar.update(done - self.bar.n)
-            if done >= total:
-                self.bar.close()
-            return
-        now = time.monotonic()
-        if done >= total or now - self._last > 0.5:
-            self._last = now
-            end = "\n" if done >= total else ""
-            print(f"\r{self.what}: {done}/{total}", end=end, file=sys.stderr, flush=True)
 
 
 # --- model and local state ------------------------------------------------------------------
@@ -315,7 +158,7 @@ async def build_miner(args: argparse.Namespace) -> tuple[Miner, list]:
     chain = await connect(args, key)
     closers: list = [chain]
     try:
-        uid = await check_registered(chain, hotkey, args)
+        uid = await check_registered(chain, hotkey, args.wallet_name, args.wallet_hotkey)
         bucket = StorageClient(storage_cfg.write, PROBE_TRANSFER)
         closers.append(bucket)
         await check_bucket(bucket, hotkey)
@@ -362,8 +205,8 @@ async def build_miner(args: argparse.Namespace) -> tuple[Miner, list]:
         compressor.error = {}
     sync = Sync(hp, directory, trainer, clock, progress=Progress("re-sync"))
     if position.applied_through >= 0:  # checked against the leader's like any applied window
-        sync.ours[position.applied_through] = model_fingerprint(trainer.global_model)
-    metrics = Metrics.start(args.metrics_port, role="miner", hotkey=hotkey)
+        sync.own_fingerprints[position.applied_through] = model_fingerprint(trainer.global_model)
+    metrics = Metrics.from_args(args, "miner", hotkey)
     closers.append(metrics)
     settings = MinerSettings(hp=hp, uid=uid, state_dir=state, max_windows=args.max_windows)
     miner = Miner(
@@ -387,13 +230,3 @@ async def build_miner(args: argparse.Namespace) -> tuple[Miner, list]:
         state,
     )
     return miner, closers
-
-
-async def close_all(closers: list) -> None:
-    for c in reversed(closers):
-        try:
-            res = c.close()
-            if asyncio.iscoroutine(res):
-                await res
-        except Exception as e:  # noqa: BLE001
-            logger.debug("close: %s", e)

@@ -129,13 +129,13 @@ def optimizer_tensors(opt: torch.optim.Optimizer, names: dict[int, str]) -> dict
     out: dict[str, torch.Tensor] = {}
     for group in opt.param_groups:
         for p in group["params"]:
-            st = opt.state.get(p)
-            if not st:
+            param_state = opt.state.get(p)
+            if not param_state:
                 continue
             name = names[id(p)]
             for k in ("exp_avg", "exp_avg_sq"):
-                out[f"{name}.{k}"] = st[k].detach().to("cpu", copy=True)
-            step = st["step"]
+                out[f"{name}.{k}"] = param_state[k].detach().to("cpu", copy=True)
+            step = param_state["step"]
             out[f"{name}.step"] = torch.as_tensor(step, dtype=torch.float32).reshape(1).cpu()
     return out
 

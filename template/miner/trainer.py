@@ -18,7 +18,6 @@ import logging
 import math
 import queue
 import threading
-import time
 from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import dataclass, field
@@ -26,7 +25,9 @@ from dataclasses import dataclass, field
 import torch
 
 from template.hparams import HParams
+from template.protocol.window_apply import copy_params
 from template.training.inner import make_optimizer, train_steps
+from template.training.outer import pseudo_gradient
 from template.training.pages import PageDataset
 from template.training.wire import MAX_PAGES
 
@@ -106,7 +107,6 @@ class Trainer:
         self._jobs: queue.SimpleQueue = queue.SimpleQueue()
         self._lock = threading.Lock()
         self._training = False
-        self.job_seconds = 0.0
         self.applied_through = -1  # last window whose aggregate is in global_model
 
     # --- jobs -----------------------------------------------------------------------
@@ -128,12 +128,10 @@ class Trainer:
                 fn, fut = self._jobs.get_nowait()
             except queue.Empty:
                 return
-            t0 = time.perf_counter()
             try:
                 fut.set_result(fn())
             except BaseException as e:  # noqa: BLE001 - handed to the waiting coroutine
                 fut.set_exception(e)
-            self.job_seconds += time.perf_counter() - t0
 
     # --- training -------------------------------------------------------------------
     def train_window(self, window: int, should_end: Callable[[], bool]) -> WindowResult:
@@ -177,7 +175,8 @@ class Trainer:
                 self._drain()
                 self._training = False
         if res.steps:
-            res.delta = delta_of(self.global_model, self.model)
+            with torch.no_grad():  # theta_start is the global model, aggregates included
+                res.delta = pseudo_gradient(dict(self.global_model.named_parameters()), self.model)
         return res
 
     def _pages_used(self, steps: int) -> int:
@@ -194,19 +193,3 @@ class Trainer:
     def reset_live(self) -> None:
         """Live weights <- global model (after a re-sync)."""
         copy_params(self.global_model, self.model)
-
-
-def copy_params(src: torch.nn.Module, dst: torch.nn.Module) -> None:
-    with torch.no_grad():
-        for (_name, p), (_, q) in zip(src.named_parameters(), dst.named_parameters(), strict=True):
-            q.copy_(p)
-
-
-@torch.no_grad()
-def delta_of(global_model: torch.nn.Module, live: torch.nn.Module) -> dict[str, torch.Tensor]:
-    """theta_start - theta_end in fp32 (theta_start = the global model, aggregates included)."""
-    live_params = dict(live.named_parameters())
-    return {
-        name: (p.detach().float() - live_params[name].detach().float())
-        for name, p in global_model.named_parameters()
-    }

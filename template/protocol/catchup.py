@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 import torch
 
 from template.hparams import HParams, hparams_hash
 from template.storage import StorageError, keys
 from template.training.envelope import WireError
+from template.training.model import param_shapes
 from template.training.wire import upload_size_cap
 
 from .aggregation import apply_uploads, decode_peer_uploads
@@ -31,10 +32,6 @@ from .documents import (
 from .leader import select_leader
 
 logger = logging.getLogger(__name__)
-
-
-def _shapes(model: torch.nn.Module) -> dict[str, tuple[int, ...]]:
-    return {n: tuple(p.shape) for n, p in model.named_parameters()}
 
 
 def aggregate_size_cap(hp: HParams, shapes) -> int:
@@ -143,7 +140,7 @@ async def fetch_latest_checkpoint(
     if best is None:
         return None
     window, hotkey, key = best
-    shapes = _shapes(model)
+    shapes = param_shapes(model)
     blob = await _get(directory, hotkey, key, checkpoint_size_cap(shapes))
     if blob is None:
         return None
@@ -165,10 +162,10 @@ async def fetch_latest_checkpoint(
 
 
 async def fetch_aggregate(
-    directory: PeerDirectory, window: int, hp: HParams, model: torch.nn.Module
+    directory: PeerDirectory, window: int, hp: HParams, shapes: Mapping[str, tuple[int, ...]]
 ) -> Aggregate | None:
     """The aggregate of ``window`` from the first leader candidate (by stake) that has one."""
-    cap = aggregate_size_cap(hp, _shapes(model))
+    cap = aggregate_size_cap(hp, shapes)
     for hotkey in directory.validators():
         blob = await _get(directory, hotkey, keys.aggregate_key(window), cap)
         if blob is None:
@@ -190,7 +187,7 @@ def load_checkpoint(model: torch.nn.Module, ckpt: Checkpoint) -> None:
 
 def apply_aggregate(model: torch.nn.Module, agg: Aggregate, hp: HParams) -> int:
     uploads = decode_peer_uploads(
-        list(agg.uploads), list(agg.peers), agg.window, hp, _shapes(model)
+        list(agg.uploads), list(agg.peers), agg.window, hp, param_shapes(model)
     )
     return apply_uploads(model, uploads, hp)
 
@@ -219,7 +216,7 @@ async def catch_up(
         logger.info("loaded checkpoint of window %d from %s", ckpt.window, ckpt.signer[:8])
     total = max(0, target - applied_through)
     for i, w in enumerate(range(applied_through + 1, target + 1)):
-        agg = await fetch_aggregate(directory, w, hp, model)
+        agg = await fetch_aggregate(directory, w, hp, param_shapes(model))
         if agg is None:
             logger.info("catch-up stopped: no aggregate for window %d yet", w)
             break

@@ -11,7 +11,8 @@ import torch
 
 from template.chain.devchain.testing import running_devchain
 from template.miner.args import build_parser
-from template.miner.startup import build_miner, close_all
+from template.miner.startup import build_miner
+from template.node.startup import close_all
 from template.node.status import read_status
 from template.protocol.fingerprint import fingerprints_match, model_fingerprint
 from template.training.inner import make_optimizer, train_steps
@@ -113,10 +114,12 @@ async def network(tmp_path, s3, tiny_dataset, **kw):
 
 def assert_matches_leader(miner, leader):
     """Every window the miner applied and the leader published has the same fingerprint."""
-    common = sorted(set(miner.sync.ours) & set(leader.fingerprints))
+    common = sorted(set(miner.sync.own_fingerprints) & set(leader.fingerprints))
     assert common, "no window applied by both"
     for a in common:
-        assert fingerprints_match(miner.sync.ours[a], leader.fingerprints[a]), f"window {a}"
+        assert fingerprints_match(miner.sync.own_fingerprints[a], leader.fingerprints[a]), (
+            f"window {a}"
+        )
     return common
 
 
@@ -128,8 +131,8 @@ async def test_two_miners_stay_in_sync_and_upload_on_time(tmp_path, s3, tiny_dat
         lead = net.lead
         await wait_for(lambda: lead.next_window > b.position.last_window, 30, "leader to catch up")
         for m in (a, b):
-            status = read_status(m.s.state_dir)
-            assert status["role"] == "miner" and status["uid"] == m.s.uid
+            status = read_status(m.settings.state_dir)
+            assert status["role"] == "miner" and status["uid"] == m.settings.uid
             assert status["uploads_done"] == 4 and status["uploads_missed"] == 0
             assert status["in_sync"] is True
             assert 0 < status["utilization"] <= 1
@@ -138,7 +141,7 @@ async def test_two_miners_stay_in_sync_and_upload_on_time(tmp_path, s3, tiny_dat
             common = assert_matches_leader(m, lead)
             assert len(common) >= 2
         # both uploads made it into the aggregates
-        both = {a.s.uid, b.s.uid}
+        both = {a.settings.uid, b.settings.uid}
         assert any({u for u, _ in peers} == both for peers in lead.peers.values())
 
 
@@ -161,7 +164,7 @@ async def test_late_miner_catches_up_from_checkpoint_and_aggregates(tmp_path, s3
         await wait_for(lambda: lead.next_window > late.trainer.applied_through, 30, "leader")
         assert late.trainer.applied_through > at  # it applied windows live after catching up
         assert len(assert_matches_leader(late, lead)) >= 2
-        assert late.sync.in_sync and read_status(late.s.state_dir)["uploads_done"] == 3
+        assert late.sync.in_sync and read_status(late.settings.state_dir)["uploads_done"] == 3
 
 
 async def test_storage_outage_mid_window_does_not_stop_the_miner(tmp_path, s3, tiny_dataset):

@@ -125,7 +125,7 @@ async def test_kill_restart_outage_and_corrupted_state(tmp_path, s3, tiny_datase
         last = read_status(state)["window"]
         miner.start()
         await wait_for(lambda: "local state unusable" in miner.log(), 60, "corruption detected")
-        assert "loaded checkpoint" in miner.log()
+        await wait_for(lambda: "loaded checkpoint" in miner.log(), 60, "the leader's checkpoint")
         await wait_for(
             lambda: (read_status(state) or {}).get("window", -1) > last + 1, 60, "a window"
         )

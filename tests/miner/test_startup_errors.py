@@ -10,8 +10,9 @@ import torch
 
 from template.chain.devchain.testing import running_devchain
 from template.miner.args import build_parser
-from template.miner.startup import build_miner, close_all
+from template.miner.startup import build_miner
 from template.node.errors import StartupError
+from template.node.startup import close_all
 from template.storage import BucketConfig
 
 from ..storage.fault_proxy import Fault, FaultProxy
@@ -64,7 +65,7 @@ async def test_unregistered_hotkey_and_unreachable_bucket(tmp_path, s3, tiny_dat
         wallet = make_wallet(tmp_path / "wallets", "w")
         msg = await _startup_error(_argv(tmp_path, tiny_dataset, chain.url))
         assert f"{wallet.hotkey.ss58_address} is not registered on netuid 1" in msg
-        assert "btcli subnet register --netuid 1 --wallet.name w" in msg
+        assert "btcli subnets register --netuid 1 --wallet.name w" in msg
 
         await register(chain.url, wallet)
         # no server at the endpoint
@@ -91,7 +92,7 @@ async def test_unregistered_hotkey_and_unreachable_bucket(tmp_path, s3, tiny_dat
         # once the bucket exists and the keys work, start-up succeeds
         miner, closers = await build_miner(build_parser().parse_args(argv))
         try:
-            assert miner.s.uid == 0 and miner.trainer.applied_through >= -1
+            assert miner.settings.uid == 0 and miner.trainer.applied_through >= -1
         finally:
             await close_all(closers)
 
@@ -109,7 +110,7 @@ def test_entry_point_prints_one_line_and_exits_2(tmp_path, tiny_dataset):
 
 
 async def test_dataset_from_a_bucket_is_mirrored_under_the_state_dir(tmp_path, s3, tiny_dataset):
-    from template.miner.startup import open_dataset
+    from template.node.startup import open_dataset
     from template.storage import StorageClient, upload_dataset
 
     cfg = s3.bucket("dataset-bucket-test")

@@ -1,0 +1,230 @@
+"""One consensus path: the miner (trainer jobs) and the validator (in place) apply the same
+windows through ``protocol/window_apply.py`` and end with bit-identical models.
+
+The windows exercise every basis: the leader's peer list (in its order, one listed upload
+missing), the bootstrap rule (a late and a garbled upload left out, lowest uids first) and
+the leader's aggregate for a node that is behind. Storage and chain are in-memory fakes, so
+the test is fast and never waits.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime
+
+import torch
+
+from template.hparams import hparams_hash, load_hparams
+from template.miner.sync import Sync
+from template.miner.trainer import Trainer
+from template.protocol.aggregation import apply_uploads, decode_peer_uploads
+from template.protocol.documents import Aggregate, PeerList, encode_aggregate, encode_peer_list
+from template.protocol.window_apply import InPlaceModel, WindowApplier
+from template.protocol.windows import WindowClock
+from template.signing import dev_keypair
+from template.storage import ObjectNotFound, ObjectTooLarge, keys
+from template.storage.client import FetchedObject, ObjectInfo
+from template.training.compression import Compressor
+from template.training.model import build_model, param_shapes
+from template.training.wire import encode_upload
+
+HP = load_hparams("tiny").replace(
+    **{
+        "model.hidden_size": 32,
+        "model.intermediate_size": 64,
+        "model.num_layers": 1,
+        "model.num_heads": 2,
+        "model.num_kv_heads": 2,
+        "model.seq_len": 16,
+        "compression.chunk": 256,
+        "compression.topk": 16,
+        "window.blocks_per_window": 10,
+        "window.upload_blocks": 3,
+        "window.grace_blocks": 1,
+        "window.publish_blocks": 6,
+        "window.peers_per_window": 2,
+        "window.reserve_peers": 0,
+    }
+)
+CLOCK = WindowClock(HP.window)
+BASIS = {0: "leader", 1: "bootstrap", 2: "aggregate", 3: "leader"}
+
+
+def stamp(block: int) -> float:
+    return 1_000_000.0 + 12.0 * block
+
+
+class Bucket:
+    """An in-memory bucket with the read calls the consensus path makes."""
+
+    def __init__(self):
+        self.objects: dict[str, tuple[bytes, float]] = {}
+
+    def put(self, key: str, data: bytes, block: int) -> None:
+        self.objects[key] = (data, stamp(block))
+
+    def _find(self, key: str, max_bytes: int) -> tuple[bytes, float]:
+        if key not in self.objects:
+            raise ObjectNotFound(key)
+        data, when = self.objects[key]
+        if len(data) > max_bytes:
+            raise ObjectTooLarge(key)
+        return data, when
+
+    async def get_bytes(self, key: str, max_bytes: int, **_) -> bytes:
+        return self._find(key, max_bytes)[0]
+
+    async def get(self, key: str, max_bytes: int, **_) -> FetchedObject:
+        data, when = self._find(key, max_bytes)
+        info = ObjectInfo(key, len(data), datetime.fromtimestamp(when, UTC), "etag")
+        return FetchedObject(data, info)
+
+    async def exists(self, key: str) -> bool:
+        return key in self.objects
+
+
+class Directory:
+    """Stands in for PeerDirectory: one leader candidate, four miners (uids 1..4)."""
+
+    def __init__(self, leader: str, miners: list[tuple[int, str]]):
+        self.leader, self._miners = leader, miners
+        self.buckets = {hk: Bucket() for hk in [leader, *(hk for _, hk in miners)]}
+
+    def client(self, hotkey: str) -> Bucket | None:
+        return self.buckets.get(hotkey)
+
+    def validators(self) -> list[str]:
+        return [self.leader]
+
+    def miners(self) -> list[tuple[int, str]]:
+        return list(self._miners)
+
+    async def refresh(self) -> None:
+        return None
+
+
+class FakeClock:
+    """The miner's BlockClock, frozen at ``block``."""
+
+    block_time = 0.01
+
+    def __init__(self):
+        self.block = 0
+
+    def block_now(self) -> float:
+        return float(self.block)
+
+    async def timestamp(self, block: int) -> float:
+        return stamp(block)
+
+
+def upload(key, uid: int, window: int, seed: int) -> bytes:
+    gen = torch.Generator().manual_seed(seed)
+    shapes = param_shapes(build_model(HP.model))
+    delta = {n: torch.randn(s, generator=gen) * 0.01 for n, s in shapes.items()}
+    return encode_upload(
+        Compressor(HP.compression).compress(delta),
+        window=window,
+        uid=uid,
+        hparams_hash=hparams_hash(HP),
+        config=HP.compression,
+        key=key,
+    )
+
+
+def build_network():
+    leader = dev_keypair("//Alice//leader")
+    miners = {uid: dev_keypair(f"//Alice//miner{uid}") for uid in (1, 2, 3, 4)}
+    net = Directory(leader.ss58_address, [(u, k.ss58_address) for u, k in miners.items()])
+    run = hparams_hash(HP)
+    blobs: dict[tuple[int, int], bytes] = {}
+
+    def put_upload(uid: int, window: int, block: int, data: bytes | None = None) -> None:
+        data = data or upload(miners[uid], uid, window, seed=100 * window + uid)
+        blobs[(window, uid)] = data
+        hotkey = miners[uid].ss58_address
+        net.buckets[hotkey].put(keys.upload_key(hotkey, window), data, block)
+
+    def peers(*uids: int) -> tuple[tuple[int, str], ...]:
+        return tuple((u, miners[u].ss58_address) for u in uids)
+
+    on_time = CLOCK.end(0) + 1
+    # window 0: the leader's list, in its order (2 before 1)
+    for uid in (1, 2, 3, 4):
+        put_upload(uid, 0, on_time)
+    doc = PeerList(0, peers(2, 1), (), "scores", run)
+    net.buckets[leader.ss58_address].put(keys.peers_key(0), encode_peer_list(doc, leader), 15)
+    # window 1: no list; uid 1 garbled, uid 3 late -> bootstrap picks uids 2 and 4
+    put_upload(1, 1, CLOCK.end(1) + 1, data=b"\x00" * 64)
+    put_upload(2, 1, CLOCK.end(1) + 1)
+    put_upload(3, 1, CLOCK.upload_cutoff(1) + 5)
+    put_upload(4, 1, CLOCK.end(1) + 2)
+    # window 2: only the leader's aggregate (the miners' buckets lost their uploads)
+    agg_blobs = (upload(miners[3], 3, 2, seed=203), upload(miners[4], 4, 2, seed=204))
+    agg = Aggregate(2, peers(3, 4), agg_blobs, run)
+    net.buckets[leader.ss58_address].put(keys.aggregate_key(2), encode_aggregate(agg, leader), 35)
+    blobs[(2, 3)], blobs[(2, 4)] = agg_blobs
+    # window 3: the list names uid 1, whose upload is missing, and uid 4
+    put_upload(4, 3, CLOCK.end(3) + 1)
+    doc = PeerList(3, peers(1, 4), (), "scores", run)
+    net.buckets[leader.ss58_address].put(keys.peers_key(3), encode_peer_list(doc, leader), 45)
+    expected = {0: peers(2, 1), 1: peers(2, 4), 2: peers(3, 4), 3: peers(4)}
+    return net, blobs, expected
+
+
+def replay(blobs, expected) -> torch.nn.Module:
+    """The model every node must hold: the expected peers' uploads applied window by window."""
+    model = build_model(HP.model)
+    shapes = param_shapes(model)
+    for a, peers in sorted(expected.items()):
+        data = [blobs[(a, uid)] for uid, _ in peers]
+        apply_uploads(model, decode_peer_uploads(data, list(peers), a, HP, shapes), HP)
+    return model
+
+
+async def run_both(net, expected) -> tuple[Trainer, torch.nn.Module, list[int], list[int]]:
+    trainer = Trainer(HP, build_model(HP.model), dataset=None, uid=9)  # no training here
+    clock = FakeClock()
+    miner = Sync(HP, net, trainer, clock)
+    model = build_model(HP.model)
+    block = 0
+
+    async def chain_block() -> int:
+        return block
+
+    validator = WindowApplier(
+        HP,
+        net,
+        InPlaceModel(model, applied_through=-1),
+        param_shapes(model),
+        block=chain_block,
+        timestamp=clock.timestamp,
+    )
+    miner_counts, validator_counts = [], []
+    for a in sorted(expected):
+        # window 2 is met "behind" (after end(a + 1)); the others just after their cut-off,
+        # with the peer list polled until end(a + 1) (already reached for window 1)
+        block = CLOCK.end(a + 2) if a == 2 else CLOCK.end(a + 1)
+        clock.block = block
+        await miner.apply_window(a)
+        miner_counts.append(miner.peers_applied)
+        done = await validator.apply_window(a, wait_until=0)  # the validator's catch-up call
+        assert done is not None and done.basis == BASIS[a]
+        validator_counts.append(validator.peers_applied)
+    await miner.close()
+    return trainer, model, miner_counts, validator_counts
+
+
+def test_miner_and_validator_apply_the_same_windows_bit_identically():
+    net, blobs, expected = build_network()
+    trainer, model, miner_counts, validator_counts = asyncio.run(run_both(net, expected))
+    assert miner_counts == validator_counts == [2, 2, 2, 1]
+    assert trainer.applied_through == 3
+    reference = replay(blobs, expected)
+    live = dict(trainer.model.named_parameters())
+    on_validator = dict(model.named_parameters())
+    for name, p in reference.named_parameters():
+        assert torch.equal(trainer.global_model.get_parameter(name), on_validator[name]), name
+        assert torch.equal(on_validator[name], p), name
+        assert torch.equal(live[name], p), name  # the live weights got the same outer steps
+    assert not torch.equal(next(reference.parameters()), next(build_model(HP.model).parameters()))
