@@ -2,15 +2,11 @@
 
 from __future__ import annotations
 
+from template.errors import HintedError
 
-class ChainError(Exception):
+
+class ChainError(HintedError):
     """Base class of every error the Chain protocol raises."""
-
-    hint: str = ""
-
-    def __init__(self, message: str, hint: str | None = None):
-        self.hint = hint if hint is not None else type(self).hint
-        super().__init__(f"{message}. {self.hint}" if self.hint else message)
 
 
 class NotRegisteredError(ChainError):

@@ -11,8 +11,9 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
 from typing import TypeVar
+
+from template.retry import RetryPolicy
 
 from .errors import ConnectionLostError
 from .subtensor_errors import is_transient, to_chain_error
@@ -20,17 +21,6 @@ from .subtensor_errors import is_transient, to_chain_error
 logger = logging.getLogger(__name__)
 
 T = TypeVar("T")
-
-
-@dataclass(frozen=True)
-class RetryPolicy:
-    attempts: int = 4  # total tries, including the first
-    base_delay: float = 0.5  # seconds before the first retry; doubles each time
-    max_delay: float = 8.0
-
-    def delay(self, attempt: int) -> float:
-        """Seconds to wait after failed attempt number ``attempt`` (0-based)."""
-        return min(self.max_delay, self.base_delay * (2**attempt))
 
 
 async def with_retry(

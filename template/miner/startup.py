@@ -36,6 +36,7 @@ from template.protocol.catchup import catch_up
 from template.protocol.directory import PeerDirectory
 from template.protocol.fingerprint import model_fingerprint
 from template.protocol.windows import WindowClock
+from template.retry import RetryPolicy
 from template.storage import (
     AccessDenied,
     BucketNotFound,
@@ -44,7 +45,6 @@ from template.storage import (
     TransferConfig,
     keys,
 )
-from template.storage.retry import RetryPolicy
 from template.training.compression import Compressor
 from template.training.model import build_model
 
@@ -57,7 +57,7 @@ from .trainer import Trainer
 logger = logging.getLogger(__name__)
 
 PROBE_TRANSFER = TransferConfig(
-    connect_timeout=3.0, read_timeout=5.0, request_timeout=10.0, retry=RetryPolicy(max_attempts=2)
+    connect_timeout=3.0, read_timeout=5.0, request_timeout=10.0, retry=RetryPolicy(attempts=2)
 )
 
 

@@ -18,7 +18,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -38,7 +38,7 @@ from .errors import (
     TruncatedObject,
 )
 from .netguard import guard_client
-from .retry import TIMEOUT, TRUNCATED, RetryPolicy, Truncated, classify
+from .retry import S3_RETRY, TIMEOUT, TRUNCATED, RetryPolicy, Truncated, classify
 
 logger = logging.getLogger(__name__)
 
@@ -66,7 +66,7 @@ class TransferConfig:
     connect_timeout: float = 5.0  # seconds to open a connection
     read_timeout: float = 20.0  # seconds one socket read may wait
     request_timeout: float = 60.0  # wall clock of one attempt (headers and body)
-    retry: RetryPolicy = field(default_factory=RetryPolicy)
+    retry: RetryPolicy = S3_RETRY
     multipart_threshold: int = 64 * MiB  # objects at least this large go up in parts
     part_size: int = 16 * MiB  # S3 needs >= 5 MiB for every part but the last
     max_threads: int = 16  # the client's thread pool (and HTTP connection pool)
@@ -204,7 +204,7 @@ class StorageClient:
         reasons: list[str] = []
         kind = None
         budget_spent = False
-        for attempt in range(1, policy.max_attempts + 1):
+        for attempt in range(1, policy.attempts + 1):
             timeout = self.transfer.request_timeout
             if deadline is not None:
                 timeout = min(timeout, deadline - time.monotonic())
@@ -227,8 +227,8 @@ class StorageClient:
                     raise
                 reasons.append(reason)
                 logger.debug("%s: attempt %d failed (%s)", what, attempt, reason)
-            if attempt < policy.max_attempts:
-                pause = policy.backoff(attempt)
+            if attempt < policy.attempts:
+                pause = policy.delay(attempt - 1)
                 if deadline is not None and time.monotonic() + pause >= deadline:
                     budget_spent = True
                     break

@@ -2,15 +2,11 @@
 
 from __future__ import annotations
 
+from template.errors import HintedError
 
-class StorageError(Exception):
+
+class StorageError(HintedError):
     """Base class of every error the storage layer raises."""
-
-    hint: str = ""
-
-    def __init__(self, message: str, hint: str | None = None):
-        self.hint = hint if hint is not None else type(self).hint
-        super().__init__(f"{message}. {self.hint}" if self.hint else message)
 
 
 class ConfigError(StorageError, ValueError):

@@ -7,9 +7,6 @@ other 4xx, size and checksum failures) fails at once.
 
 from __future__ import annotations
 
-import random
-from dataclasses import dataclass
-
 import urllib3.exceptions
 from botocore.exceptions import (
     BotoCoreError,
@@ -23,6 +20,8 @@ from botocore.exceptions import (
 from botocore.exceptions import (
     ConnectionError as BotoConnectionError,
 )
+
+from template.retry import RetryPolicy
 
 from .errors import AccessDenied, BucketNotFound, ObjectNotFound, StorageError
 
@@ -60,15 +59,8 @@ class Truncated(Exception):
     """The body ended before Content-Length bytes arrived (internal; retried)."""
 
 
-@dataclass(frozen=True)
-class RetryPolicy:
-    max_attempts: int = 4
-    backoff_base: float = 0.25  # seconds before the 2nd attempt (before jitter)
-    backoff_max: float = 8.0
-
-    def backoff(self, attempt: int) -> float:
-        """Seconds to sleep after failed attempt number ``attempt`` (1-based): full jitter."""
-        return random.uniform(0, min(self.backoff_max, self.backoff_base * 2 ** (attempt - 1)))
+# S3 transfers: 4 tries, 0.25 s doubling to at most 8 s, full jitter.
+S3_RETRY = RetryPolicy(attempts=4, base_delay=0.25, max_delay=8.0, jitter=True)
 
 
 def classify(exc: BaseException, what: str) -> tuple[str | None, str, StorageError | None]:

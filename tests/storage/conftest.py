@@ -16,7 +16,7 @@ FAST = TransferConfig(
     connect_timeout=1.0,
     read_timeout=1.0,
     request_timeout=3.0,
-    retry=RetryPolicy(max_attempts=3, backoff_base=0.01, backoff_max=0.05),
+    retry=RetryPolicy(attempts=3, base_delay=0.01, max_delay=0.05, jitter=True),
 )
 
 

@@ -36,7 +36,7 @@ async def test_slow_response_times_out(client, proxied, proxy):
 async def test_trickling_body_is_cut_by_the_request_timeout(client, proxy, local_s3):
     await client.put_bytes("k", os.urandom(4000))
     cfg = TransferConfig(
-        read_timeout=2, request_timeout=0.8, chunk_size=64, retry=RetryPolicy(max_attempts=1)
+        read_timeout=2, request_timeout=0.8, chunk_size=64, retry=RetryPolicy(attempts=1)
     )
     proxy.set_fault(Fault("trickle", seconds=0.05, step=10, methods=("GET",)))
     async with StorageClient(

@@ -27,7 +27,7 @@ from template.storage.netguard import host_is_refused, parse_inet_aton, set_reso
 from template.storage.retry import RetryPolicy
 
 ONE_TRY = TransferConfig(
-    connect_timeout=1.0, read_timeout=1.0, request_timeout=3.0, retry=RetryPolicy(max_attempts=2)
+    connect_timeout=1.0, read_timeout=1.0, request_timeout=3.0, retry=RetryPolicy(attempts=2)
 )
 
 LOOPBACK_FORMS = ["127.1", "2130706433", "0x7f000001", "0177.0.0.1", "0x7f.1", "127.0.0.1"]
