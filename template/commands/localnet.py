@@ -4,6 +4,7 @@ seed-localnet                                      # 2 miners, 1 validator, unti
 seed-localnet --miners 3 --validators 2 --run.max-windows 6 --plot
 seed-localnet --run.max-windows 4 --json           # one JSON summary on stdout
 seed-localnet --plot runs/localnet-<time>          # redraw the plot of a finished run
+seed-localnet node restart miner-1                 # stop/start/restart/status of a running run
 
 Everything goes under runs/localnet-<time>/ (wallets, node state, logs/ per process,
 history.jsonl with one line per window, summary.json). Ctrl-C stops every process it started.
@@ -52,6 +53,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["node"]:  # seed-localnet node {stop,start,restart,status} NAME: a running run
+        from template.localnet.control import node_main
+
+        return node_main(argv[1:])
     a = build_parser().parse_args(argv)
     if a.plot and Path(a.plot).is_dir():
         return _replot(Path(a.plot))

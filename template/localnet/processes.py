@@ -42,6 +42,8 @@ class Child:
     proc: subprocess.Popen = field(repr=False)
     killed: bool = False  # needed SIGKILL at teardown (did not stop within the timeout)
     terminated: bool = False  # SIGTERM sent (once: a second one may hit a finished handler)
+    env: dict[str, str] | None = field(default=None, repr=False)  # as given to start_child
+    cwd: Path | None = None
 
     @property
     def pid(self) -> int:
@@ -105,7 +107,7 @@ def start_child(
             preexec_fn=_die_with_parent,
         )
     logger.debug("started %s (pid %d): %s", name, proc.pid, " ".join(cmd))
-    return Child(name, list(cmd), log_path, proc)
+    return Child(name, list(cmd), log_path, proc, env=dict(env) if env else None, cwd=cwd)
 
 
 class Children:
@@ -117,6 +119,14 @@ class Children:
     def add(self, child: Child) -> Child:
         self.items.append(child)
         return child
+
+    def replace(self, child: Child) -> None:
+        """Put a restarted child in the place of the one with its name (start order kept)."""
+        for i, c in enumerate(self.items):
+            if c.name == child.name:
+                self.items[i] = child
+                return
+        self.items.append(child)
 
     def by_name(self, name: str) -> Child | None:
         return next((c for c in self.items if c.name == name), None)

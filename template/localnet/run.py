@@ -19,9 +19,11 @@ from template.signing import dev_keypair
 
 from . import setup as S
 from .config import GENESIS, NETUID, LocalnetConfig
+from .control import STATUS_FILE, serve_requests
 from .monitor import Snapshot, Tracker, read_statuses
 from .processes import Children, wait_for_http
 from .summary import build_summary
+from .supervisor import FAILED, UP, RestartPolicy, Supervisor
 from .view import event_line
 
 logger = logging.getLogger(__name__)
@@ -85,7 +87,9 @@ async def snapshot(client: DevChainClient, net: S.Network) -> Snapshot:
 class Run:
     """One local subnet run; ``await Run(cfg, out).main()`` returns the summary dict."""
 
-    def __init__(self, cfg: LocalnetConfig, out: TextIO = sys.stdout):
+    def __init__(
+        self, cfg: LocalnetConfig, out: TextIO = sys.stdout, policy: RestartPolicy | None = None
+    ):
         self.cfg = cfg
         self.out = out
         self.children = Children()
@@ -93,7 +97,10 @@ class Run:
         self.stop_reason = ""
         self.net: S.Network | None = None
         self.tracker: Tracker | None = None
-        self.exited_early: dict[str, int | None] = {}  # children that exited during the run
+        self.exited_early: dict[str, int | None] = {}  # children down for good (gave up)
+        self.supervisor: Supervisor | None = None
+        self.t0 = time.monotonic()
+        self.cfg_policy = policy or RestartPolicy()
 
     def say(self, line: str) -> None:
         """A line of the live view: to the terminal and to logs/localnet.log."""
@@ -111,7 +118,7 @@ class Run:
             self.stop.set()
 
     async def main(self) -> dict[str, Any]:
-        t0 = time.monotonic()
+        t0 = self.t0 = time.monotonic()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, self.request_stop, "interrupted")
@@ -129,6 +136,7 @@ class Run:
             self.net = setup.result()
             setup_s = time.monotonic() - t0
             S.start_neurons(self.cfg, self.net, self.children)
+            self.supervisor = Supervisor(self.children, self.cfg_policy, self._event)
             self._write_pids()
             self._header(setup_s)
             await self.follow(t0)
@@ -172,15 +180,7 @@ class Run:
         reader = DevChainClient(net.chain_url, NETUID, dev_keypair("//Alice"))
         try:
             while not self.stop.is_set():
-                crashed = self.children.exited()
-                if crashed:
-                    self.exited_early = {c.name: c.proc.returncode for c in crashed}
-                    c = crashed[0]
-                    self.say(
-                        f"{c.name} exited with code {c.proc.returncode}; last lines of {c.log_path}:"
-                    )
-                    self.say(c.log_tail(15))
-                    self.request_stop(f"{c.name} exited with code {c.proc.returncode}")
+                if self._supervise():
                     break
                 try:
                     snap = await snapshot(reader, net)
@@ -208,6 +208,30 @@ class Run:
         finally:
             await reader.close()
 
+    def _supervise(self) -> bool:
+        """Restart crashed children, serve node commands; True when the run must stop."""
+        sup = self.supervisor
+        assert sup is not None
+        for name, h in sup.health.items():
+            child = self.children.by_name(name)
+            if h.state == UP and child is not None and not child.running():
+                self.say(
+                    f"{name} exited with code {child.proc.returncode}; last lines of "
+                    f"{child.log_path}:\n{child.log_tail(15)}"
+                )
+        if sup.tick() or serve_requests(self.cfg.run_dir, sup):
+            self._write_pids()
+        sup.write(self.cfg.run_dir / STATUS_FILE)
+        failed = [n for n, h in sup.health.items() if h.state == FAILED]
+        if failed:
+            self.exited_early = {n: self.children.by_name(n).proc.returncode for n in failed}
+            self.request_stop(f"{failed[0]} crashed too often; gave up")
+            return True
+        return False
+
+    def _event(self, name: str, what: str) -> None:
+        self.say(f"[supervisor] {name} {what}")
+
     async def teardown(self) -> None:
         self.say(f"stopping ({self.stop_reason or 'done'}) ...")
         await asyncio.to_thread(
@@ -233,7 +257,7 @@ class Run:
                 "run_dir": str(self.cfg.run_dir),
                 "exit_codes": codes,
             }
-        return build_summary(
+        summary = build_summary(
             self.tracker,
             self.net,
             codes,
@@ -244,3 +268,9 @@ class Run:
             time.monotonic() - t0,
             self.cfg.windows,
         )
+        if self.supervisor is not None:  # crashed and came back vs down
+            report = self.supervisor.report()
+            summary["supervision"] = report
+            summary["recovered"] = sorted(n for n, h in report.items() if h["recovered"])
+            summary["down"] = sorted(n for n, h in report.items() if h["state"] != UP)
+        return summary

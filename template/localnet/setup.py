@@ -108,9 +108,11 @@ def start_chain(cfg: LocalnetConfig, children: Children, port: int) -> Child:
 
 
 def start_s3(cfg: LocalnetConfig, children: Children, port: int) -> Child:
-    """moto's S3 server on loopback as a child process (as template.storage.local_server does;
+    """moto's S3 server on loopback as a child process, with a write journal in the run folder
+    so a restarted S3 comes back with every bucket and object (template/storage/persistent_s3.py;
     wait for ``/moto-api/data.json`` before using it)."""
-    cmd = [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)]
+    cmd = [sys.executable, "-m", "template.storage.persistent_s3", "--port", str(port)]
+    cmd += ["--journal", str(cfg.run_dir / "s3-journal.jsonl")]
     return children.add(start_child("s3", cmd, cfg.logs_dir / "s3.log", cwd=ROOT))
 
 

@@ -1,0 +1,94 @@
+"""The local subnet's S3 keeps its buckets and objects across a kill -9 and restart."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+
+import pytest
+
+from template.storage import ObjectNotFound, StorageClient
+from template.storage.local_server import LocalS3
+from template.storage.persistent_s3 import Journal
+
+from .conftest import FAST
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def start(port: int, journal) -> subprocess.Popen:
+    cmd = [sys.executable, "-m", "template.storage.persistent_s3", "--port", str(port)]
+    proc = subprocess.Popen(
+        cmd + ["--journal", str(journal)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    end = time.monotonic() + 30
+    while time.monotonic() < end:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/moto-api/data.json", timeout=1):
+                return proc
+        except OSError:
+            time.sleep(0.1)
+    proc.kill()
+    raise RuntimeError("persistent S3 did not come up")
+
+
+@pytest.fixture
+def server(tmp_path):
+    port, journal = free_port(), tmp_path / "s3-journal.jsonl"
+    procs = [start(port, journal)]
+
+    def restart_after_kill9() -> None:
+        os.kill(procs[-1].pid, signal.SIGKILL)
+        procs[-1].wait()
+        procs.append(start(port, journal))
+
+    yield LocalS3(f"http://127.0.0.1:{port}"), restart_after_kill9, journal
+    for p in procs:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+
+
+def test_buckets_and_objects_survive_kill9(server):
+    s3, restart, journal = server
+
+    async def write() -> None:
+        async with StorageClient(s3.bucket("grads-a"), FAST) as c:
+            await c.create_bucket()
+            await c.put_bytes("w/1", b"one" * 1000)
+            await c.put_bytes("w/2", bytes(range(256)) * 100)
+            await c.put_bytes("w/3", b"gone")
+            await c.delete(["w/3"])
+            await c.put_bytes("w/1", b"newer")  # the last write wins after replay too
+
+    async def read() -> tuple[bytes, bytes, list[str]]:
+        async with StorageClient(s3.bucket("grads-a"), FAST) as c:
+            with pytest.raises(ObjectNotFound):
+                await c.get_bytes("w/3", 100)
+            keys = [o.key for o in await c.list("w/")]
+            return await c.get_bytes("w/1", 100), await c.get_bytes("w/2", 1 << 20), keys
+
+    asyncio.run(write())
+    before = asyncio.run(read())
+    restart()
+    assert asyncio.run(read()) == before == (b"newer", bytes(range(256)) * 100, ["w/1", "w/2"])
+    os.chmod(journal, 0o600)
+    assert len(Journal(journal).entries()) == 6
+
+
+def test_a_torn_last_line_is_skipped(tmp_path):
+    j = Journal(tmp_path / "j.jsonl")
+    j.append({"method": "PUT", "path": "/b"})
+    with open(j.path, "ab") as f:
+        f.write(b'{"method": "PUT", "pa')
+    assert j.entries() == [{"method": "PUT", "path": "/b"}]
