@@ -27,7 +27,13 @@ from typing import Any, TypeVar
 import bittensor as bt
 from bittensor import storage as st
 
-from .errors import ChainError, InvalidRequestError, InvalidWeightsError, SubnetNotFoundError
+from .errors import (
+    ChainError,
+    InvalidRequestError,
+    InvalidWeightsError,
+    SubnetNotFoundError,
+    TooManyRegistrationsError,
+)
 from .subtensor_commitments import commitment_bytes, commitment_info
 from .subtensor_errors import is_pruned_state, is_transient, raise_for_result, to_chain_error
 from .subtensor_retry import RetryPolicy, with_retry
@@ -38,6 +44,7 @@ logger = logging.getLogger(__name__)
 
 T = TypeVar("T")
 RAO_PER_TAO = 10**9
+REGISTER_ATTEMPTS = 10  # blocks to wait out MaxRegistrationsPerBlock
 DEFAULT_WEIGHTS_RATE_LIMIT = 100  # subtensor's DefaultWeightsSetRateLimit
 
 
@@ -316,9 +323,18 @@ class SubtensorChain:
     async def register(self, hotkey: str | None = None) -> int:
         coldkey = self._require_coldkey("register")
         target = hotkey or self.hotkey
-        await self._submit(
-            lambda: self._register_once(coldkey, target), f"register {target} on {self.netuid}"
-        )
+        for attempt in range(REGISTER_ATTEMPTS):
+            try:
+                await self._submit(
+                    lambda: self._register_once(coldkey, target),
+                    f"register {target} on subnet {self.netuid}",
+                )
+                break
+            except TooManyRegistrationsError:
+                if attempt == REGISTER_ATTEMPTS - 1:
+                    raise
+                logger.info("registration limit reached this block; retrying next block")
+                await self.wait_for_block(await self.block() + 1, timeout=120)
         uid = await self.uid_of(target)
         if uid is None:
             raise ChainError(f"registration of {target} was included but no uid was assigned")

@@ -3,10 +3,19 @@
 The SDK's contract below ``Client`` takes and returns plain decoded Python values (storage
 reads, runtime-API results, composed calls, typed ``ExtrinsicResult``s), so a faithful fake
 needs no SCALE codec and no network: ``SubtensorChain -> bt.Client -> SDK reads/intents ->
-FakeSubstrate``. The fake models one subnet with the subtensor rules the adapter relies on
-(registration, staking, commitments with a per-tempo byte quota, weights with rate limit,
-validator permit, min/max weight checks) and answers failures exactly as the RPC backend
-does: ``ExtrinsicResult(success=False, error=bt.ChainError(docs, name))``.
+FakeSubstrate``. The fake models one subnet as strictly as subtensor for every rule the
+adapter relies on: burned registration (``MaxRegistrationsPerBlock``, pruning of a full
+subnet, MEV-shielded submission), stake credited as alpha at a price, validator permits
+granted only at an epoch (``LastEpochBlock + tempo``), the stake threshold (a pool
+rejection, ``Custom error: 1``), commitments with a per-tempo byte quota, and weights with
+rate limit, version key, permit and min/max checks; commit-reveal is on by default
+(``commit_timelocked_mechanism_weights``: the commit is stored, and revealed at the epoch
+``RevealPeriodEpochs`` later, where a failing check drops it silently, as on the chain).
+Old-block reads fail past ``state_pruning`` blocks, as on a non-archive node. Failures are
+answered exactly as the RPC backend does: ``ExtrinsicResult(success=False, error=...)``.
+
+The timelock ciphertext cannot be opened without drand, so the fake plays drand: it wraps
+the SDK's encryptor (``timelock_oracle``) and remembers each ciphertext's plaintext.
 
 Blocks advance with wall time (``block_time`` seconds per block); timestamps are derived
 from the block number, so history is consistent. Every extrinsic is really signed by the
@@ -16,6 +25,8 @@ keypair the SDK hands over, and the signature is verified.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import hashlib
 import inspect
 import json
 import time
@@ -23,6 +34,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import bittensor as bt
+from bittensor.intents import weights as sdk_weights
+from bittensor.result import chain_error_from_substrate_request
 from bittensor.sp_core import verify
 
 U16_MAX = 65535
@@ -36,7 +49,7 @@ class FakeNeuron:
     hotkey: str
     coldkey: str
     registered_at: int
-    stake_rao: int = 0
+    stake_rao: int = 0  # alpha (in rao units) on this subnet
     last_update: int = 0
     validator_permit: bool = False
     incentive: int = 0  # u16 scores, as the runtime API returns them
@@ -61,11 +74,46 @@ class FakeCall:
         return json.dumps([self.module, self.function, _jsonable(self.params)]).encode()
 
 
+class PoolRejection(Exception):
+    """The transaction pool refuses the extrinsic before it is included (e.g. Custom error: 1)."""
+
+
 class DispatchError(Exception):
     def __init__(self, name: str, docs: str = ""):
         super().__init__(name)
         self.name = name
         self.docs = docs or name
+
+
+# ciphertext -> (uids, u16 values, version_key): what drand would let the chain decrypt.
+TIMELOCK_PLAINTEXT: dict[bytes, tuple[list[int], list[int], int]] = {}
+
+
+@contextlib.contextmanager
+def timelock_oracle():
+    """Wrap the SDK's timelock encryptor so the fake can 'decrypt' commits at their reveal."""
+    real = sdk_weights._core.get_encrypted_commit_v2
+
+    class _Core:
+        def __getattr__(self, name):
+            return getattr(_real_core, name)
+
+        @staticmethod
+        def get_encrypted_commit_v2(**kw):
+            commit, reveal_round = real(**kw)
+            TIMELOCK_PLAINTEXT[bytes(commit)] = (
+                list(kw["uids"]),
+                list(kw["weights"]),
+                int(kw["version_key"]),
+            )
+            return commit, reveal_round
+
+    _real_core = sdk_weights._core
+    sdk_weights._core = _Core()
+    try:
+        yield
+    finally:
+        sdk_weights._core = _real_core
 
 
 def _jsonable(value: Any) -> Any:
@@ -113,6 +161,14 @@ class FakeSubstrate:
         subnet_exists: bool = True,
         sudo_key: str = "5GrwvaEF5zXb26Fz9rcQpDWS57CtERHpNehXCPcNoHGKutQY",  # //Alice
         network_lock_rao: int = 100 * RAO,
+        commit_reveal: bool = True,
+        reveal_period_epochs: int = 1,
+        stake_threshold_rao: int = 0,
+        alpha_price: float = 2.0,  # TAO per alpha: 10 TAO staked is 5 alpha
+        max_registrations_per_block: int = 1,
+        immunity_period: int = 4096,
+        state_pruning: int | None = None,  # blocks of state kept (None: archive)
+        mev_shield: bool = False,
     ):
         self.endpoint = "ws://fake-substrate"
         self.token_symbols: dict[int, str] = {}
@@ -131,17 +187,30 @@ class FakeSubstrate:
         self.require_validator_permit = require_validator_permit
         self.max_space = max_space
         self.weights_version_key = weights_version_key
-        self.commit_reveal = False
+        self.commit_reveal = commit_reveal
+        self.reveal_period_epochs = reveal_period_epochs
+        self.alpha_price = alpha_price
+        self.max_registrations_per_block = max_registrations_per_block
+        self.immunity_period = immunity_period
+        self.state_pruning = state_pruning
+        self.mev_key: bytes | None = bytes(1184) if mev_shield else None  # a valid ML-KEM key
         self.registration_allowed = True
         self.subnet_exists = subnet_exists
         self.subnet_started = subnet_exists
         self.subnet_owner: str | None = None
+        self.subnet_owner_hotkey: str | None = None
         self.registered_network_at = 0
         self.sudo_key = sudo_key
         self.network_lock_rao = network_lock_rao
         self.start_call_delay = 10
         self.network_rate_limit = 1000
-        self.stake_threshold = 0
+        self.stake_threshold = stake_threshold_rao
+        self.last_epoch_block = start_block - start_block % max(1, tempo)
+        self.epoch_index = 0
+        self.weight_commits: list[tuple[int, str, int, bytes]] = []  # epoch, who, block, commit
+        self.reveals: list[tuple[str, bool, str]] = []  # (hotkey, landed, why)
+        self.signed_inner: dict[str, tuple[FakeCall, str]] = {}  # MEV-shield inner extrinsics
+        self.included: dict[str, bt.ExtrinsicResult] = {}
         self.balances: dict[str, int] = dict(balances or {})
         self.owners: dict[str, str] = {}  # hotkey -> coldkey
         self.neurons: list[FakeNeuron] = []
@@ -167,7 +236,37 @@ class FakeSubstrate:
             setattr(self.neurons[uid], name, round(value * U16_MAX))
 
     def head(self) -> int:
-        return self._start + int((time.monotonic() - self._t0) / self.seconds_per_block)
+        block = self._start + int((time.monotonic() - self._t0) / self.seconds_per_block)
+        while self.tempo > 0 and block >= self.last_epoch_block + self.tempo:
+            self._run_epoch(self.last_epoch_block + self.tempo)
+        return block
+
+    def _run_epoch(self, block: int) -> None:
+        """What the fake models of an epoch: the reveal of due commits, then new permits."""
+        self.last_epoch_block = block
+        self.epoch_index += 1
+        if self.commit_reveal:
+            due = self.epoch_index - self.reveal_period_epochs
+            for epoch, who, committed_at, commit in sorted(self.weight_commits, key=lambda c: c[2]):
+                if epoch == due:
+                    self._reveal(who, committed_at, commit)
+            self.weight_commits = [c for c in self.weight_commits if c[0] > due]
+        self._refresh_permits()
+
+    def _reveal(self, who: str, committed_at: int, commit: bytes) -> None:
+        plain = TIMELOCK_PLAINTEXT.get(bytes(commit))
+        neuron = self.neuron_of(who)
+        if plain is None or neuron is None or neuron.registered_at > committed_at:
+            self.reveals.append((who, False, "cannot decrypt or uid changed hands"))
+            return
+        uids, values, version_key = plain
+        try:
+            self._check_weights(neuron, uids, values, version_key)
+        except DispatchError as failure:  # dropped silently, as on the chain
+            self.reveals.append((who, False, failure.name))
+            return
+        neuron.weights = list(zip(uids, values, strict=True))
+        self.reveals.append((who, True, "revealed"))
 
     def timestamp_ms(self, block: int) -> int:
         return self._genesis_ms + int(block * self.seconds_per_block * 1000)
@@ -185,12 +284,18 @@ class FakeSubstrate:
             raise bt.RpcConnectionError("injected: websocket closed")
 
     def _refresh_permits(self) -> None:
-        ranked = sorted(
-            (n for n in self.neurons if n.stake_rao > 0), key=lambda n: (-n.stake_rao, n.uid)
-        )
+        """subtensor's is_topk_nonzero over threshold-filtered stake (ties: higher uid kept);
+        the owner hotkey's uid always holds a permit."""
+        owner = self.subnet_owner_hotkey
+        counted = [
+            n
+            for n in self.neurons
+            if n.stake_rao > 0 and (n.stake_rao >= self.stake_threshold or n.hotkey == owner)
+        ]
+        ranked = sorted(counted, key=lambda n: (-n.stake_rao, -n.uid))
         top = {n.uid for n in ranked[: self.max_validators]}
         for n in self.neurons:
-            n.validator_permit = n.uid in top
+            n.validator_permit = n.uid in top or (owner is not None and n.hotkey == owner)
 
     # --- Substrate protocol: display + lifecycle ----------------------------
     def balance(self, rao: int, netuid: int = 0) -> bt.Balance:
@@ -237,10 +342,21 @@ class FakeSubstrate:
         number = block_number if block_number is not None else self._block_of(block_hash)
         return {"header": {"number": number, "hash": self.hash_of(number)}, "extrinsics": []}
 
+    def _check_state_kept(self, block_hash: str | None) -> None:
+        if block_hash is None or self.state_pruning is None:
+            return
+        if self._block_of(block_hash) < self.head() - self.state_pruning:
+            raise bt.ChainError(f"State already discarded for {block_hash}")
+
     async def query(self, module, storage_function, params=None, block_hash=None) -> Any:
         self._require_open()
         self._maybe_fail_read()
+        self._check_state_kept(block_hash)
         params = list(params or [])
+        if (module, storage_function) == ("MevShield", "NextKey"):
+            return self.mev_key
+        if (module, storage_function) == ("SubtensorModule", "StakeThreshold"):
+            return self.stake_threshold
         key = (module, storage_function)
         ours = bool(params) and params[0] == self.netuid and self.subnet_exists
         if key == ("Timestamp", "Now"):
@@ -257,6 +373,9 @@ class FakeSubstrate:
             if storage_function == "Uids":
                 n = self.neuron_of(params[1])
                 return None if n is None else n.uid
+            if storage_function == "Weights":
+                uid = int(params[1])
+                return list(self.neurons[uid].weights) if uid < len(self.neurons) else []
             simple = {
                 "NetworksAdded": True,
                 "Tempo": self.tempo,
@@ -264,6 +383,12 @@ class FakeSubstrate:
                 "MinAllowedWeights": self.min_allowed_weights,
                 "MaxWeightsLimit": self.max_weights_limit,
                 "CommitRevealWeightsEnabled": self.commit_reveal,
+                "RevealPeriodEpochs": self.reveal_period_epochs,
+                "LastEpochBlock": self.last_epoch_block,
+                "SubnetEpochIndex": self.epoch_index,
+                "PendingEpochAt": 0,
+                "BlocksSinceLastStep": self.head() - self.last_epoch_block,
+                "SubnetOwnerHotkey": self.subnet_owner_hotkey,
                 "SubnetEpochConsensus": "Yuma",
                 "Burn": self.burn_rao,
                 "SubnetLocked": self.network_lock_rao,
@@ -315,8 +440,8 @@ class FakeSubstrate:
             "symbol": list("α".encode()),
             "block": block,
             "tempo": self.tempo,
-            "last_step": block - block % max(1, self.tempo),
-            "blocks_since_last_step": block % max(1, self.tempo),
+            "last_step": self.last_epoch_block,
+            "blocks_since_last_step": block - self.last_epoch_block,
             "owner_hotkey": owner.hotkey if owner else "",
             "owner_coldkey": owner.coldkey if owner else "",
             "network_registered_at": 0,
@@ -380,7 +505,7 @@ class FakeSubstrate:
         return self.nonces.get(address, 0)
 
     async def mev_next_key(self) -> bytes | None:
-        return None
+        return self.mev_key
 
     # --- writes -------------------------------------------------------------
     async def submit(
@@ -419,6 +544,9 @@ class FakeSubstrate:
                     "CallNotModelled", f"{call.module}.{call.function} not modelled"
                 )
             events = handler(signer, block, **call.params)
+        except PoolRejection as rejection:
+            error = chain_error_from_substrate_request(Exception(str(rejection)))
+            return bt.ExtrinsicResult(success=False, message=error.message, error=error)
         except DispatchError as failure:
             error = bt.ChainError(failure.docs, failure.name)
             return bt.ExtrinsicResult(
@@ -439,6 +567,54 @@ class FakeSubstrate:
 
     async def submit_signed(self, extrinsic, keypair, **kwargs) -> bt.ExtrinsicResult:
         raise bt.ChainError("submit_signed is not modelled by FakeSubstrate")
+
+    # --- MEV shield: the block author decrypts the carrier and includes the inner call ----
+    async def sign_extrinsic(self, call, keypair, *, nonce: int, period: int):
+        if not isinstance(call, FakeCall):
+            call = await self.compose(call)
+        payload = b"fake-inner:" + call.data + str(nonce).encode()
+        signature = keypair.sign(payload)
+        if inspect.isawaitable(signature):
+            signature = await signature
+        inner_hash = "0x" + hashlib.sha256(payload + bytes(signature)).hexdigest()
+        self.signed_inner[inner_hash] = (call, keypair.ss58_address)
+        return payload, inner_hash
+
+    async def find_extrinsic(self, extrinsic_hash: str, block_hash: str):
+        return self.included.get(extrinsic_hash)
+
+    def _do_MevShield_submit_encrypted(self, signer, block, ciphertext):
+        # The fake author cannot run ML-KEM decapsulation: it includes the inner extrinsic
+        # this signer signed last (what decryption would give back), under its own hash.
+        mine = [(h, c) for h, (c, who) in self.signed_inner.items() if who == signer]
+        if not mine or len(bytes(ciphertext)) < 1088:
+            raise DispatchError("InvalidCiphertext", "carrier does not hold a signed extrinsic")
+        inner_hash, call = mine[-1]
+        del self.signed_inner[inner_hash]
+        handler = getattr(self, f"_do_{call.module}_{call.function}", None)
+        try:
+            if handler is None:
+                raise DispatchError("CallNotModelled", f"{call.module}.{call.function}")
+            events = handler(signer, block, **call.params)
+            result = bt.ExtrinsicResult(
+                success=True,
+                message="Success",
+                block_hash=self.hash_of(block),
+                extrinsic_id=f"{block}-0002",
+                events=events,
+            )
+        except DispatchError as failure:
+            error = bt.ChainError(failure.docs, failure.name)
+            result = bt.ExtrinsicResult(
+                success=False,
+                message=failure.docs,
+                block_hash=self.hash_of(block),
+                extrinsic_id=f"{block}-0002",
+                error=error,
+            )
+        self.submitted.append((call.module, call.function, signer))
+        self.included[inner_hash] = result
+        return [self._event("MevShield", "EncryptedSubmitted", who=signer)]
 
     # --- dispatch (the subtensor rules this project relies on) ---------------
     def _check_subnet(self, netuid: int) -> None:
@@ -462,15 +638,38 @@ class FakeSubstrate:
             raise DispatchError("HotKeyAlreadyRegisteredInSubNet", "hotkey already registered")
         if self.owners.get(hotkey, signer) != signer:
             raise DispatchError("NonAssociatedColdKey", "hotkey belongs to another coldkey")
+        this_block = sum(1 for n in self.neurons if n.registered_at == block)
+        if this_block >= self.max_registrations_per_block:
+            raise DispatchError("TooManyRegistrationsThisBlock", "registration limit this block")
         if self.balances.get(signer, 0) < self.burn_rao:
             raise DispatchError("NotEnoughBalanceToStake", "balance too low to register")
         if len(self.neurons) >= self.max_uids:
-            raise DispatchError("NoNeuronIdAvailable")
+            uid = self._uid_to_prune(block)
+            if uid is None:
+                raise DispatchError("NoNeuronIdAvailable", "every uid is still immune")
+            old = self.neurons[uid]
+            self.commitments.pop(old.hotkey, None)
+            for n in self.neurons:
+                n.weights = [(d, w) for d, w in n.weights if d != uid]
+        else:
+            uid = len(self.neurons)
+            self.neurons.append(None)  # type: ignore[arg-type]
         self.balances[signer] -= self.burn_rao
         self.owners[hotkey] = signer
-        uid = len(self.neurons)
-        self.neurons.append(FakeNeuron(uid, hotkey, signer, registered_at=block))
+        self.neurons[uid] = FakeNeuron(uid, hotkey, signer, registered_at=block)
         return [self._event("SubtensorModule", "NeuronRegistered", netuid=netuid, uid=uid)]
+
+    def _uid_to_prune(self, block: int) -> int | None:
+        """Non-immune, not the owner's, lowest emission, then oldest, then lowest uid."""
+        candidates = [
+            n
+            for n in self.neurons
+            if n.registered_at + self.immunity_period <= block
+            and n.hotkey != self.subnet_owner_hotkey
+        ]
+        if not candidates:
+            return None
+        return min(candidates, key=lambda n: (n.emission_rao, n.registered_at, n.uid)).uid
 
     def _do_SubtensorModule_add_stake(self, signer, block, hotkey, netuid, amount_staked):
         self._check_subnet(netuid)
@@ -483,25 +682,18 @@ class FakeSubstrate:
         if self.balances.get(signer, 0) < amount_staked:
             raise DispatchError("NotEnoughBalanceToStake", "not enough balance to stake")
         self.balances[signer] -= amount_staked
+        alpha = int(amount_staked / self.alpha_price)  # bought from the subnet's pool
         neuron = self.neuron_of(hotkey)
         if neuron is not None:
-            neuron.stake_rao += amount_staked
-        self._refresh_permits()
-        return [self._event("SubtensorModule", "StakeAdded", hotkey=hotkey, amount=amount_staked)]
+            neuron.stake_rao += alpha  # permits follow at the next epoch, not now
+        return [self._event("SubtensorModule", "StakeAdded", hotkey=hotkey, amount=alpha)]
 
-    def _do_SubtensorModule_set_mechanism_weights(
-        self, signer, block, netuid, mecid, dests, weights, version_key
-    ):
-        if netuid != self.netuid or mecid != 0:
-            raise DispatchError("MechanismDoesNotExist")
-        neuron = self.neuron_of(signer)
-        if neuron is None:
-            raise DispatchError("HotKeyNotRegisteredInSubNet", "hotkey not registered on subnet")
+    def _check_weights(self, neuron: FakeNeuron, dests, weights, version_key) -> None:
+        """set_weights' content checks (plaintext at dispatch; commit-reveal at the reveal)."""
+        if neuron.stake_rao < self.stake_threshold and neuron.hotkey != self.subnet_owner_hotkey:
+            raise DispatchError("NotEnoughStakeToSetWeights")
         if version_key < self.weights_version_key:
             raise DispatchError("IncorrectWeightVersionKey")
-        since = block - neuron.last_update
-        if self.weights_rate_limit and neuron.last_update and since < self.weights_rate_limit:
-            raise DispatchError("SettingWeightsTooFast", "weights set too fast")
         if len(dests) != len(weights):
             raise DispatchError("WeightVecNotEqualSize")
         if len(set(dests)) != len(dests):
@@ -509,16 +701,54 @@ class FakeSubstrate:
         if any(u < 0 or u >= len(self.neurons) for u in dests):
             raise DispatchError("UidVecContainInvalidOne")
         self_weight = list(dests) == [neuron.uid]
-        if self.require_validator_permit and not neuron.validator_permit and not self_weight:
+        owner = neuron.hotkey == self.subnet_owner_hotkey
+        if self.require_validator_permit and not (neuron.validator_permit or self_weight or owner):
             raise DispatchError("NeuronNoValidatorPermit", "hotkey has no validator permit")
-        if not self_weight and len(dests) < self.min_allowed_weights:
+        need = min(self.min_allowed_weights, len(self.neurons))
+        if not self_weight and len(dests) < need:
             raise DispatchError("WeightVecLengthIsLow")
         total = sum(weights)
         if not self_weight and total and max(weights) * U16_MAX > self.max_weights_limit * total:
             raise DispatchError("MaxWeightExceeded")
+
+    def _weights_caller(self, netuid, mecid, signer, block) -> FakeNeuron:
+        if netuid != self.netuid or mecid != 0:
+            raise DispatchError("MechanismDoesNotExist")
+        neuron = self.neuron_of(signer)
+        if neuron is None:
+            raise DispatchError("HotKeyNotRegisteredInSubNet", "hotkey not registered on subnet")
+        since = block - neuron.last_update
+        if self.weights_rate_limit and neuron.last_update and since < self.weights_rate_limit:
+            raise DispatchError("SettingWeightsTooFast", "weights set too fast")
+        return neuron
+
+    def _do_SubtensorModule_set_mechanism_weights(
+        self, signer, block, netuid, mecid, dests, weights, version_key
+    ):
+        neuron = self._weights_caller(netuid, mecid, signer, block)
+        if self.commit_reveal:
+            raise DispatchError("CommitRevealEnabled", "use commit_timelocked_mechanism_weights")
+        if neuron.stake_rao < self.stake_threshold and neuron.hotkey != self.subnet_owner_hotkey:
+            raise PoolRejection("Invalid Transaction: Custom error: 1")  # StakeAmountTooLow
+        self._check_weights(neuron, dests, weights, version_key)
         neuron.weights = list(zip(dests, weights, strict=True))
         neuron.last_update = block
         return [self._event("SubtensorModule", "WeightsSet", netuid=netuid, uid=neuron.uid)]
+
+    def _do_SubtensorModule_commit_timelocked_mechanism_weights(
+        self, signer, block, netuid, mecid, commit, reveal_round, commit_reveal_version
+    ):
+        neuron = self._weights_caller(netuid, mecid, signer, block)
+        if not self.commit_reveal:
+            raise DispatchError("CommitRevealDisabled")
+        if commit_reveal_version != sdk_weights.DEFAULT_COMMIT_REVEAL_VERSION:
+            raise DispatchError("IncorrectCommitRevealVersion")
+        mine = [c for c in self.weight_commits if c[1] == signer]
+        if len(mine) >= 10:
+            raise DispatchError("TooManyUnrevealedCommits")
+        self.weight_commits.append((self.epoch_index, signer, block, _payload_bytes(commit)))
+        neuron.last_update = block  # the commit counts as activity and for the rate limit
+        return [self._event("SubtensorModule", "TimelockedWeightsCommitted", who=signer)]
 
     def _do_Commitments_set_commitment(self, signer, block, netuid, info):
         if netuid != self.netuid or self.neuron_of(signer) is None:
@@ -552,6 +782,7 @@ class FakeSubstrate:
             raise DispatchError("SubnetLimitReached", "the fake holds a single subnet")
         self._pay(signer, self.network_lock_rao, "NotEnoughBalanceToPayNetworkRegistration")
         self.subnet_exists, self.subnet_owner = True, signer
+        self.subnet_owner_hotkey = hotkey
         self.registered_network_at = block
         self.owners.setdefault(hotkey, signer)
         self.neurons.append(FakeNeuron(0, hotkey, signer, registered_at=block))

@@ -28,9 +28,10 @@ from template.chain import (
     SubnetParams,
     WeightsResult,
 )
+from template.chain.errors import SubnetNotFoundError
 from template.chain.subtensor import SubtensorChain
 from template.signing import dev_keypair
-from tests.chain.fake_substrate import FakeSubstrate
+from tests.chain.fake_substrate import FakeSubstrate, timelock_oracle
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -49,9 +50,10 @@ class SubtensorEnv:
         self.netuid = 1
         self._chains: list[SubtensorChain] = []
 
-    async def client(self, hotkey, coldkey=None) -> Chain:
+    async def client(self, hotkey, coldkey=None, netuid: int | None = None) -> Chain:
         client = bt.Client("local", substrate=self.fake)
-        chain = SubtensorChain("local", self.netuid, hotkey, coldkey, client=client)
+        netuid = self.netuid if netuid is None else netuid
+        chain = SubtensorChain("local", netuid, hotkey, coldkey, client=client)
         self._chains.append(chain)
         return await chain.connect()
 
@@ -68,8 +70,8 @@ class DevChainEnv:
         self.handle = handle
         self.netuid = handle.netuid
 
-    async def client(self, hotkey, coldkey=None) -> Chain:
-        return await self.handle.client(hotkey, coldkey)
+    async def client(self, hotkey, coldkey=None, netuid: int | None = None) -> Chain:
+        return await self.handle.client(hotkey, coldkey, netuid=netuid)
 
     async def fund(self, coldkey_ss58: str, tao: float) -> None:
         await self.handle.fund(coldkey_ss58, tao)
@@ -91,7 +93,8 @@ async def env(request, tmp_path):
     if request.param == "subtensor":
         e = SubtensorEnv()
         try:
-            yield e
+            with timelock_oracle():  # the fake plays drand for commit-reveal
+                yield e
         finally:
             await e.aclose()
         return
@@ -248,3 +251,46 @@ async def test_closed_client_can_be_closed_again(env):
     await chain.close()
     with contextlib.suppress(Exception):
         await chain.close()
+
+
+async def next_epoch(chain: Chain) -> int:
+    """Wait until the subnet has run an epoch after now; returns its block."""
+    start = (await chain.subnet_params()).last_epoch_block
+    for _ in range(200):
+        params = await chain.subnet_params()
+        if params.last_epoch_block > start:
+            return params.last_epoch_block
+        await chain.wait_for_block(await chain.block() + 1, timeout=10)
+    raise AssertionError("no epoch ran")
+
+
+async def test_a_wrong_netuid_is_named(env):
+    chain = await env.client(new_key("hot"), netuid=77)
+    with pytest.raises(SubnetNotFoundError, match="77"):
+        await chain.subnet_params()
+
+
+async def _revealed(chain: Chain, uid: int, epochs: int) -> dict[int, float]:
+    for _ in range(epochs + 1):
+        await next_epoch(chain)
+        row = await chain.weights_of(uid)
+        if row:
+            return row
+    return {}
+
+
+async def test_permits_come_at_an_epoch_and_weights_stay_hidden_until_revealed(env):
+    validator, v_uid, _hot, _cold = await registered(env, stake=20.0)
+    _miner, m_uid, _, _ = await registered(env)
+    params = await validator.subnet_params()
+    assert params.commit_reveal and params.reveal_period_epochs >= 1  # the chain's default
+    if not (await validator.metagraph()).by_uid(v_uid).validator_permit:
+        # without a permit the commit is accepted, and silently dropped at its reveal
+        assert (await validator.set_weights([m_uid], [1.0], version_key=0)).success
+        assert await _revealed(validator, v_uid, params.reveal_period_epochs) == {}
+    await next_epoch(validator)
+    assert (await validator.metagraph()).by_uid(v_uid).validator_permit
+    assert (await validator.set_weights([m_uid], [1.0], version_key=0)).success
+    assert await validator.weights_of(v_uid) == {}  # committed, not readable by anyone
+    row = await _revealed(validator, v_uid, params.reveal_period_epochs)
+    assert row == {m_uid: pytest.approx(1.0)}

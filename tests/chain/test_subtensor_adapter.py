@@ -41,9 +41,16 @@ def keys():
 
 @pytest.fixture
 def fake(keys):
-    f = FakeSubstrate(netuid=1, block_time=0.05)
+    f = FakeSubstrate(netuid=1, block_time=0.05, commit_reveal=False)  # the plaintext path
     f.fund(keys["cold"].ss58_address, 1000)
     return f
+
+
+async def next_epoch(fake: FakeSubstrate, chain: SubtensorChain) -> None:
+    """Wait until the fake has run an epoch (permits are granted there)."""
+    start = fake.epoch_index
+    await chain.wait_for_block(fake.last_epoch_block + fake.tempo, timeout=10)
+    assert fake.epoch_index > start
 
 
 async def validator_and_miner(fake, keys, stake=10.0):
@@ -52,6 +59,7 @@ async def validator_and_miner(fake, keys, stake=10.0):
     v_uid = await v.register()
     m_uid = await m.register()
     await v.add_stake(stake)
+    await next_epoch(fake, v)
     return v, m, v_uid, m_uid
 
 
@@ -213,7 +221,8 @@ async def test_metagraph_normalises_u16_scores(fake, keys):
     assert miner.trust == pytest.approx(1.0) and miner.consensus == pytest.approx(0.5, abs=1e-4)
     assert miner.emission == pytest.approx(3.0)
     assert validator.dividends == pytest.approx(0.75, abs=1e-4)
-    assert validator.stake == pytest.approx(12.5) and validator.validator_permit
+    # stake is alpha, bought at the subnet's price
+    assert validator.stake == pytest.approx(12.5 / fake.alpha_price) and validator.validator_permit
     assert not miner.validator_permit
 
 
