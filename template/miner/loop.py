@@ -12,6 +12,7 @@ aggregate of the previous window is applied by ``Sync`` (sync.py) as soon as it 
 from __future__ import annotations
 
 import asyncio
+import faulthandler
 import logging
 import math
 import time
@@ -35,6 +36,10 @@ from .trainer import Trainer, WindowResult
 logger = logging.getLogger(__name__)
 
 FINISH_TIMEOUT_S = 30.0  # how long shutdown waits for the last upload and save
+# After SIGTERM the process exits within this many seconds whatever it waits on (the last upload
+# plus storage threads blocked in a socket read on a slow bucket could add up past the 40 s a
+# supervisor gives); if it has to cut it short it first dumps every thread's stack to the log.
+STOP_LIMIT_S = 35.0
 
 
 @dataclass
@@ -95,6 +100,7 @@ class Miner:
         """SIGINT/SIGTERM: stop after the current training step; the window is abandoned."""
         if not self._stop.is_set():
             logger.info("stopping: abandoning the current window after this step")
+            faulthandler.dump_traceback_later(STOP_LIMIT_S, exit=True)  # bounded shutdown
         self._stop.set()
         self.trainer.stop.set()
 

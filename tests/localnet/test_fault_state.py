@@ -84,3 +84,34 @@ def test_failed_upload_keeps_its_part_of_the_error_feedback(tmp_path):
     asyncio.run(no_steps.finish_window(WindowResult(window=1, delta={})))
     for n in shapes:
         torch.testing.assert_close(no_steps.compressor.error[n], e0[n])
+
+
+STUCK_MINER = """
+import sys, time, threading
+sys.path.insert(0, {root!r})
+import template.miner.loop as loop
+loop.STOP_LIMIT_S = 1.0
+m = loop.Miner.__new__(loop.Miner)
+m._stop = __import__("asyncio").Event()
+m.trainer = type("T", (), {{"stop": threading.Event()}})()
+m.request_stop()
+print("stop requested", flush=True)
+time.sleep(60)  # a shutdown stuck on something: the watchdog must end it
+"""
+
+
+def test_a_miner_stuck_after_sigterm_exits_within_the_limit_and_says_where(tmp_path):
+    import subprocess
+    import sys
+
+    root = str(Path(__file__).resolve().parents[2])
+    proc = subprocess.run(
+        [sys.executable, "-c", STUCK_MINER.format(root=root)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert "stop requested" in proc.stdout
+    assert proc.returncode != 0  # cut short, not a clean exit after 60 s
+    assert "time.sleep(60)" in proc.stderr or "<string>" in proc.stderr  # the stack dump
+    assert "Thread" in proc.stderr
