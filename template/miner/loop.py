@@ -263,7 +263,7 @@ class Miner:
         return self._wall_base + run
 
     def status(self) -> MinerStatus:
-        stats, sync, pos = self.stats, self.sync, self.position
+        stats, applier, pos = self.stats, self.sync.applier, self.position
         wall = self.wall_seconds_total
         return MinerStatus(
             role="miner",
@@ -271,10 +271,10 @@ class Miner:
             uid=self.settings.uid,
             window=pos.last_window,
             block=int(self.clock.block),
-            in_sync=sync.in_sync,
-            fingerprint_ok=sync.fingerprint_ok,
+            in_sync=applier.in_sync,
+            fingerprint_ok=applier.fingerprint_ok,
             applied_through=self.trainer.applied_through,
-            peers_applied=sync.peers_applied,
+            peers_applied=applier.peers_applied,
             train_seconds_total=round(self.train_seconds_total, 3),
             wall_seconds_total=round(wall, 3),
             utilization=round(self.train_seconds_total / wall, 4) if wall > 0 else 0.0,

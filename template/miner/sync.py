@@ -120,18 +120,6 @@ class Sync:
     def own_fingerprints(self) -> dict[int, list[float]]:
         return self.applier.own_fingerprints
 
-    @property
-    def in_sync(self) -> bool:
-        return self.applier.in_sync
-
-    @property
-    def fingerprint_ok(self) -> bool | None:
-        return self.applier.fingerprint_ok
-
-    @property
-    def peers_applied(self) -> int:
-        return self.applier.peers_applied
-
     def _poll(self) -> float:
         return min(POLL_S, max(0.05, self.clock.block_time / 2))
 

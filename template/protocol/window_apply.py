@@ -51,7 +51,7 @@ logger = logging.getLogger(__name__)
 
 Peer = tuple[int, str]
 OuterStep = Callable[[torch.nn.Module], int]
-# (window, uid, hotkey) -> (blob, LastModified) a node already holds; None: not known here
+# (window, uid, hotkey) -> (blob, LastModified) a node already holds (blob None: not held)
 CachedUpload = Callable[[int, int, str], "tuple[bytes | None, float | None] | None"]
 KEEP_FINGERPRINTS = 8  # windows of our own fingerprints kept for late comparisons
 
@@ -241,9 +241,9 @@ class WindowApplier:
 
         async def one(uid: int, hotkey: str) -> bytes | None:
             held = self.cached(a, uid, hotkey) if self.cached is not None else None
-            if held is not None:
+            if held is not None and held[0] is not None:
                 data, stamp = held
-            else:
+            else:  # fetched here when not held, so every node judges the same bytes
                 client = self.directory.client(hotkey)
                 if client is None:
                     return None

@@ -164,7 +164,9 @@ async def test_late_miner_catches_up_from_checkpoint_and_aggregates(tmp_path, s3
         await wait_for(lambda: lead.next_window > late.trainer.applied_through, 30, "leader")
         assert late.trainer.applied_through > at  # it applied windows live after catching up
         assert len(assert_matches_leader(late, lead)) >= 2
-        assert late.sync.in_sync and read_status(late.settings.state_dir)["uploads_done"] == 3
+        assert (
+            late.sync.applier.in_sync and read_status(late.settings.state_dir)["uploads_done"] == 3
+        )
 
 
 async def test_storage_outage_mid_window_does_not_stop_the_miner(tmp_path, s3, tiny_dataset):
@@ -188,8 +190,10 @@ async def test_storage_outage_mid_window_does_not_stop_the_miner(tmp_path, s3, t
             assert missed >= 1
             await wait_for(lambda: m.position.uploads_done >= done + 2, 60, "uploads after")
             await wait_for(lambda: m.trainer.applied_through >= applied + 2, 60, "aggregates after")
-            await wait_for(lambda: m.sync.fingerprint_ok is True, 60, "a matching fingerprint")
-            assert not task.done() and m.sync.in_sync
+            await wait_for(
+                lambda: m.sync.applier.fingerprint_ok is True, 60, "a matching fingerprint"
+            )
+            assert not task.done() and m.sync.applier.in_sync
     finally:
         proxy.stop()
 

@@ -192,6 +192,11 @@ async def run_both(net, expected) -> tuple[Trainer, torch.nn.Module, list[int], 
     async def chain_block() -> int:
         return block
 
+    def held(window: int, uid: int, hotkey: str):
+        """The validator's own gather of window 1 (same bytes and stamps as the buckets)."""
+        found = net.buckets[hotkey].objects.get(keys.upload_key(hotkey, window))
+        return found if window == 1 and found is not None else None
+
     validator = WindowApplier(
         HP,
         net,
@@ -199,6 +204,7 @@ async def run_both(net, expected) -> tuple[Trainer, torch.nn.Module, list[int], 
         param_shapes(model),
         block=chain_block,
         timestamp=clock.timestamp,
+        cached=held,
     )
     miner_counts, validator_counts = [], []
     for a in sorted(expected):
@@ -207,7 +213,7 @@ async def run_both(net, expected) -> tuple[Trainer, torch.nn.Module, list[int], 
         block = CLOCK.end(a + 2) if a == 2 else CLOCK.end(a + 1)
         clock.block = block
         await miner.apply_window(a)
-        miner_counts.append(miner.peers_applied)
+        miner_counts.append(miner.applier.peers_applied)
         done = await validator.apply_window(a, wait_until=0)  # the validator's catch-up call
         assert done is not None and done.basis == BASIS[a]
         validator_counts.append(validator.peers_applied)
