@@ -115,3 +115,29 @@ def test_a_miner_stuck_after_sigterm_exits_within_the_limit_and_says_where(tmp_p
     assert proc.returncode != 0  # cut short, not a clean exit after 60 s
     assert "time.sleep(60)" in proc.stderr or "<string>" in proc.stderr  # the stack dump
     assert "Thread" in proc.stderr
+
+
+def test_a_leader_past_its_followers_deadline_publishes_no_list():
+    """Followers wait for window w's list until end(w + 1), then apply the bootstrap rule. A
+    leader that is later (just restarted, or slow) must apply that rule too: its own list would
+    split the subnet and make the next window's honest uploads look out of sync."""
+    from template.validator.loop import LATE_MARGIN_BLOCKS, Validator
+
+    class Chain:
+        block_now = 0
+
+        async def block(self):
+            return self.block_now
+
+    v = Validator.__new__(Validator)
+    v.clock, v.chain = WindowClock(HP.window), Chain()
+    w = 7
+    deadline = v.clock.end(w + 1)
+    for block, late in [
+        (v.clock.upload_cutoff(w), False),
+        (deadline - LATE_MARGIN_BLOCKS - 1, False),
+        (deadline - LATE_MARGIN_BLOCKS, True),
+        (deadline + 30, True),
+    ]:
+        v.chain.block_now = block
+        assert asyncio.run(v._too_late_to_lead(w)) is late, block
