@@ -77,6 +77,7 @@ from .weights import (
 
 logger = logging.getLogger(__name__)
 
+LATE_MARGIN_BLOCKS = 3  # a leader this close to its followers' deadline publishes no list
 KEEP_WINDOWS = 3  # windows of gathered uploads kept in memory (to apply peer lists)
 
 
@@ -375,7 +376,12 @@ class Validator:
             [c.uid for c in standing], self.state.last_evaluated, budget, window
         )
         by_uid = {c.uid: c for c in standing}
-        self.evaluator.set_upload_count(len(standing))
+        # Weigh by the miners uploading lately, not only this window's: one miner's outage must
+        # not make another's honest upload look harmful (a lone upload at the full outer lr).
+        active = {
+            c.uid for held in self.cache.values() for c in held.values() if c.reason != MISSING
+        }
+        self.evaluator.set_upload_count(max(len(standing), len(active | set(by_uid))))
         gains: dict[int, float] = {}
         for uid in chosen:
             t0 = time.perf_counter()
@@ -445,11 +451,15 @@ class Validator:
         report.peers = list(doc.peers)
         self.own_lists = {w: d for w, d in self.own_lists.items() if w > window - KEEP_WINDOWS}
         self.own_lists[window] = doc
-        await publish_peer_list(self.own, doc, self.key)
-        if report.is_leader:
-            await self._lead(window, doc.peers)
+        if report.is_leader and await self._too_late_to_lead(window):
+            del self.own_lists[window]  # followers applied the bootstrap rule: so does the leader
+            await self._apply_window(window, leader, bootstrap=True)
         else:
-            await self._follow(window, leader)
+            await publish_peer_list(self.own, doc, self.key)
+            if report.is_leader:
+                await self._lead(window, doc.peers)
+            else:
+                await self._follow(window, leader)
 
         report.weights_set = await self._maybe_set_weights(window, mg)
         self.state.window = window
@@ -472,6 +482,20 @@ class Validator:
             report.seconds,
         )
         return report
+
+    async def _too_late_to_lead(self, window: int) -> bool:
+        """Followers wait for the leader's list of ``window`` until ``end(window + 1)``, then
+        apply the bootstrap rule. A list published after that (a leader slow or just restarted)
+        would split the subnet: miners on the bootstrap set, the leader on its own list, and
+        every honest upload of the next window would look out of sync to the leader."""
+        late = await self.chain.block() >= self.clock.end(window + 1) - LATE_MARGIN_BLOCKS
+        if late:
+            logger.warning(
+                "window %d: too late for a peer list (followers applied the bootstrap rule); "
+                "applying the bootstrap rule as they did",
+                window,
+            )
+        return late
 
     async def _follow(self, window: int, leader: str | None) -> None:
         """Apply the leader's peer list for ``window`` once it is out (bounded wait)."""
