@@ -1,0 +1,290 @@
+"""One process versus N ranks on the same pages and seed: the check behind the CPU tests and
+``scripts/bench_fsdp.py``.
+
+Both sides build the tiny (or any) preset's initial model, train window ``w`` for ``steps``
+inner steps, compress (error feedback), apply their own compressed delta as the outer step,
+train window ``w + 1`` and compress again. Rank 0 of the sharded run writes what it got
+(the gathered fp32 deltas, the wire tensors of both uploads, the global model) to a
+safetensors file; ``compare`` reports how far the two runs are apart.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+import torch.distributed as dist
+import torch.multiprocessing as mp
+from safetensors.torch import load_file, save_file
+
+from template.hparams import HParams, load_hparams
+from template.miner.trainer import Trainer
+from template.training.compression import CompressedDelta, Compressor, decode, encode
+from template.training.model import build_model, shapes_of
+from template.training.outer import sparse_outer_step
+from template.training.pages import PageDataset
+from template.training.shards import TokenStream
+from template.training.wire import Upload
+from template.validator.evaluate import EvalResult, Evaluator
+
+from .checkpoint import load_sharded, save_sharded
+from .compress import ShardedCompressor
+from .config import ParallelConfig
+from .dist import close_distributed, init_distributed
+from .evaluate import ShardedEvaluator, share_upload
+from .shard import flat_range, local
+from .trainer import ShardedTrainer
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What both sides run."""
+
+    preset: str
+    dataset: str
+    uid: int = 3
+    window: int = 5
+    steps: int = 2
+    world: int = 2
+
+    def hparams(self) -> HParams:
+        return load_hparams(self.preset)
+
+
+def _flatten(prefix: str, wire: dict[str, torch.Tensor], m: int) -> dict[str, torch.Tensor]:
+    out = {f"{prefix}.{k}": v.contiguous() for k, v in wire.items()}
+    out[f"{prefix}.golomb_m"] = torch.tensor([m])
+    return out
+
+
+def _record(deltas: list, uploads: list[CompressedDelta], globals_: dict, hp: HParams) -> dict:
+    out: dict[str, torch.Tensor] = {}
+    for i, (d, comp) in enumerate(zip(deltas, uploads, strict=True)):
+        out |= {f"delta{i}.{n}": t.reshape(-1).contiguous() for n, t in d.items()}
+        out |= _flatten(f"upload{i}", *encode(comp, hp.compression))
+    out |= {f"global.{n}": t.reshape(-1).contiguous() for n, t in globals_.items()}
+    return out
+
+
+def run_single(plan: Plan) -> dict[str, torch.Tensor]:
+    """The single-process reference (micro-batches of one rank's share, one thread like each
+    rank: the same matrix shapes and kernels)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        return _single(plan)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _single(plan: Plan) -> dict[str, torch.Tensor]:
+    hp = plan.hparams()
+    torch.manual_seed(0)
+    ds = PageDataset(TokenStream(Path(plan.dataset)), hp)
+    micro = hp.train.batch_size // plan.world
+    trainer = Trainer(
+        hp, build_model(hp.model), ds, plan.uid, micro_batch_size=micro, max_steps=plan.steps
+    )
+    comp = Compressor(hp.compression)
+    deltas, uploads = [], []
+    for w in (plan.window, plan.window + 1):
+        res = trainer.train_window(w, lambda: False)
+        deltas.append(res.delta)
+        uploads.append(comp.compress(res.delta))
+        sparse = [uploads[-1].sparse()]
+        trainer.apply_outer(
+            lambda m, s=sparse: len(
+                sparse_outer_step(m, s, lr=hp.outer.lr, clip_to_median=hp.outer.clip_to_median)
+            )
+        )
+    globals_ = {n: p.detach() for n, p in trainer.global_model.named_parameters()}
+    record = _record(deltas, uploads, globals_, hp)
+    ev = Evaluator(trainer.global_model, ds, hp, **EVAL)
+    record["eval"] = _eval_tensor(ev.evaluate(_upload(plan, uploads[-1], res.pages), plan.window))
+    return record
+
+
+EVAL = {"assigned_pages": 2, "heldout_pages": 2, "lr_scale": 1.0, "salt": "equivalence"}
+
+
+def _upload(plan: Plan, delta: CompressedDelta, pages) -> Upload:
+    return Upload(plan.window, plan.uid, "-", 0, "-", 1, delta, tuple(pages))
+
+
+def _eval_tensor(r: EvalResult) -> torch.Tensor:
+    vals = [r.assigned_before, r.assigned_after, r.heldout_before, r.heldout_after]
+    return torch.tensor(vals, dtype=torch.float64)
+
+
+def sharded_worker(rank: int, plan: Plan, port: int, out: str, reference: str) -> None:
+    """One rank of the sharded run (target of ``torch.multiprocessing.start_processes``)."""
+    os.environ.update(
+        RANK=str(rank),
+        WORLD_SIZE=str(plan.world),
+        LOCAL_RANK=str(rank),
+        MASTER_ADDR="127.0.0.1",
+        MASTER_PORT=str(port),
+    )
+    torch.set_num_threads(1)
+    ctx = init_distributed("cpu")
+    try:
+        hp = plan.hparams()
+        torch.manual_seed(0)
+        ds = PageDataset(TokenStream(Path(plan.dataset)), hp)
+        cfg = ParallelConfig(mixed_precision=False)
+        trainer = ShardedTrainer(
+            hp, build_model(hp.model), ds, plan.uid, ctx, parallel=cfg, max_steps=plan.steps
+        )
+        record = _drive(trainer, plan, hp, reference) if ctx.is_main else trainer.follow()
+        # From here every rank runs the same code (validator style, no command protocol).
+        upload = share_upload(record and record.pop("_upload"), ctx, trainer.shapes, hp.compression)
+        exact = _compress_reference(reference, hp, ctx)
+        trainer._do_reset()
+        ev = ShardedEvaluator(trainer.model, ds, hp, ctx=ctx, **EVAL)
+        result = _eval_tensor(ev.evaluate(upload, plan.window))
+        resumed = _resume_matches(trainer, hp, ds, plan, ctx, Path(out).parent / "state")
+        if ctx.is_main:
+            record |= exact | {"eval": result, "meta.resumed": torch.tensor([int(resumed)])}
+            save_file(record, out)
+    finally:
+        dist.barrier()
+        close_distributed()
+
+
+def _drive(trainer: ShardedTrainer, plan: Plan, hp: HParams, reference: str) -> dict:
+    """Rank 0: two windows, each followed by the outer step the reference run applied (its
+    own upload), so both runs train window w + 1 from the same global model."""
+    ref = load_file(reference)
+    deltas, uploads = [], []
+    for i, w in enumerate((plan.window, plan.window + 1)):
+        res = trainer.train_window(w, lambda: False)
+        deltas.append(trainer.gathered("delta"))
+        uploads.append(res.compressed)
+        trainer.apply_deltas([_decoded(ref, i, hp)])
+    record = _record(deltas, uploads, trainer.gathered("global"), hp)
+    record["meta.gathered_tensors"] = torch.tensor([trainer.compressor.gathered])
+    trainer.shutdown()
+    return record | {"_upload": _upload(plan, uploads[-1], res.pages)}
+
+
+def _resume_matches(trainer, hp, ds, plan, ctx, folder: Path) -> bool:
+    """Save sharded, load into a fresh trainer: model, optimizer, global copy and error
+    feedback come back exactly (collective)."""
+    save_sharded(folder, trainer, {"last_window": plan.window + 1})
+    fresh = ShardedTrainer(
+        hp, build_model(hp.model), ds, plan.uid, ctx, parallel=ParallelConfig(mixed_precision=False)
+    )
+    position = load_sharded(folder, fresh)
+    ok = position == {"last_window": plan.window + 1}
+    pairs = [
+        (trainer.global_shards, fresh.global_shards),
+        (trainer.compressor.error, fresh.compressor.error),
+        (trainer.model.state_dict(), fresh.model.state_dict()),
+    ]
+    for a, b in pairs:
+        ok = ok and set(a) == set(b) and all(torch.equal(_loc(a[k]), _loc(b[k])) for k in a)
+    opt_a, opt_b = trainer.optimizer.state_dict()["state"], fresh.optimizer.state_dict()["state"]
+    ok = ok and all(
+        torch.equal(_loc(opt_a[i][k]), _loc(opt_b[i][k])) for i in opt_a for k in opt_a[i]
+    )
+    flag = torch.tensor([int(ok)])
+    dist.all_reduce(flag, op=dist.ReduceOp.MIN)
+    return bool(flag)
+
+
+def _loc(t: torch.Tensor) -> torch.Tensor:
+    return local(t) if isinstance(t, torch.Tensor) else t
+
+
+def _compress_reference(path: str, hp: HParams, ctx) -> dict[str, torch.Tensor]:
+    """The single process's first delta, cut into this rank's shards and compressed by a fresh
+    ``ShardedCompressor``: with identical input the upload must be identical, bit for bit."""
+    ref = load_file(path)
+    shapes = shapes_of(hp.model)
+    deltas = {}
+    for name, shape in shapes.items():
+        rng = flat_range(shape, ctx.rank, ctx.world)
+        deltas[name] = ref[f"delta0.{name}"][rng.start : rng.stop]
+    comp = ShardedCompressor(hp.compression, ctx).compress(deltas, shapes)
+    return _flatten("exact0", *encode(comp, hp.compression)) if ctx.is_main else {}
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def run_sharded(plan: Plan, out: Path, single: dict) -> dict[str, torch.Tensor]:
+    """Start ``plan.world`` CPU ranks (gloo) and return rank 0's record; ``single`` is the
+    reference record (its first delta is also compressed on shards)."""
+    ref = Path(out).with_suffix(".reference.safetensors")
+    save_file({k: v for k, v in single.items() if k.startswith(("delta0.", "upload"))}, str(ref))
+    args = (plan, free_port(), str(out), str(ref))
+    mp.start_processes(sharded_worker, args=args, nprocs=plan.world, start_method="spawn")
+    return load_file(str(out))
+
+
+def _decoded(record: dict, i: int, hp: HParams) -> CompressedDelta:
+    prefix = f"upload{i}."
+    wire = {k[len(prefix) :]: v for k, v in record.items() if k.startswith(prefix)}
+    m = int(wire.pop("golomb_m")[0])
+    return decode(wire, shapes_of(hp.model), hp.compression, m)
+
+
+def compare(single: dict, sharded: dict, hp: HParams, atol: float = 1e-5) -> dict:
+    """How far apart the two runs are.
+
+    Both runs apply the reference's uploads as outer steps, so the global weights must agree
+    to the last bit (``global_max_abs_diff``) and window w + 1 starts from the same model.
+    ``compress_exact``: the same delta compressed on shards gives byte-identical wire tensors.
+    ``upload_decodes``: the uploads of the two runs decode to the same indices and codes (fp
+    noise in training can flip a near-tie of top-k; ``index_agreement`` is the fraction of kept
+    positions both runs chose). Codebooks are means of the kept values and may differ in the
+    last bits (``codebook_max_diff``)."""
+
+    def worst(prefix: str) -> float:
+        return max(
+            float((v.double() - sharded[k].double()).abs().max())
+            for k, v in single.items()
+            if k.startswith(prefix)
+        )
+
+    exact = [k for k in single if k.startswith("upload0.")]
+    compress_exact = all(torch.equal(single[k], sharded["exact0." + k[8:]]) for k in exact)
+    same, book, agree, kept = True, 0.0, 0, 0
+    for i in (0, 1):
+        a, b = _decoded(single, i, hp), _decoded(sharded, i, hp)
+        for name, ta in a.tensors.items():
+            tb = b.tensors[name]
+            same = same and torch.equal(ta.indices, tb.indices) and torch.equal(ta.codes, tb.codes)
+            book = max(book, float((ta.codebook - tb.codebook).abs().max()))
+            agree += int(torch.isin(ta.indices, tb.indices).sum())
+            kept += ta.indices.numel()
+    out = {
+        "max_abs_diff": worst("delta"),
+        "global_max_abs_diff": worst("global"),
+        "eval_max_abs_diff": float((single["eval"] - sharded["eval"]).abs().max()),
+        "codebook_max_diff": book,
+        "upload_decodes": same,
+        "index_agreement": agree / max(kept, 1),
+        "compress_exact": compress_exact,
+        "resume_exact": bool(sharded["meta.resumed"][0]),
+        "gathered_tensors": int(sharded["meta.gathered_tensors"][0]),
+    }
+    out["equivalent"] = (
+        out["max_abs_diff"] <= atol
+        and out["eval_max_abs_diff"] <= atol
+        and compress_exact
+        and out["resume_exact"]
+        and out["index_agreement"] >= 0.999
+    )
+    return out
+
+
+def dump(result: dict) -> str:
+    return json.dumps(result, sort_keys=True)

@@ -1,0 +1,222 @@
+"""The miner's trainer on a sharded model, run by every rank and driven by rank 0.
+
+Rank 0 runs the ordinary miner (chain, storage, the window loop) with this trainer in place of
+``template.miner.trainer.Trainer``; every collective it starts is announced first with a small
+command broadcast (``begin``, ``step``, ``end``, ``apply``, ``reset``, ``save``, ``stop``), and
+the other ranks run ``follow()``, which executes the same commands in the same order. Rank 0
+alone decides when a window ends, which aggregates apply and where the state is saved.
+
+Memory per rank: the live model's shard, its AdamW moments, the global copy's shard and the
+error-feedback shard (1/world of each), plus one gathered layer at a time in forward/backward.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import threading
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import torch
+
+from template.hparams import HParams
+from template.miner.trainer import PageStream, Trainer, WindowResult
+from template.training.compression import CompressedDelta, decode, encode
+from template.training.inner import make_optimizer
+from template.training.pages import PageDataset
+
+from .apply import apply_sparse_to_shards
+from .compress import ShardedCompressor, all_gather_varlen
+from .config import ParallelConfig
+from .dist import DistContext, broadcast_object
+from .shard import local, reshard_all, shard_model
+from .train import sharded_step
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class ShardedWindowResult(WindowResult):
+    """A window's result; the delta is already compressed (rank 0: the upload's content)."""
+
+    compressed: CompressedDelta | None = None
+
+
+class ShardedTrainer(Trainer):
+    """``Trainer``'s interface over an FSDP2 model; see the module docstring."""
+
+    def __init__(
+        self,
+        hp: HParams,
+        global_model: torch.nn.Module,
+        dataset: PageDataset,
+        uid: int,
+        ctx: DistContext,
+        *,
+        parallel: ParallelConfig | None = None,
+        micro_batch_size: int | None = None,
+        max_steps: int = 0,
+    ):
+        import queue
+
+        self.hp, self.dataset, self.uid, self.ctx = hp, dataset, uid, ctx
+        self.device = str(ctx.device)
+        self.shapes = {n: tuple(p.shape) for n, p in global_model.named_parameters()}
+        self.model = shard_model(global_model.to(ctx.device), ctx, parallel or ParallelConfig())
+        self.global_shards = {
+            n: local(p).detach().clone().float() for n, p in self.model.named_parameters()
+        }
+        self.optimizer = make_optimizer(self.model, hp.train)
+        self.compressor = ShardedCompressor(hp.compression, ctx)
+        self.micro_batch_size, self.max_steps = micro_batch_size, max_steps
+        self.stop = threading.Event()
+        self._jobs: queue.SimpleQueue = queue.SimpleQueue()
+        self._lock = threading.Lock()
+        self._training = False
+        self.job_seconds = 0.0
+        self.applied_through = -1
+        self._stream: PageStream | None = None
+        self._losses: list[float] = []
+
+    # --- commands: rank 0 announces, every rank executes ----------------------------
+    def _cmd(self, op: str, *args):
+        if self.ctx.is_main:
+            broadcast_object((op, args), self.ctx)
+        return getattr(self, f"_do_{op}")(*args)
+
+    def follow(self) -> None:
+        """Ranks > 0: execute rank 0's commands until ``stop``."""
+        while True:
+            op, args = broadcast_object(None, self.ctx)
+            if op == "stop":
+                return
+            getattr(self, f"_do_{op}")(*args)
+
+    def shutdown(self) -> None:
+        """Rank 0: release the followers."""
+        if self.ctx.is_main:
+            broadcast_object(("stop", ()), self.ctx)
+
+    # --- the window -------------------------------------------------------------------
+    def train_window(self, window: int, should_end: Callable[[], bool]) -> ShardedWindowResult:
+        with self._lock:
+            self._training = True
+        res = ShardedWindowResult(window, {})
+        try:
+            self._drain()
+            self._cmd("begin", window)
+            step = 0
+            while not (self.stop.is_set() or should_end()):
+                if self.max_steps and step >= self.max_steps:
+                    break
+                self._drain()
+                if self._stream.batch(step) is None:
+                    break
+                stats = self._cmd("step", window, step)
+                res.train_seconds += stats.seconds
+                res.tokens += stats.tokens
+                step += 1
+            res.steps = step
+            res.pages = list(self._stream.pages[: self._pages_used(step)])
+            res.loss = sum(self._losses) / len(self._losses) if self._losses else math.nan
+            if step:
+                res.compressed = self._cmd("end")
+        finally:
+            with self._lock:
+                self._drain()
+                self._training = False
+        return res
+
+    def _do_begin(self, window: int) -> None:
+        self._copy_global_to_live()
+        self._stream = PageStream(self.dataset, window, self.uid, self.hp.train.batch_size)
+        self._losses = []
+
+    def _do_step(self, window: int, step: int):
+        batch = self._stream.batch(step)
+        stats = sharded_step(
+            self.model,
+            self.optimizer,
+            batch,
+            self.hp.train,
+            self.ctx,
+            step=window * self.hp.train.inner_steps + step,
+            micro_batch_size=self.micro_batch_size,
+        )
+        self._losses.append(stats.loss_mean)
+        return stats
+
+    def _do_end(self) -> CompressedDelta | None:
+        return self.compressor.compress(self.local_delta(), self.shapes)
+
+    @torch.no_grad()
+    def local_delta(self) -> dict[str, torch.Tensor]:
+        """This rank's shard of ``global - live`` (fp32, flat), by parameter name."""
+        live = {n: local(p) for n, p in self.model.named_parameters()}
+        return {n: (g - live[n].float()).reshape(-1) for n, g in self.global_shards.items()}
+
+    @torch.no_grad()
+    def _copy_global_to_live(self) -> None:
+        reshard_all(self.model)
+        for n, p in self.model.named_parameters():
+            local(p).copy_(self.global_shards[n])
+
+    # --- jobs (run between steps, in order on every rank) -----------------------------
+    def apply_deltas(self, deltas: Sequence[CompressedDelta]) -> int:
+        """The outer step for these peers' decoded deltas, on the global copy and the live
+        weights. Rank 0 sends them in wire form (the compact encoding); every rank decodes."""
+        cfg = self.hp.compression
+        wire = [encode(d, cfg) for d in deltas] if self.ctx.is_main else None
+        return self._cmd("apply", wire)
+
+    def _do_apply(self, wire) -> int:
+        cfg = self.hp.compression
+        peers = [decode(t, self.shapes, cfg, m).sparse() for t, m in wire]
+        reshard_all(self.model)
+        live = {n: local(p) for n, p in self.model.named_parameters()}
+        return apply_sparse_to_shards(
+            [self.global_shards, live],
+            peers,
+            self.shapes,
+            rank=self.ctx.rank,
+            world=self.ctx.world,
+            lr=self.hp.outer.lr,
+            clip_to_median=self.hp.outer.clip_to_median,
+        )
+
+    def apply_outer(self, apply: Callable[[torch.nn.Module], int]) -> int:
+        raise NotImplementedError("a sharded trainer applies peers with apply_deltas()")
+
+    def reset_live(self) -> None:
+        self._cmd("reset")
+
+    def _do_reset(self) -> None:
+        self._copy_global_to_live()
+
+    def save(self, folder: str, position: dict) -> None:
+        """Save the sharded state under ``folder`` (every rank writes its shards)."""
+        self._cmd("save", folder, position)
+
+    def _do_save(self, folder: str, position: dict) -> None:
+        from .checkpoint import save_sharded
+
+        save_sharded(folder, self, position)
+
+    def gathered(self, what: str) -> dict[str, torch.Tensor]:
+        """The full flat fp32 ``delta`` (global - live) or ``global`` weights on every rank,
+        one tensor at a time (checks and exports; not on the training path)."""
+        return self._cmd("gather", what)
+
+    def _do_gather(self, what: str) -> dict[str, torch.Tensor]:
+        shards = self.local_delta() if what == "delta" else self.global_shards
+        return {n: all_gather_varlen(t.reshape(-1).float(), self.ctx) for n, t in shards.items()}
+
+    def load(self, folder: str) -> dict:
+        """Load the sharded state saved by ``save``; returns the saved position."""
+        return self._cmd("load", folder)
+
+    def _do_load(self, folder: str) -> dict:
+        from .checkpoint import load_sharded
+
+        return load_sharded(folder, self)
