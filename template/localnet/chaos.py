@@ -123,18 +123,23 @@ def _size(path: Path) -> int:
 
 
 def _recovery(run: Run, fault: Fault, bpw: int) -> dict[str, int | None]:
-    """Per node: windows from the fault to its first in-sync status written after it."""
+    """Per node: windows from its restart (the killed node) or from the fault (every other
+    node) to its first in-sync status written after that."""
     tr = run.tracker
     out: dict[str, int | None] = {}
     if tr is None:
         return out
     for name, by_window in tr.history.items():
+        since = fault.block
+        if name == fault.node and fault.kind == "kill":
+            later = [b for b in run.start_blocks.get(name, []) if b >= fault.block]
+            since = later[0] if later else fault.block
         after = sorted(
-            int(st["block"]) // bpw
+            int(st["block"])
             for st in by_window.values()
-            if isinstance(st.get("block"), int) and st["block"] > fault.block and st.get("in_sync")
+            if isinstance(st.get("block"), int) and st["block"] > since and st.get("in_sync")
         )
-        out[name] = after[0] - fault.window if after else None
+        out[name] = after[0] // bpw - since // bpw if after else None
     return out
 
 

@@ -100,6 +100,7 @@ class Run:
         self.exited_early: dict[str, int | None] = {}  # children down for good (gave up)
         self.supervisor: Supervisor | None = None
         self.t0 = time.monotonic()
+        self.start_blocks: dict[str, list[int]] = {}  # chain block at each (re)start, by node
         self.cfg_policy = policy or RestartPolicy()
 
     def say(self, line: str) -> None:
@@ -230,6 +231,9 @@ class Run:
         return False
 
     def _event(self, name: str, what: str) -> None:
+        block = self.tracker.last.block if self.tracker and self.tracker.last else None
+        if "started" in what and block is not None:  # restarted after a crash, or by an operator
+            self.start_blocks.setdefault(name, []).append(block)
         self.say(f"[supervisor] {name} {what}")
 
     async def teardown(self) -> None:
