@@ -10,7 +10,10 @@ class ChainError(HintedError):
 
 
 class NotRegisteredError(ChainError):
-    hint = "Register the hotkey on this subnet first (btcli subnets register --netuid N; on the dev chain: python -m template.chain.devchain register)."
+    hint = (
+        "Register the hotkey on this subnet first: btcli subnets register --netuid N -w WALLET "
+        "-H HOTKEY (dev chain: python -m template.chain.devchain register -w WALLET --netuid N)."
+    )
 
 
 class AlreadyRegisteredError(ChainError):
@@ -30,14 +33,15 @@ class TooManyRegistrationsError(RateLimitedError):
 
 class NoValidatorPermitError(ChainError):
     hint = (
-        "Stake more to the hotkey so it ranks among the subnet's top validators, then wait a tempo."
+        "Stake more to the hotkey so it ranks among the subnet's top validators "
+        "(btcli stake add --netuid N --amount-tao X -w WALLET -H HOTKEY), then wait an epoch."
     )
 
 
 class StakeTooLowError(ChainError):
     hint = (
         "The stake is below the chain minimum, or the hotkey holds less than the stake threshold "
-        "needed to set weights; add stake (btcli stake add --netuid N) and retry."
+        "needed to set weights: btcli stake add --netuid N --amount-tao X -w WALLET -H HOTKEY."
     )
 
 
@@ -54,7 +58,7 @@ class InvalidRequestError(ChainError):
 
 
 class SubnetNotFoundError(InvalidRequestError):
-    hint = "Check --netuid: no subnet with that netuid exists on this chain (btcli subnets list)."
+    hint = "Check --netuid: no subnet with that netuid exists on this chain (btcli subnets list -n NETWORK)."
 
 
 class InsufficientBalanceError(ChainError):

@@ -1,7 +1,8 @@
-"""Run the dev chain node, or ``show`` the state of a running one.
+"""Run the dev chain node, ``show`` the state of a running one, or act on it as btcli would.
 
 python -m template.chain.devchain --port 9946 --db ./devchain.sqlite --block-time 0.5
 python -m template.chain.devchain show --url http://127.0.0.1:9946 neurons
+python -m template.chain.devchain fund|register|stake|create-subnet|set|trigger-epoch --help
 """
 
 from __future__ import annotations
@@ -19,7 +20,8 @@ from .params import Genesis, SubnetHyperparams
 def _parse_serve(argv: list[str]) -> argparse.Namespace:
     p = argparse.ArgumentParser(
         prog="python -m template.chain.devchain",
-        description="Embedded dev chain (run `... show --help` to inspect a running one).",
+        description="Embedded dev chain. Other commands: show, fund, register, stake, "
+        "create-subnet, set, trigger-epoch (each with --help).",
     )
     p.add_argument("--host", default="127.0.0.1", help="bind address (keep it loopback)")
     p.add_argument("--port", type=int, default=9946)
@@ -57,6 +59,13 @@ def main(argv: list[str] | None = None) -> None:
         from .cli import main as show
 
         show(argv[1:])
+        return
+    from .tx_cli import COMMANDS
+
+    if argv and argv[0] in COMMANDS:
+        from .tx_cli import main as act
+
+        act(argv[0], argv[1:])
         return
     a = _parse_serve(argv)
     logging.basicConfig(level=a.log_level.upper(), format="%(asctime)s %(name)s %(message)s")
