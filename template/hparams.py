@@ -83,6 +83,9 @@ class DataConfig:
     seqs_per_page: int = 8  # a page is seqs_per_page sequences of seq_len + 1 tokens
     heldout_fraction: float = 0.05  # the last pages of the stream; never assigned
     seed: int = 0
+    # The tokenizer every node's dataset must be made with: "byte", or "sha256:<hex>" of the
+    # owner's tokenizer.json (seed-train-tokenizer prints it; docs/owner.md).
+    tokenizer: str = "byte"
 
 
 @dataclass(frozen=True)

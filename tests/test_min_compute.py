@@ -18,8 +18,18 @@ def test_min_compute_yml_is_up_to_date():
     mod = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(mod)
     assert (ROOT / "min_compute.yml").read_text() == mod.render("1b"), (
-        "min_compute.yml is stale: run python scripts/min_compute.py --preset 1b"
+        "min_compute.yml is stale: run seed-min-compute --preset 1b --write"
     )
+
+
+def test_min_compute_prints_and_writes_only_when_asked(tmp_path, monkeypatch, capsys):
+    from template.commands.min_compute import main, render
+
+    monkeypatch.chdir(tmp_path)
+    assert main(["--preset", "tiny"]) == 0
+    assert capsys.readouterr().out == render("tiny") and not list(tmp_path.iterdir())
+    assert main(["--preset", "tiny", "--write", "--out", "m.yml"]) == 0
+    assert (tmp_path / "m.yml").read_text() == render("tiny")
 
 
 def test_bigger_presets_need_more():

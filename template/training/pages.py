@@ -84,6 +84,11 @@ class PageDataset:
                 f"dataset vocab_size {stream.manifest.vocab_size} exceeds the model's "
                 f"{hp.model.vocab_size}; prepare it with the run's tokenizer"
             )
+        if stream.manifest.tokenizer != hp.data.tokenizer:
+            raise DatasetError(
+                f"dataset made with tokenizer {stream.manifest.tokenizer!r}, but the run's "
+                f"hparams pin data.tokenizer = {hp.data.tokenizer!r}; use the owner's dataset"
+            )
         num_pages = len(stream) // self.page_tokens
         num_heldout = max(1, int(num_pages * hp.data.heldout_fraction))
         if num_pages - num_heldout < 1:
