@@ -69,6 +69,7 @@ class ValidatorStatus(NodeStatus):
     weights_check: str | None = None
     eval_seconds_per_upload: float | None = None
     rejected: dict[str, str] = field(default_factory=dict)  # uid -> "code: detail"
+    decisions: dict[str, str] = field(default_factory=dict)  # uid -> the judge's decision
 
 
 def status_keys(*kinds: type[NodeStatus]) -> tuple[str, ...]:

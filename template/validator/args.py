@@ -34,29 +34,40 @@ class ValidatorConfig:
         "window's uploads, at most peers_per_window: its weight in the outer step).",
         POSITIVE,
     )
-    eval_assigned_pages: int = setting(2, "Claimed pages evaluated per upload.", at_least(1))
-    eval_heldout_pages: int = setting(
-        2, "Held-out pages per window (all uploads are measured on the same ones).", at_least(1)
+    eval_own_seqs: int = setting(
+        24,
+        "Sequences measured per upload from its own claimed pages (one per page).",
+        at_least(2),
+    )
+    eval_control_seqs: int = setting(
+        24,
+        "Control sequences per window from validator-drawn training pages (shared by uploads).",
+        at_least(2),
     )
     eval_status_pages: int = setting(
         4, "Held-out pages of the fixed sample behind the status heldout_loss.", at_least(1)
     )
-    eval_page_margin: float = setting(
-        -0.1,
-        "Assigned pages must improve more than held-out pages by this relative margin "
-        "(moving average).",
-        between(-1, 5, lo_open=True, hi_open=True),
+    judge_alpha: float = setting(
+        0.02,
+        "False-positive rate per window of the training-evidence test (one-sided): an upload "
+        "earns and can be a peer only while its uid's accumulated evidence passes it.",
+        between(0, 0.5, lo_open=True, hi_open=True),
     )
-    eval_page_min_windows: int = setting(
-        4,
-        "Evaluations of a uid before the page proof is enforced (early on, every page improves "
-        "alike).",
-        at_least(1),
+    judge_memory: float = setting(
+        0.9,
+        "Discount per window of age of a uid's training evidence (1: never forget).",
+        between(0, 1, lo_open=True),
     )
-    eval_harm_tolerance: float = setting(
-        0.01,
-        "An upload is harmful (invalid) when it raises the held-out loss by more than this share.",
-        NON_NEGATIVE,
+    judge_harm_z: float = setting(
+        3.0,
+        "Standard errors by which an upload must raise the control-page loss to be harmful.",
+        POSITIVE,
+    )
+    judge_copy_margin: float = setting(
+        1.0,
+        "Evidence lead by which the member of a near-duplicate cluster whose pages the content "
+        "fits is named the original (the others are copies).",
+        POSITIVE,
     )
     eval_max_uploads: int = setting(
         0, "Uploads evaluated per window (0: limited by --eval.time-budget only).", NON_NEGATIVE

@@ -21,7 +21,7 @@ from template.protocol.documents import (
     encode_peer_list,
 )
 from template.protocol.fingerprint import model_fingerprint
-from template.protocol.selection import bootstrap_peers, top_peers
+from template.protocol.selection import top_peers
 from template.protocol.windows import WindowClock
 from template.storage import StorageClient, StorageError, keys
 
@@ -29,17 +29,14 @@ logger = logging.getLogger(__name__)
 
 
 def choose_peers(
-    window: int, scores: Mapping[int, float], valid: Mapping[int, str], hp: HParams
+    window: int, scores: Mapping[int, float], credited: Mapping[int, str], hp: HParams
 ) -> PeerList:
-    """Top-G valid uploads by score plus reserves; the bootstrap rule while no valid uid has
-    a positive score."""
+    """Top-G by score of the uploads the judge credited (proven training, not a copy or a mix,
+    not harmful: judge.py), plus reserves. No credited upload: an empty list, never the
+    bootstrap rule (which would pick unproven uploads, e.g. random or ALIE-shifted deltas)."""
     g, r = hp.window.peers_per_window, hp.window.reserve_peers
-    if any(scores.get(u, 0.0) > 0 for u in valid):
-        chosen, spare = top_peers(scores, valid, g, r)
-        basis = "scores"
-    else:
-        chosen, spare, basis = bootstrap_peers(valid, g), [], "bootstrap"
-    return PeerList(window, tuple(chosen), tuple(spare), basis, hparams_hash(hp))
+    chosen, spare = top_peers(scores, credited, g, r)
+    return PeerList(window, tuple(chosen), tuple(spare), "scores", hparams_hash(hp))
 
 
 async def _put(client: StorageClient, key: str, blob: bytes) -> bool:

@@ -38,8 +38,8 @@ class ValidatorState:
     weights_set: int = 0
     last_weights_block: int | None = None
     digests: dict[str, tuple[int, int]] = field(default_factory=dict)  # replay memory
-    page_proof: dict[int, float] = field(default_factory=dict)  # moving page-proof ratio
-    page_proof_n: dict[int, int] = field(default_factory=dict)  # windows behind page_proof
+    evidence_s: dict[int, float] = field(default_factory=dict)  # judge.Evidence sums
+    evidence_v: dict[int, float] = field(default_factory=dict)
     eval_seconds: float | None = None  # moving average of seconds per evaluated upload
     hparams_hash: str = ""
 
@@ -103,8 +103,8 @@ def load_state(state_dir: Path, model: torch.nn.Module, hparams_hash: str) -> Va
             weights_set=int(raw["weights_set"]),
             last_weights_block=raw["last_weights_block"],
             digests={str(d): (int(wu[0]), int(wu[1])) for d, wu in raw["digests"].items()},
-            page_proof=_finite_map(raw.get("page_proof", {})),
-            page_proof_n=_finite_map(raw.get("page_proof_n", {}), int),
+            evidence_s=_finite_map(raw.get("evidence_s", {})),
+            evidence_v=_finite_map(raw.get("evidence_v", {})),
             eval_seconds=None if eval_seconds is None else float(eval_seconds),
             hparams_hash=raw["hparams_hash"],
         )

@@ -1,0 +1,157 @@
+"""Miners for the incentive benchmark: honest training on the real training core, and the
+adversary classes of issue 15, each producing a signed upload blob for a window.
+
+Used by scripts/bench_incentives.py (and its tests); nothing here is part of a node.
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+
+from template.hparams import HParams, hparams_hash
+from template.training.compression import CompressedDelta, Compressor
+from template.training.inner import make_optimizer, train_steps
+from template.training.outer import pseudo_gradient, snapshot
+from template.training.pages import PageDataset
+from template.training.shards import TokenStream, write_shards
+from template.training.tokenizer import ByteTokenizer
+from template.training.wire import Upload, encode_upload
+
+ROOT = Path(__file__).resolve().parents[1]
+CLASSES = (
+    "honest",
+    "lazy",
+    "backdating_copier",
+    "same_second_copier",
+    "evasive_copier",
+    "aggregator",
+    "alie",
+    "random",
+    "wrong_pages",
+    "replay",
+    "zero",
+)
+
+
+def build_dataset(out: Path, limit: int = 1_200_000) -> PageDataset | Path:
+    """A byte-level dataset of tinyshakespeare (shared/data) in ``out``; returns the folder."""
+    if (out / "manifest.json").is_file():
+        return out
+    path = ROOT.parent / "shared" / "data" / "tinyshakespeare.txt"
+    text = path.read_text(encoding="utf-8")[:limit]
+    tok = ByteTokenizer()
+    docs = [tok.encode(text[i : i + 50_000]) + [tok.eot_id] for i in range(0, len(text), 50_000)]
+    write_shards(docs, out, vocab_size=tok.vocab_size, tokenizer=tok.name, shard_tokens=300_000)
+    return out
+
+
+def open_dataset(folder: Path, hp: HParams) -> PageDataset:
+    return PageDataset(TokenStream(folder), hp)
+
+
+@dataclass
+class Trainee:
+    """A training miner's private state: live model, optimizer, error feedback."""
+
+    model: torch.nn.Module
+    optimizer: torch.optim.Optimizer
+    compressor: Compressor
+
+
+def new_trainee(global_model: torch.nn.Module, hp: HParams) -> Trainee:
+    m = copy.deepcopy(global_model)
+    return Trainee(m, make_optimizer(m, hp.train), Compressor(hp.compression))
+
+
+def train_window(
+    t: Trainee,
+    global_model: torch.nn.Module,
+    hp: HParams,
+    ds: PageDataset,
+    window: int,
+    page_uid: int,
+    steps: int,
+    page_window: int | None = None,
+) -> tuple[CompressedDelta, list[int]]:
+    """Train ``steps`` steps from the global model on the pages of (window, page_uid) in
+    protocol order (as template/miner does); return the compressed delta and the pages used."""
+    with torch.no_grad():
+        for p, q in zip(global_model.parameters(), t.model.parameters(), strict=True):
+            q.copy_(p)
+    bs, spp = hp.train.batch_size, hp.data.seqs_per_page
+    n_pages = -(-steps * bs // spp)
+    pages = ds.layout.pages(window if page_window is None else page_window, page_uid, n_pages)
+    seqs = ds.sequences(pages)
+    data = [seqs[i * bs : (i + 1) * bs] for i in range(steps)]
+    start = snapshot(t.model)
+    train_steps(
+        t.model, t.optimizer, data, hp.train, start_step=window * hp.train.inner_steps
+    )
+    return t.compressor.compress(pseudo_gradient(start, t.model)), pages
+
+
+def sign(delta: CompressedDelta, hp: HParams, key, uid: int, window: int, pages, steps) -> bytes:
+    return encode_upload(
+        delta,
+        window=window,
+        uid=uid,
+        hparams_hash=hparams_hash(hp),
+        config=hp.compression,
+        key=key,
+        pages=list(pages),
+        steps=steps,
+    )
+
+
+def dense_of(up: Upload) -> dict[str, torch.Tensor]:
+    return up.delta.to_dense()
+
+
+def recompress(dense: dict[str, torch.Tensor], hp: HParams) -> CompressedDelta:
+    return Compressor(hp.compression).compress(dense)
+
+
+def mean_and_spread(uploads: list[Upload]) -> tuple[dict, dict]:
+    """Per-coordinate mean and standard deviation of the uploads' dense deltas."""
+    names = list(uploads[0].delta.tensors)
+    mean, std = {}, {}
+    for n in names:
+        stack = torch.stack([u.delta.tensors[n].to_dense() for u in uploads])
+        mean[n] = stack.mean(0)
+        std[n] = stack.std(0, unbiased=False)
+    return mean, std
+
+
+def swap_indices(up: Upload, share: float, gen: torch.Generator) -> CompressedDelta:
+    """A copy of ``up``'s delta with ``share`` of each tensor's kept entries moved to other
+    positions of the same chunk (values kept): the evasive copier."""
+    dense = {}
+    for name, t in up.delta.tensors.items():
+        d = t.to_dense().reshape(-1).clone()
+        idx = t.indices
+        k = int(idx.numel() * share)
+        if k:
+            pick = idx[torch.randperm(idx.numel(), generator=gen)[:k]]
+            vals = d[pick].clone()
+            d[pick] = 0
+            targets = torch.randint(0, d.numel(), (k,), generator=gen)
+            d[targets] = vals
+        dense[name] = d.view(t.shape)
+    return dense  # type: ignore[return-value]
+
+
+@dataclass
+class Actor:
+    """One benchmark miner: its class, chain identity and private state."""
+
+    name: str
+    kind: str
+    key: object
+    uid: int = -1
+    trainee: Trainee | None = None
+    history: dict[int, bytes] = field(default_factory=dict)
+    backdate: float = 0.0  # seconds its storage subtracts from LastModified

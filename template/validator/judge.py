@@ -1,0 +1,164 @@
+"""Judge: statistical decisions on the measurements, each with a known false-positive rate.
+
+Three questions per measured upload (measure.py gives the per-sequence figures):
+
+- **Did it train on its own pages?** One window's evidence is ``fit_z``: the paired own-page
+  excess over control pages in standard errors (about N(0, 1) for an upload that did not see
+  its pages). Evidence accumulates per uid as a discounted Stouffer sum,
+  ``Z = S / sqrt(V)`` with ``S <- m S + z`` and ``V <- m^2 V + 1`` (m = ``memory``), which is
+  again N(0, 1) for a non-trainer at every window. The uid is *proven* while
+  ``Z >= z(1 - alpha)``: a one-sided test whose false-positive rate per window is ``alpha``
+  (measured by scripts/bench_incentives.py). Only proven uploads earn and become peers.
+- **Is it harmful?** ``harm_z`` (the control-page gain in standard errors) below
+  ``-harm_z``: a per-sequence paired test, not a tolerance on two pages.
+- **Who is the original of a near-duplicate cluster?** The member whose content fits its own
+  assigned pages: the highest evidence Z. The others are copies (``DUPLICATE``) only when the
+  winner is proven and leads by ``copy_margin``; otherwise no member earns this window and
+  none is rejected (the validator's first-seen order already settled what it could prove,
+  copies.py). A copy never fits the copier's pages, so it cannot take an original's credit.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from statistics import NormalDist
+
+from .measure import Measurement
+from .outcomes import RejectCode, Rejection
+
+logger = logging.getLogger(__name__)
+
+Z_CLIP = 4.0  # one window's z counts at most this much (outliers cannot make a proof)
+
+
+@dataclass(frozen=True)
+class JudgeRules:
+    alpha: float = 0.02  # false-positive rate of the training-evidence test, per window
+    memory: float = 0.9  # discount of one window's evidence per window of age
+    harm_z: float = 3.0  # control-page loss rise, in standard errors, that is harmful
+    copy_margin: float = 1.0  # evidence lead that names the original of a cluster
+
+    @property
+    def z_proof(self) -> float:
+        return NormalDist().inv_cdf(1.0 - self.alpha)
+
+
+@dataclass
+class Evidence:
+    """Discounted Stouffer sums of each uid's training evidence (kept in the state)."""
+
+    s: dict[int, float] = field(default_factory=dict)
+    v: dict[int, float] = field(default_factory=dict)
+
+    def z(self, uid: int) -> float:
+        v = self.v.get(uid, 0.0)
+        return self.s.get(uid, 0.0) / math.sqrt(v) if v > 0 else 0.0
+
+    def with_window(self, uid: int, z: float, memory: float) -> tuple[float, float]:
+        """(S, V) after adding one window's z (not stored)."""
+        z = max(-Z_CLIP, min(Z_CLIP, z)) if math.isfinite(z) else -Z_CLIP
+        return memory * self.s.get(uid, 0.0) + z, memory * memory * self.v.get(uid, 0.0) + 1.0
+
+    def add(self, uid: int, z: float, memory: float) -> float:
+        self.s[uid], self.v[uid] = self.with_window(uid, z, memory)
+        return self.z(uid)
+
+    def forget(self, uid: int) -> None:
+        self.s.pop(uid, None)
+        self.v.pop(uid, None)
+
+
+@dataclass(frozen=True)
+class Decision:
+    """The judge's verdict on one uid's upload of a window (logged and kept in the status).
+
+    ``verdict``: credited (proven: earns its gain), unproven (no evidence yet: earns 0),
+    unattributed (a near-duplicate cluster without a clear original: earns 0), rejected
+    (``rejection`` says why), not_evaluated (rotation: score unchanged)."""
+
+    uid: int
+    verdict: str
+    rejection: Rejection | None = None
+    gain: float = 0.0  # mean control-page loss gain (nats per token, at the proof scale)
+    fit_z: float = 0.0  # this window's own-page evidence
+    evidence_z: float = 0.0  # accumulated evidence after this window
+
+    @property
+    def credited(self) -> bool:
+        return self.verdict == "credited"
+
+    def __str__(self) -> str:
+        why = f" ({self.rejection})" if self.rejection is not None else ""
+        return (
+            f"uid {self.uid}: {self.verdict}{why}, gain {self.gain:+.4g}, fit z {self.fit_z:+.2f}, "
+            f"evidence Z {self.evidence_z:+.2f}"
+        )
+
+
+def judge_window(
+    measured: Mapping[int, Measurement],
+    clusters: Iterable[Iterable[int]],
+    evidence: Evidence,
+    rules: JudgeRules,
+) -> dict[int, Decision]:
+    """Decisions for the measured uploads; ``evidence`` is updated with this window.
+
+    ``clusters``: the undecided members of each near-duplicate cluster (copies.Cluster)."""
+    out: dict[int, Decision] = {}
+    for uid, m in sorted(measured.items()):
+        if not m.finite:
+            out[uid] = Decision(
+                uid, "rejected", Rejection(RejectCode.HARMFUL, "non-finite loss after the delta")
+            )
+            evidence.add(uid, -Z_CLIP, rules.memory)
+            continue
+        z = evidence.add(uid, m.fit_z, rules.memory)
+        common = dict(gain=m.control_mean, fit_z=m.fit_z, evidence_z=z)
+        if m.harm_z < -rules.harm_z:
+            why = Rejection(
+                RejectCode.HARMFUL,
+                f"raises the control-page loss by {-m.control_mean:.4g} "
+                f"({m.harm_z:+.1f} standard errors, limit -{rules.harm_z})",
+            )
+            out[uid] = Decision(uid, "rejected", why, **common)
+        elif z >= rules.z_proof:
+            out[uid] = Decision(uid, "credited", None, **common)
+        else:
+            out[uid] = Decision(uid, "unproven", None, **common)
+    for members in clusters:
+        _attribute(out, [u for u in members if u in out], rules)
+    return out
+
+
+def _attribute(out: dict[int, Decision], members: list[int], rules: JudgeRules) -> None:
+    """Settle one cluster by page fit: a proven leader keeps its credit, clear laggards are
+    copies, an unclear cluster earns nothing this window."""
+    live = [u for u in members if out[u].rejection is None]
+    if len(live) < 2:
+        return
+    ranked = sorted(live, key=lambda u: -out[u].evidence_z)
+    best = out[ranked[0]]
+    proven = best.evidence_z >= rules.z_proof
+    for uid in ranked[1:]:
+        d = out[uid]
+        if proven and best.evidence_z - d.evidence_z >= rules.copy_margin:
+            why = Rejection(
+                RejectCode.DUPLICATE,
+                f"near copy of uid {best.uid}, whose assigned pages the content fits "
+                f"(evidence {best.evidence_z:+.2f} vs {d.evidence_z:+.2f})",
+            )
+            out[uid] = Decision(uid, "rejected", why, d.gain, d.fit_z, d.evidence_z)
+        else:
+            out[uid] = Decision(uid, "unattributed", None, d.gain, d.fit_z, d.evidence_z)
+    if any(out[u].verdict == "unattributed" for u in ranked[1:]):
+        out[best.uid] = Decision(
+            best.uid, "unattributed", None, best.gain, best.fit_z, best.evidence_z
+        )
+
+
+def log_decisions(window: int, decisions: Mapping[int, Decision]) -> None:
+    for d in decisions.values():
+        logger.info("window %d: %s", window, d)

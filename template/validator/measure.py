@@ -1,0 +1,249 @@
+"""Measure: per-sequence loss effects of an upload on its own pages and on control pages.
+
+For window w the validator holds the global model θ (every aggregate through w - 1). Each
+upload is applied at the scale ``s`` of its weight in the outer step (θ - s · Δ on the
+touched indices only, written back exactly afterwards) and measured on:
+
+- own sequences: one sequence from each of ``own`` of the pages the upload claims (all
+  inside its assignment), drawn with a seed the miner cannot predict (validator hotkey,
+  window, uid): one sequence per page keeps the sample's sequences nearly independent;
+- control sequences: one sequence from each of ``control`` training pages the validator draws
+  for the window (the same distribution as any miner's assignment, never the held-out tail),
+  shared by every upload of the window.
+
+The reference is the mean of the window's uploads (the model the outer step would make), so
+each sequence gives a paired figure ``L_ref - L_upload``: how much better this upload does on
+that sequence than the crowd. Sequence difficulty and the common part of every delta cancel;
+what is left on own sequences and not on control ones is the upload's fit to its own pages.
+
+Cost per upload: 2 x own + 1 x control sequences of forward passes (own after the upload and
+after the reference, control after the upload); the control "before" and "after the
+reference" losses are computed once per window.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import random
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+
+from template.training.model import autocast
+from template.training.outer import SparseDelta
+from template.training.pages import PageDataset
+from template.training.wire import Upload
+
+
+@torch.no_grad()
+def sequence_losses(
+    model: torch.nn.Module, seqs: torch.Tensor, *, device: str = "cpu", batch_size: int = 64
+) -> torch.Tensor:
+    """Mean next-token loss of each sequence (float64, on the CPU), in order."""
+    was_training = model.training
+    model.eval()
+    out = []
+    for part in torch.split(seqs, batch_size):
+        part = part.to(device)
+        with autocast(device):
+            logits = model(input_ids=part[:, :-1]).logits
+        ce = F.cross_entropy(logits.float().transpose(1, 2), part[:, 1:], reduction="none")
+        out.append(ce.mean(dim=1).double().cpu())
+    model.train(was_training)
+    return torch.cat(out) if out else torch.empty(0, dtype=torch.float64)
+
+
+@contextmanager
+def delta_applied(model: torch.nn.Module, delta: SparseDelta, scale: float) -> Iterator[None]:
+    """θ[idx] -= scale · v for every tensor of ``delta``; the exact values come back after."""
+    params = dict(model.named_parameters())
+    saved = []
+    try:
+        with torch.no_grad():
+            for name, (indices, values) in delta.items():
+                flat = params[name].data.view(-1)
+                idx = indices.to(flat.device)
+                saved.append((flat, idx, flat[idx].clone()))
+                flat[idx] -= scale * values.to(flat.device, flat.dtype)
+        yield
+    finally:
+        with torch.no_grad():
+            for flat, idx, orig in reversed(saved):
+                flat[idx] = orig
+
+
+def mean_delta(uploads: Sequence[Upload], shapes: Mapping[str, tuple[int, ...]]) -> SparseDelta:
+    """The mean of the uploads' sparse deltas (the reference), on the union of their indices."""
+    out = {}
+    for name, shape in shapes.items():
+        acc = torch.zeros(math.prod(shape), dtype=torch.float32)
+        for up in uploads:
+            t = up.delta.tensors.get(name)
+            if t is not None:
+                acc.index_add_(0, t.indices.cpu(), t.values().float().cpu())
+        idx = acc.nonzero().view(-1)
+        out[name] = (idx, acc[idx] / max(1, len(uploads)))
+    return out
+
+
+def _rng(*parts: object) -> random.Random:
+    seed = hashlib.sha256("|".join(str(p) for p in parts).encode()).digest()
+    return random.Random(int.from_bytes(seed[:8], "little"))
+
+
+def pick_sequences(
+    dataset: PageDataset, pages: Sequence[int], count: int, rng: random.Random
+) -> tuple[list[int], torch.Tensor]:
+    """``count`` sequences, one per page of distinct pages while pages last (then more from
+    the same pages): (the pages, [count, seq_len + 1])."""
+    spp = dataset.seqs_per_page
+    order = list(dict.fromkeys(pages))
+    rng.shuffle(order)
+    first = {p: rng.randrange(spp) for p in order}
+    chosen: list[tuple[int, int]] = []
+    for turn in range(spp):
+        for p in order:
+            if len(chosen) < count:
+                chosen.append((p, (first[p] + turn) % spp))
+    if not chosen:
+        return [], torch.empty(0, dataset.seq_len + 1, dtype=torch.long)
+    rows = torch.stack([dataset.page(p)[s] for p, s in chosen])
+    return sorted({p for p, _ in chosen}), rows
+
+
+def own_sequences(
+    dataset: PageDataset, upload: Upload, count: int, window: int, salt: str
+) -> tuple[list[int], torch.Tensor]:
+    return pick_sequences(dataset, upload.pages, count, _rng(salt, "own", window, upload.uid))
+
+
+def control_sequences(
+    dataset: PageDataset, count: int, window: int, salt: str
+) -> tuple[list[int], torch.Tensor]:
+    """One sequence from each of ``count`` training pages drawn for ``window`` (uniform, like
+    any miner's assignment; the miner cannot know which)."""
+    rng = _rng(salt, "control", window)
+    n = dataset.layout.num_train
+    pages = rng.sample(range(n), min(count, n))
+    return pick_sequences(dataset, pages, count, rng)
+
+
+@dataclass(frozen=True)
+class Measurement:
+    """Per-sequence figures of one upload (loss differences in nats per token)."""
+
+    uid: int
+    scale: float
+    own_pages: tuple[int, ...]
+    own_excess: torch.Tensor  # L_ref - L_upload on own sequences
+    control_excess: torch.Tensor  # L_ref - L_upload on control sequences
+    control_gain: torch.Tensor  # L_before - L_upload on control sequences
+    control_before: float  # mean control loss of the global model
+
+    @property
+    def fit_excess(self) -> float:
+        """How much better the upload does on its own pages than on control ones, vs the crowd."""
+        return float(self.own_excess.mean() - self.control_excess.mean())
+
+    @property
+    def fit_se(self) -> float:
+        """Standard error of ``fit_excess`` (Welch: two independent samples of sequences)."""
+        return math.sqrt(_var_of_mean(self.own_excess) + _var_of_mean(self.control_excess))
+
+    @property
+    def fit_z(self) -> float:
+        se = self.fit_se
+        return self.fit_excess / se if se > 0 else 0.0
+
+    @property
+    def control_mean(self) -> float:
+        return float(self.control_gain.mean())
+
+    @property
+    def harm_z(self) -> float:
+        """z of the control-page gain (negative: the upload raises the loss)."""
+        se = math.sqrt(_var_of_mean(self.control_gain))
+        return self.control_mean / se if se > 0 else 0.0
+
+    @property
+    def finite(self) -> bool:
+        return all(
+            bool(torch.isfinite(t).all())
+            for t in (self.own_excess, self.control_excess, self.control_gain)
+        )
+
+
+def _var_of_mean(x: torch.Tensor) -> float:
+    n = x.numel()
+    return float(x.var(unbiased=True)) / n if n > 1 else 0.0
+
+
+@dataclass
+class _Window:
+    window: int
+    scale: float
+    ref: SparseDelta
+    control: torch.Tensor
+    before: torch.Tensor  # control losses of the global model
+    ref_after: torch.Tensor  # control losses after the reference
+
+
+class Measurer:
+    """Measures uploads against ``model`` (the current global model, left unchanged)."""
+
+    def __init__(
+        self,
+        model: torch.nn.Module,
+        dataset: PageDataset,
+        *,
+        own: int,
+        control: int,
+        salt: str,
+        device: str = "cpu",
+    ):
+        self.model, self.dataset = model, dataset
+        self.own, self.control = own, control
+        self.salt, self.device = salt, device
+        self._w: _Window | None = None
+
+    def losses(self, seqs: torch.Tensor) -> torch.Tensor:
+        return sequence_losses(self.model, seqs, device=self.device)
+
+    def begin_window(self, window: int, uploads: Sequence[Upload], scale: float) -> None:
+        """Shared work of ``window``: the reference (mean of ``uploads``) and control losses."""
+        shapes = {n: tuple(p.shape) for n, p in self.model.named_parameters()}
+        ref = mean_delta(uploads, shapes)
+        _, ctrl = control_sequences(self.dataset, self.control, window, self.salt)
+        before = self.losses(ctrl)
+        with delta_applied(self.model, ref, scale):
+            ref_after = self.losses(ctrl)
+        self._w = _Window(window, scale, ref, ctrl, before, ref_after)
+
+    def forget(self) -> None:
+        """The model changed: the shared losses are stale."""
+        self._w = None
+
+    @torch.no_grad()
+    def measure(self, upload: Upload) -> Measurement:
+        w = self._w
+        if w is None:
+            raise RuntimeError("begin_window first (the model changed since)")
+        pages, own = own_sequences(self.dataset, upload, self.own, w.window, self.salt)
+        with delta_applied(self.model, w.ref, w.scale):
+            own_ref = self.losses(own)
+        with delta_applied(self.model, upload.delta.sparse(), w.scale):
+            own_after = self.losses(own)
+            ctrl_after = self.losses(w.control)
+        return Measurement(
+            upload.uid,
+            w.scale,
+            tuple(pages),
+            own_ref - own_after,
+            w.ref_after - ctrl_after,
+            w.before - ctrl_after,
+            float(w.before.mean()),
+        )

@@ -1,0 +1,120 @@
+"""Score: fold each window's decisions into per-uid scores; noise earns 0, only evidence costs.
+
+A window's value for a uid (``window_values``):
+
+- credited (proven training, judge.py): its control-page gain divided by the best credited
+  gain of the window, in [0, 1] (a lazy miner's smaller gain earns proportionally less);
+- unproven, unattributed (an unclear near-duplicate cluster) or a gain within noise: 0;
+- rejected: by what the rejection proves (``PENALTY``): misbehaviour a miner controls
+  (forged or malformed uploads, replays, pages outside its assignment, harm beyond noise)
+  costs ``invalid_penalty``; what an honest miner can suffer by accident (missing, late,
+  unreadable) costs ``missing_penalty``; copies, mixes and free riders earn 0 (they never
+  earn, and a copy verdict must never push an honest original below zero);
+- passed every check but not measured this window (rotation): no update.
+
+Scores are an exponential moving average of the values (``Scoreboard``), so incentive
+follows sustained contribution and one false alarm cannot zero an honest score.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+
+from template.chain.types import Metagraph
+
+from .judge import Decision
+from .outcomes import RejectCode, Rejection
+
+INVALID, ACCIDENT, NOTHING = "invalid", "accident", "nothing"
+PENALTY = {
+    RejectCode.MISSING: ACCIDENT,
+    RejectCode.UNREADABLE: ACCIDENT,
+    RejectCode.EARLY: ACCIDENT,
+    RejectCode.LATE: ACCIDENT,
+    RejectCode.DOWNLOAD_FAILED: ACCIDENT,
+    RejectCode.OVERSIZE: INVALID,
+    RejectCode.MALFORMED: INVALID,
+    RejectCode.BAD_SIGNATURE: INVALID,
+    RejectCode.WRONG_FIELD: INVALID,
+    RejectCode.WRONG_WINDOW: INVALID,
+    RejectCode.BAD_PAGES: INVALID,
+    RejectCode.REPLAY: INVALID,
+    RejectCode.HARMFUL: INVALID,
+    RejectCode.OUT_OF_SYNC: INVALID,
+    RejectCode.EVAL_FAILED: INVALID,
+    RejectCode.DUPLICATE: NOTHING,
+    RejectCode.MIX_OF_OTHERS: NOTHING,
+    RejectCode.FREE_RIDER: NOTHING,
+    RejectCode.NO_TRAINING_EVIDENCE: NOTHING,
+}
+
+
+class Scoreboard:
+    def __init__(
+        self,
+        alpha: float,
+        scores: Mapping[int, float] | None = None,
+        hotkeys: Mapping[int, str] | None = None,
+    ):
+        self.alpha = alpha
+        self.scores: dict[int, float] = {
+            int(u): float(s) for u, s in (scores or {}).items() if math.isfinite(s)
+        }
+        self.hotkeys: dict[int, str] = {int(u): h for u, h in (hotkeys or {}).items()}
+
+    def sync_hotkeys(self, metagraph: Metagraph) -> list[int]:
+        """Reset uids whose hotkey was replaced (or that left); returns the uids reset."""
+        current = {n.uid: n.hotkey for n in metagraph.neurons}
+        reset = [u for u, h in self.hotkeys.items() if current.get(u) != h]
+        for u in reset:
+            self.scores.pop(u, None)
+            self.hotkeys.pop(u, None)
+        return reset
+
+    def update(self, uid: int, hotkey: str, value: float) -> float:
+        """Fold one window's value into the EMA. A non-finite value counts as -1 (never NaN)."""
+        if not math.isfinite(value):
+            value = -1.0
+        value = max(-1.0, min(1.0, value))
+        self.hotkeys[uid] = hotkey
+        old = self.scores.get(uid)
+        new = value if old is None else (1 - self.alpha) * old + self.alpha * value
+        self.scores[uid] = new
+        return new
+
+
+def rejection_value(r: Rejection, *, invalid_penalty: float, missing_penalty: float) -> float:
+    kind = PENALTY.get(r.code, INVALID)
+    if kind == INVALID:
+        return -invalid_penalty
+    return -missing_penalty if kind == ACCIDENT else 0.0
+
+
+def window_values(
+    decisions: Mapping[int, Decision],
+    rejected: Mapping[int, Rejection],
+    *,
+    invalid_penalty: float,
+    missing_penalty: float,
+) -> dict[int, float]:
+    """The value each uid earned this window (see the module docstring). ``rejected``: the
+    rejections of the stages before the judge (gather, verify, copies, mixes)."""
+    best = max(
+        (d.gain for d in decisions.values() if d.credited and math.isfinite(d.gain)), default=0.0
+    )
+    out: dict[int, float] = {}
+    for uid, r in rejected.items():
+        out[uid] = rejection_value(
+            r, invalid_penalty=invalid_penalty, missing_penalty=missing_penalty
+        )
+    for uid, d in decisions.items():
+        if d.rejection is not None:
+            out[uid] = rejection_value(
+                d.rejection, invalid_penalty=invalid_penalty, missing_penalty=missing_penalty
+            )
+        elif d.credited and best > 0 and d.gain > 0:
+            out[uid] = min(1.0, d.gain / best)
+        elif d.verdict != "not_evaluated":
+            out[uid] = 0.0
+    return out

@@ -1,0 +1,188 @@
+"""Measure, judge, score and peer choice on small fixed cases (rates: scripts/bench_incentives.py)."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+from template.chain.types import SubnetParams
+from template.hparams import hparams_hash
+from template.signing import dev_keypair
+from template.training.compression import Compressor
+from template.training.model import build_model
+from template.training.pages import PageDataset
+from template.training.shards import TokenStream
+from template.training.wire import decode_upload, encode_upload
+from template.validator.judge import Decision, Evidence, JudgeRules, judge_window
+from template.validator.leader import choose_peers
+from template.validator.measure import Measurement, Measurer, control_sequences, own_sequences
+from template.validator.outcomes import MISSING, RejectCode, Rejection
+from template.validator.score import Scoreboard, window_values
+from template.validator.weights import compute_weights
+
+from .harness import small_hparams
+
+HP = small_hparams()
+RULES = JudgeRules(alpha=0.02, memory=0.9, harm_z=3.0, copy_margin=1.0)
+PENALTIES = dict(invalid_penalty=1.0, missing_penalty=0.25)
+
+
+def measurement(uid: int, fit: float, gain: float = 0.01, n: int = 24, seed: int = 0):
+    """A measurement whose own-page excess is ``fit`` standard deviations above control."""
+    g = torch.Generator().manual_seed(seed)
+    noise = lambda: torch.randn(n, generator=g, dtype=torch.float64)  # noqa: E731
+    own = noise() + fit
+    ctrl = noise()
+    ctrl_gain = gain + 0.001 * noise()
+    return Measurement(uid, 1.0, (1,), own, ctrl, ctrl_gain, 3.0)
+
+
+def test_evidence_is_a_discounted_stouffer_sum():
+    ev = Evidence()
+    assert ev.add(1, 2.0, 0.5) == 2.0
+    # S = 0.5 * 2 + 1 = 2, V = 0.25 + 1 -> Z = 2 / sqrt(1.25)
+    assert math.isclose(ev.add(1, 1.0, 0.5), 2.0 / math.sqrt(1.25))
+    ev.add(2, float("nan"), 0.9)
+    assert ev.z(2) == -4.0  # a non-finite window is the worst evidence, clipped
+    ev.add(3, 50.0, 0.9)
+    assert ev.z(3) == 4.0  # one outlier window cannot make a proof on its own
+
+
+def test_training_evidence_accumulates_and_noise_earns_zero():
+    ev = Evidence()
+    history = []
+    for w in range(4):
+        d = judge_window(
+            {1: measurement(1, 1.0, seed=w), 2: measurement(2, 0.0, seed=w)}, [], ev, RULES
+        )
+        history.append(d)
+    assert history[-1][1].credited  # z ~ 5 per window on 24 + 24 sequences
+    assert not history[-1][2].credited and history[-1][2].verdict == "unproven"
+    assert history[-1][2].rejection is None  # no evidence of training is not a penalty
+    vals = window_values(history[-1], {}, **PENALTIES)
+    assert vals == {1: 1.0, 2: 0.0}
+
+
+def test_harm_needs_statistical_evidence():
+    ev = Evidence()
+    n = 24
+    small_loss = Measurement(
+        1,
+        1.0,
+        (1,),
+        torch.zeros(n, dtype=torch.float64),
+        torch.zeros(n, dtype=torch.float64),
+        torch.linspace(-0.02, 0.019, n, dtype=torch.float64),
+        3.0,
+    )
+    clear_harm = Measurement(
+        2,
+        1.0,
+        (1,),
+        torch.zeros(n, dtype=torch.float64),
+        torch.zeros(n, dtype=torch.float64),
+        -0.05 + 0.001 * torch.randn(n, dtype=torch.float64),
+        3.0,
+    )
+    d = judge_window({1: small_loss, 2: clear_harm}, [], ev, RULES)
+    assert d[1].rejection is None  # a mean loss rise within noise earns 0, no penalty
+    assert d[2].rejection is not None and d[2].rejection.code is RejectCode.HARMFUL
+    vals = window_values(d, {}, **PENALTIES)
+    assert vals[1] == 0.0 and vals[2] == -1.0
+
+
+def test_values_by_what_a_rejection_proves():
+    rejected = {
+        3: Rejection(RejectCode.BAD_SIGNATURE, "x"),
+        4: MISSING,
+        5: Rejection(RejectCode.DUPLICATE, "x"),
+        6: Rejection(RejectCode.MIX_OF_OTHERS, "x"),
+        7: Rejection(RejectCode.LATE, "x"),
+    }
+    credited = {
+        1: Decision(1, "credited", gain=0.02),
+        2: Decision(2, "credited", gain=0.005),  # a lazy miner: a quarter of the gain
+        8: Decision(8, "not_evaluated"),
+    }
+    vals = window_values(credited, rejected, **PENALTIES)
+    assert vals == {1: 1.0, 2: 0.25, 3: -1.0, 4: -0.25, 5: 0.0, 6: 0.0, 7: -0.25}
+    assert 8 not in vals  # rotation: the score stays as it was
+
+
+def test_one_false_alarm_does_not_zero_an_honest_miner():
+    board = Scoreboard(alpha=0.3)
+    for _ in range(8):
+        board.update(1, "hk1", 1.0)
+        board.update(2, "hk2", 0.5)
+    board.update(1, "hk1", -1.0)  # one (false) harmful verdict
+    assert board.scores[1] > 0.3
+    params = SubnetParams(1, 10, 2, min_allowed_weights=1, max_weight_limit=1.0)
+    weights = compute_weights(board.scores, [1, 2], params, exclude=set())
+    assert weights[1] > 0.25 and weights[2] > 0
+
+
+def test_copy_credit_goes_to_the_uploader_whose_pages_fit():
+    ev = Evidence()
+    for w in range(3):  # uid 1 trains on its pages; uid 2 uploads a near copy of it
+        d = judge_window(
+            {1: measurement(1, 1.0, seed=w), 2: measurement(2, 0.0, seed=w)}, [(2, 1)], ev, RULES
+        )
+    assert d[1].credited
+    assert d[2].rejection is not None and d[2].rejection.code is RejectCode.DUPLICATE
+    assert "uid 1" in d[2].rejection.detail
+    vals = window_values(d, {}, **PENALTIES)
+    assert vals[1] == 1.0 and vals[2] == 0.0
+
+
+def test_unclear_cluster_earns_nothing_and_rejects_nobody():
+    ev = Evidence()
+    d = judge_window({1: measurement(1, 0.1), 2: measurement(2, 0.1)}, [(1, 2)], ev, RULES)
+    assert {x.verdict for x in d.values()} == {"unattributed"}
+    assert all(x.rejection is None for x in d.values())
+
+
+def test_only_credited_uploads_are_peers():
+    credited = {1: "hk1"}
+    doc = choose_peers(4, {1: 0.5, 2: 0.9, 3: 0.7}, credited, HP)
+    assert [u for u, _ in doc.peers] == [1]
+    empty = choose_peers(4, {2: 0.9}, {}, HP)
+    assert empty.peers == () and empty.basis == "scores"  # never the bootstrap rule
+
+
+def _upload(ds, model, window: int, uid: int, scale: float = 0.01):
+    shapes = {n: tuple(p.shape) for n, p in model.named_parameters()}
+    g = torch.Generator().manual_seed(uid)
+    delta = Compressor(HP.compression).compress(
+        {n: torch.randn(s, generator=g) * scale for n, s in shapes.items()}
+    )
+    blob = encode_upload(
+        delta,
+        window=window,
+        uid=uid,
+        hparams_hash=hparams_hash(HP),
+        config=HP.compression,
+        key=dev_keypair(f"//Alice//u{uid}"),
+        pages=ds.layout.pages(window, uid, 4),
+    )
+    return decode_upload(
+        blob, max_bytes=1 << 26, expected={}, param_shapes=shapes, config=HP.compression
+    )
+
+
+def test_measurement_pairs_sequences_and_leaves_the_model_unchanged(tiny_dataset):
+    ds = PageDataset(TokenStream(tiny_dataset), HP)
+    model = build_model(HP.model)
+    before = [p.detach().clone() for p in model.parameters()]
+    up = _upload(ds, model, 3, 1)
+    pages, seqs = own_sequences(ds, up, 6, 3, "v")
+    assert set(pages) <= set(up.pages) and seqs.shape[0] == 6
+    assert len(pages) == 4  # one sequence per page while distinct pages last
+    cpages, _ = control_sequences(ds, 6, 3, "v")
+    assert all(not ds.layout.is_heldout(p) for p in cpages)  # same distribution, not the tail
+    m = Measurer(model, ds, own=6, control=6, salt="v")
+    m.begin_window(3, [up], 2.0)  # the reference is this very upload
+    res = m.measure(up)
+    assert torch.allclose(res.own_excess, torch.zeros(6, dtype=torch.float64), atol=1e-5)
+    assert abs(res.fit_excess) < 1e-5 and res.finite
+    assert all(torch.equal(a, b) for a, b in zip(before, model.parameters(), strict=True))
