@@ -3,12 +3,18 @@
 //   cp deploy/validator.env.example deploy/validator.env
 //   NETUID=<n> NETWORK=test pm2 start deploy/ecosystem.config.js [--only miner]
 //   pm2 logs miner        pm2 save && pm2 startup   (restart on boot)
-// Paths are relative to the repository root (run pm2 from there after scripts/setup.sh).
+// Run pm2 from the repository root after scripts/setup.sh (the console scripts are in .venv/bin).
+// NETUID is required. State goes where the command line puts it by default
+// (~/.template/<wallet>/<hotkey>/<role>), so pm2 and a manual start share it.
+// Exit status 2 is a configuration error: pm2 does not restart it (fix, then pm2 restart).
 const fs = require("fs");
 const path = require("path");
 
 const root = path.resolve(__dirname, "..");
-const netuid = process.env.NETUID || "1";
+if (!process.env.NETUID) {
+  throw new Error("set NETUID (the subnet uid), e.g. NETUID=3 pm2 start deploy/ecosystem.config.js");
+}
+const netuid = process.env.NETUID;
 const network = process.env.NETWORK || "test";
 const hparams = process.env.HPARAMS || "1b";
 
@@ -24,33 +30,35 @@ function envFile(name) {
   return out;
 }
 
-function node(role, wallet, port, device) {
+function node(role, wallet, hotkey, port, device) {
   return {
     name: role,
     cwd: root,
-    script: `neurons/${role}.py`,
+    script: path.join(root, ".venv/bin", `seed-${role}`),
     interpreter: path.join(root, ".venv/bin/python"),
     args: [
       "--subtensor.network", network, "--netuid", netuid,
-      "--wallet.name", wallet, "--wallet.hotkey", "default",
+      "--wallet.name", wallet, "--wallet.hotkey", hotkey,
       "--hparams", hparams, "--device", device,
-      "--state.dir", path.join(process.env.HOME || "~", ".template", wallet, role),
       "--dataset.bucket-config", path.join(__dirname, "dataset.toml"),
       "--metrics.port", String(port),
     ].join(" "),
     env: { PYTHONUNBUFFERED: "1", ...envFile(`${role}.env`) },
     autorestart: true,
-    restart_delay: 10000,   // a start-up error exits 2 with the fix in the log: do not spin
+    stop_exit_codes: [0, 2],  // 2: a configuration error, restarting cannot fix it
+    restart_delay: 10000,
+    exp_backoff_restart_delay: 10000,
     max_restarts: 20,
-    kill_timeout: 60000,    // time to finish the upload and save state on stop
+    kill_timeout: 60000,      // time to finish the upload and save state on stop
     time: true,
   };
 }
 
 module.exports = {
   apps: [
-    node("miner", process.env.MINER_WALLET || "miner", 9101, process.env.MINER_DEVICE || "cuda:0"),
-    node("validator", process.env.VALIDATOR_WALLET || "validator", 9102,
-         process.env.VALIDATOR_DEVICE || "cuda:0"),
+    node("miner", process.env.MINER_WALLET || "miner", process.env.MINER_HOTKEY || "default",
+         9101, process.env.MINER_DEVICE || "cuda:0"),
+    node("validator", process.env.VALIDATOR_WALLET || "validator",
+         process.env.VALIDATOR_HOTKEY || "default", 9102, process.env.VALIDATOR_DEVICE || "cuda:1"),
   ],
 };
