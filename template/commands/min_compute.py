@@ -14,6 +14,7 @@ import sys
 from pathlib import Path
 
 from template.hparams import PRESETS, load_hparams
+from template.parallel.memory import min_gpus
 from template.requirements import bandwidth_mbps, requirements
 
 GPU_SIZES = (16, 24, 40, 48, 80)
@@ -61,6 +62,8 @@ def render(preset: str) -> str:
     hp = load_hparams(preset)
     r = requirements(hp)
     mc, mm = gpu_tier(r.miner_gpu_gb)
+    if mc > 1 and (sharded := min_gpus(hp)) is not None:  # FSDP ranks (docs/multi_gpu.md)
+        mc = sharded.gpus
     vc, vm = gpu_tier(r.validator_gpu_gb)
     down = bandwidth_mbps(
         max(r.validator_window_download_mb, r.checkpoint_gb * 1000 / 10), r.window_seconds
@@ -73,6 +76,7 @@ def render(preset: str) -> str:
 # working copy + eval activations ({r.validator_gpu_gb:.1f} GB); storage = 4 checkpoints of
 # {r.checkpoint_gb:.1f} GB + 50 GB; bandwidth moves a window's traffic (a validator fetching 256
 # uploads of {r.upload_mb:.1f} MB, or a tenth of a checkpoint) in a quarter of a {r.window_seconds:.0f} s window.
+# More than one GPU: the FSDP per-rank estimate of template/parallel/memory.py (docs/multi_gpu.md).
 version: '1.0'
 
 compute_spec:
