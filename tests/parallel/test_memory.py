@@ -18,7 +18,7 @@ def test_sharded_state_divides_by_the_rank_count():
 def test_checkpointing_keeps_less_activation_memory():
     hp = load_hparams("8b")
     assert (
-        rank_memory(hp, 8, 4, True).activations_gb < rank_memory(hp, 8, 4, False).activations_gb / 4
+        rank_memory(hp, 8, 4, True).activations_gb < rank_memory(hp, 8, 4, False).activations_gb / 3
     )
 
 
