@@ -1,146 +1,161 @@
-"""Validator evaluation cost vs the miner's training cost that produced the upload.
+"""Validator cost per window, stage by stage, and how close honest uploads are to each other.
 
-For each of N uploads: a miner trains hp.train.inner_steps steps (timed) on its pages from
-the global model and compresses the delta; the validator decodes the signed upload, runs the
-copy/free-rider/page checks and evaluates it (loss before/after on assigned and held-out
-pages; timed). Prints JSON: seconds per upload on both sides and their ratio (goal <= 0.10).
+Two modes, each printing one JSON object:
 
-    .venv/bin/python scripts/bench_validator.py --json [--preset tiny] [--uploads 4]
+``--uploads 16 64 256`` (default): N signed tiny-preset uploads (synthetic but realistic:
+a shared gradient direction plus per-miner noise, compressed with error feedback like a
+miner) go through the model-free stages: verify (signature, decode, page claims), replay,
+sketch, copies, mix, free riders. Seconds per stage, their total, the share of a tiny
+window (blocks_per_window x --block-time) and the growth from the smallest to the largest
+N relative to linear. ``--eval`` adds the evaluation cost of one upload against the
+miner's training cost of one window (one evaluator call vs one honest inner loop).
+
+``--honest``: real tiny training: M honest miners for W windows from one model (each with
+its own optimizer and error feedback, the aggregate applied every window), plus the
+attacks the copy and mix checks target, built from those uploads: an aggregator (the
+re-compressed mean of the honest uploads), a 20%-swapped partial copy, a noisy copy, the
+last aggregate re-compressed, an ALIE-style shift. Reports, over all windows, the honest
+pairs' index overlap and value similarity, honest cosines to the leave-one-out sum and to
+the last aggregate, the attacks' figures, and what ``CopyRules()`` flags.
 """
 
 from __future__ import annotations
 
 import argparse
-import copy
 import json
-import statistics
 import sys
-import tempfile
 import time
 from pathlib import Path
 
-import torch
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+import torch  # noqa: E402
 
 from template.hparams import hparams_hash, load_hparams  # noqa: E402
 from template.signing import dev_keypair  # noqa: E402
 from template.training.compression import Compressor  # noqa: E402
-from template.training.inner import make_optimizer, train_steps  # noqa: E402
 from template.training.model import build_model  # noqa: E402
-from template.training.outer import pseudo_gradient, snapshot  # noqa: E402
-from template.training.pages import PageDataset, batches  # noqa: E402
-from template.training.shards import TokenStream, write_shards  # noqa: E402
-from template.training.tokenizer import ByteTokenizer  # noqa: E402
-from template.training.wire import decode_upload, encode_upload, upload_size_cap  # noqa: E402
-from template.validator.args import ValidatorConfig  # noqa: E402
-from template.validator.checks import (  # noqa: E402
-    content_digest,
-    free_riders,
-    index_digest,
-    page_claim_error,
-    upload_norm,
-)
-from template.validator.evaluate import Evaluator  # noqa: E402
+from template.training.wire import Upload, encode_upload, upload_size_cap  # noqa: E402
+from template.validator.copies import CopyRules, window_salt  # noqa: E402
+from template.validator.replay import ReplayMemory, replay_windows  # noqa: E402
+from template.validator.screen import screen_window  # noqa: E402
+from template.validator.verify import decode_checked  # noqa: E402
 
 
-def synthetic_dataset(folder: Path, tokens: int) -> Path:
-    import inspect
-    import json as _json
+class FixedLayout:
+    """Page assignment stand-in for synthetic uploads: uid u owns pages [8u, 8u + 8)."""
 
-    text = "\n".join(inspect.getsource(m) for m in (_json, inspect, argparse, statistics)) * 4
-    tok = ByteTokenizer()
-    ids = tok.encode(text)[:tokens]
-    write_shards([ids], folder, vocab_size=tok.vocab_size, tokenizer=tok.name, shard_tokens=1 << 20)
-    return folder
+    def pages(self, window: int, uid: int, count: int) -> list[int]:
+        return list(range(8 * uid, 8 * uid + count))
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--preset", default="tiny")
-    ap.add_argument("--uploads", type=int, default=4)
-    ap.add_argument(
-        "--dataset", default=None, help="a prepared dataset folder (default: synthetic)"
+def synthetic_blobs(hp, shapes, n: int, window: int, seed: int) -> list[tuple[int, str, bytes]]:
+    """(uid, hotkey, signed blob) of ``n`` realistic uploads: common direction + own noise."""
+    gen = torch.Generator().manual_seed(seed)
+    common = {k: torch.randn(s, generator=gen) for k, s in shapes.items()}
+    out = []
+    for uid in range(n):
+        key = dev_keypair(f"//bench{uid}")
+        comp = Compressor(hp.compression)
+        delta = {k: 0.6 * c + torch.randn(c.shape, generator=gen) for k, c in common.items()}
+        blob = encode_upload(
+            comp.compress(delta),
+            window=window,
+            uid=uid,
+            hparams_hash=hparams_hash(hp),
+            config=hp.compression,
+            key=key,
+            pages=FixedLayout().pages(window, uid, 8),
+            steps=hp.train.inner_steps,
+        )
+        out.append((uid, key.ss58_address, blob))
+    return out
+
+
+def time_window(hp, shapes, n: int, seed: int) -> dict:
+    """Seconds per model-free stage for ``n`` uploads of one window."""
+    window = 7
+    blobs = synthetic_blobs(hp, shapes, n, window, seed)
+    cap = upload_size_cap(shapes, hp.compression)
+    t0 = time.perf_counter()
+    uploads = {}
+    for uid, hotkey, blob in blobs:
+        got = decode_checked(
+            blob, window=window, uid=uid, hotkey=hotkey, hp=hp, shapes=shapes, cap=cap
+        )
+        assert isinstance(got, Upload), got
+        uploads[uid] = got
+    decode_s = time.perf_counter() - t0
+    memory = ReplayMemory(replay_windows(hp))
+    for w in range(window):  # a memory as full as a long run's: n uploads per past window
+        for uid in range(n):
+            memory.remember(w, uid, (f"{w}-{uid}-c", f"{w}-{uid}-i"))
+    last = [uploads[u] for u in range(min(n, hp.window.peers_per_window))]
+    res = screen_window(
+        window,
+        uploads,
+        layout=FixedLayout(),
+        replays=memory,
+        rules=CopyRules(),
+        salt=window_salt("bench", window),
+        last_aggregate=last,
+        freerider_min_norm=0.05,
     )
-    ap.add_argument("--threads", type=int, default=2)
-    ap.add_argument("--json", action="store_true")
-    a = ap.parse_args()
+    stages = {"decode_and_signature": decode_s, **res.seconds}
+    return {
+        "uploads": n,
+        "stages_s": {k: round(v, 4) for k, v in stages.items()},
+        "total_s": round(sum(stages.values()), 4),
+        "rejected": len(res.rejected),
+        "clusters": len(res.clusters),
+    }
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    p.add_argument("--uploads", type=int, nargs="+", default=[16, 64, 256])
+    p.add_argument("--preset", default="tiny")
+    p.add_argument("--block-time", type=float, default=0.5, help="seconds per block (dev chain)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--eval", action="store_true", help="also measure evaluation vs training cost")
+    p.add_argument("--honest", action="store_true", help="measure honest closeness instead")
+    p.add_argument("--miners", type=int, default=6)
+    p.add_argument("--windows", type=int, default=4)
+    p.add_argument("--json", action="store_true", help="print only the JSON object")
+    a = p.parse_args()
     torch.set_num_threads(a.threads)
     hp = load_hparams(a.preset)
-    cfg = ValidatorConfig()
-    with tempfile.TemporaryDirectory() as tmp:
-        folder = Path(a.dataset) if a.dataset else synthetic_dataset(Path(tmp) / "ds", 600_000)
-        ds = PageDataset(TokenStream(folder), hp)
-        model = build_model(hp.model)
-        shapes = {n: tuple(p.shape) for n, p in model.named_parameters()}
-        ev = Evaluator(
-            model,
-            ds,
-            hp,
-            assigned_pages=cfg.eval_assigned_pages,
-            heldout_pages=cfg.eval_heldout_pages,
-            lr_scale=cfg.eval_lr_scale,
-            salt="bench",
-        )
-        window = 3
-        ev.heldout(
-            window
-        )  # the window's shared "before" loss: paid once per window, not per upload
-        t_heldout = time.perf_counter()
-        ev.forget()
-        ev.heldout(window)
-        t_heldout = time.perf_counter() - t_heldout
-        train_s, eval_s, sizes = [], [], []
-        for uid in range(a.uploads):
-            m = copy.deepcopy(model)
-            opt = make_optimizer(m, hp.train)
-            pages = ds.layout.pages(window, uid, hp.pages_per_window)
-            data = batches(ds.sequences(pages), hp.train.batch_size, hp.train.inner_steps)
-            start = snapshot(m)
-            t0 = time.perf_counter()
-            train_steps(m, opt, data, hp.train, start_step=window * hp.train.inner_steps)
-            train_s.append(time.perf_counter() - t0)
-            delta = Compressor(hp.compression).compress(pseudo_gradient(start, m))
-            blob = encode_upload(
-                delta,
-                window=window,
-                uid=uid,
-                hparams_hash=hparams_hash(hp),
-                config=hp.compression,
-                key=dev_keypair(f"//Alice//b{uid}"),
-                pages=pages,
-                steps=hp.train.inner_steps,
-            )
-            sizes.append(len(blob))
-            t0 = time.perf_counter()
-            up = decode_upload(
-                blob,
-                max_bytes=upload_size_cap(shapes, hp.compression),
-                expected={"window": window, "uid": uid},
-                param_shapes=shapes,
-                config=hp.compression,
-            )
-            page_claim_error(up, ds.layout, window, uid)
-            content_digest(up), index_digest(up)
-            free_riders({uid: upload_norm(up)}, cfg.freerider_min_norm)
-            ev.evaluate(up, window)
-            eval_s.append(time.perf_counter() - t0)
+    if a.honest:
+        from bench_validator_honest import measure_honest  # noqa: PLC0415 - heavy, optional
+
+        print(json.dumps(measure_honest(hp, a.miners, a.windows, a.seed)))
+        return 0
+    shapes = {n: tuple(p.shape) for n, p in build_model(hp.model, "meta").named_parameters()}
+    runs = [time_window(hp, shapes, n, a.seed) for n in sorted(a.uploads)]
+    window_s = hp.window.blocks_per_window * a.block_time
+    lo, hi = runs[0], runs[-1]
     out = {
         "preset": a.preset,
-        "device": "cpu",
         "threads": a.threads,
-        "uploads": a.uploads,
-        "upload_bytes": statistics.mean(sizes),
-        "miner_train_seconds_per_upload": statistics.mean(train_s),
-        "validator_seconds_per_upload": statistics.mean(eval_s),
-        "validator_heldout_seconds_per_window": t_heldout,
-        "ratio": statistics.mean(eval_s) / statistics.mean(train_s),
-        "ratio_goal": 0.10,
-        "eval_assigned_pages": cfg.eval_assigned_pages,
-        "eval_heldout_pages": cfg.eval_heldout_pages,
+        "window_seconds": window_s,
+        "runs": runs,
+        "share_of_window_at_max": round(hi["total_s"] / window_s, 4),
+        "growth_vs_linear": round(
+            (hi["total_s"] / lo["total_s"]) / (hi["uploads"] / lo["uploads"]), 3
+        ),
+        "per_upload_ms": {
+            str(r["uploads"]): round(1000 * r["total_s"] / r["uploads"], 2) for r in runs
+        },
     }
-    print(json.dumps(out, indent=None if a.json else 2))
+    if a.eval:
+        from bench_validator_honest import eval_vs_train  # noqa: PLC0415
+
+        out["evaluation"] = eval_vs_train(hp, a.seed)
+    print(json.dumps(out))
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -1,31 +1,39 @@
-"""Fetch a window's uploads and run every check that comes before evaluation.
+"""Fetch a window's uploads and run the checks that come before any comparison.
 
 Per miner, in order: a bucket commitment exists; HEAD the object (missing?); its size is
-under the cap (oversized objects are never downloaded); its LastModified lies between the
-timestamps of the window's first block and of its upload cut-off (early/late); then the
-body is downloaded (bounded parallelism, time budget) and strictly decoded with the
-expected header (signature, window, uid, hotkey, spec version, hparams hash).
+under the cap (oversized objects are never downloaded); it is on time; then the body is
+downloaded (bounded parallelism, time budget) and strictly decoded (``verify``).
+
+On time, by the validator's own clock when its watcher (``watch.py``) covered the window:
+the content must have been seen before the cut-off, unchanged since (same ETag, and the
+body's MD5 when the ETag is one), and not provably first readable after the cut-off. Only
+when the window was not watched (e.g. the validator started during it) does the miner's
+``LastModified`` decide, against the block timestamps. ``LastModified`` before the window
+opened is always ``EARLY`` (a lie there only hurts the liar).
 """
 
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from template import SPEC_VERSION
-from template.hparams import HParams, hparams_hash
+from template.hparams import HParams
 from template.protocol.directory import PeerDirectory
 from template.protocol.windows import upload_time_verdict
-from template.storage import GetRequest, ObjectNotFound, StorageError, gather, keys
-from template.training.envelope import WireError
-from template.training.wire import Upload, decode_upload, upload_size_cap
+from template.storage import GetRequest, ObjectInfo, ObjectNotFound, StorageError, gather, keys
+from template.training.wire import Upload, upload_size_cap
+
+from .outcomes import MISSING, RejectCode, Rejection
+from .verify import decode_checked
+from .watch import Sighting, WindowWatch
 
 logger = logging.getLogger(__name__)
 
-MISSING = "missing"
+__all__ = ["MISSING", "Candidate", "fetch_uploads"]
 
 
 @dataclass
@@ -35,13 +43,52 @@ class Candidate:
     uid: int
     hotkey: str
     blob: bytes | None = None
-    last_modified: float | None = None
+    last_modified: float | None = None  # the miner's storage clock: never used for priority
+    etag: str | None = None
+    sighting: Sighting | None = None  # the validator's own first sight of this content
     upload: Upload | None = None
-    reason: str | None = None  # None: passed; MISSING or why it was rejected
+    reason: Rejection | None = None  # None: passed; MISSING or why it was rejected
 
     @property
     def ok(self) -> bool:
         return self.reason is None and self.upload is not None
+
+    @property
+    def first_seen(self) -> float | None:
+        return None if self.sighting is None else self.sighting.first_seen
+
+
+def _is_md5(etag: str | None) -> bool:
+    return etag is not None and len(etag) == 32 and all(c in "0123456789abcdef" for c in etag)
+
+
+def timing_rejection(
+    c: Candidate,
+    info: ObjectInfo,
+    watch: WindowWatch | None,
+    *,
+    open_ts: float,
+    cutoff_ts: float,
+    skew: float,
+) -> Rejection | None:
+    """EARLY/LATE, or None (see the module docstring for the rules)."""
+    lm = info.last_modified_unix
+    if upload_time_verdict(lm, open_ts, cutoff_ts, skew=skew) == "early":
+        return Rejection(RejectCode.EARLY, f"LastModified {lm:.0f} is before the window opened")
+    if watch is None or not watch.closed:
+        if upload_time_verdict(lm, open_ts, cutoff_ts, skew=skew) == "late":
+            return Rejection(RejectCode.LATE, f"LastModified {lm:.0f} (window not watched)")
+        return None
+    seen = watch.sightings.get(c.hotkey)
+    if seen is None:
+        return Rejection(RejectCode.LATE, "not seen by the validator before the upload cut-off")
+    if seen.etag != (info.etag or f"size:{info.size}"):
+        return Rejection(RejectCode.LATE, "content changed after the upload cut-off")
+    cut = watch.cutoff_seen
+    if cut is not None and seen.absent_before is not None and seen.absent_before > cut + skew:
+        return Rejection(RejectCode.LATE, "first readable after the upload cut-off")
+    c.sighting = seen
+    return None
 
 
 async def fetch_uploads(
@@ -56,6 +103,7 @@ async def fetch_uploads(
     skew: float,
     concurrency: int,
     time_budget: float,
+    watch: WindowWatch | None = None,
 ) -> list[Candidate]:
     """Every miner's candidate for ``window`` (never raises for a bad peer)."""
     cap = upload_size_cap(shapes, hp.compression)
@@ -79,15 +127,13 @@ async def fetch_uploads(
                 logger.info("uid %d: HEAD failed: %s", c.uid, e)
                 return
             except Exception as e:  # noqa: BLE001 - a peer must never crash the validator
-                c.reason = f"unreadable ({type(e).__name__})"
+                c.reason = Rejection(RejectCode.UNREADABLE, type(e).__name__)
                 return
-        c.last_modified = info.last_modified_unix
+        c.last_modified, c.etag = info.last_modified_unix, info.etag
         if info.size > cap:
-            c.reason = f"oversized ({info.size} bytes > cap {cap})"
+            c.reason = Rejection(RejectCode.OVERSIZE, f"{info.size} bytes > cap {cap}")
             return
-        verdict = upload_time_verdict(c.last_modified, open_ts, cutoff_ts, skew=skew)
-        if verdict != "ok":
-            c.reason = f"{verdict} upload (LastModified {c.last_modified:.0f})"
+        c.reason = timing_rejection(c, info, watch, open_ts=open_ts, cutoff_ts=cutoff_ts, skew=skew)
 
     await asyncio.gather(*(head(c) for c in cands))
     todo = [c for c in cands if c.reason is None]
@@ -96,28 +142,23 @@ async def fetch_uploads(
         GetRequest(directory.client(c.hotkey), keys.upload_key(c.hotkey, window), cap) for c in todo
     ]
     results = await gather(requests, concurrency=concurrency, time_budget=left)
-    run = hparams_hash(hp)
     for c, res in zip(todo, results, strict=True):
         if isinstance(res, StorageError):
-            c.reason = f"download failed ({type(res).__name__})"
+            c.reason = Rejection(RejectCode.DOWNLOAD_FAILED, type(res).__name__)
+            continue
+        if (
+            c.sighting is not None
+            and _is_md5(c.etag)
+            and hashlib.md5(res, usedforsecurity=False).hexdigest() != c.etag
+        ):
+            c.reason = Rejection(RejectCode.LATE, "body differs from the content seen in time")
             continue
         c.blob = res
-        try:
-            c.upload = decode_upload(
-                res,
-                max_bytes=cap,
-                expected={
-                    "window": window,
-                    "uid": c.uid,
-                    "hotkey": c.hotkey,
-                    "spec_version": SPEC_VERSION,
-                    "hparams_hash": run,
-                },
-                param_shapes=shapes,
-                config=hp.compression,
-            )
-        except WireError as e:
-            c.reason = f"invalid ({e.reason}: {e})"[:300]
-        except Exception as e:  # noqa: BLE001 - decode_upload promises WireError; be safe anyway
-            c.reason = f"invalid ({type(e).__name__})"
+        got = decode_checked(
+            res, window=window, uid=c.uid, hotkey=c.hotkey, hp=hp, shapes=shapes, cap=cap
+        )
+        if isinstance(got, Rejection):
+            c.reason = got
+        else:
+            c.upload = got
     return cands

@@ -1,28 +1,52 @@
-"""Fair rotation: when not every upload can be evaluated, the longest-waiting go first."""
+"""Fair rotation: when not every upload can be evaluated, the longest-waiting go first.
+
+Guarantee (tested): with ``budget`` evaluations per window and ``n`` uids that upload a
+valid upload every window, every uid is evaluated at least once in any ``rotation_bound(n,
+budget) = ceil(n / budget)`` consecutive windows. ``evaluation_budget(..., uploads=n,
+max_wait=k)`` raises a time-limited budget to ``ceil(n / k)`` so that bound is at most k
+windows whatever one evaluation costs (the time budget then yields to fairness).
+"""
 
 from __future__ import annotations
 
 import hashlib
+import math
 from collections.abc import Mapping, Sequence
 
 
 def evaluation_budget(
-    max_uploads: int, time_budget: float, seconds_per_eval: float | None
+    max_uploads: int,
+    time_budget: float,
+    seconds_per_eval: float | None,
+    *,
+    uploads: int = 0,
+    max_wait: int = 0,
 ) -> int | None:
-    """How many uploads fit this window (None: all). The tighter of the two limits wins."""
+    """How many uploads fit this window (None: all). The tighter of ``max_uploads`` and the
+    time budget wins, but never fewer than ``ceil(uploads / max_wait)`` when ``max_wait`` > 0."""
     limits = []
     if max_uploads > 0:
         limits.append(max_uploads)
     if time_budget > 0 and seconds_per_eval and seconds_per_eval > 0:
         limits.append(max(1, int(time_budget / seconds_per_eval)))
-    return min(limits) if limits else None
+    budget = min(limits) if limits else None
+    if budget is not None and max_wait > 0 and uploads > 0:
+        budget = max(budget, math.ceil(uploads / max_wait))
+    return budget
+
+
+def rotation_bound(uids: int, budget: int | None) -> int:
+    """Windows within which every one of ``uids`` steady uploaders is evaluated."""
+    if budget is None or budget >= uids:
+        return 1
+    return math.ceil(uids / max(1, budget))
 
 
 def choose_for_evaluation(
     uids: Sequence[int], last_evaluated: Mapping[int, int], budget: int | None, window: int
 ) -> list[int]:
     """The ``budget`` uids evaluated longest ago (never evaluated first); ties broken by a
-    per-window hash so no uid is always last. Every uid waits at most ceil(n / budget) windows."""
+    per-window hash so no uid is always last."""
     if budget is None or budget >= len(uids):
         return sorted(uids)
 

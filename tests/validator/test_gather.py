@@ -15,6 +15,7 @@ from template.training.compression import Compressor
 from template.training.model import build_model
 from template.training.wire import encode_upload, upload_size_cap
 from template.validator.gather import MISSING, fetch_uploads
+from template.validator.outcomes import RejectCode
 
 from .harness import small_hparams
 
@@ -74,14 +75,14 @@ async def test_pre_evaluation_checks():
 
         c = await run(now - 60, now + 60)
         assert c[1].ok and c[1].upload.uid == 1 and c[1].blob
-        assert "field_mismatch" in c[2].reason and "window" in c[2].reason
-        assert "field_mismatch" in c[3].reason and "uid" in c[3].reason
-        assert c[4].reason.startswith("oversized") and c[4].blob is None
-        assert c[5].reason == MISSING
+        assert c[2].reason.code is RejectCode.WRONG_WINDOW and "window" in str(c[2].reason)
+        assert c[3].reason.code is RejectCode.WRONG_FIELD and "uid" in str(c[3].reason)
+        assert c[4].reason.code is RejectCode.OVERSIZE and c[4].blob is None
+        assert c[5].reason == MISSING and c[5].reason.missing
         c = await run(now + 60, now + 120)
-        assert c[1].reason.startswith("early")
-        c = await run(now - 120, now - 60)
-        assert c[1].reason.startswith("late")
+        assert c[1].reason.code is RejectCode.EARLY
+        c = await run(now - 120, now - 60)  # not watched: LastModified decides
+        assert c[1].reason.code is RejectCode.LATE
     finally:
         await client.close()
         s3.stop()

@@ -1,0 +1,275 @@
+"""Copy and mix detection without a model, near-linear in the number of uploads.
+
+Two questions per window:
+
+1. **Who is near whom** (``find_clusters``). Candidate pairs come from byte-identical
+   digests and from LSH banding of MinHash signatures of the index sets; only candidates
+   are compared exactly (shared indices / the smaller set, and the cosine of the values on
+   the shared indices). Linked uploads form clusters. Priority inside a cluster is never
+   taken from the miner's storage clock: a member is *provably later* than a linked member
+   only when the validator saw the other's final content at a time it had itself checked
+   that this member's final content was not there yet (``watch.Sighting``). A copy can
+   never be provably earlier than its original (it cannot exist before the original is
+   readable), so an honest original is never rejected for being copied. Members whose order
+   cannot be proven are left to the judge (which uploader's assigned pages the content fits).
+2. **Who is a mix of others** (``find_mixes``). Each upload's count sketch is compared with
+   the sum of every other upload of the window outside its own cluster (leave-one-out) and
+   with the last aggregate. Mixers are peeled one cluster at a time, most similar first,
+   so a swarm of mixers cannot make honest uploads look like mixes of the mixers.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from .outcomes import RejectCode, Rejection
+from .sketch import (
+    FlatUpload,
+    cosine,
+    count_sketch,
+    minhash,
+    salt_of,
+    shared_overlap_and_cosine,
+)
+from .watch import Sighting
+
+
+@dataclass(frozen=True)
+class CopyRules:
+    """Thresholds (see docs/scoring.md, "Model-free checks at scale", for the measurements)."""
+
+    overlap: float = 0.6  # near-duplicate: shared indices / the smaller index set
+    similarity: float = 0.8  # ... and cosine of the values on the shared indices
+    mix_cosine: float = 0.75  # sketch cosine to the leave-one-out sum of the others
+    aggregate_cosine: float = 0.75  # sketch cosine to the last aggregate
+    bins: int = 128  # MinHash bins (a power of two)
+    rows: int = 3  # LSH: bins per band (bands = bins // rows)
+    sketch_width: int = 1 << 16  # count-sketch buckets
+
+
+@dataclass(frozen=True)
+class Print:
+    """What the copy and mix checks keep of one upload (fixed size but for ``flat``)."""
+
+    uid: int
+    digest: str  # content digest: byte-identical payloads share it
+    flat: FlatUpload
+    signature: np.ndarray  # MinHash of the index set
+    sketch: np.ndarray  # count sketch of the values
+
+
+def make_print(uid: int, digest: str, flat: FlatUpload, rules: CopyRules, salt: int) -> Print:
+    """One upload's print; ``salt`` is the validator's per-window secret (``window_salt``)."""
+    return Print(
+        uid,
+        digest,
+        flat,
+        minhash(flat.indices, salt_of(salt, "minhash"), rules.bins),
+        count_sketch(flat, salt_of(salt, "sketch"), rules.sketch_width),
+    )
+
+
+def window_salt(validator_hotkey: str, window: int) -> int:
+    return salt_of("copies", validator_hotkey, window)
+
+
+@dataclass(frozen=True)
+class Link:
+    """Two uploads found near each other (a < b by uid)."""
+
+    a: int
+    b: int
+    overlap: float
+    similarity: float
+    identical: bool
+
+    def __str__(self) -> str:
+        if self.identical:
+            return f"uids {self.a} and {self.b}: byte-identical payload"
+        return (
+            f"uids {self.a} and {self.b}: index overlap {self.overlap:.2f}, "
+            f"value similarity {self.similarity:.2f}"
+        )
+
+
+@dataclass(frozen=True)
+class Cluster:
+    """Near-duplicate uploads of one window, in the validator's first-seen order."""
+
+    uids: tuple[int, ...]  # seen earliest first; members the watcher never saw last
+    links: tuple[Link, ...]
+    first_seen: dict[int, float | None]  # validator clock (time.time()), None: not watched
+    provably_later: dict[int, int]  # member -> a linked member visible while it was not
+
+    def rejections(self) -> dict[int, Rejection]:
+        """DUPLICATE for members provably later than a linked member; the rest: the judge's."""
+        return {
+            uid: Rejection(
+                RejectCode.DUPLICATE,
+                f"near copy of uid {first}, which the validator saw first",
+            )
+            for uid, first in self.provably_later.items()
+        }
+
+    @property
+    def undecided(self) -> tuple[int, ...]:
+        """Members whose priority the clocks cannot settle (the judge decides by page fit)."""
+        return tuple(u for u in self.uids if u not in self.provably_later)
+
+
+def candidate_pairs(prints: Sequence[Print], rules: CopyRules) -> set[tuple[int, int]]:
+    """Pairs (i, j), i < j positions in ``prints``, sharing a digest or an LSH band."""
+    buckets: dict[object, list[int]] = defaultdict(list)
+    for i, p in enumerate(prints):
+        buckets[("digest", p.digest)].append(i)
+        for b in range(rules.bins // rules.rows):
+            band = p.signature[b * rules.rows : (b + 1) * rules.rows]
+            if (band == np.iinfo(np.uint64).max).all():
+                continue
+            buckets[(b, band.tobytes())].append(i)
+    pairs: set[tuple[int, int]] = set()
+    for members in buckets.values():
+        for x, i in enumerate(members):
+            for j in members[x + 1 :]:
+                pairs.add((i, j))
+    return pairs
+
+
+def find_links(prints: Sequence[Print], rules: CopyRules) -> list[Link]:
+    """Every near-duplicate pair among the candidates (exact comparison)."""
+    links = []
+    for i, j in sorted(candidate_pairs(prints, rules)):
+        a, b = prints[i], prints[j]
+        if a.uid > b.uid:
+            a, b = b, a
+        if a.digest == b.digest:
+            links.append(Link(a.uid, b.uid, 1.0, 1.0, True))
+            continue
+        ov, sim = shared_overlap_and_cosine(a.flat, b.flat)
+        if ov >= rules.overlap and sim >= rules.similarity:
+            links.append(Link(a.uid, b.uid, ov, sim, False))
+    return links
+
+
+def _groups(uids: Sequence[int], links: Sequence[Link]) -> list[list[int]]:
+    parent = {u: u for u in uids}
+
+    def root(u: int) -> int:
+        while parent[u] != u:
+            parent[u] = parent[parent[u]]
+            u = parent[u]
+        return u
+
+    for link in links:
+        parent[root(link.a)] = root(link.b)
+    groups: dict[int, list[int]] = defaultdict(list)
+    for u in uids:
+        groups[root(u)].append(u)
+    return [g for g in groups.values() if len(g) > 1]
+
+
+def _provably_before(x: Sighting | None, y: Sighting | None) -> bool:
+    """x's content was visible while the validator had checked y's was not."""
+    if x is None or y is None or y.absent_before is None:
+        return False
+    return x.first_seen < y.absent_before
+
+
+def find_clusters(
+    prints: Sequence[Print], sightings: Mapping[int, Sighting], rules: CopyRules
+) -> list[Cluster]:
+    """Clusters of near-duplicate uploads with what the validator's own clock can prove."""
+    links = find_links(prints, rules)
+    out = []
+    for group in _groups([p.uid for p in prints], links):
+        members = set(group)
+        mine = tuple(lk for lk in links if lk.a in members)
+        later: dict[int, int] = {}
+        for lk in mine:
+            for x, y in ((lk.a, lk.b), (lk.b, lk.a)):
+                if _provably_before(sightings.get(x), sightings.get(y)):
+                    later.setdefault(y, x)
+        seen = {u: (s.first_seen if (s := sightings.get(u)) else None) for u in group}
+        order = sorted(group, key=lambda u: (seen[u] is None, seen[u] or 0.0, u))
+        out.append(Cluster(tuple(order), mine, seen, later))
+    return sorted(out, key=lambda c: c.uids[0])
+
+
+@dataclass(frozen=True)
+class MixFinding:
+    uid: int
+    loo_cosine: float  # to the sum of the others outside its cluster
+    aggregate_cosine: float | None  # to the last aggregate (None: none known)
+
+
+def mix_scores(
+    prints: Sequence[Print], clusters: Sequence[Cluster], aggregate: np.ndarray | None
+) -> dict[int, MixFinding]:
+    """Each upload's cosines to the leave-one-cluster-out sum and to the last aggregate."""
+    return _mix_pass(prints, clusters, aggregate, flagged=set())
+
+
+def _mix_pass(prints, clusters, aggregate, flagged) -> dict[int, MixFinding]:
+    cluster_of = {u: c.uids for c in clusters for u in c.uids}
+    by_uid = {p.uid: p for p in prints}
+    live = [p for p in prints if p.uid not in flagged]
+    total = sum((p.sketch for p in live), np.zeros_like(prints[0].sketch)) if live else None
+    out = {}
+    for p in live:
+        own = cluster_of.get(p.uid, (p.uid,))
+        others = total - sum(by_uid[u].sketch for u in own if u not in flagged)
+        agg = None if aggregate is None else cosine(p.sketch, aggregate)
+        out[p.uid] = MixFinding(p.uid, cosine(p.sketch, others), agg)
+    return out
+
+
+def find_mixes(
+    prints: Sequence[Print],
+    clusters: Sequence[Cluster],
+    rules: CopyRules,
+    aggregate: np.ndarray | None = None,
+) -> dict[int, Rejection]:
+    """uid -> MIX_OF_OTHERS for uploads close to the others' sum or to the last aggregate.
+
+    Peels the most similar cluster (or single upload) first and recomputes without it, so
+    honest uploads are judged against a sum that holds no flagged mix."""
+    if not prints:
+        return {}
+    cluster_of = {u: c.uids for c in clusters for u in c.uids}
+    flagged: set[int] = set()
+    out: dict[int, Rejection] = {}
+    if aggregate is not None:
+        for p in prints:
+            c = cosine(p.sketch, aggregate)
+            if c >= rules.aggregate_cosine:
+                flagged.add(p.uid)
+                out[p.uid] = Rejection(
+                    RejectCode.MIX_OF_OTHERS, f"close to the last aggregate (cosine {c:.2f})"
+                )
+    while True:
+        scores = _mix_pass(prints, clusters, None, flagged)
+        if not scores:
+            return out
+        worst = max(scores.values(), key=lambda f: f.loo_cosine)
+        if worst.loo_cosine < rules.mix_cosine:
+            return out
+        for u in cluster_of.get(worst.uid, (worst.uid,)):
+            if u in flagged:
+                continue
+            flagged.add(u)
+            c = scores[u].loo_cosine if u in scores else worst.loo_cosine
+            out[u] = Rejection(
+                RejectCode.MIX_OF_OTHERS,
+                f"close to the sum of this window's other uploads (cosine {c:.2f})",
+            )
+
+
+def aggregate_sketch(peers: Sequence[FlatUpload], rules: CopyRules, salt: int) -> np.ndarray | None:
+    """The sketch (under this window's ``salt``) of the sum of the last aggregate's peers."""
+    if not peers:
+        return None
+    return sum(count_sketch(f, salt_of(salt, "sketch"), rules.sketch_width) for f in peers)

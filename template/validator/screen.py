@@ -1,0 +1,99 @@
+"""The model-free stages of one window, in order: verify (page claims), replay, copies, mix,
+free riders. ``screen_window`` runs them on the decoded uploads of ``gather`` and returns
+every rejection (a ``Rejection`` per uid) plus the near-duplicate clusters the judge
+settles by page fit. Seconds per stage are recorded for the benchmark and the status.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+
+from template.training.pages import PageLayout
+from template.training.wire import Upload
+
+from .copies import (
+    Cluster,
+    CopyRules,
+    Print,
+    aggregate_sketch,
+    find_clusters,
+    find_mixes,
+    make_print,
+)
+from .outcomes import Rejection
+from .replay import ReplayMemory, content_digest, index_digest
+from .sketch import flatten
+from .verify import free_riders, page_claim_rejection, upload_norm
+from .watch import Sighting
+
+
+@dataclass
+class Screening:
+    """What the model-free stages found in one window."""
+
+    rejected: dict[int, Rejection] = field(default_factory=dict)
+    clusters: list[Cluster] = field(default_factory=list)
+    prints: dict[int, Print] = field(default_factory=dict)
+    seconds: dict[str, float] = field(default_factory=dict)  # stage -> seconds
+
+    def reject(self, uid: int, why: Rejection | None) -> None:
+        if why is not None:
+            self.rejected.setdefault(uid, why)
+
+    @contextmanager
+    def stage(self, name: str):
+        t0 = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.seconds[name] = self.seconds.get(name, 0.0) + time.perf_counter() - t0
+
+
+def screen_window(
+    window: int,
+    uploads: Mapping[int, Upload],
+    *,
+    layout: PageLayout,
+    replays: ReplayMemory,
+    rules: CopyRules,
+    salt: int,
+    sightings: Mapping[int, Sighting] | None = None,
+    last_aggregate: Sequence[Upload] = (),
+    freerider_min_norm: float = 0.0,
+) -> Screening:
+    """Run the model-free stages on ``uploads`` (uid -> decoded upload) of ``window``.
+
+    ``salt``: the validator's secret for this window (``copies.window_salt``);
+    ``sightings``: uid -> the validator's first sight of the upload (``watch``);
+    ``last_aggregate``: the uploads that made the last aggregate (mix reference)."""
+    out = Screening()
+    with out.stage("verify"):
+        for uid, up in uploads.items():
+            out.reject(uid, page_claim_rejection(up, layout, window, uid))
+    with out.stage("replay"):
+        digests = {uid: (content_digest(up), index_digest(up)) for uid, up in uploads.items()}
+        for uid in uploads:
+            out.reject(uid, replays.check(window, digests[uid]))
+        for uid in uploads:
+            replays.remember(window, uid, digests[uid])
+    with out.stage("sketch"):
+        flats = {uid: flatten(up) for uid, up in uploads.items()}
+        prints = [make_print(u, digests[u][0], flats[u], rules, salt) for u in sorted(uploads)]
+        out.prints = {p.uid: p for p in prints}
+    with out.stage("copies"):
+        out.clusters = find_clusters(prints, sightings or {}, rules)
+        for cluster in out.clusters:
+            for uid, why in cluster.rejections().items():
+                out.reject(uid, why)
+    with out.stage("mix"):
+        agg = aggregate_sketch([flatten(u) for u in last_aggregate], rules, salt)
+        for uid, why in find_mixes(prints, out.clusters, rules, agg).items():
+            out.reject(uid, why)
+    with out.stage("free_riders"):
+        standing = {u: upload_norm(up) for u, up in uploads.items() if u not in out.rejected}
+        for uid, why in free_riders(standing, freerider_min_norm).items():
+            out.reject(uid, why)
+    return out

@@ -1,0 +1,158 @@
+"""First-seen times by the validator's own clock: polls each miner's upload object (HEAD)
+while a window's uploads are due, so priority and lateness never rest on the miner's
+storage ``LastModified``.
+
+For each (window, hotkey) the log keeps a ``Sighting`` of the latest content (ETag):
+``first_seen`` is when a HEAD response first showed it, and ``absent_before`` the send time
+of the previous HEAD, which did not show it. So the content became readable in
+``(absent_before, first_seen]``, by the validator's clock alone. Content that changes gets
+a new sighting. Cost: one HEAD per miner per ``interval`` seconds during the upload period
+(``upload_blocks + grace_blocks`` blocks), at most ``concurrency`` at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+from template.protocol.directory import PeerDirectory
+from template.protocol.windows import WindowClock
+from template.storage import ObjectNotFound, keys
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Sighting:
+    """When the validator saw one object content (validator clock, ``time.time()``)."""
+
+    etag: str
+    first_seen: float  # a HEAD response first showed this content
+    absent_before: float | None  # send time of the HEAD before it, which did not show it
+
+
+@dataclass
+class WindowWatch:
+    """What the watcher saw of one window's uploads."""
+
+    sightings: dict[str, Sighting] = field(default_factory=dict)  # hotkey -> latest content
+    last_sent: dict[str, float] = field(default_factory=dict)  # hotkey -> last HEAD's send time
+    cutoff_seen: float | None = None  # when the watcher saw the cut-off block
+    closed: bool = False  # a full round ran after the cut-off: absent means late
+    done: asyncio.Event = field(default_factory=asyncio.Event)
+
+    def observe(self, hotkey: str, etag: str | None, sent: float, received: float) -> None:
+        """Record one HEAD: ``etag`` None when the object was absent."""
+        before = self.last_sent.get(hotkey)
+        self.last_sent[hotkey] = sent
+        current = self.sightings.get(hotkey)
+        if etag is None:
+            self.sightings.pop(hotkey, None)
+        elif current is None or current.etag != etag:
+            self.sightings[hotkey] = Sighting(etag, received, before)
+
+
+class FirstSeenLog:
+    """Sightings of recent windows (the loop's watcher fills it, ``gather`` reads it)."""
+
+    def __init__(self, keep_windows: int = 4) -> None:
+        self.keep = keep_windows
+        self.windows: dict[int, WindowWatch] = {}
+
+    def window(self, window: int) -> WindowWatch:
+        if window not in self.windows:
+            self.windows[window] = WindowWatch()
+            for old in [w for w in self.windows if w <= window - self.keep]:
+                del self.windows[old]
+        return self.windows[window]
+
+    def get(self, window: int) -> WindowWatch | None:
+        return self.windows.get(window)
+
+    async def wait_closed(self, window: int, timeout: float) -> bool:
+        """Wait (bounded) for the round after ``window``'s cut-off, when it is being watched."""
+        ww = self.windows.get(window)
+        if ww is None:
+            return False
+        try:
+            await asyncio.wait_for(ww.done.wait(), timeout)
+        except TimeoutError:
+            return False
+        return ww.closed
+
+
+async def poll_round(
+    ww: WindowWatch,
+    directory: PeerDirectory,
+    hotkeys: Sequence[str],
+    window: int,
+    *,
+    concurrency: int,
+    clock: Callable[[], float] = time.time,
+) -> None:
+    """HEAD every hotkey's upload of ``window`` once (errors count as nothing seen)."""
+    sem = asyncio.Semaphore(concurrency)
+
+    async def one(hk: str) -> None:
+        client = directory.client(hk)
+        if client is None:
+            return
+        async with sem:
+            sent = clock()
+            try:
+                info = await client.head(keys.upload_key(hk, window))
+                etag: str | None = info.etag or f"size:{info.size}"
+            except ObjectNotFound:
+                etag = None
+            except Exception as e:  # noqa: BLE001 - a peer must never stop the watcher
+                logger.debug("watch: HEAD of %s failed: %s", hk[:10], e)
+                return
+            ww.observe(hk, etag, sent, clock())
+
+    await asyncio.gather(*(one(hk) for hk in hotkeys))
+
+
+async def watch_uploads(
+    log: FirstSeenLog,
+    chain,
+    wclock: WindowClock,
+    directory: PeerDirectory,
+    miners: Callable[[], Sequence[tuple[int, str]]],
+    *,
+    interval: float = 1.0,
+    concurrency: int = 16,
+    clock: Callable[[], float] = time.time,
+) -> None:
+    """Forever: poll the uploads of every window between its end and its cut-off, then one
+    round after the cut-off block, then close it. Runs as a background task of the loop."""
+    while True:
+        try:
+            block = await chain.block()
+            w = wclock.window_of(block) - 1
+            for window in (w - 1, w):
+                if window < 0 or block < wclock.end(window):
+                    continue
+                ww = log.window(window)
+                if ww.done.is_set():
+                    continue
+                past = block >= wclock.upload_cutoff(window)
+                if past and not ww.last_sent:  # first seen after its cut-off: cannot tell
+                    ww.done.set()
+                    continue
+                if past and ww.cutoff_seen is None:
+                    ww.cutoff_seen = clock()
+                hotkeys = [hk for _, hk in miners()]
+                await poll_round(
+                    ww, directory, hotkeys, window, concurrency=concurrency, clock=clock
+                )
+                if past:
+                    ww.closed = True
+                    ww.done.set()
+        except asyncio.CancelledError:
+            raise
+        except Exception as e:  # noqa: BLE001 - retried next round
+            logger.warning("upload watcher: %s", e)
+        await asyncio.sleep(interval)
