@@ -23,12 +23,12 @@ def load_hotkey(name: str, hotkey: str, path: str) -> NodeKeys:
     if not wallet_dir.is_dir():
         raise StartupError(
             f"wallet {name!r} not found under {Path(path).expanduser()}. Create it with "
-            f"'btcli wallet create --wallet.name {name} --wallet.hotkey {hotkey}', or pass --wallet.path"
+            f"'btcli wallet create -w {name} -H {hotkey}', or pass --wallet.path"
         )
     if not hotkey_file.is_file():
         raise StartupError(
             f"hotkey {hotkey!r} not found in wallet {name!r} ({hotkey_file}). Create it with "
-            f"'btcli wallet new-hotkey --wallet.name {name} --wallet.hotkey {hotkey}'"
+            f"'btcli wallet new-hotkey -w {name} -H {hotkey}'"
         )
     try:
         kp = bt.Wallet(name=name, hotkey=hotkey, path=path).hotkey

@@ -137,8 +137,9 @@ async def check_registered(
     if uid is None:
         raise StartupError(
             f"hotkey {hotkey} is not registered on netuid {chain.netuid}. Register it with "
-            f"'btcli subnets register --netuid {chain.netuid} --wallet.name {wallet_name} "
-            f"--wallet.hotkey {wallet_hotkey}' (or the dev chain CLI), then start again"
+            f"'btcli subnets register --netuid {chain.netuid} -w {wallet_name} "
+            f"-H {wallet_hotkey}' (dev chain: python -m template.chain.devchain register "
+            f"-w {wallet_name} -H {wallet_hotkey} --netuid {chain.netuid}), then start again"
         )
     return uid
 

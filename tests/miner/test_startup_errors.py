@@ -65,7 +65,7 @@ async def test_unregistered_hotkey_and_unreachable_bucket(tmp_path, s3, tiny_dat
         wallet = make_wallet(tmp_path / "wallets", "w")
         msg = await _startup_error(_argv(tmp_path, tiny_dataset, chain.url))
         assert f"{wallet.hotkey.ss58_address} is not registered on netuid 1" in msg
-        assert "btcli subnets register --netuid 1 --wallet.name w" in msg
+        assert "btcli subnets register --netuid 1 -w w -H default" in msg
 
         await register(chain.url, wallet)
         # no server at the endpoint
