@@ -1,5 +1,6 @@
-"""One consensus path: the miner (trainer jobs) and the validator (in place) apply the same
-windows through ``protocol/window_apply.py`` and end with bit-identical models.
+"""One consensus path: the miner (``miner/sync.py``, trainer jobs) and the validator
+(``validator/sync.py``, in place) apply the same windows through ``protocol/window_apply.py``
+and end with bit-identical models.
 
 The windows exercise every basis: the leader's peer list (in its order, one listed upload
 missing), the bootstrap rule (a late and a garbled upload left out, lowest uids first) and
@@ -10,6 +11,7 @@ the test is fast and never waits.
 from __future__ import annotations
 
 import asyncio
+import logging
 from datetime import UTC, datetime
 
 import torch
@@ -19,7 +21,6 @@ from template.miner.sync import Sync
 from template.miner.trainer import Trainer
 from template.protocol.aggregation import apply_uploads, decode_peer_uploads
 from template.protocol.documents import Aggregate, PeerList, encode_aggregate, encode_peer_list
-from template.protocol.window_apply import InPlaceModel, WindowApplier
 from template.protocol.windows import WindowClock
 from template.signing import dev_keypair
 from template.storage import ObjectNotFound, ObjectTooLarge, keys
@@ -27,6 +28,8 @@ from template.storage.client import FetchedObject, ObjectInfo
 from template.training.compression import Compressor
 from template.training.model import build_model, param_shapes
 from template.training.wire import encode_upload
+from template.validator.state import ValidatorState
+from template.validator.sync import ValidatorSync
 
 HP = load_hparams("tiny").replace(
     **{
@@ -182,49 +185,68 @@ def replay(blobs, expected) -> torch.nn.Module:
     return model
 
 
+class FakeChain:
+    """What the validator's sync reads from the chain: the block and block timestamps."""
+
+    def __init__(self):
+        self.now = 0
+
+    async def block(self) -> int:
+        return self.now
+
+    async def block_timestamp(self, block: int) -> float:
+        return stamp(block)
+
+
 async def run_both(net, expected) -> tuple[Trainer, torch.nn.Module, list[int], list[int]]:
+    """The miner's Sync and the validator's ValidatorSync, window by window."""
     trainer = Trainer(HP, build_model(HP.model), dataset=None, uid=9)  # no training here
     clock = FakeClock()
     miner = Sync(HP, net, trainer, clock)
-    model = build_model(HP.model)
-    block = 0
-
-    async def chain_block() -> int:
-        return block
+    chain = FakeChain()
 
     def held(window: int, uid: int, hotkey: str):
         """The validator's own gather of window 1 (same bytes and stamps as the buckets)."""
         found = net.buckets[hotkey].objects.get(keys.upload_key(hotkey, window))
         return found if window == 1 and found is not None else None
 
-    validator = WindowApplier(
+    model = build_model(HP.model)
+    validator = ValidatorSync(
         HP,
+        chain,
+        dev_keypair("//Alice//follower"),
         net,
-        InPlaceModel(model, applied_through=-1),
-        param_shapes(model),
-        block=chain_block,
-        timestamp=clock.timestamp,
-        cached=held,
+        bucket=None,  # a follower publishes nothing while catching up
+        model=model,
+        state=ValidatorState(applied_through=-1),
+        follow_wait=0.0,
+        held=held,
+        on_change=lambda: None,
     )
     miner_counts, validator_counts = [], []
     for a in sorted(expected):
         # window 2 is met "behind" (after end(a + 1)); the others just after their cut-off,
         # with the peer list polled until end(a + 1) (already reached for window 1)
-        block = CLOCK.end(a + 2) if a == 2 else CLOCK.end(a + 1)
-        clock.block = block
+        clock.block = chain.now = CLOCK.end(a + 2) if a == 2 else CLOCK.end(a + 1)
         await miner.apply_window(a)
         miner_counts.append(miner.applier.peers_applied)
-        done = await validator.apply_window(a, wait_until=0)  # the validator's catch-up call
-        assert done is not None and done.basis == BASIS[a]
-        validator_counts.append(validator.peers_applied)
+        await validator.advance_to(a)  # the validator's catch-up at the start of window a + 1
+        validator_counts.append(validator.applier.peers_applied)
     await miner.close()
     return trainer, model, miner_counts, validator_counts
 
 
-def test_miner_and_validator_apply_the_same_windows_bit_identically():
+def test_miner_and_validator_apply_the_same_windows_bit_identically(caplog):
+    caplog.set_level(logging.INFO, logger="template.protocol.window_apply")
     net, blobs, expected = build_network()
     trainer, model, miner_counts, validator_counts = asyncio.run(run_both(net, expected))
     assert miner_counts == validator_counts == [2, 2, 2, 1]
+    bases = [
+        r.getMessage().rsplit("(", 1)[1].rstrip(")")
+        for r in caplog.records
+        if "applied" in r.getMessage()
+    ]
+    assert bases == [b for a in sorted(BASIS) for b in (BASIS[a], BASIS[a])]  # miner, validator
     assert trainer.applied_through == 3
     reference = replay(blobs, expected)
     live = dict(trainer.model.named_parameters())

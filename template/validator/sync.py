@@ -1,0 +1,177 @@
+"""The validator's schedule around the shared window-apply path (``protocol/window_apply.py``).
+
+Which bytes change the model is decided there, by the same code the miners run; the
+validator's model changes in place (``InPlaceModel``). This module decides only when:
+
+- ``advance_to(w - 1)`` at the start of window w's work: every window not applied yet, with
+  no waiting (the leader's list, its aggregate when behind, else the bootstrap rule);
+- ``settle(w, own_list, leader)`` at its end: publish this validator's peer list (its
+  heartbeat); the leader applies its own list and publishes aggregate, fingerprint and
+  checkpoints; a follower waits a bounded time for the leader's list. A leader too late for
+  its followers' deadline publishes nothing and applies the bootstrap rule as they did.
+After applying a leader's list, a follower compares fingerprints and re-syncs on a mismatch.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+
+import torch
+
+from template.chain.protocol import Chain
+from template.hparams import HParams
+from template.protocol.directory import PeerDirectory
+from template.protocol.documents import PeerList
+from template.protocol.window_apply import (
+    AppliedWindow,
+    CachedUpload,
+    InPlaceModel,
+    WindowApplier,
+)
+from template.protocol.windows import WindowClock
+from template.storage import StorageClient
+from template.training.model import param_shapes
+
+from .leader import publish_leader_documents, publish_peer_list
+from .state import ValidatorState
+
+logger = logging.getLogger(__name__)
+
+LATE_MARGIN_BLOCKS = 3  # a leader this close to its followers' deadline publishes no list
+KEEP_LISTS = 3  # windows of this validator's own peer lists kept (to apply them late)
+
+
+class ValidatorSync:
+    """Keeps the validator's model on the global model, window after window."""
+
+    def __init__(
+        self,
+        hp: HParams,
+        chain: Chain,
+        key,  # signs the leader documents
+        directory: PeerDirectory,
+        bucket: StorageClient,
+        model: torch.nn.Module,
+        state: ValidatorState,
+        *,
+        follow_wait: float,
+        held: CachedUpload,
+        on_change: Callable[[], None],
+    ):
+        self.hp, self.chain, self.key, self.bucket = hp, chain, key, bucket
+        self.model, self.state, self.follow_wait = model, state, follow_wait
+        self.on_change = on_change
+        self.clock = WindowClock(hp.window)
+        self.global_model = InPlaceModel(model, state.applied_through, self._changed)
+        self.applier = WindowApplier(
+            hp,
+            directory,
+            self.global_model,
+            param_shapes(model),
+            block=chain.block,
+            timestamp=chain.block_timestamp,
+            hotkey=self.hotkey,
+            cached=held,
+        )
+        self.own_lists: dict[int, PeerList] = {}
+        self.checkpoint_published = False
+
+    @property
+    def hotkey(self) -> str:
+        return self.key.ss58_address
+
+    def _changed(self) -> None:
+        self.state.applied_through = self.global_model.applied_through
+        self.on_change()
+
+    # --- window w's work, start and end -----------------------------------------------------
+    async def advance_to(self, target: int) -> None:
+        """Apply every window through ``target`` not applied yet (no waiting)."""
+        if self.global_model.applied_through is None:
+            self.global_model.applied_through = target  # fresh subnet: the initial model is current
+            self.state.applied_through = target
+            return
+        for w in range(self.global_model.applied_through + 1, target + 1):
+            await self.apply_window(w, wait_until=0)
+
+    async def settle(self, window: int, own_list: PeerList, leader: str | None) -> None:
+        """Publish ``own_list``, then lead (apply it, publish documents) or follow."""
+        self.own_lists = {w: d for w, d in self.own_lists.items() if w > window - KEEP_LISTS}
+        if leader == self.hotkey and await self._too_late_to_lead(window):
+            await self.apply_window(window, wait_until=0)  # followers' bootstrap rule, as they did
+            return
+        self.own_lists[window] = own_list
+        await publish_peer_list(self.bucket, own_list, self.key)
+        if leader == self.hotkey:
+            await self._lead(window, own_list.peers)
+        else:
+            await self._follow(window, leader)
+
+    async def _too_late_to_lead(self, window: int) -> bool:
+        """Followers wait for the leader's list of ``window`` until ``end(window + 1)``, then
+        apply the bootstrap rule. A list published after that (a leader slow or just restarted)
+        would split the subnet: miners on the bootstrap set, the leader on its own list, and
+        every honest upload of the next window would look out of sync to the leader."""
+        late = await self.chain.block() >= self.clock.end(window + 1) - LATE_MARGIN_BLOCKS
+        if late:
+            logger.warning(
+                "window %d: too late for a peer list (followers applied the bootstrap rule); "
+                "applying the bootstrap rule as they did",
+                window,
+            )
+        return late
+
+    async def _lead(self, window: int, peers) -> None:
+        """Leader: apply ``peers`` then publish the aggregate, fingerprint and checkpoints."""
+        blobs = await self.applier.fetch_blobs(window, list(peers))
+        done = await self.applier.apply(window, list(peers), blobs, "leader", self.hotkey)
+        await self._publish_as_leader(done)
+
+    async def _follow(self, window: int, leader: str | None) -> None:
+        """Apply the leader's peer list for ``window`` once it is out (bounded wait)."""
+        deadline = time.monotonic() + self.follow_wait
+        applied = await self.apply_window(
+            window,
+            leader=leader,
+            wait_until=self.clock.publish_deadline(window),
+            bootstrap=False,
+            should_wait=lambda: time.monotonic() < deadline,
+        )
+        if not applied:
+            logger.info("no peer list from the leader for window %d yet; applied later", window)
+
+    # --- one window, through the shared path ----------------------------------------------------
+    async def apply_window(self, window: int, **how) -> bool:
+        """Apply ``window``'s aggregate (``how``: see ``WindowApplier.apply_window``); a leader
+        publishes its documents (aggregates of every window keep catch-up whole), a follower
+        checks the leader's fingerprint and re-syncs on a mismatch."""
+        done = await self.applier.apply_window(window, own_list=self.own_lists.get(window), **how)
+        if done is None:
+            return False
+        if done.leader == self.hotkey:
+            await self._publish_as_leader(done)
+        elif done.leader is not None or done.basis == "aggregate":
+            await self._check_fingerprint(window, done.leader)
+        return True
+
+    async def _publish_as_leader(self, done: AppliedWindow) -> None:
+        await publish_leader_documents(
+            self.bucket,
+            self.key,
+            self.model,
+            self.hp,
+            done.window,
+            done.peers,
+            [b or b"" for b in done.blobs],
+            force_checkpoint=not self.checkpoint_published,
+        )
+        self.checkpoint_published = True
+        self.applier.in_sync, self.applier.fingerprint_ok = True, None
+
+    async def _check_fingerprint(self, window: int, leader: str | None) -> None:
+        """Compare with the leader's fingerprint now; on a mismatch re-sync at once."""
+        if await self.applier.check_fingerprint(window, leader) is False:
+            got = await self.applier.resync(window)
+            self.applier.in_sync = got == window
