@@ -121,7 +121,7 @@ def test_a_leader_past_its_followers_deadline_publishes_no_list():
     """Followers wait for window w's list until end(w + 1), then apply the bootstrap rule. A
     leader that is later (just restarted, or slow) must apply that rule too: its own list would
     split the subnet and make the next window's honest uploads look out of sync."""
-    from template.validator.loop import LATE_MARGIN_BLOCKS, Validator
+    from template.validator.sync import LATE_MARGIN_BLOCKS, ValidatorSync
 
     class Chain:
         block_now = 0
@@ -129,7 +129,7 @@ def test_a_leader_past_its_followers_deadline_publishes_no_list():
         async def block(self):
             return self.block_now
 
-    v = Validator.__new__(Validator)
+    v = ValidatorSync.__new__(ValidatorSync)
     v.clock, v.chain = WindowClock(HP.window), Chain()
     w = 7
     deadline = v.clock.end(w + 1)
