@@ -3,8 +3,9 @@
 Used by ``scripts/subtensor_localnet_setup.py`` and the real-node e2e test. On the localnet
 ``//Alice`` holds the sudo key and a large balance, so she creates the subnet, relaxes the
 hyperparameters that would slow a test down (commit-reveal, weights rate limit, start-call
-delay, long tempo) and funds the other accounts. Commit-reveal is turned off because a node
-with no internet gets no drand pulses, so timelocked commits would never be revealed; the
+delay, long tempo) and funds the other accounts. Commit-reveal is turned off: the drand pallet
+fetches its pulses over HTTP, and on a machine without internet timelocked commits would never
+be revealed (and a test would wait a reveal period per weight change); the
 commit-reveal path is exercised against the strict fake Substrate instead
 (tests/chain/test_subtensor_strict.py), and validators verify their weights after the reveal
 delay on any chain.
