@@ -1,0 +1,52 @@
+"""``seed-hparams``: check a run's hyperparameters file and print what nodes must agree on.
+
+seed-hparams run.toml          # name, sha256 hash, tokenizer pin, parameter count (one JSON line)
+
+The subnet owner publishes the file and this hash; every node of the run passes the same file
+as ``--hparams`` (uploads carry the hash, and peers with another hash are not mixed in).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(
+        prog="seed-hparams",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("hparams", help="A preset (tiny, 150m, 1b, 8b) or a TOML file.")
+    a = p.parse_args(argv)
+    from template.hparams import HParamsError, hparams_hash, load_hparams
+    from template.requirements import param_count
+
+    try:
+        hp = load_hparams(a.hparams)
+    except HParamsError as e:
+        print(f"hparams: {e}", file=sys.stderr)
+        return 2
+    if hp.data.tokenizer == "byte" and hp.model.vocab_size != 257:
+        print(
+            f"hparams: model.vocab_size is {hp.model.vocab_size} but data.tokenizer is 'byte' "
+            "(257 ids): train a tokenizer (seed-train-tokenizer) and pin it under [data]",
+            file=sys.stderr,
+        )
+        return 2
+    info = {
+        "name": hp.name,
+        "hparams_hash": hparams_hash(hp),
+        "tokenizer": hp.data.tokenizer,
+        "vocab_size": hp.model.vocab_size,
+        "params": param_count(hp),
+        "outer": hp.outer.method,
+    }
+    print(json.dumps(info))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
