@@ -1,12 +1,17 @@
 #!/usr/bin/env python
-"""Compare DDP, dense DiLoCo and SparseLoCo at equal tokens, K miners simulated in one process.
+"""DDP, DiLoCo, plain averaging and SparseLoCo at equal tokens, K miners in one process.
 
-    python scripts/bench_convergence.py --json            # K=4, H=15, 25 outer steps
-    python scripts/bench_convergence.py --quick --json    # a few minutes on 2 CPU cores
+    python scripts/bench_convergence.py --json                  # the preset's H, 375 steps/miner
+    python scripts/bench_convergence.py --quick --json          # under 10 min on 2 CPU cores
+    python scripts/bench_convergence.py --data corpus.txt --ood other.txt --seeds 0 1 --json
 
 Prints one JSON object; writes a PNG of loss against tokens and against bytes sent.
 SparseLoCo uploads go through the real signed wire format, so their byte count is what a
-miner uploads per window. DDP's bytes are one dense fp32 gradient all-reduce per inner step.
+miner uploads. DDP's bytes are one dense fp32 gradient all-reduce per inner step. The
+default corpus is ../shared/data/tinyshakespeare.txt; when it is absent the run stops with
+an error unless ``--data stdlib`` names the fallback (the Python standard library's
+sources) explicitly. ``--diloco-sweep lr:momentum ...`` runs DiLoCo once per pair and
+records them all; the best is reported as ``diloco``.
 """
 
 from __future__ import annotations
@@ -17,6 +22,7 @@ import logging
 import sys
 import tempfile
 import time
+import tomllib
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -27,6 +33,7 @@ import torch  # noqa: E402
 from template.hparams import hparams_hash, load_hparams  # noqa: E402
 from template.signing import dev_keypair  # noqa: E402
 from template.training.corpus import iter_documents  # noqa: E402
+from template.training.model import build_model, param_shapes  # noqa: E402
 from template.training.pages import PageDataset  # noqa: E402
 from template.training.shards import TokenStream, write_shards  # noqa: E402
 from template.training.simulate import METHODS, EvalSets, simulate  # noqa: E402
@@ -34,20 +41,8 @@ from template.training.tokenizer import ByteTokenizer  # noqa: E402
 from template.training.wire import decode_upload, encode_upload, upload_size_cap  # noqa: E402
 
 SHARED = ROOT.parent / "shared" / "data"
-
-
-def fallback_corpus() -> Path:
-    """The standard library's own sources: a corpus every Python install has."""
-    import json as mod
-
-    return Path(mod.__file__).parent
-
-
-def prepare(paths: list[Path], out: Path) -> TokenStream:
-    tok = ByteTokenizer()
-    docs = (tok.encode(t) + [tok.eot_id] for t in iter_documents([str(p) for p in paths]))
-    write_shards(docs, out, vocab_size=tok.vocab_size, tokenizer=tok.name)
-    return TokenStream(out)
+DEFAULT_DATA = SHARED / "tinyshakespeare.txt"
+DEFAULT_OOD = SHARED / "wikitext2-valid.txt"
 
 
 def wire_roundtrip(hp, shapes):
@@ -100,99 +95,178 @@ def plot(results: dict, path: Path) -> None:
     fig.savefig(path, dpi=110)
 
 
+def prepare(paths: list[Path], out: Path) -> TokenStream:
+    """Byte-tokenise ``paths`` into shards under ``out``."""
+    tok = ByteTokenizer()
+    docs = (tok.encode(t) + [tok.eot_id] for t in iter_documents([str(p) for p in paths]))
+    write_shards(docs, out, vocab_size=tok.vocab_size, tokenizer=tok.name)
+    return TokenStream(out)
+
+
+def resolve_data(data: list[str] | None) -> tuple[list[Path], str]:
+    """(paths, source name). The default corpus must exist; ``stdlib`` is the named fallback."""
+    if data == ["stdlib"]:
+        import json as mod
+
+        return [Path(mod.__file__).parent], "stdlib fallback (Python standard-library sources)"
+    if data:
+        return [Path(d) for d in data], "user"
+    if not DEFAULT_DATA.is_file():
+        raise SystemExit(
+            f"default corpus {DEFAULT_DATA} not found: pass --data PATH, "
+            "or --data stdlib to train on the Python standard library's sources"
+        )
+    return [DEFAULT_DATA], "default (tinyshakespeare)"
+
+
+def parse_sets(items: list[str]) -> dict:
+    """``key=value`` hparams overrides (dotted keys, TOML-like values)."""
+    out = {}
+    for item in items:
+        key, _, raw = item.partition("=")
+        out[key] = tomllib.loads(f"v = {raw}")["v"]
+    return out
+
+
+def mean_spread(xs: list[float]) -> dict:
+    xs = [x for x in xs if x is not None]
+    if not xs:
+        return {"mean": None}
+    m = sum(xs) / len(xs)
+    return {"mean": round(m, 4), "min": round(min(xs), 4), "max": round(max(xs), 4), "n": len(xs)}
+
+
+def run_seed(args, hp, seed: int, data: list[Path], ood_path: Path | None, tmp: Path) -> dict:
+    hp = hp.replace(**{"model.init_seed": seed, "data.seed": seed})
+    ds = PageDataset(prepare(data, tmp / f"train{seed}"), hp)
+    val = ds.sequences(ds.layout.heldout_pages(0, args.eval_pages))
+    ood = None
+    if ood_path is not None:
+        ood_ds = PageDataset(prepare([ood_path], tmp / f"ood{seed}"), hp)
+        ood = ood_ds.sequences(list(range(min(args.eval_pages, ood_ds.layout.num_pages))))
+    shapes = param_shapes(build_model(hp.model))
+    results, sweep = {}, []
+
+    def sim(method: str, hpm) -> object:
+        return simulate(
+            method,
+            hpm,
+            ds,
+            EvalSets(val, ood),
+            miners=args.miners,
+            outer_steps=args.outer_steps,
+            eval_every=max(1, args.outer_steps // 8),
+            encode_upload=wire_roundtrip(hpm, shapes) if method == "sparseloco" else None,
+            wire_every=args.wire_every,
+            sparse_momentum=args.sparse_momentum,
+            device=args.device,
+        )
+
+    for method in args.methods:
+        if method == "diloco" and args.diloco_sweep:
+            best = None
+            for pair in args.diloco_sweep:
+                lr, mom = (float(x) for x in pair.split(":"))
+                r = sim(
+                    "diloco", hp.replace(**{"outer.diloco_lr": lr, "outer.diloco_momentum": mom})
+                )
+                sweep.append({"lr": lr, "momentum": mom, **r.summary()})
+                if best is None or r.val_loss < best[1].val_loss:
+                    best = ((lr, mom), r)
+            args.diloco_sweep = [f"{best[0][0]}:{best[0][1]}"]  # later seeds: the winner only
+            results["diloco"] = best[1]
+        else:
+            results[method] = sim(method, hp)
+    return {"results": results, "diloco_sweep": sweep}
+
+
 def main() -> int:
     p = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    p.add_argument(
-        "--data", nargs="*", default=None, help="training corpus (default: shared tinyshakespeare)"
-    )
-    p.add_argument(
-        "--ood", default=None, help="out-of-domain corpus (default: shared wikitext2-valid)"
-    )
+    p.add_argument("--data", nargs="*", default=None, help="training corpus files or 'stdlib'")
+    p.add_argument("--ood", default=None, help="out-of-domain corpus (default: wikitext2-valid)")
     p.add_argument("--hparams", default="tiny")
+    p.add_argument("--set", nargs="*", default=[], help="hparams overrides, e.g. outer.lr=1.5")
     p.add_argument("--miners", type=int, default=4, help="K")
-    p.add_argument("--inner-steps", type=int, default=15, help="H")
-    p.add_argument("--outer-steps", type=int, default=25)
+    p.add_argument("--inner-steps", type=int, default=None, help="H (default: the preset's)")
+    p.add_argument("--steps-per-miner", type=int, default=375, help="inner steps per miner")
     p.add_argument("--methods", nargs="*", default=list(METHODS), choices=METHODS)
-    p.add_argument(
-        "--quick",
-        action="store_true",
-        help="6 outer steps (a smoke run: ~8 min on 2 busy cores, less when idle)",
-    )
+    p.add_argument("--seeds", nargs="*", type=int, default=[0])
+    p.add_argument("--diloco-sweep", nargs="*", default=[], help="lr:momentum pairs")
+    p.add_argument("--sparse-momentum", type=float, default=0.0, help="simulation lever only")
+    p.add_argument("--wire-every", type=int, default=1, help="wire round trip every n windows")
+    p.add_argument("--quick", action="store_true", help="60 steps per miner, one seed")
     p.add_argument("--eval-pages", type=int, default=16)
     p.add_argument("--plot", default="out/convergence.png", help="PNG path ('' to skip)")
     p.add_argument("--device", default="cpu")
-    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--threads", type=int, default=1)
     p.add_argument("--json", action="store_true", help="print only the JSON result")
     args = p.parse_args()
     logging.basicConfig(level=logging.WARNING if args.json else logging.INFO, format="%(message)s")
     torch.set_num_threads(args.threads)
-    outer_steps = 6 if args.quick else args.outer_steps
+    if args.quick:
+        args.steps_per_miner, args.seeds = 60, args.seeds[:1]
 
-    hp = load_hparams(args.hparams)
-    hp = hp.replace(
-        **{
-            "train.inner_steps": args.inner_steps,
-            "train.total_steps": args.inner_steps * outer_steps,
-        }
-    )
-    data = [Path(d) for d in args.data] if args.data else None
-    if data is None:
-        shk = SHARED / "tinyshakespeare.txt"
-        data = [shk] if shk.is_file() else [fallback_corpus()]
-    ood_path = Path(args.ood) if args.ood else SHARED / "wikitext2-valid.txt"
+    hp = load_hparams(args.hparams).replace(**parse_sets(args.set))
+    H = args.inner_steps or hp.train.inner_steps
+    if args.steps_per_miner % H:
+        raise SystemExit(f"--steps-per-miner {args.steps_per_miner} is not a multiple of H={H}")
+    args.outer_steps = args.steps_per_miner // H
+    hp = hp.replace(**{"train.inner_steps": H, "train.total_steps": args.steps_per_miner})
+    data, source = resolve_data(args.data)
+    ood_path = Path(args.ood) if args.ood else DEFAULT_OOD
+    if not ood_path.is_file():
+        logging.warning("no out-of-domain corpus at %s: ood_loss skipped", ood_path)
+        ood_path = None
 
     t0 = time.perf_counter()
+    per_seed = {}
     with tempfile.TemporaryDirectory() as tmp:
-        ds = PageDataset(prepare(data, Path(tmp) / "train"), hp)
-        val = ds.sequences(ds.layout.heldout_pages(0, args.eval_pages))
-        ood = None
-        if ood_path.is_file():
-            ood_ds = PageDataset(prepare([ood_path], Path(tmp) / "ood"), hp)
-            ood = ood_ds.sequences(list(range(min(args.eval_pages, ood_ds.layout.num_pages))))
-        shapes = None
-        results = {}
-        for method in args.methods:
-            if method == "sparseloco" and shapes is None:
-                from template.training.model import build_model, param_shapes
-
-                shapes = param_shapes(build_model(hp.model))
-            results[method] = simulate(
-                method,
-                hp,
-                ds,
-                EvalSets(val, ood),
-                miners=args.miners,
-                outer_steps=outer_steps,
-                eval_every=max(1, outer_steps // 8),
-                encode_upload=wire_roundtrip(hp, shapes) if method == "sparseloco" else None,
-                device=args.device,
-            )
+        for seed in args.seeds:
+            per_seed[seed] = run_seed(args, hp, seed, data, ood_path, Path(tmp))
+    first = per_seed[args.seeds[0]]["results"]
+    runs = {}
+    for m in first:
+        rs = [per_seed[s]["results"][m] for s in args.seeds]
+        runs[m] = {
+            "val_loss": mean_spread([r.val_loss for r in rs]),
+            "ood_loss": mean_spread([r.ood_loss for r in rs]),
+            "per_seed": {s: per_seed[s]["results"][m].summary() for s in args.seeds},
+        }
     out = {
         "hparams": hp.name,
+        "overrides": parse_sets(args.set),
         "miners": args.miners,
-        "inner_steps": args.inner_steps,
-        "outer_steps": outer_steps,
+        "inner_steps": H,
+        "outer_steps": args.outer_steps,
+        "tokens_per_method": args.miners
+        * args.steps_per_miner
+        * hp.train.batch_size
+        * hp.model.seq_len,
+        "seeds": args.seeds,
         "data": [str(d) for d in data],
-        "ood": str(ood_path) if ood_path.is_file() else None,
-        "runs": {m: r.summary() for m, r in results.items()},
-        "curves": {m: r.curve for m, r in results.items()},
+        "data_source": source,
+        "ood": str(ood_path) if ood_path else None,
+        "sparse_momentum": args.sparse_momentum,
+        "runs": runs,
+        "diloco_sweep": per_seed[args.seeds[0]]["diloco_sweep"],
+        "curves": {m: r.curve for m, r in first.items()},
         "seconds": round(time.perf_counter() - t0, 1),
     }
-    runs = out["runs"]
-    if "ddp" in runs and "sparseloco" in runs:
-        out["sparseloco_gap_to_ddp"] = round(
-            runs["sparseloco"]["val_loss"] / runs["ddp"]["val_loss"] - 1, 4
-        )
-    if "diloco" in runs and "sparseloco" in runs:
-        out["sparseloco_minus_diloco"] = round(
-            runs["sparseloco"]["val_loss"] - runs["diloco"]["val_loss"], 4
-        )
+    for m in ("avg", "sparseloco", "diloco"):
+        if "ddp" in first and m in first:
+            gaps = [
+                per_seed[s]["results"][m].val_loss / per_seed[s]["results"]["ddp"].val_loss - 1
+                for s in args.seeds
+            ]
+            out[f"{m}_gap_to_ddp"] = mean_spread(gaps)
+    if "sparseloco" in first:
+        out["sparseloco_mb_per_miner"] = round(first["sparseloco"].bytes_per_node_total / 1e6, 3)
     if args.plot:
-        plot(results, Path(args.plot))
+        plot(first, Path(args.plot))
         out["plot"] = args.plot
-    print(json.dumps(out if args.json else out, indent=None if args.json else 1))
+    print(json.dumps(out, indent=None if args.json else 1))
     return 0
 
 

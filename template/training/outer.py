@@ -92,7 +92,9 @@ class DilocoOuterOptimizer:
 
     def __init__(self, model: torch.nn.Module, lr: float = 0.7, momentum: float = 0.9):
         self.model = model
-        self.opt = torch.optim.SGD(model.parameters(), lr=lr, momentum=momentum, nesterov=True)
+        self.opt = torch.optim.SGD(
+            model.parameters(), lr=lr, momentum=momentum, nesterov=momentum > 0
+        )
 
     @torch.no_grad()
     def step(self, delta: Mapping[str, torch.Tensor]) -> None:
@@ -106,6 +108,29 @@ class DilocoOuterOptimizer:
 
     def load_state_dict(self, state: dict) -> None:
         self.opt.load_state_dict(state)
+
+
+class SparseOuterState:
+    """The sparse outer step as a step to subtract: ``lr * agg``, or with Nesterov momentum
+    ``m`` (buffer ``b <- m b + agg``) ``lr * (agg + m b)``. Momentum 0 keeps no state."""
+
+    def __init__(self, lr: float, momentum: float = 0.0):
+        if not 0.0 <= momentum < 1.0:
+            raise ValueError(f"momentum must be in [0, 1), got {momentum}")
+        self.lr, self.momentum = lr, momentum
+        self.buffer: dict[str, torch.Tensor] = {}
+
+    @torch.no_grad()
+    def update(self, agg: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        if self.momentum == 0.0:
+            return {name: d * self.lr for name, d in agg.items()}
+        out = {}
+        for name, d in agg.items():
+            b = self.buffer.get(name)
+            b = d.clone() if b is None else b.mul_(self.momentum).add_(d)
+            self.buffer[name] = b
+            out[name] = (d + self.momentum * b) * self.lr
+        return out
 
 
 def pseudo_gradient(

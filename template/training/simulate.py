@@ -1,10 +1,12 @@
-"""K miners in one process: DDP, dense DiLoCo and SparseLoCo compared at equal tokens.
+"""K miners in one process: DDP, DiLoCo, plain averaging and SparseLoCo at equal tokens.
 
 Every method sees the same data: in outer step w, miner k trains on
 ``pages(w, k, pages_per_window)``; DDP takes the K miners' batches of each inner
-step as one K-times-larger batch. SparseLoCo uploads go through the real wire
-format (encode, sign, strict decode), so ``bytes_per_node_per_window`` is what a
-miner would upload.
+step as one K-times-larger batch. ``avg`` is uncompressed averaging at the same H
+(outer lr 1, no momentum): the gap ddp -> avg is the cost of local updates, the gap
+avg -> sparseloco the cost of compression. SparseLoCo uploads go through the real wire
+format (encode, sign, strict decode) every ``wire_every`` windows; the wire is lossless,
+so the other windows use the compressed delta in memory and reuse the last measured size.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from .inner import evaluate_loss, make_optimizer, train_steps
 from .model import build_model
 from .outer import (
     DilocoOuterOptimizer,
+    SparseOuterState,
     aggregate_dense,
     aggregate_sparse,
     apply_delta,
@@ -33,7 +36,7 @@ from .pages import PageDataset, batches
 
 logger = logging.getLogger(__name__)
 
-METHODS = ("ddp", "diloco", "sparseloco")
+METHODS = ("ddp", "diloco", "avg", "sparseloco")
 
 
 @dataclass(frozen=True)
@@ -50,6 +53,7 @@ class SimResult:
     tokens: int
     bytes_per_node_per_window: int
     seconds: float
+    bytes_per_node_total: int = 0  # everything one miner sent over the run
     curve: list[dict] = field(default_factory=list)  # per eval: tokens, bytes_sent, val_loss
 
     def summary(self) -> dict:
@@ -58,6 +62,7 @@ class SimResult:
             "ood_loss": None if self.ood_loss is None else round(self.ood_loss, 4),
             "tokens": self.tokens,
             "bytes_per_node_per_window": self.bytes_per_node_per_window,
+            "bytes_per_node_total": self.bytes_per_node_total,
             "seconds": round(self.seconds, 1),
         }
 
@@ -65,6 +70,20 @@ class SimResult:
 def _miner_batches(ds: PageDataset, hp: HParams, window: int, uid: int) -> list[torch.Tensor]:
     seqs = ds.sequences(ds.layout.pages(window, uid, hp.pages_per_window))
     return batches(seqs, hp.train.batch_size, hp.train.inner_steps)
+
+
+def _train_window(rep, opt, window_batches, hp: HParams, w: int, late, device) -> None:
+    """H inner steps from the global model; with ``late`` (the last outer step, not yet
+    received) the replica starts without it and gets it after half the steps, as live."""
+    H = hp.train.inner_steps
+    if late is None:
+        train_steps(rep, opt, window_batches, hp.train, start_step=w * H, device=device)
+        return
+    half = H // 2
+    apply_delta(rep, {n: -d for n, d in late.items()}, 1.0)
+    train_steps(rep, opt, window_batches[:half], hp.train, start_step=w * H, device=device)
+    apply_delta(rep, late, 1.0)
+    train_steps(rep, opt, window_batches[half:], hp.train, start_step=w * H + half, device=device)
 
 
 def simulate(
@@ -77,13 +96,21 @@ def simulate(
     outer_steps: int,
     eval_every: int = 5,
     encode_upload: Callable | None = None,
+    wire_every: int = 1,
+    sparse_momentum: float = 0.0,
+    delayed_outer: bool = False,
     device: str = "cpu",
 ) -> SimResult:
     """Run ``outer_steps`` windows of ``method`` with ``miners`` workers; evaluate along the way.
 
     ``encode_upload(compressed_delta, window, uid) -> bytes`` and its inverse are supplied by the
     wire layer for SparseLoCo (see ``wire_roundtrip``); without it the compressed delta is used
-    in memory and its byte size is not known (reported as 0).
+    in memory and its byte size is not known (reported as 0). With ``wire_every = n`` only
+    windows ``0, n, 2n, ...`` take the wire round trip (it is lossless; the others reuse the
+    last measured size). ``sparse_momentum`` (a simulation lever, not what the network runs)
+    puts outer Nesterov momentum on the sparse aggregate. ``delayed_outer`` runs the live
+    miner's schedule: window w's training starts without window w-1's aggregate, which
+    arrives after half the inner steps (``template/miner/sync.py``).
     """
     if method not in METHODS:
         raise ValueError(f"method must be one of {METHODS}")
@@ -94,6 +121,7 @@ def simulate(
     curve: list[dict] = []
     tokens_per_window = K * H * B * hp.model.seq_len
     bytes_per_window = 0
+    bytes_total = 0
 
     def record(window: int) -> None:
         loss = evaluate_loss(model, evals.val, device=device)
@@ -101,7 +129,7 @@ def simulate(
             {
                 "window": window,
                 "tokens": window * tokens_per_window,
-                "bytes_sent": window * bytes_per_window,
+                "bytes_sent": bytes_total,
                 "val_loss": round(loss, 4),
             }
         )
@@ -112,6 +140,7 @@ def simulate(
         opt = make_optimizer(model, hp.train)
         bytes_per_window = H * n_params * 4  # a dense fp32 all-reduce per inner step
         for w in range(outer_steps):
+            bytes_total += bytes_per_window
             per_miner = [_miner_batches(ds, hp, w, k) for k in range(K)]
             big = [torch.cat([per_miner[k][s] for k in range(K)]) for s in range(H)]
             train_steps(
@@ -124,38 +153,38 @@ def simulate(
         inner_opts = [make_optimizer(r, hp.train) for r in replicas]
         compressors = [Compressor(hp.compression) for _ in range(K)]
         outer = DilocoOuterOptimizer(model, hp.outer.diloco_lr, hp.outer.diloco_momentum)
+        sparse_outer = SparseOuterState(hp.outer.lr, sparse_momentum)
         shapes = {n: tuple(p.shape) for n, p in model.named_parameters()}
+        last_step: dict[str, torch.Tensor] | None = None  # the aggregate a delayed miner lacks
         for w in range(outer_steps):
             start = snapshot(model)
             dense, sparse, sizes = [], [], []
             for k, (rep, opt) in enumerate(zip(replicas, inner_opts, strict=True)):
                 rep.load_state_dict(model.state_dict())
-                train_steps(
-                    rep,
-                    opt,
-                    _miner_batches(ds, hp, w, k),
-                    hp.train,
-                    start_step=w * H,
-                    device=device,
-                )
+                _train_window(rep, opt, _miner_batches(ds, hp, w, k), hp, w, last_step, device)
                 delta = pseudo_gradient(start, rep)
-                if method == "diloco":
+                if method in ("diloco", "avg"):
                     dense.append(delta)
                     sizes.append(n_params * 4)
                 else:
                     cd = compressors[k].compress(delta)
-                    if encode_upload is not None:
+                    if encode_upload is not None and w % wire_every == 0:
                         cd, size = encode_upload(cd, w, k)
                         sizes.append(size)
                     sparse.append(cd.sparse())
-            bytes_per_window = max(sizes) if sizes else 0
+            bytes_per_window = max(sizes) if sizes else bytes_per_window
+            bytes_total += bytes_per_window
             if method == "diloco":
                 outer.step(aggregate_dense(dense))
+            elif method == "avg":
+                apply_delta(model, aggregate_dense(dense), 1.0)
             else:
                 agg = aggregate_sparse(
                     sparse, shapes, clip_to_median=hp.outer.clip_to_median, device=device
                 )
-                apply_delta(model, agg, hp.outer.lr)
+                step = sparse_outer.update(agg)
+                apply_delta(model, step, 1.0)
+                last_step = step if delayed_outer else None
             if (w + 1) % eval_every == 0 or w + 1 == outer_steps:
                 record(w + 1)
     val = curve[-1]["val_loss"]
@@ -167,5 +196,6 @@ def simulate(
         outer_steps * tokens_per_window,
         bytes_per_window,
         time.perf_counter() - t0,
+        bytes_total,
         curve,
     )

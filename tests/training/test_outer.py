@@ -1,3 +1,4 @@
+import pytest
 import torch
 
 from template.training.outer import (
@@ -69,3 +70,34 @@ def test_diloco_nesterov_by_hand():
     d = aggregate_dense([{"weight": torch.tensor([[2.0]])}, {"weight": torch.tensor([[0.0]])}])
     outer.step(d)  # buf = 1; nesterov update = g + 0.9 * buf = 1.9; w = 1 - 0.5 * 1.9
     torch.testing.assert_close(model.weight, torch.tensor([[0.05]]))
+
+
+def test_sparse_outer_state_without_momentum_is_lr_times_aggregate():
+    from template.training.outer import SparseOuterState
+
+    st = SparseOuterState(lr=2.0)
+    out = st.update({"w": torch.tensor([1.0, -0.5])})
+    torch.testing.assert_close(out["w"], torch.tensor([2.0, -1.0]))
+    assert st.buffer == {}  # stateless: the network's step
+
+
+def test_sparse_outer_state_nesterov_by_hand():
+    from template.training.outer import SparseOuterState
+
+    st = SparseOuterState(lr=0.5, momentum=0.5)
+    # step 1: b = g1 = 2 ; step = 0.5 * (2 + 0.5 * 2) = 1.5
+    torch.testing.assert_close(st.update({"w": torch.tensor([2.0])})["w"], torch.tensor([1.5]))
+    # step 2: b = 0.5 * 2 + 4 = 5 ; step = 0.5 * (4 + 0.5 * 5) = 3.25
+    torch.testing.assert_close(st.update({"w": torch.tensor([4.0])})["w"], torch.tensor([3.25]))
+    with pytest.raises(ValueError):
+        SparseOuterState(lr=1.0, momentum=1.0)
+
+
+def test_diloco_without_momentum_is_plain_sgd():
+    m = torch.nn.Linear(1, 1, bias=False)
+    with torch.no_grad():
+        m.weight.fill_(1.0)
+    opt = DilocoOuterOptimizer(m, lr=1.0, momentum=0.0)
+    opt.step({"weight": torch.tensor([[0.25]])})
+    opt.step({"weight": torch.tensor([[0.25]])})
+    assert float(m.weight) == 0.5
