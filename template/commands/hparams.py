@@ -13,14 +13,18 @@ import json
 import sys
 
 
-def main(argv: list[str] | None = None) -> int:
+def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="seed-hparams",
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("hparams", help="A preset (tiny, 150m, 1b, 8b) or a TOML file.")
-    a = p.parse_args(argv)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    a = build_parser().parse_args(argv)
     from template.hparams import HParamsError, hparams_hash, load_hparams
     from template.requirements import param_count
 

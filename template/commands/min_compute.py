@@ -91,7 +91,7 @@ network_spec:
 """
 
 
-def main(argv: list[str] | None = None) -> int:
+def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="seed-min-compute",
         description=__doc__,
@@ -101,7 +101,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--write", action="store_true", help="Write the file instead of printing it.")
     p.add_argument("--out", default="min_compute.yml", help="File --write writes.")
     p.add_argument("--json", action="store_true", help="Print the figures of every preset.")
-    args = p.parse_args(argv)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
     if args.json:
         out = {name: requirements(load_hparams(name)).__dict__ for name in PRESETS}
         print(json.dumps(out, indent=1))

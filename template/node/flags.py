@@ -156,3 +156,17 @@ def check_args(cls: type, args: argparse.Namespace, dest_prefix: str = "") -> No
         dest = _dest(dest_prefix, f)
         if rule is not None and hasattr(args, dest):
             rule.check(flag_of(f), getattr(args, dest))
+
+
+def flags_table(cls: type) -> str:
+    """A Markdown table of ``cls``'s flags (flag, default, meaning, rule) for the docs."""
+    rows = ["| flag | default | meaning | rule |", "|---|---|---|---|"]
+    for f in dataclasses.fields(cls):
+        help_text = f.metadata.get("help")
+        if not help_text or help_text == argparse.SUPPRESS:
+            continue
+        default = None if f.default is dataclasses.MISSING else f.default
+        rule = f.metadata.get("rule")
+        cells = [f"`{flag_of(f)}`", f"{default}", help_text, rule.text if rule else ""]
+        rows.append("| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |")
+    return "\n".join(rows) + "\n"
