@@ -15,6 +15,7 @@ from __future__ import annotations
 import logging
 import math
 import threading
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -78,6 +79,7 @@ class ShardedTrainer(Trainer):
         self.applied_through = -1
         self._stream: PageStream | None = None
         self._losses: list[float] = []
+        self.compress_seconds = 0.0  # the last window's error feedback + top-k + quantisation
 
     # --- commands: rank 0 announces, every rank executes ----------------------------
     def _cmd(self, op: str, *args):
@@ -148,7 +150,12 @@ class ShardedTrainer(Trainer):
         return stats
 
     def _do_end(self) -> CompressedDelta | None:
-        return self.compressor.compress(self.local_delta(), self.shapes)
+        t0 = time.perf_counter()
+        out = self.compressor.compress(self.local_delta(), self.shapes)
+        if self.ctx.device.type == "cuda":
+            torch.cuda.synchronize(self.ctx.device)
+        self.compress_seconds = time.perf_counter() - t0
+        return out
 
     @torch.no_grad()
     def local_delta(self) -> dict[str, torch.Tensor]:
