@@ -29,7 +29,9 @@ class SubnetParams:
         """Worst-case blocks from a set_weights until the weights are in force on chain."""
         if not self.commit_reveal:
             return 1
-        return (self.reveal_period_epochs + 1) * max(1, self.tempo) + 2
+        # a commit of epoch e is revealed when epoch e + period starts: <= period * tempo later
+        # (plus slack: the chain retries a reveal during the epoch until drand's pulse is in)
+        return self.reveal_period_epochs * max(1, self.tempo) + max(2, self.tempo // 10)
 
 
 @dataclass(frozen=True)

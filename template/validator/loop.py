@@ -66,12 +66,10 @@ from .scoring import Scoreboard, window_values
 from .state import ValidatorState, load_state, save_state
 from .status import validator_status
 from .weights import (
-    PendingWeights,
     WeightsCheck,
+    WeightsTracker,
     compute_weights,
-    pending_check,
     set_weights_with_retry,
-    verify_weights,
     weights_due,
 )
 
@@ -149,7 +147,7 @@ class Validator:
         self.peers_applied = 0
         self.checkpoint_published = False
         self.last_report: WindowReport | None = None
-        self.pending_weights: PendingWeights | None = None  # verified after the reveal delay
+        self.weights_tracker = WeightsTracker()  # sends verified after the reveal delay
         self.weights_check: WeightsCheck | None = None
         self.started_at = time.time()
 
@@ -538,18 +536,17 @@ class Validator:
         self.state.weights = dict(weights)
         self.state.weights_set += 1
         self.state.last_weights_block = res.block if res.block is not None else block
-        self.pending_weights = pending_check(weights, self.state.last_weights_block, params)
+        self.weights_tracker.sent(weights, self.state.last_weights_block, params)
         return True
 
     async def _check_weights_landed(self, block: int) -> None:
         """Once the reveal delay has passed, check the last weights are in force; warn if not."""
-        pending = self.pending_weights
-        if pending is None or self.uid is None or block < pending.check_at:
+        if self.uid is None:
             return
-        self.pending_weights = None
-        self.weights_check = await verify_weights(self.chain, self.uid, pending)
-        log = logger.info if self.weights_check.landed else logger.warning
-        log("weights check: %s", self.weights_check.message)
+        check = await self.weights_tracker.check(self.chain, self.uid, block)
+        if check is not None:
+            self.weights_check = check
+            (logger.info if check.landed else logger.warning)("weights check: %s", check.message)
 
     def status(self, report: WindowReport, block: int) -> dict:
         return validator_status(self, report, block)

@@ -145,14 +145,17 @@ def weights_match(sent: Mapping[int, float], on_chain: Mapping[int, float], tol=
     return all(abs(want[u] - got.get(u, 0.0)) <= tol for u in want)
 
 
-async def verify_weights(chain: Chain, uid: int, pending: PendingWeights) -> WeightsCheck:
-    """Read ``uid``'s weights row and compare it with what was sent; never raises."""
+async def verify_weights(
+    chain: Chain, uid: int, pending: PendingWeights, newer: list[PendingWeights] = ()
+) -> WeightsCheck:
+    """Read ``uid``'s weights row and compare it with what was sent (or a newer send that may
+    already be in force); never raises."""
     try:
         block = await chain.block()
         row = await chain.weights_of(uid)
     except Exception as e:  # noqa: BLE001 - reported, retried at the next check
         return WeightsCheck(False, -1, f"could not read weights on chain: {type(e).__name__}: {e}")
-    if weights_match(pending.weights, row):
+    if any(weights_match(p.weights, row) for p in (pending, *newer)):
         return WeightsCheck(True, block, f"weights set at block {pending.block} are in force")
     return WeightsCheck(
         False,
@@ -161,3 +164,24 @@ async def verify_weights(chain: Chain, uid: int, pending: PendingWeights) -> Wei
         f"(on chain: {len(row)} uids); with commit-reveal the chain drops a reveal that fails "
         "its checks (permit, stake threshold, version key, weight count) without an error",
     )
+
+
+class WeightsTracker:
+    """The sends not yet verified. At each check, the newest send whose reveal delay has
+    passed must be in force (or a newer one, if already revealed); older ones are moot."""
+
+    def __init__(self, keep: int = 16):
+        self.pending: list[PendingWeights] = []
+        self.keep = keep
+
+    def sent(self, weights: Mapping[int, float], block: int, params: SubnetParams) -> None:
+        self.pending = [*self.pending, pending_check(weights, block, params)][-self.keep :]
+
+    async def check(self, chain: Chain, uid: int, block: int) -> WeightsCheck | None:
+        """None while nothing is due; else the outcome for the newest due send."""
+        due = [p for p in self.pending if block >= p.check_at]
+        if not due:
+            return None
+        newer = [p for p in self.pending if block < p.check_at]
+        self.pending = newer
+        return await verify_weights(chain, uid, due[-1], newer)

@@ -9,6 +9,7 @@ from bittensor.intents.weights import clip_to_max_weight, normalize
 from template.chain.devchain.testing import running_devchain
 from template.chain.types import SubnetParams
 from template.validator.weights import (
+    WeightsTracker,
     compute_weights,
     pending_check,
     required_weights,
@@ -50,7 +51,7 @@ def test_filler_prefers_miners_then_other_validators():
 
 def test_reveal_delay_and_matching():
     p = params(commit_reveal=True, reveal_period_epochs=2)
-    assert pending_check({1: 1.0}, 100, p).check_at == 100 + 3 * 10 + 2
+    assert pending_check({1: 1.0}, 100, p).check_at == 100 + 2 * 10 + 2
     assert pending_check({1: 1.0}, 100, params()).check_at == 101
     assert weights_match({1: 3.0, 2: 1.0}, {1: 0.7502, 2: 0.2498})
     assert not weights_match({1: 3.0, 2: 1.0}, {1: 0.5, 2: 0.5})
@@ -73,3 +74,27 @@ async def test_a_dropped_reveal_is_reported_on_the_dev_chain(tmp_path):
         assert not check.landed and "not in force" in check.message
         reveals = await v.reveals()
         assert reveals[0]["ok"] is False and "no_validator_permit" in reveals[0]["message"]
+
+
+async def test_tracker_checks_even_when_weights_are_sent_faster_than_the_delay():
+    class Chain:
+        row: dict[int, float] = {}
+
+        async def block(self):
+            return now
+
+        async def weights_of(self, uid):
+            return self.row
+
+    chain, tracker = Chain(), WeightsTracker()
+    p = params(commit_reveal=True, reveal_period_epochs=1)  # delay 12 blocks, sends every 10
+    results = []
+    for now in range(100, 200, 10):
+        results.append(await tracker.check(chain, 1, now))
+        tracker.sent({2: float(now)}, now, p)
+        chain.row = {2: 1.0}  # the previous send got revealed
+    checks = [r for r in results if r is not None]
+    assert len(checks) >= 7 and all(c.landed for c in checks)
+    chain.row = {}  # nothing lands any more: the next due check says so
+    assert not (await tracker.check(chain, 1, 10_000)).landed
+    assert await tracker.check(chain, 1, 10_001) is None  # nothing left to check
