@@ -21,7 +21,7 @@ from template.node.flags import (
 ROOT = Path(__file__).resolve().parents[2]
 SHARED_CORPUS = ROOT.parent / "shared" / "data" / "tinyshakespeare.txt"
 
-# Dev-chain genesis for a local run. An epoch every tempo + 1 = 11 blocks (about half a
+# Dev-chain genesis for a local run. An epoch every tempo = 10 blocks (about half a
 # 20-block window) so incentive follows weights within one window; validators get their permit
 # at the first epoch after staking; nothing is pruned during a run (immunity and activity
 # cut-off far beyond any local run); one set_weights per window is well inside the rate limit.
