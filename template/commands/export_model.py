@@ -91,9 +91,7 @@ def export(source: Path, out: Path, hparams: str | None, tokenizer: str | None) 
     config.bos_token_id = None
     model = LlamaForCausalLM(config)
     model.load_state_dict(tensors, strict=not hp.model.tie_embeddings)
-    model.generation_config = GenerationConfig(
-        eos_token_id=tok.eot_id, pad_token_id=tok.eot_id, max_length=hp.model.seq_len
-    )
+    model.generation_config = GenerationConfig(eos_token_id=tok.eot_id, pad_token_id=tok.eot_id)
     out.mkdir(parents=True, exist_ok=True)
     model.to(torch.float32).save_pretrained(str(out), safe_serialization=True)
     tok.save_pretrained(out, max_length=hp.model.seq_len)

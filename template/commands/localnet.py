@@ -63,7 +63,7 @@ def main(argv: list[str] | None = None) -> int:
         return _replot(Path(a.plot))
     try:
         cfg = settings_from_args(LocalnetConfig, a)
-        cfg = _with(cfg, extra_args=tuple(a.neuron_args))
+        cfg = _with(cfg, extra_args=tuple(a.neuron_args), run_dir=cfg.run_dir.resolve())
     except ConfigError as e:
         print(f"localnet: {e}", file=sys.stderr)
         return 2

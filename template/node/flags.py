@@ -166,7 +166,17 @@ def flags_table(cls: type) -> str:
         if not help_text or help_text == argparse.SUPPRESS:
             continue
         default = None if f.default is dataclasses.MISSING else f.default
+        shown = (
+            {True: "on", False: "off"}.get(default, default)
+            if isinstance(default, bool)
+            else default
+        )
         rule = f.metadata.get("rule")
-        cells = [f"`{flag_of(f)}`", f"{default}", help_text, rule.text if rule else ""]
+        cells = [
+            f"`{flag_of(f)}`",
+            f"{shown}",
+            help_text.replace("%%", "%"),
+            rule.text if rule else "",
+        ]
         rows.append("| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |")
     return "\n".join(rows) + "\n"

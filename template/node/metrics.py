@@ -10,9 +10,10 @@ The neurons hand it their status after every window::
 Every number of the status becomes ``template_<name>``: a counter when the value only grows
 (``COUNTERS``: served as ``template_<name>_total``), a gauge otherwise; ``{uid: number}`` maps
 (``scores``, ``weights``) become one series per uid; ``rejected`` becomes
-``template_uploads_rejected``. Every series carries the node's ``role``, ``netuid`` and
-``hotkey`` labels, and the process metrics (CPU, memory, open files) come along. Values are read
-from the status at scrape time: a scrape never touches the event loop the neuron runs on.
+``template_uploads_rejected`` and ``template_uploads_rejected_by_code{code=...}``. Every series
+carries the node's ``role``, ``netuid`` and ``hotkey`` labels, and the process metrics (CPU,
+memory, open files) come along. Values are read from the status at scrape time: a scrape never
+touches the event loop the neuron runs on.
 """
 
 from __future__ import annotations
@@ -62,6 +63,7 @@ HELP = {
     "uploads_seen": "Uploads the validator found in the last window.",
     "uploads_valid": "Uploads of the last window that passed every check.",
     "uploads_rejected": "Uploads of the last window that failed a check.",
+    "uploads_rejected_by_code": "Uploads of the last window that failed a check, by reason code.",
     "utilization": "Training time over wall time.",
     "in_sync": "1 when the model matches the leader's fingerprint.",
     "is_leader": "1 when this validator is the leader.",
@@ -216,6 +218,11 @@ class Metrics:
                 self.set_by_uid(_BY_UID[key], value)
             elif key == "rejected" and isinstance(value, dict):
                 plain["uploads_rejected"] = len(value)
+                codes: dict[str, int] = {}
+                for reason in value.values():
+                    code = str(reason).split(":", 1)[0].strip() or "unknown"
+                    codes[code] = codes.get(code, 0) + 1
+                self.set_by_uid("uploads_rejected_by_code", codes, label="code")
             else:
                 plain[key] = value
         self.set(**plain)

@@ -84,6 +84,5 @@ def test_flag_tables_are_generated_from_the_fields(doc, cls):
     assert marker in text, f"{doc} has no generated flag table for {cls.__name__}"
     block = text.split(marker, 1)[1].split("-->\n", 1)[1].split("<!-- /flags -->", 1)[0]
     assert block == flags_table(cls), (
-        f"{doc}: the {cls.__name__} table is stale; replace it with "
-        f"template.node.flags.flags_table({cls.__name__}):\n{flags_table(cls)}"
+        f"{doc}: the {cls.__name__} table is stale: run python scripts/doc_flags.py"
     )

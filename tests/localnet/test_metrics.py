@@ -43,7 +43,7 @@ def test_validator_status_is_exported_with_labels_and_types():
             "leader": "5Fother",  # text: skipped
             "uploads_seen": 3,
             "uploads_valid": 2,
-            "rejected": {"4": "copy"},
+            "rejected": {"4": "copy: same as uid 2", "5": "late: after the cut-off"},
             "weights_set": 5,
             "scores": {"3": 0.25, "1": 0.75},
             "weights": {"1": 1.0},
@@ -58,7 +58,8 @@ def test_validator_status_is_exported_with_labels_and_types():
     lab = 'hotkey="5Fhot",netuid="7",role="validator"'
     assert f"template_window{{{lab}}} 7.0" in body
     assert f"template_uploads_valid{{{lab}}} 2.0" in body
-    assert f"template_uploads_rejected{{{lab}}} 1.0" in body
+    assert f"template_uploads_rejected{{{lab}}} 2.0" in body
+    assert f'template_uploads_rejected_by_code{{code="copy",{lab}}} 1.0' in body
     assert f"template_in_sync{{{lab}}} 1.0" in body
     assert "# TYPE template_weights_set_total counter" in body
     assert f"template_weights_set_total{{{lab}}} 5.0" in body
