@@ -19,7 +19,7 @@ from template.training.outer import pseudo_gradient, snapshot
 from template.training.pages import PageDataset
 from template.training.shards import TokenStream, write_shards
 from template.training.tokenizer import ByteTokenizer
-from template.training.wire import Upload, encode_upload
+from template.training.wire import decode_upload, encode_upload
 
 ROOT = Path(__file__).resolve().parents[1]
 CLASSES = (
@@ -88,9 +88,7 @@ def train_window(
     seqs = ds.sequences(pages)
     data = [seqs[i * bs : (i + 1) * bs] for i in range(steps)]
     start = snapshot(t.model)
-    train_steps(
-        t.model, t.optimizer, data, hp.train, start_step=window * hp.train.inner_steps
-    )
+    train_steps(t.model, t.optimizer, data, hp.train, start_step=window * hp.train.inner_steps)
     return t.compressor.compress(pseudo_gradient(start, t.model)), pages
 
 
@@ -107,41 +105,57 @@ def sign(delta: CompressedDelta, hp: HParams, key, uid: int, window: int, pages,
     )
 
 
-def dense_of(up: Upload) -> dict[str, torch.Tensor]:
-    return up.delta.to_dense()
-
-
 def recompress(dense: dict[str, torch.Tensor], hp: HParams) -> CompressedDelta:
+    """Top-k and quantise a dense delta with a fresh compressor (no error feedback)."""
     return Compressor(hp.compression).compress(dense)
 
 
-def mean_and_spread(uploads: list[Upload]) -> tuple[dict, dict]:
-    """Per-coordinate mean and standard deviation of the uploads' dense deltas."""
-    names = list(uploads[0].delta.tensors)
+def mean_and_spread_dense(dense: list[dict[str, torch.Tensor]]) -> tuple[dict, dict]:
+    """Per-coordinate mean and standard deviation of dense deltas."""
     mean, std = {}, {}
-    for n in names:
-        stack = torch.stack([u.delta.tensors[n].to_dense() for u in uploads])
-        mean[n] = stack.mean(0)
-        std[n] = stack.std(0, unbiased=False)
+    for n in dense[0]:
+        stack = torch.stack([d[n] for d in dense])
+        mean[n], std[n] = stack.mean(0), stack.std(0, unbiased=False)
     return mean, std
 
 
-def swap_indices(up: Upload, share: float, gen: torch.Generator) -> CompressedDelta:
-    """A copy of ``up``'s delta with ``share`` of each tensor's kept entries moved to other
-    positions of the same chunk (values kept): the evasive copier."""
-    dense = {}
-    for name, t in up.delta.tensors.items():
+def swap_indices_dense(
+    delta: CompressedDelta, share: float, gen: torch.Generator
+) -> dict[str, torch.Tensor]:
+    """``delta`` as dense tensors with ``share`` of each tensor's kept entries moved to random
+    other positions (values kept): the evasive copier."""
+    out = {}
+    for name, t in delta.tensors.items():
         d = t.to_dense().reshape(-1).clone()
-        idx = t.indices
-        k = int(idx.numel() * share)
+        k = int(t.indices.numel() * share)
         if k:
-            pick = idx[torch.randperm(idx.numel(), generator=gen)[:k]]
+            pick = t.indices[torch.randperm(t.indices.numel(), generator=gen)[:k]]
             vals = d[pick].clone()
             d[pick] = 0
-            targets = torch.randint(0, d.numel(), (k,), generator=gen)
-            d[targets] = vals
-        dense[name] = d.view(t.shape)
-    return dense  # type: ignore[return-value]
+            d[torch.randint(0, d.numel(), (k,), generator=gen)] = vals
+        out[name] = d.view(t.shape)
+    return out
+
+
+def random_delta(
+    model: torch.nn.Module, hp: HParams, norm: float, gen: torch.Generator
+) -> CompressedDelta:
+    """A random compressed delta scaled to ``norm`` (an honest upload's size)."""
+    noise = {n: torch.randn(p.shape, generator=gen) for n, p in model.named_parameters()}
+    delta = recompress(noise, hp)
+    have = sum(float(t.values().pow(2).sum()) for t in delta.tensors.values()) ** 0.5
+    f = norm / have if have > 0 else 0.0
+    return CompressedDelta(
+        {n: type(t)(t.shape, t.indices, t.codes, t.codebook * f) for n, t in delta.tensors.items()}
+    )
+
+
+def delta_of_blob(blob: bytes, hp: HParams, shapes) -> CompressedDelta:
+    """The delta inside one of this actor's own earlier (signed) uploads."""
+    up = decode_upload(
+        blob, max_bytes=1 << 30, expected={}, param_shapes=shapes, config=hp.compression
+    )
+    return up.delta
 
 
 @dataclass
@@ -153,5 +167,4 @@ class Actor:
     key: object
     uid: int = -1
     trainee: Trainee | None = None
-    history: dict[int, bytes] = field(default_factory=dict)
-    backdate: float = 0.0  # seconds its storage subtracts from LastModified
+    history: dict[int, bytes] = field(default_factory=dict)  # window -> its signed upload

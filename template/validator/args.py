@@ -54,7 +54,7 @@ class ValidatorConfig:
         between(0, 0.5, lo_open=True, hi_open=True),
     )
     judge_memory: float = setting(
-        0.9,
+        0.95,
         "Discount per window of age of a uid's training evidence (1: never forget).",
         between(0, 1, lo_open=True),
     )

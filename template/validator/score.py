@@ -23,7 +23,7 @@ from collections.abc import Mapping
 
 from template.chain.types import Metagraph
 
-from .judge import Decision
+from .judge import Decision, Evidence, JudgeRules
 from .outcomes import RejectCode, Rejection
 
 INVALID, ACCIDENT, NOTHING = "invalid", "accident", "nothing"
@@ -118,3 +118,12 @@ def window_values(
         elif d.verdict != "not_evaluated":
             out[uid] = 0.0
     return out
+
+
+def incentive_scores(
+    scores: Mapping[int, float], evidence: Evidence, rules: JudgeRules
+) -> dict[int, float]:
+    """The scores that become weights: those of uids whose training is proven now. A uid that
+    once passed by chance (rate ``alpha``) loses its weight as soon as its evidence falls back,
+    instead of keeping a decaying share for ever."""
+    return {u: s for u, s in scores.items() if evidence.z(u) >= rules.z_proof}

@@ -1,0 +1,369 @@
+"""Honest and adversary miners against the real validator decision path, in one process.
+
+    python scripts/bench_incentives.py --json                 # tiny + small presets, 3 seeds x 24
+    python scripts/bench_incentives.py --quick --json         # CI-sized smoke run
+
+Per run: one validator (``Validator.run_window``: gather, verify, copies and mixes, measure,
+judge, score, weights, peer list, leader aggregate), ``--honest`` honest miners, a lazy miner
+(a quarter of the steps) and one miner per adversary class (scripts/incentive_sim.py). Blocks
+advance only when the benchmark says (scripts/incentive_net.py), after every miner uploaded,
+so CPU load never makes a window missed. The validator polls the uploads (its first-seen
+clock) before they land, after they all landed (copiers land in the same polling interval as
+their victims: the hardest case for the clock) and after the cut-off.
+
+Prints one JSON object (``--json``) with the issue's figures and which targets were met.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import incentive_sim as sim  # noqa: E402
+from incentive_net import ChainState, FakeChain, MemoryStore  # noqa: E402
+
+from template.hparams import HParams, hparams_hash, load_hparams  # noqa: E402
+from template.protocol.directory import PeerDirectory  # noqa: E402
+from template.protocol.windows import WindowClock  # noqa: E402
+from template.signing import dev_keypair  # noqa: E402
+from template.training.model import build_model  # noqa: E402
+from template.validator.args import ValidatorConfig  # noqa: E402
+from template.validator.evaluate import fixed_heldout_loss  # noqa: E402
+from template.validator.loop import Validator  # noqa: E402
+from template.validator.measure import Measurer  # noqa: E402
+from template.validator.state import ValidatorState  # noqa: E402
+from template.validator.watch import poll_round  # noqa: E402
+
+ADVERSARIES = [c for c in sim.CLASSES if c not in ("honest", "lazy")]
+
+
+def preset(name: str) -> HParams:
+    hp = load_hparams("tiny")
+    if name == "tiny":
+        return hp
+    return hp.replace(  # "small": a shrunk tiny for fast runs
+        **{
+            "model.hidden_size": 64,
+            "model.intermediate_size": 128,
+            "model.num_layers": 2,
+            "model.seq_len": 64,
+            "train.inner_steps": 8,
+            "train.batch_size": 8,
+            "data.seqs_per_page": 4,
+            "compression.chunk": 1024,
+            "compression.topk": 32,
+        }
+    )
+
+
+class Run:
+    """One simulated subnet: miners of every class, one validator."""
+
+    def __init__(self, hp: HParams, ds, tmp: Path, seed: int, honest: int, classes: list[str]):
+        self.hp, self.ds, self.seed = hp, ds, seed
+        self.state, self.store = ChainState(), MemoryStore()
+        self.clock = WindowClock(hp.window)
+        kinds = ["honest"] * honest + classes
+        self.actors = [
+            sim.Actor(f"{k}{i}", k, dev_keypair(f"//Alice//bench{seed}/{i}"))
+            for i, k in enumerate(kinds)
+        ]
+        vkey = dev_keypair(f"//Alice//bench{seed}/validator")
+        for a in self.actors:
+            a.uid = len(self.state.hotkeys)
+            self.state.hotkeys.append(a.key.ss58_address)
+            self.store.bucket(a.key.ss58_address, f"miner-{a.uid}")
+            self.state.commitments[a.key.ss58_address] = self.store.commitment(a.key.ss58_address)
+            if a.kind == "backdating_copier":
+                self.store.buckets[a.key.ss58_address].backdate = 1.0
+        vhk = vkey.ss58_address
+        self.state.hotkeys.append(vhk)
+        self.state.stake[vhk] = 100.0
+        bucket = self.store.bucket(vhk, "validator")
+        self.state.commitments[vhk] = self.store.commitment(vhk)
+        chain = FakeChain(self.state, vhk)
+        directory = PeerDirectory(chain, allow_private=True)
+        directory.client = self.store.client  # the in-memory seam
+        torch.manual_seed(seed)
+        model = build_model(hp.model)
+        cfg = ValidatorConfig(leader_follow_wait=0.0)
+        self.v = Validator(
+            chain=chain,
+            key=vkey,
+            uid=len(self.state.hotkeys) - 1,
+            hp=hp,
+            dataset=ds,
+            cfg=cfg,
+            state_dir=tmp / f"v{seed}",
+            state=ValidatorState(hparams_hash=hparams_hash(hp)),
+            model=model,
+            directory=directory,
+            bucket=bucket,
+            measurer=Measurer(
+                model, ds, own=cfg.eval_own_seqs, control=cfg.eval_control_seqs, salt=vhk
+            ),
+        )
+        self.gen = torch.Generator().manual_seed(seed)
+        self.train_seconds = 0.0
+
+    def _train(self, a: sim.Actor, w: int, page_uid: int, steps: int):
+        if a.trainee is None:
+            a.trainee = sim.new_trainee(self.v.model, self.hp)
+        t0 = time.perf_counter()
+        out = sim.train_window(a.trainee, self.v.model, self.hp, self.ds, w, page_uid, steps)
+        self.train_seconds += time.perf_counter() - t0
+        return out
+
+    def _claim(self, a: sim.Actor, w: int, n: int) -> list[int]:
+        return self.ds.layout.pages(w, a.uid, n)
+
+    async def _put(self, a: sim.Actor, w: int, blob: bytes) -> None:
+        from template.storage import keys
+
+        await self.store.buckets[a.key.ss58_address].put_bytes(
+            keys.upload_key(a.key.ss58_address, w), blob
+        )
+        a.history[w] = blob
+
+    def _sign(self, a: sim.Actor, delta, w: int, n_pages: int, steps: int) -> bytes:
+        return sim.sign(delta, self.hp, a.key, a.uid, w, self._claim(a, w, n_pages), steps)
+
+    async def uploads(self, w: int) -> None:
+        """Every actor's upload of window ``w`` (honest first, then those who use them)."""
+        hp, steps = self.hp, self.hp.train.inner_steps
+        n_pages = -(-steps * hp.train.batch_size // hp.data.seqs_per_page)
+        honest: list = []
+        for a in self.actors:
+            if a.kind in ("honest", "lazy", "wrong_pages") or (
+                a.kind == "replay" and not a.history
+            ):
+                s = max(1, steps // 4) if a.kind == "lazy" else steps
+                page_uid = a.uid + 1000 if a.kind == "wrong_pages" else a.uid
+                delta, pages = self._train(a, w, page_uid, s)
+                await self._put(a, w, self._sign(a, delta, w, len(pages), s))
+                if a.kind == "honest":
+                    honest.append(delta)
+        norms = [
+            sum(float(t.values().pow(2).sum()) for t in d.tensors.values()) ** 0.5 for d in honest
+        ]
+        dense = [d.to_dense() for d in honest]
+        for a in self.actors:
+            delta = self._adversary_delta(a, w, honest, dense, norms)
+            if delta is not None:
+                await self._put(a, w, self._sign(a, delta, w, n_pages, steps))
+
+    def _adversary_delta(self, a: sim.Actor, w: int, honest, dense, norms):
+        hp, k = self.hp, a.kind
+        victim = {"backdating_copier": 0, "same_second_copier": 1, "evasive_copier": 2}
+        if k in victim:
+            src = honest[victim[k] % len(honest)]
+            if k != "evasive_copier":
+                return src
+            return sim.recompress(sim.swap_indices_dense(src, 0.2, self.gen), hp)
+        if k == "aggregator":
+            return sim.recompress({n: sum(d[n] for d in dense) / len(dense) for n in dense[0]}, hp)
+        if k == "alie":
+            mean, std = sim.mean_and_spread_dense(dense)
+            return sim.recompress({n: mean[n] - std[n] for n in mean}, hp)
+        if k == "random":
+            return sim.random_delta(self.v.model, hp, statistics.median(norms), self.gen)
+        if k == "zero":
+            return sim.recompress({n: torch.zeros_like(t) for n, t in dense[0].items()}, hp)
+        if k == "replay" and a.history and w not in a.history:
+            return sim.delta_of_blob(a.history[min(a.history)], hp, self.v.shapes)
+        return None
+
+    async def poll(self, w: int) -> None:
+        ww = self.v.first_seen.window(w)
+        hotkeys = [a.key.ss58_address for a in self.actors]
+        await poll_round(ww, self.v.directory, hotkeys, w, concurrency=16)
+
+    async def window(self, w: int):
+        await self.v.directory.refresh()
+        self.state.advance(self.clock.start(w))
+        await self.poll(w)  # nothing is there yet
+        await self.uploads(w)
+        await self.poll(w)
+        self.state.advance(self.clock.upload_cutoff(w))
+        ww = self.v.first_seen.window(w)
+        ww.cutoff_seen = time.time()
+        await self.poll(w)
+        ww.closed = True
+        ww.done.set()
+        self.state.advance(self.clock.upload_cutoff(w) + 1)
+        return await self.v.run_window(w)
+
+
+def _windows_to_zero(series: list[float]) -> int | None:
+    """Windows until the class's weight reached 0 and stayed there (None: not by the end)."""
+    for i in range(len(series)):
+        if all(x <= 0 for x in series[i:]):
+            return i
+    return None
+
+
+async def simulate(hp, ds, tmp, seed: int, windows: int, honest: int, classes: list[str]) -> dict:
+    run = Run(hp, ds, tmp, seed, honest, classes)
+    kinds = {a.uid: a.kind for a in run.actors}
+    per_class: dict[str, dict] = {
+        k: {"weights": [], "ever_peer": False, "credited": 0, "measured": 0, "rejected": 0}
+        for k in set(kinds.values())
+    }
+    honest_uploads = false_rejections = 0
+    first_credit: dict[int, int] = {}
+    reasons: dict[str, int] = {}
+    t0 = time.perf_counter()
+    w0 = 10 + seed * 1000
+    for i in range(windows):
+        r = await run.window(w0 + i)
+        for uid, kind in kinds.items():
+            c = per_class[kind]
+            d = r.decisions.get(uid)
+            if kind == "honest":
+                honest_uploads += 1
+                if uid in r.rejected:
+                    false_rejections += 1
+                    reasons[str(r.rejected[uid])] = reasons.get(str(r.rejected[uid]), 0) + 1
+            if d is not None and d.verdict != "not_evaluated":
+                c["measured"] += 1
+                c["credited"] += d.credited
+                if d.credited:
+                    first_credit.setdefault(uid, i)
+            c["rejected"] += uid in r.rejected
+            c["ever_peer"] |= any(u == uid for u, _ in r.peers)
+        for kind, c in per_class.items():
+            c["weights"].append(
+                sum(run.v.state.weights.get(u, 0.0) for u, k in kinds.items() if k == kind)
+            )
+    final = {k: c["weights"][-1] for k, c in per_class.items()}
+    total = sum(final.values()) or 1.0
+    honest_uids = [u for u, k in kinds.items() if k == "honest"]
+    honest_w = [run.v.state.weights.get(u, 0.0) / total for u in honest_uids]
+    return {
+        "seed": seed,
+        "windows": windows,
+        "honest_uploads": honest_uploads,
+        "honest_false_rejections": false_rejections,
+        "honest_rejection_reasons": reasons,
+        "honest_windows_to_first_credit": [first_credit.get(u) for u in honest_uids],
+        "min_honest_share_of_equal": min(honest_w) * len(honest_uids) if honest_w else None,
+        "adversary_incentive_share": sum(v for k, v in final.items() if k in ADVERSARIES) / total,
+        "classes": {
+            k: {
+                "incentive_share": final[k] / total,
+                "ever_peer": c["ever_peer"],
+                "windows_to_weight_zero": _windows_to_zero(c["weights"]),
+                "credited_of_measured": [c["credited"], c["measured"]],
+                "rejected_windows": c["rejected"],
+            }
+            for k, c in sorted(per_class.items())
+        },
+        "heldout_loss": fixed_heldout_loss(run.v.model, ds, 8),
+        "train_seconds": round(run.train_seconds, 1),
+        "seconds": round(time.perf_counter() - t0, 1),
+    }
+
+
+def summarise(runs: list[dict], clean: list[dict]) -> dict:
+    classes = sorted({k for r in runs for k in r["classes"]})
+    out = {
+        "honest_uploads": sum(r["honest_uploads"] for r in runs),
+        "honest_false_rejections": sum(r["honest_false_rejections"] for r in runs),
+        "adversary_incentive_share": max(r["adversary_incentive_share"] for r in runs),
+        "adversary_incentive_share_mean": statistics.mean(
+            r["adversary_incentive_share"] for r in runs
+        ),
+        "min_honest_share_of_equal": min(r["min_honest_share_of_equal"] for r in runs),
+        "classes": {},
+        "heldout_loss_with_adversaries": statistics.mean(r["heldout_loss"] for r in runs),
+        "heldout_loss_without_adversaries": (
+            statistics.mean(r["heldout_loss"] for r in clean) if clean else None
+        ),
+    }
+    for k in classes:
+        rs = [r["classes"][k] for r in runs if k in r["classes"]]
+        zeros = [x["windows_to_weight_zero"] for x in rs]
+        credited = [sum(x["credited_of_measured"][i] for x in rs) for i in (0, 1)]
+        out["classes"][k] = {
+            "incentive_share_mean": statistics.mean(x["incentive_share"] for x in rs),
+            "incentive_share_max": max(x["incentive_share"] for x in rs),
+            "ever_peer": any(x["ever_peer"] for x in rs),
+            "windows_to_weight_zero_max": None if None in zeros else max(zeros),
+            "credited_of_measured": credited,
+        }
+    lazy = out["classes"].get("lazy", {}).get("incentive_share_mean")
+    honest_mean = out["classes"]["honest"]["incentive_share_mean"] / max(
+        1, runs[0]["honest_uploads"] // runs[0]["windows"]
+    )
+    adv_zero = [
+        out["classes"][k]["windows_to_weight_zero_max"] for k in ADVERSARIES if k in classes
+    ]
+    out["targets"] = {
+        "zero_honest_false_rejections": out["honest_false_rejections"] == 0,
+        "honest_at_least_half_equal_share": out["min_honest_share_of_equal"] >= 0.5,
+        "adversaries_at_most_2pct": out["adversary_incentive_share"] <= 0.02,
+        "adversaries_weight_zero_within_8": all(z is not None and z <= 8 for z in adv_zero),
+        "lazy_paid_less_than_honest": lazy is None or lazy < honest_mean,
+    }
+    return out
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.add_argument("--quick", action="store_true", help="small preset, 1 seed, 6 windows")
+    p.add_argument("--presets", default="tiny,small")
+    p.add_argument("--seeds", type=int, default=3)
+    p.add_argument("--windows", type=int, default=24)
+    p.add_argument("--honest", type=int, default=3)
+    p.add_argument("--classes", default=",".join(["lazy", *ADVERSARIES]))
+    p.add_argument("--no-clean", action="store_true", help="skip the honest-only baseline runs")
+    p.add_argument("--threads", type=int, default=1)
+    args = p.parse_args()
+    if args.quick:
+        args.presets, args.seeds, args.windows, args.no_clean = "small", 1, 6, True
+    torch.set_num_threads(args.threads)
+    logging.basicConfig(level=logging.WARNING)
+    classes = [c for c in args.classes.split(",") if c]
+    result: dict = {
+        "command": " ".join(sys.argv),
+        "seeds": args.seeds,
+        "windows": args.windows,
+        "honest": args.honest,
+    }
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = sim.build_dataset(Path(tmp) / "dataset")
+        for name in args.presets.split(","):
+            hp = preset(name)
+            ds = sim.open_dataset(folder, hp)
+            runs, clean = [], []
+            for seed in range(args.seeds):
+                runs.append(
+                    asyncio.run(
+                        simulate(hp, ds, Path(tmp), seed, args.windows, args.honest, classes)
+                    )
+                )
+                if not args.no_clean:
+                    clean.append(
+                        asyncio.run(
+                            simulate(hp, ds, Path(tmp) / "c", seed, args.windows, args.honest, [])
+                        )
+                    )
+            result[name] = {**summarise(runs, clean), "runs": runs}
+    print(json.dumps(result, indent=None if args.json else 2, default=float))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,38 @@
+"""The incentive benchmark's machinery on a micro run (the rates come from the full run)."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT / "scripts"))
+
+import bench_incentives as bench  # noqa: E402
+import incentive_sim as sim  # noqa: E402
+
+
+def test_micro_run_reports_every_figure_and_pays_no_copier(tiny_dataset, tmp_path):
+    hp = bench.preset("small")
+    ds = sim.open_dataset(tiny_dataset, hp)
+    classes = ["same_second_copier", "random", "zero"]
+    run = asyncio.run(bench.simulate(hp, ds, tmp_path, 0, 3, 2, classes))
+    assert run["honest_uploads"] == 6 and run["honest_false_rejections"] == 0
+    got = run["classes"]
+    assert set(got) == {"honest", *classes}
+    for k in classes:
+        assert got[k]["incentive_share"] == 0.0 and not got[k]["ever_peer"]
+    assert got["zero"]["rejected_windows"] == 3  # free rider, every window
+    summary = bench.summarise([run], [])
+    for key in (
+        "honest_uploads",
+        "honest_false_rejections",
+        "adversary_incentive_share",
+        "min_honest_share_of_equal",
+        "classes",
+        "heldout_loss_with_adversaries",
+        "heldout_loss_without_adversaries",
+        "targets",
+    ):
+        assert key in summary
