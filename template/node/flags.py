@@ -159,24 +159,14 @@ def check_args(cls: type, args: argparse.Namespace, dest_prefix: str = "") -> No
 
 
 def flags_table(cls: type) -> str:
-    """A Markdown table of ``cls``'s flags (flag, default, meaning, rule) for the docs."""
-    rows = ["| flag | default | meaning | rule |", "|---|---|---|---|"]
+    """A Markdown table of ``cls``'s flags (flag, meaning, rule) for the docs. Defaults are left
+    to ``--help`` (they are tuned more often than the docs are read)."""
+    rows = ["| flag | meaning | rule |", "|---|---|---|"]
     for f in dataclasses.fields(cls):
         help_text = f.metadata.get("help")
         if not help_text or help_text == argparse.SUPPRESS:
             continue
-        default = None if f.default is dataclasses.MISSING else f.default
-        shown = (
-            {True: "on", False: "off"}.get(default, default)
-            if isinstance(default, bool)
-            else default
-        )
         rule = f.metadata.get("rule")
-        cells = [
-            f"`{flag_of(f)}`",
-            f"{shown}",
-            help_text.replace("%%", "%"),
-            rule.text if rule else "",
-        ]
+        cells = [f"`{flag_of(f)}`", help_text.replace("%%", "%"), rule.text if rule else ""]
         rows.append("| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |")
     return "\n".join(rows) + "\n"
