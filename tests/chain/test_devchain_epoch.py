@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from template.chain.devchain import rules
+from template.chain.devchain import rules, store
 from template.chain.devchain.errors import DevChainError
 from template.chain.devchain.params import SubnetHyperparams
 from template.chain.devchain.yuma import is_topk_nonzero
@@ -166,3 +166,28 @@ def test_yuma3_is_a_subnet_switch(tmp_path):
         divs[yuma3] = (rows[a]["dividends"], rows[b]["dividends"])
         assert sum(divs[yuma3]) == pytest.approx(1.0)
     assert divs[0] != pytest.approx(divs[1], abs=1e-3)
+
+
+def test_weights_committed_before_a_registration_do_not_count_for_it(tmp_path):
+    """subtensor's commit-reveal column mask: a validator whose earliest pending commit
+    predates j's registration has its weight on j masked."""
+    incentive = {}
+    for pending in (False, True):
+        sim = DevChainSim(tmp_path / f"mask{pending}.sqlite", tempo=5, reveal_period_epochs=2)
+        v, old = sim.register("v"), sim.register("old")
+        sim.stake("v", 100)
+        sim.next_epoch()
+        committed_at = sim.block - 1
+        new = sim.register("new")  # registered after the commit below was made
+        with store.Tx(sim.conn) as c:
+            c.execute("INSERT INTO weights VALUES(1, ?, ?, 0.5), (1, ?, ?, 0.5)", (v, old, v, new))
+            c.execute("UPDATE neurons SET last_update=? WHERE uid=?", (sim.block + 1, v))
+            if pending:
+                c.execute(
+                    "INSERT INTO weight_commits VALUES(1, 'v', 99, ?, '[]', '[]', 0)",
+                    (committed_at,),
+                )
+        sim.step()
+        sim.next_epoch()
+        incentive[pending] = sim.neurons()[new]["incentive"]
+    assert incentive[False] == pytest.approx(0.5) and incentive[True] == 0.0

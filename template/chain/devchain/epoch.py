@@ -82,13 +82,17 @@ def run_epoch(conn: sqlite3.Connection, netuid: int, block: int) -> YumaResult |
     registered = np.array([r["registered_at"] for r in rows])
     last_tempo = previous + 1 if previous > 0 else block - hp.tempo
     owner = owner_uid(conn, netuid)
+    outdated = last_update[:, None] <= registered[None, :]
+    if hp.commit_reveal:  # weights from a commit made before j registered do not count for j
+        first = _first_pending_commit(conn, netuid, rows)
+        outdated |= first[:, None] < registered[None, :]
     res = yuma_epoch(
         _matrix(conn, "weights", "w", netuid, n),
         stake,
         _matrix(conn, "bonds", "b", netuid, n),
         active=last_update + hp.activity_cutoff >= block,
         permits=np.array([bool(r["validator_permit"]) for r in rows]),
-        outdated=last_update[:, None] <= registered[None, :],
+        outdated=outdated,
         recently_registered=last_tempo <= registered,
         owner_uid=owner,
         cfg=YumaConfig(
@@ -104,6 +108,17 @@ def run_epoch(conn: sqlite3.Connection, netuid: int, block: int) -> YumaResult |
     _store_outputs(conn, netuid, rows, res, paid)
     logger.debug("epoch netuid=%d block=%d n=%d index=%d", netuid, block, n, index)
     return res
+
+
+def _first_pending_commit(conn, netuid: int, rows) -> np.ndarray:
+    """Per uid, the block of its earliest unrevealed commit (inf: none), as the chain masks."""
+    first = dict(
+        conn.execute(
+            "SELECT hotkey, MIN(block) FROM weight_commits WHERE netuid=? GROUP BY hotkey",
+            (netuid,),
+        ).fetchall()
+    )
+    return np.array([float(first.get(r["hotkey"], np.inf)) for r in rows])
 
 
 def split_emission(
