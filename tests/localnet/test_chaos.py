@@ -1,5 +1,5 @@
 """CI chaos, shortened: the REAL local subnet (dev chain, journalled S3, 2 miners, 1 validator,
-tiny preset) for 11 windows while S3 is paused mid-window (SIGSTOP 6 s: an outage of the
+tiny preset) for 12 windows while S3 is paused mid-window (SIGSTOP 6 s: an outage of the
 validator's own bucket and of every peer's) and a miner is killed with -9 mid-window and
 restarted by the supervisor. It covers: the validator surviving a storage outage, a miner
 surviving kill -9 with its state, supervision, and chaos_localnet.py's JSON contract. The full
@@ -25,7 +25,7 @@ pytestmark = [pytest.mark.slow, pytest.mark.timeout(TIMEOUT_S + 60)]
 @pytest.fixture(scope="module")
 def chaos(tmp_path_factory) -> dict:
     run_dir = tmp_path_factory.mktemp("chaos") / "run"
-    cmd = [sys.executable, str(SCRIPT), "--windows", "11", "--spacing", "2", "--pause", "6"]
+    cmd = [sys.executable, str(SCRIPT), "--windows", "12", "--spacing", "3", "--pause", "6"]
     cmd += ["--plan", "pause:s3,kill:miner-1", "--run.dir", str(run_dir), "--json"]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=TIMEOUT_S)
     lines = [ln for ln in proc.stdout.splitlines() if ln.strip()]
@@ -36,7 +36,7 @@ def chaos(tmp_path_factory) -> dict:
 def test_nothing_crashes_nothing_is_lost_every_node_comes_back(chaos):
     detail = json.dumps(chaos, indent=1)[:4000]
     assert chaos["stop_reason"] == "windows", detail
-    assert chaos["windows_validated"] >= 11, detail
+    assert chaos["windows_validated"] >= 12, detail
     assert [f["kind"] + ":" + f["node"] for f in chaos["faults"]["list"]] == [
         "pause:s3",
         "kill:miner-1",
