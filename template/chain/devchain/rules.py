@@ -295,10 +295,6 @@ def check_version(hp: SubnetHyperparams, version_key: int) -> None:
         )
 
 
-def registered(conn: sqlite3.Connection, netuid: int, hotkey: str) -> sqlite3.Row:
-    return _registered(conn, netuid, hotkey)
-
-
 def apply_weights(
     conn: sqlite3.Connection, netuid: int, me: sqlite3.Row, uids, weights, version_key: int
 ) -> None:
@@ -331,7 +327,7 @@ def set_weights(
     block = store.current_block(conn)
     _rate_limit(me["weights_set_at"], hp.weights_rate_limit, block, "weights")
     if hp.commit_reveal:
-        from .reveal import commit_weights  # one module per idea; no import cycle at load
+        from .reveal import commit_weights  # reveal.py builds on this module: import at use
 
         commit_weights(conn, netuid, me, uids, weights, version_key, block)
     else:
