@@ -7,7 +7,9 @@ import sys
 from collections.abc import Awaitable, Callable
 
 from template.node.args import resolve_device
+from template.node.errors import StartupError
 from template.node.flags import ConfigError
+from template.node.keys import check_hotkey_file
 
 Run = Callable[[argparse.Namespace], Awaitable[None]]
 
@@ -19,13 +21,15 @@ def run_role(
     load_run: Callable[[], Run],
     argv: list[str] | None = None,
 ) -> int:
-    """Exit 2 with ``role: <flag> <rule> (got <value>)`` before any heavy import; else run."""
+    """Exit 2 with ``role: <flag> <rule> (got <value>)`` (or the missing wallet file and the btcli
+    command that makes it) before any heavy import; else run."""
     argv = list(sys.argv[1:] if argv is None else argv)
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
         check(args)
-    except ConfigError as e:
+        check_hotkey_file(args.wallet_name, args.wallet_hotkey, args.wallet_path)
+    except (ConfigError, StartupError) as e:
         print(f"{role}: {e}", file=sys.stderr)
         return 2
     device = resolve_device(args.device)

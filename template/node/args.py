@@ -30,7 +30,7 @@ DEVICE = Rule(lambda v: bool(_DEVICE.match(v)), "must be auto, cpu, cuda or cuda
 EXISTING_FILE = Rule(lambda v: Path(v).expanduser().is_file(), "must be an existing file")
 DATASET_DIR = Rule(
     lambda v: (Path(v).expanduser() / "manifest.json").is_file(),
-    "must be a folder holding manifest.json (made by template-prepare-dataset)",
+    "must be a folder holding manifest.json (made by seed-prepare-dataset)",
 )
 ADDRESS = Rule(lambda v: bool(v.strip()), "must be an address to listen on")
 

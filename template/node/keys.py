@@ -5,8 +5,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-import bittensor as bt
-
 from .errors import StartupError
 
 
@@ -18,6 +16,22 @@ class NodeKeys:
 
 def load_hotkey(name: str, hotkey: str, path: str) -> NodeKeys:
     """The wallet's hotkey. The coldkey is never loaded by the neurons."""
+    check_hotkey_file(name, hotkey, path)
+    import bittensor as bt  # heavy: only once the files are known to exist
+
+    try:
+        kp = bt.Wallet(name=name, hotkey=hotkey, path=path).hotkey
+    except Exception as e:  # noqa: BLE001 - keyfile errors come in several types
+        raise StartupError(
+            f"could not open hotkey {hotkey!r} of wallet {name!r}: {e}. If it is encrypted, set "
+            "the password in the environment as btcli documents, or regenerate the hotkey"
+        ) from None
+    return NodeKeys(hotkey=kp)
+
+
+def check_hotkey_file(name: str, hotkey: str, path: str) -> None:
+    """StartupError naming the btcli command when the wallet or its hotkey file is missing
+    (cheap: the neurons call it before loading torch)."""
     wallet_dir = Path(path).expanduser() / name
     hotkey_file = wallet_dir / "hotkeys" / hotkey
     if not wallet_dir.is_dir():
@@ -30,11 +44,3 @@ def load_hotkey(name: str, hotkey: str, path: str) -> NodeKeys:
             f"hotkey {hotkey!r} not found in wallet {name!r} ({hotkey_file}). Create it with "
             f"'btcli wallet new-hotkey -w {name} -H {hotkey}'"
         )
-    try:
-        kp = bt.Wallet(name=name, hotkey=hotkey, path=path).hotkey
-    except Exception as e:  # noqa: BLE001 - keyfile errors come in several types
-        raise StartupError(
-            f"could not open hotkey {hotkey!r} of wallet {name!r}: {e}. If it is encrypted, set "
-            "the password in the environment as btcli documents, or regenerate the hotkey"
-        ) from None
-    return NodeKeys(hotkey=kp)
