@@ -11,6 +11,7 @@ import aiohttp
 import pytest
 
 from template.chain.devchain.auth import sign_request
+from template.chain.devchain.cli import render
 from template.chain.devchain.client import DevChainClient
 from template.chain.devchain.launch import start_devchain_process
 from template.signing import dev_keypair
@@ -105,11 +106,15 @@ async def test_show_cli_prints_tables(tmp_path):
             assert out.returncode == 0, out.stderr
             return out.stdout
 
-        neurons = await asyncio.to_thread(show, "neurons")
+        neurons = await asyncio.to_thread(show, "neurons")  # the command line, once
         assert "validator_permit" in neurons and alice.ss58_address[:8] in neurons
-        blocks = await asyncio.to_thread(show, "blocks")
+        blocks = await asyncio.to_thread(render, proc.url, "blocks")
         assert blocks.splitlines()[0].split()[:2] == ["block", "unix"]
-        assert "incentive" in await asyncio.to_thread(show, "incentive")
-        assert "weight" in await asyncio.to_thread(show, "weights")
+        assert "incentive" in await asyncio.to_thread(render, proc.url, "incentive")
+        assert "weight" in await asyncio.to_thread(render, proc.url, "weights")
+        subnet = await asyncio.to_thread(render, proc.url, "subnet")
+        # //Alice registered her own address, the genesis subnet's owner hotkey: uid 0
+        rows = {line.split()[0]: line.split()[1:] for line in subnet.splitlines()[2:]}
+        assert rows["owner_uid"] == ["0"] and rows["commit_reveal"] == ["1"]
     finally:
         proc.stop()

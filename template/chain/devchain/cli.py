@@ -57,7 +57,8 @@ def render(url: str, view: str, netuid: int | None = None, last: int = 20) -> st
         return table(["block", "unix time", "utc"], body)
     if view == "subnet":
         d = _get(f"{url}/subnets/{netuid}")
-        rows = [["owner", d["owner"]], ["last_epoch", d["last_epoch"]]]
+        keys = ("owner", "owner_hotkey", "owner_uid", "last_epoch", "epoch_index")
+        rows = [[k, d.get(k)] for k in keys]
         return table(["param", "value"], rows + [[k, v] for k, v in d["params"].items()])
     if view == "weights":
         rows = _get(f"{url}/subnets/{netuid}/weights")
