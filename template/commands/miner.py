@@ -10,6 +10,12 @@ from .neuron import Run, run_role
 
 
 def _run() -> Run:
+    import os
+
+    if "RANK" in os.environ and "WORLD_SIZE" in os.environ:  # torchrun: docs/multi_gpu.md
+        from template.parallel.miner import run_sharded_miner
+
+        return run_sharded_miner
     from template.miner.main import run_miner
 
     return run_miner

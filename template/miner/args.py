@@ -27,6 +27,12 @@ class MinerFlags:
         NON_NEGATIVE,
         flag="--miner.micro-batch-size",
     )
+    activation_checkpointing: bool = setting(
+        False,
+        "Recompute each decoder layer in backward (less GPU memory, ~30%% more compute). Used "
+        "by the sharded miner under torchrun (docs/multi_gpu.md).",
+        flag="--miner.activation-checkpointing",
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -74,7 +74,7 @@ def _state(trainer: ShardedTrainer) -> dict:
 def save_sharded(folder: str | Path, trainer: ShardedTrainer, position: dict) -> Path:
     """Collective: write the trainer's state; returns the manifest path."""
     folder = Path(folder)
-    old = _read_manifest(folder)
+    old = read_manifest(folder)
     n = (old["serial"] + 1) if old else 0
     target = folder / f"sharded.{n}"
     if trainer.ctx.is_main:
@@ -103,7 +103,7 @@ def save_sharded(folder: str | Path, trainer: ShardedTrainer, position: dict) ->
     return manifest
 
 
-def _read_manifest(folder: Path) -> dict | None:
+def read_manifest(folder: Path) -> dict | None:
     try:
         doc = json.loads((folder / MANIFEST).read_text())
     except (OSError, ValueError):
@@ -113,23 +113,29 @@ def _read_manifest(folder: Path) -> dict | None:
     return doc
 
 
-def load_sharded(folder: str | Path, trainer: ShardedTrainer) -> dict:
-    """Collective: restore the trainer's state in place; returns the saved position."""
+PARTS = ("model", "optim", "global", "ef")
+
+
+def load_sharded(folder: str | Path, trainer: ShardedTrainer, parts=PARTS) -> dict:
+    """Collective: restore ``parts`` of the trainer's state in place (all of it, or e.g. only
+    the AdamW moments and error feedback); returns the saved position."""
     folder = Path(folder)
-    doc = _read_manifest(folder)
+    doc = read_manifest(folder)
     if doc is None or not (folder / str(doc.get("dir", ""))).is_dir():
         raise ShardedStateError(f"no sharded state under {folder}")
     for name in doc["ef_names"]:
         trainer.compressor.error.setdefault(
             name, torch.zeros_like(trainer.global_shards[name]).reshape(-1)
         )
-    state = _state(trainer)
+    state = {k: v for k, v in _state(trainer).items() if k in parts}
     dcp.load(state, checkpoint_id=str(folder / doc["dir"]))
-    set_model_state_dict(trainer.model, state["model"])
-    set_optimizer_state_dict(trainer.model, trainer.optimizer, state["optim"])
+    if "model" in state:
+        set_model_state_dict(trainer.model, state["model"])
+    if "optim" in state:
+        set_optimizer_state_dict(trainer.model, trainer.optimizer, state["optim"])
     with torch.no_grad():
-        for n, t in state["global"].items():
+        for n, t in state.get("global", {}).items():
             trainer.global_shards[n].copy_(t.to_local().reshape(trainer.global_shards[n].shape))
-        for n, t in state["ef"].items():
+        for n, t in state.get("ef", {}).items():
             trainer.compressor.error[n] = t.to_local().reshape(-1).clone().float()
     return doc["position"]

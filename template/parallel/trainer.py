@@ -20,6 +20,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import torch
+import torch.distributed as dist
 
 from template.hparams import HParams
 from template.miner.trainer import PageStream, Trainer, WindowResult
@@ -31,7 +32,8 @@ from .apply import apply_sparse_to_shards
 from .compress import ShardedCompressor, all_gather_varlen
 from .config import ParallelConfig
 from .dist import DistContext, broadcast_object
-from .shard import local, reshard_all, shard_model
+from .fingerprint import sharded_fingerprint
+from .shard import flat_range, local, reshard_all, shard_model
 from .train import sharded_step
 
 logger = logging.getLogger(__name__)
@@ -210,6 +212,49 @@ class ShardedTrainer(Trainer):
 
         save_sharded(folder, self, position)
 
+    def unsend(self, sent: CompressedDelta | None) -> None:
+        """A failed or late upload: put its values back into the error-feedback shards."""
+        wire = encode(sent, self.hp.compression) if self.ctx.is_main else None
+        self._cmd("unsend", wire)
+
+    def _do_unsend(self, wire) -> None:
+        sent = decode(wire[0], self.shapes, self.hp.compression, wire[1])
+        for name, t in sent.tensors.items():
+            e = self.compressor.error.get(name)
+            if e is None:
+                continue
+            rng = flat_range(self.shapes[name], self.ctx.rank, self.ctx.world)
+            keep = (t.indices >= rng.start) & (t.indices < rng.stop)
+            e[t.indices[keep].to(e.device) - rng.start] += t.values()[keep].to(e.device)
+
+    def fingerprint(self) -> list[float]:
+        """``model_fingerprint`` of the global model, computed on shards (collective)."""
+        return self._cmd("fingerprint")
+
+    def _do_fingerprint(self) -> list[float]:
+        return sharded_fingerprint(self.global_shards, self.shapes, self.ctx)
+
+    def load_full(self, source: torch.nn.Module | None) -> None:
+        """Global copy and live weights <- rank 0's full ``source`` (a re-sync), one tensor at
+        a time; others pass None."""
+        self._source = source
+        self._cmd("load_full")
+
+    def _do_load_full(self) -> None:
+        src = dict(self._source.named_parameters()) if self.ctx.is_main else {}
+        with torch.no_grad():
+            for name in sorted(self.shapes):
+                if self.ctx.is_main:
+                    full = src[name].detach().to(self.ctx.device, torch.float32).contiguous()
+                else:
+                    full = torch.empty(self.shapes[name], device=self.ctx.device)
+                dist.broadcast(full, src=0)
+                rng = flat_range(self.shapes[name], self.ctx.rank, self.ctx.world)
+                shard = self.global_shards[name].view(-1)
+                shard.copy_(full.view(-1)[rng.start : rng.stop])
+        self._source = None
+        self._copy_global_to_live()
+
     def gathered(self, what: str) -> dict[str, torch.Tensor]:
         """The full flat fp32 ``delta`` (global - live) or ``global`` weights on every rank,
         one tensor at a time (checks and exports; not on the training path)."""
@@ -219,11 +264,13 @@ class ShardedTrainer(Trainer):
         shards = self.local_delta() if what == "delta" else self.global_shards
         return {n: all_gather_varlen(t.reshape(-1).float(), self.ctx) for n, t in shards.items()}
 
-    def load(self, folder: str) -> dict:
+    def load(
+        self, folder: str, parts: tuple[str, ...] = ("model", "optim", "global", "ef")
+    ) -> dict:
         """Load the sharded state saved by ``save``; returns the saved position."""
-        return self._cmd("load", folder)
+        return self._cmd("load", folder, parts)
 
-    def _do_load(self, folder: str) -> dict:
+    def _do_load(self, folder: str, parts: tuple[str, ...]) -> dict:
         from .checkpoint import load_sharded
 
-        return load_sharded(folder, self)
+        return load_sharded(folder, self, parts)

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import copy
+import functools
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -278,7 +279,8 @@ class WindowApplier:
             decode_peer_uploads, blobs, peers, a, self.hp, self.shapes
         )
         hp = self.hp
-        n, fp = await self.model.apply(a, lambda m: apply_uploads(m, uploads, hp))
+        step = functools.partial(apply_uploads, uploads=uploads, hp=hp)  # sharded models read it
+        n, fp = await self.model.apply(a, step)
         self.peers_applied = n
         self._remember(a, fp)
         logger.info("window %d: applied %d/%d peers (%s)", a, n, len(peers), basis)

@@ -160,6 +160,7 @@ class TokenStream:
 
     def __init__(self, folder: str | Path, *, verify: bool = True):
         folder = Path(folder)
+        self.folder = folder
         path = folder / MANIFEST
         if not path.is_file():
             raise DatasetError(f"{path} not found; run scripts/prepare_dataset.py first")
