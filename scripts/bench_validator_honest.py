@@ -169,7 +169,11 @@ def measure_honest(hp: HParams, miners: int, windows: int, seed: int) -> dict:
                     last_aggregate=last,
                 )
                 st = attack_stats.setdefault(name, {"flagged": [], "honest_flagged": [], "fig": []})
-                st["flagged"].append(str(r.rejected.get(uid, "not flagged")))
+                linked = [c.uids for c in r.clusters if uid in c.uids]
+                verdict = r.rejected.get(uid)
+                st["flagged"].append(
+                    str(verdict) if verdict else f"cluster {linked[0]}" if linked else "not flagged"
+                )
                 st["honest_flagged"] += [u for u in r.rejected if u != uid]
                 sc = mix_scores(list(r.prints.values()), r.clusters, agg_sketch)[uid]
                 best = max(shared_overlap_and_cosine(flatten(up), f) for f in flats)

@@ -4,7 +4,7 @@ Two questions per window:
 
 1. **Who is near whom** (``find_clusters``). Candidate pairs come from byte-identical
    digests and from LSH banding of MinHash signatures of the index sets; only candidates
-   are compared exactly (shared indices / the smaller set, and the cosine of the values on
+   whose MinHash Jaccard estimate comes near the threshold are compared exactly (shared indices / the smaller set, and the cosine of the values on
    the shared indices). Linked uploads form clusters. Priority inside a cluster is never
    taken from the miner's storage clock: a member is *provably later* than a linked member
    only when the validator saw the other's final content at a time it had itself checked
@@ -32,6 +32,7 @@ from .sketch import (
     cosine,
     count_sketch,
     minhash,
+    minhash_agreement,
     salt_of,
     shared_overlap_and_cosine,
 )
@@ -42,13 +43,20 @@ from .watch import Sighting
 class CopyRules:
     """Thresholds (see docs/scoring.md, "Model-free checks at scale", for the measurements)."""
 
-    overlap: float = 0.6  # near-duplicate: shared indices / the smaller index set
+    overlap: float = 0.7  # near-duplicate: shared indices / the smaller index set
     similarity: float = 0.8  # ... and cosine of the values on the shared indices
-    mix_cosine: float = 0.75  # sketch cosine to the leave-one-out sum of the others
-    aggregate_cosine: float = 0.75  # sketch cosine to the last aggregate
-    bins: int = 128  # MinHash bins (a power of two)
-    rows: int = 3  # LSH: bins per band (bands = bins // rows)
+    mix_cosine: float = 0.6  # sketch cosine to the leave-one-out sum of the others
+    aggregate_cosine: float = 0.5  # sketch cosine to the last aggregate
+    bins: int = 256  # MinHash bins (a power of two)
+    rows: int = 4  # LSH: bins per band (bands = bins // rows)
+    slack: float = 0.15  # exact comparison when the MinHash Jaccard estimate is this close
     sketch_width: int = 1 << 16  # count-sketch buckets
+
+    def jaccard_floor(self, na: int, nb: int) -> float:
+        """The Jaccard similarity of index sets of sizes na, nb at the overlap threshold."""
+        shared = self.overlap * min(na, nb)
+        union = na + nb - shared
+        return shared / union if union > 0 else 1.0
 
 
 @dataclass(frozen=True)
@@ -149,6 +157,9 @@ def find_links(prints: Sequence[Print], rules: CopyRules) -> list[Link]:
         if a.digest == b.digest:
             links.append(Link(a.uid, b.uid, 1.0, 1.0, True))
             continue
+        est = minhash_agreement(a.signature, b.signature)
+        if est < rules.jaccard_floor(a.flat.nnz, b.flat.nnz) - rules.slack:
+            continue
         ov, sim = shared_overlap_and_cosine(a.flat, b.flat)
         if ov >= rules.overlap and sim >= rules.similarity:
             links.append(Link(a.uid, b.uid, ov, sim, False))
@@ -214,16 +225,35 @@ def mix_scores(
 
 
 def _mix_pass(prints, clusters, aggregate, flagged) -> dict[int, MixFinding]:
-    cluster_of = {u: c.uids for c in clusters for u in c.uids}
-    by_uid = {p.uid: p for p in prints}
+    """One pass: a matrix-vector product against the live total, O(uploads x width)."""
     live = [p for p in prints if p.uid not in flagged]
-    total = sum((p.sketch for p in live), np.zeros_like(prints[0].sketch)) if live else None
+    if not live:
+        return {}
+    row = {p.uid: i for i, p in enumerate(live)}
+    mat = np.stack([p.sketch for p in live])
+    total = mat.sum(0)
+    t_dot = mat @ total
+    sq = np.einsum("ij,ij->i", mat, mat)
+    t_sq = float(total @ total)
+    own_sum: dict[int, np.ndarray] = {}
+    for c in clusters:
+        members = [row[u] for u in c.uids if u in row]
+        if len(members) > 1:
+            vec = mat[members].sum(0)
+            for i in members:
+                own_sum[i] = vec
     out = {}
-    for p in live:
-        own = cluster_of.get(p.uid, (p.uid,))
-        others = total - sum(by_uid[u].sketch for u in own if u not in flagged)
+    for i, p in enumerate(live):
+        if i in own_sum:
+            c = own_sum[i]
+            dot, c_t, c_sq = float(mat[i] @ c), float(total @ c), float(c @ c)
+        else:
+            dot, c_t, c_sq = float(sq[i]), float(t_dot[i]), float(sq[i])
+        others_sq = max(0.0, t_sq - 2 * c_t + c_sq)
+        den = np.sqrt(float(sq[i]) * others_sq)
+        loo = (float(t_dot[i]) - dot) / den if den > 0 else 0.0
         agg = None if aggregate is None else cosine(p.sketch, aggregate)
-        out[p.uid] = MixFinding(p.uid, cosine(p.sketch, others), agg)
+        out[p.uid] = MixFinding(p.uid, loo, agg)
     return out
 
 

@@ -37,7 +37,8 @@ class Screening:
     rejected: dict[int, Rejection] = field(default_factory=dict)
     clusters: list[Cluster] = field(default_factory=list)
     prints: dict[int, Print] = field(default_factory=dict)
-    seconds: dict[str, float] = field(default_factory=dict)  # stage -> seconds
+    seconds: dict[str, float] = field(default_factory=dict)  # stage -> wall seconds
+    cpu_seconds: dict[str, float] = field(default_factory=dict)  # stage -> process CPU seconds
 
     def reject(self, uid: int, why: Rejection | None) -> None:
         if why is not None:
@@ -45,11 +46,12 @@ class Screening:
 
     @contextmanager
     def stage(self, name: str):
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         try:
             yield
         finally:
             self.seconds[name] = self.seconds.get(name, 0.0) + time.perf_counter() - t0
+            self.cpu_seconds[name] = self.cpu_seconds.get(name, 0.0) + time.process_time() - c0
 
 
 def screen_window(
