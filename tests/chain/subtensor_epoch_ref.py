@@ -1,7 +1,7 @@
 """An independent float64 reference of subtensor's epoch and emission payout, for tests.
 
 Written step by step from ``pallets/subtensor/src/epoch/run_epoch.rs`` (``epoch_mechanism``,
-original bonds branch, liquid alpha off), ``epoch/math.rs`` (``is_topk_nonzero``,
+the original and the Yuma3 bonds branches, liquid alpha off), ``epoch/math.rs`` (``is_topk_nonzero``,
 ``weighted_median`` with its partition search, sparse masks) and ``coinbase/run_coinbase.rs``
 (owner cut, 50/50 split, withheld owner incentive). Plain lists and loops on purpose: it
 shares no code and no structure with ``template/chain/devchain/yuma.py``.
@@ -91,8 +91,9 @@ class Subnet:
     owner_uid: int | None = None
     owner_cut: float = 0.18
     emission: float = 1.0
+    yuma3: bool = False
     permits: list[bool] = field(default_factory=list)
-    bonds: list[dict[int, float]] = field(default_factory=list)  # col max-upscaled, as stored
+    bonds: list[dict[int, float]] = field(default_factory=list)  # as stored (see run_epoch)
     last_epoch: int = 0
 
 
@@ -149,18 +150,19 @@ def run_epoch(
     bonds = [
         {j: v for j, v in row.items() if not last_tempo <= registered_at[j]} for row in net.bonds
     ]
-    bonds = _col_normalize(bonds, n)
-    delta = _col_normalize([{j: v * active[i] for j, v in wfb[i].items()} for i in range(n)], n)
     alpha = 1.0 - net.bonds_moving_average
-    ema = []
-    for i in range(n):
-        row = {j: alpha * v for j, v in delta[i].items()}
-        for j, v in bonds[i].items():
-            row[j] = row.get(j, 0.0) + (1 - alpha) * v
-        ema.append({j: v for j, v in row.items() if v > 0})
-    ema = _col_normalize(ema, n)
-    dividends = _normalize([sum(v * incentive[j] for j, v in ema[i].items()) for i in range(n)])
-    stored = _col_max_upscale(ema, n)
+    if net.yuma3:  # per validator: EMA of its own bond weights, stored as proportions
+        ema = _mat_ema(wfb, bonds, alpha)
+        norm = _col_normalize(ema, n)
+        per_validator = [sum(v * incentive[j] for j, v in norm[i].items()) for i in range(n)]
+        dividends = _normalize([per_validator[i] * active[i] for i in range(n)])
+        stored = ema
+    else:  # stake-weighted delta, column-normalised; stored column max-upscaled
+        bonds = _col_normalize(bonds, n)
+        delta = _col_normalize([{j: v * active[i] for j, v in wfb[i].items()} for i in range(n)], n)
+        ema = _col_normalize(_mat_ema(delta, bonds, alpha), n)
+        dividends = _normalize([sum(v * incentive[j] for j, v in ema[i].items()) for i in range(n)])
+        stored = _col_max_upscale(ema, n)
 
     emission_sum = sum(incentive) + sum(dividends)
     server = [x / emission_sum if emission_sum else 0.0 for x in incentive]
@@ -187,6 +189,16 @@ def _payout(net: Subnet, server: list[float], validator: list[float]) -> list[fl
             miner = 0.0  # withheld: burned
         paid.append(miner + (validator_alpha * validator[i] / vsum if vsum > 0 else 0.0))
     return paid
+
+
+def _mat_ema(new, old, alpha: float) -> list[dict[int, float]]:
+    out = []
+    for new_row, old_row in zip(new, old, strict=True):
+        row = {j: alpha * v for j, v in new_row.items()}
+        for j, v in old_row.items():
+            row[j] = row.get(j, 0.0) + (1 - alpha) * v
+        out.append({j: v for j, v in row.items() if v > 0})
+    return out
 
 
 def _col_normalize(rows: list[dict[int, float]], n: int) -> list[dict[int, float]]:

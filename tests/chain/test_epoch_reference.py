@@ -50,6 +50,7 @@ def run_case(tmp_path, seed: int) -> tuple[int, float]:
     rng = random.Random(seed)
     k = rng.choice([2, 3, 4])
     threshold = rng.choice([0.0, 0.0, 15.0])
+    yuma3 = seed % 3 == 2  # a third of the cases run the Yuma3 branch
     sim = DevChainSim(
         tmp_path / f"case{seed}.sqlite",
         tempo=TEMPO,
@@ -57,6 +58,7 @@ def run_case(tmp_path, seed: int) -> tuple[int, float]:
         max_allowed_validators=k,
         stake_threshold=threshold,
         activity_cutoff=rng.choice([5000, 8]),
+        yuma3=int(yuma3),
     )
     n_first = rng.randint(5, 9)
     late = rng.randint(0, 2)
@@ -72,6 +74,7 @@ def run_case(tmp_path, seed: int) -> tuple[int, float]:
         max_allowed_validators=k,
         stake_threshold=threshold,
         owner_uid=owner_at,
+        yuma3=yuma3,
         activity_cutoff=sim.tx(lambda c: _hp(c, sim.netuid).activity_cutoff),
     )
     compared = 0
