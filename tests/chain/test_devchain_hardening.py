@@ -109,3 +109,19 @@ def test_strict_json_parser_directly():
         with pytest.raises(StrictJSONError):
             loads_strict(bad)
     assert loads_strict('["[[[["]') == ["[[[["]  # brackets inside strings do not count
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b'{"netuid": 1, "params": {"burn": NaN}}',
+        b'{"netuid": 1, "params": {"emission_per_tempo": Infinity}}',
+        b'{"netuid": 1, "params": {"tempo": ' + b"9" * 400 + b"}}",
+    ],
+)
+async def test_sudo_set_refuses_the_same_and_the_subnet_stays_standard_json(chain, alice, body):
+    status, reply = await _post(chain, alice, "sudo_set", body)
+    assert status == 400 and reply["error"]["code"] == "invalid_request"
+    async with aiohttp.ClientSession() as s, s.get(f"{chain.url}/subnets/1") as r:
+        info = loads_strict(await r.read())  # no NaN/Infinity served
+    assert info["params"]["burn"] == 1.0 and info["params"]["emission_per_tempo"] == 1.0
