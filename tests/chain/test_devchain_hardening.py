@@ -7,6 +7,7 @@ import pytest
 
 from template.chain.devchain import rules, store
 from template.chain.devchain.auth import sign_request
+from template.chain.devchain.errors import DevChainError
 from template.chain.devchain.strict_json import StrictJSONError, loads_strict
 from template.chain.devchain.testing import running_devchain
 
@@ -92,6 +93,7 @@ async def test_unknown_netuid_has_its_own_error(chain):
 
 def test_one_broken_subnet_cannot_stop_the_others(tmp_path):
     sim = DevChainSim(tmp_path / "iso.sqlite", tempo=3)
+    sim.tx(store.add_balance, "owner-cold", 1000.0)
     sim.tx(rules.create_subnet, "owner-cold", 2, {"tempo": 3}, None)
     # a value that slipped past validation (an older node, a hand-edited db): epochs of
     # subnet 2 fail, subnet 1 keeps running its epochs
@@ -125,3 +127,17 @@ async def test_sudo_set_refuses_the_same_and_the_subnet_stays_standard_json(chai
     async with aiohttp.ClientSession() as s, s.get(f"{chain.url}/subnets/1") as r:
         info = loads_strict(await r.read())  # no NaN/Infinity served
     assert info["params"]["burn"] == 1.0 and info["params"]["emission_per_tempo"] == 1.0
+
+
+def test_creating_subnets_costs_a_lock_and_is_bounded(tmp_path):
+    sim = DevChainSim(tmp_path / "lock.sqlite")
+    with pytest.raises(DevChainError, match="lock cost"):
+        sim.tx(rules.create_subnet, "poor", 2, {}, None)
+    sim.tx(store.add_balance, "rich", 1e6)
+    for netuid in range(2, rules.MAX_SUBNETS + 1):
+        sim.tx(rules.create_subnet, "rich", netuid, {"tempo": 1}, None)
+    with pytest.raises(DevChainError, match="at most"):
+        sim.tx(rules.create_subnet, "rich", 999, {}, None)
+    assert store.balance(sim.conn, "rich") == pytest.approx(1e6 - 100.0 * (rules.MAX_SUBNETS - 1))
+    sim.step(2)  # every subnet's epoch in one block still runs
+    assert len(sim.epochs_run) >= 1

@@ -16,6 +16,9 @@ from . import store
 from .errors import DevChainError
 from .params import DEV_ACCOUNTS, Genesis, SubnetHyperparams
 
+MAX_SUBNETS = 32  # bounds the epoch work of one block
+SUBNET_LOCK_TAO = 100.0  # paid (burned) by whoever creates a subnet, as subtensor locks TAO
+
 
 def apply_genesis(conn: sqlite3.Connection, genesis: Genesis) -> bool:
     """Write block 0, fund the dev accounts and create the genesis subnet; False if already done."""
@@ -95,10 +98,13 @@ def create_subnet(
         raise DevChainError("invalid_request", f"netuid must be in 1..65535, got {netuid}")
     if conn.execute("SELECT 1 FROM subnets WHERE netuid=?", (netuid,)).fetchone():
         raise DevChainError("invalid_request", f"subnet {netuid} already exists")
+    if len(netuids(conn)) >= MAX_SUBNETS:
+        raise DevChainError("invalid_request", f"the dev chain holds at most {MAX_SUBNETS} subnets")
     try:
         hp = SubnetHyperparams().with_overrides(params)
     except ValueError as e:
         raise DevChainError("invalid_request", str(e)) from None
+    _debit(conn, owner, SUBNET_LOCK_TAO, "creating a subnet (the lock cost)")
     hotkey = owner_hotkey or owner
     holder = store.owner_of(conn, hotkey)
     if holder is not None and holder != owner:
