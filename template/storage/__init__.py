@@ -4,6 +4,7 @@
 - ``keys``        every object name (versioned by SPEC_VERSION)
 - ``commitment``  the <=128-byte chain commitment carrying a bucket and its read-only keys
 - ``client``      StorageClient: async put/get/head/list/delete with retries, timeouts, caps
+- ``transfer``    TransferConfig, object metadata, the boto3 client factory, the capped body reader
 - ``gather``      bounded, time-budgeted downloads from many buckets
 - ``retention``   delete own objects older than N windows
 - ``datasets``    token-shard datasets: strict manifest, verified cache, upload
