@@ -122,11 +122,14 @@ async def current_leader(directory: PeerDirectory, window: int, hp: HParams) -> 
 
 
 async def fetch_latest_checkpoint(
-    directory: PeerDirectory, hp: HParams, model: torch.nn.Module
+    directory: PeerDirectory, hp: HParams, model: torch.nn.Module, exclude: str | None = None
 ) -> Checkpoint | None:
-    """The newest valid checkpoint any leader candidate published (ties: higher stake first)."""
+    """The newest valid checkpoint any leader candidate but ``exclude`` published (ties: higher
+    stake first)."""
     best: tuple[int, str, str] | None = None
     for hotkey in directory.validators():
+        if hotkey == exclude:
+            continue
         blob = await _get(directory, hotkey, keys.latest_checkpoint_key(), MAX_JSON_DOC_BYTES)
         if blob is None:
             continue
@@ -200,15 +203,16 @@ async def catch_up(
     applied_through: int | None,
     target: int,
     progress: Callable[[int, int], None] | None = None,
+    exclude: str | None = None,
 ) -> int | None:
     """Bring ``model`` to "every aggregate through window ``target`` applied".
 
     ``applied_through`` is the last window already in the model (None: nothing trusted, start
-    from the newest checkpoint). Returns the last window applied (may stop short when an
+    from the newest checkpoint not published by ``exclude``). Returns the last window applied (may stop short when an
     aggregate is not published yet), or None when there is nothing to start from.
     """
     if applied_through is None:
-        ckpt = await fetch_latest_checkpoint(directory, hp, model)
+        ckpt = await fetch_latest_checkpoint(directory, hp, model, exclude)
         if ckpt is None:
             return None
         load_checkpoint(model, ckpt)

@@ -321,10 +321,17 @@ class WindowApplier:
         self, target: int, progress: Callable[[int, int], None] | None = None
     ) -> int | None:
         """Rebuild from the latest checkpoint plus aggregates through ``target``; the window
-        reached, or None (no checkpoint published: the model stays as it is)."""
+        reached, or None (no checkpoint published: the model stays as it is). A node that
+        disagrees with the leader never rebuilds from a checkpoint of its own."""
         scratch = self.model.copy()
         got = await catch_up(
-            scratch, self.directory, self.hp, applied_through=None, target=target, progress=progress
+            scratch,
+            self.directory,
+            self.hp,
+            applied_through=None,
+            target=target,
+            progress=progress,
+            exclude=self.hotkey,
         )
         if got is None:
             logger.warning("re-sync: no checkpoint published yet; staying on our model")

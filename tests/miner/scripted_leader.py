@@ -2,7 +2,7 @@
 
 Registers with stake, publishes its bucket commitment, and for every window ``a``, after
 ``upload_cutoff(a)``: gathers the miners' uploads, keeps those passing the self-checks (time,
-signature, decode), selects peers with the bootstrap rule, publishes the peer list, the
+signature, decode), selects peers with the bootstrap rule (``WindowApplier.bootstrap``), publishes the peer list, the
 aggregate and the fingerprint after applying it, and a checkpoint every ``checkpoint_every``
 windows. It records every upload's time verdict so tests can assert uploads were on time.
 No scoring: it is a stand-in for the validator, not a validator.
@@ -20,11 +20,10 @@ from template.protocol import documents as docs
 from template.protocol.aggregation import apply_uploads, decode_peer_uploads
 from template.protocol.directory import PeerDirectory
 from template.protocol.fingerprint import model_fingerprint
-from template.protocol.selection import bootstrap_peers
+from template.protocol.window_apply import InPlaceModel, WindowApplier
 from template.protocol.windows import WindowClock, upload_time_verdict
 from template.storage import BucketConfig, StorageClient, StorageError, encode_commitment, keys
 from template.training.model import build_model, param_shapes
-from template.training.wire import upload_size_cap
 
 logger = logging.getLogger("scripted_leader")
 
@@ -35,10 +34,17 @@ class ScriptedLeader:
         self.windows = WindowClock(hp.window)
         self.model = build_model(hp.model)
         self.shapes = param_shapes(self.model)
-        self.cap = upload_size_cap(self.shapes, hp.compression)
         self.run_hash = hparams_hash(hp)
         self.bucket = StorageClient(bucket)
         self.directory = PeerDirectory(chain, allow_private=True)
+        self.applier = WindowApplier(
+            hp,
+            self.directory,
+            InPlaceModel(self.model, None),
+            self.shapes,
+            block=chain.block,
+            timestamp=chain.block_timestamp,
+        )
         self.fingerprints: dict[int, list[float]] = {}
         self.peers: dict[int, list[tuple[int, str]]] = {}
         self.verdicts: dict[tuple[int, str], str] = {}
@@ -93,33 +99,24 @@ class ScriptedLeader:
                 logger.info("leader: window %d failed (%s: %s); retrying", a, type(e).__name__, e)
                 await asyncio.sleep(0.3)
 
-    async def _fetch(self, a: int, uid: int, hotkey: str, open_ts: float, cutoff_ts: float):
-        client = self.directory.client(hotkey)
-        if client is None:
-            return None
-        try:
-            obj = await client.get(keys.upload_key(hotkey, a), self.cap)
-        except StorageError:
-            return None
-        verdict = upload_time_verdict(obj.info.last_modified_unix, open_ts, cutoff_ts)
-        self.verdicts[(a, hotkey)] = verdict
-        if verdict != "ok":
-            return None
-        ok = decode_peer_uploads([obj.data], [(uid, hotkey)], a, self.hp, self.shapes)
-        return obj.data if ok else None
+    async def _record_verdicts(self, a: int, miners, open_ts: float, cutoff_ts: float) -> None:
+        """Each upload's time verdict (HEAD), for the tests' on-time assertions."""
+        for _, hotkey in miners:
+            client = self.directory.client(hotkey)
+            try:
+                info = await client.head(keys.upload_key(hotkey, a)) if client else None
+            except StorageError:
+                info = None
+            if info is not None:
+                verdict = upload_time_verdict(info.last_modified_unix, open_ts, cutoff_ts)
+                self.verdicts[(a, hotkey)] = verdict
 
     async def publish_window(self, a: int) -> None:
         await self.directory.refresh()
         open_ts = await self.chain.block_timestamp(self.windows.start(a))
         cutoff_ts = await self.chain.block_timestamp(self.windows.upload_cutoff(a))
-        miners = self.directory.miners()
-        blobs = await asyncio.gather(
-            *(self._fetch(a, u, hk, open_ts, cutoff_ts) for u, hk in miners)
-        )
-        by_uid = {u: b for (u, _), b in zip(miners, blobs, strict=True)}
-        valid = {u: hk for (u, hk), b in zip(miners, blobs, strict=True) if b is not None}
-        peers = bootstrap_peers(valid, self.hp.window.peers_per_window)
-        chosen = [by_uid[u] for u, _ in peers]
+        await self._record_verdicts(a, self.directory.miners(), open_ts, cutoff_ts)
+        peers, chosen = await self.applier.bootstrap(a)  # the protocol's rule, as miners run it
         pl = docs.PeerList(a, tuple(peers), (), "bootstrap", self.run_hash)
         await self.bucket.put_bytes(keys.peers_key(a), docs.encode_peer_list(pl, self.key))
         uploads = decode_peer_uploads(chosen, peers, a, self.hp, self.shapes)

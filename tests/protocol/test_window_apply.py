@@ -20,7 +20,17 @@ from template.hparams import hparams_hash, load_hparams
 from template.miner.sync import Sync
 from template.miner.trainer import Trainer
 from template.protocol.aggregation import apply_uploads, decode_peer_uploads
-from template.protocol.documents import Aggregate, PeerList, encode_aggregate, encode_peer_list
+from template.protocol.documents import (
+    Aggregate,
+    Checkpoint,
+    PeerList,
+    encode_aggregate,
+    encode_checkpoint,
+    encode_latest,
+    encode_peer_list,
+)
+from template.protocol.fingerprint import model_fingerprint
+from template.protocol.window_apply import InPlaceModel, WindowApplier
 from template.protocol.windows import WindowClock
 from template.signing import dev_keypair
 from template.storage import ObjectNotFound, ObjectTooLarge, keys
@@ -90,14 +100,14 @@ class Directory:
     """Stands in for PeerDirectory: one leader candidate, four miners (uids 1..4)."""
 
     def __init__(self, leader: str, miners: list[tuple[int, str]]):
-        self.leader, self._miners = leader, miners
+        self.leaders, self._miners = [leader], miners  # leader candidates, by stake
         self.buckets = {hk: Bucket() for hk in [leader, *(hk for _, hk in miners)]}
 
     def client(self, hotkey: str) -> Bucket | None:
         return self.buckets.get(hotkey)
 
     def validators(self) -> list[str]:
-        return [self.leader]
+        return list(self.leaders)
 
     def miners(self) -> list[tuple[int, str]]:
         return list(self._miners)
@@ -256,3 +266,46 @@ def test_miner_and_validator_apply_the_same_windows_bit_identically(caplog):
         assert torch.equal(on_validator[name], p), name
         assert torch.equal(live[name], p), name  # the live weights got the same outer steps
     assert not torch.equal(next(reference.parameters()), next(build_model(HP.model).parameters()))
+
+
+def publish_checkpoint(net: Directory, key, model: torch.nn.Module, window: int) -> None:
+    params = {n: p.detach().clone() for n, p in model.named_parameters()}
+    doc = Checkpoint(window, tuple(model_fingerprint(model)), params, hparams_hash(HP))
+    bucket = net.buckets[key.ss58_address]
+    bucket.put(keys.checkpoint_key(window), encode_checkpoint(doc, key), 50)
+    bucket.put(
+        keys.latest_checkpoint_key(), encode_latest(window, keys.checkpoint_key(window), key), 50
+    )
+
+
+def test_a_node_that_disagrees_never_resyncs_from_its_own_checkpoint():
+    """A validator that drifted and then led a window published a checkpoint of its drifted
+    model; when the leader's fingerprint tells it so, it must rebuild from the others'."""
+    net, blobs, expected = build_network()
+    leader, me = dev_keypair("//Alice//leader"), dev_keypair("//Alice//drifted")
+    net.leaders.insert(0, me.ss58_address)  # more stake: its checkpoint would win a tie
+    net.buckets[me.ss58_address] = Bucket()
+    reference = replay(blobs, expected)
+    drifted = build_model(HP.model)
+    with torch.no_grad():
+        for p, q in zip(drifted.parameters(), reference.parameters(), strict=True):
+            p.copy_(q + 0.01)
+    publish_checkpoint(net, leader, reference, 3)
+    publish_checkpoint(net, me, drifted, 3)
+
+    async def resync(hotkey: str) -> torch.nn.Module:
+        model = build_model(HP.model)
+        applier = WindowApplier(
+            HP, net, InPlaceModel(model, 3), param_shapes(model), block=None, timestamp=None,
+            hotkey=hotkey,
+        )  # fmt: skip
+        assert await applier.resync(3) == 3
+        return model
+
+    mine = asyncio.run(resync(me.ss58_address))
+    anyone = asyncio.run(resync("someone else"))  # the tie goes to the higher stake
+    for (name, p), q, r in zip(
+        reference.named_parameters(), mine.parameters(), anyone.parameters(), strict=True
+    ):
+        assert torch.equal(q, p), name
+        assert not torch.equal(r, p), name
