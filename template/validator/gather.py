@@ -75,7 +75,8 @@ def timing_rejection(
     lm = info.last_modified_unix
     if upload_time_verdict(lm, open_ts, cutoff_ts, skew=skew) == "early":
         return Rejection(RejectCode.EARLY, f"LastModified {lm:.0f} is before the window opened")
-    if watch is None or not watch.closed:
+    if watch is None or not watch.closed or c.hotkey not in watch.last_sent:
+        # not watched, or its storage never answered the watcher: the stored clock decides
         if upload_time_verdict(lm, open_ts, cutoff_ts, skew=skew) == "late":
             return Rejection(RejectCode.LATE, f"LastModified {lm:.0f} (window not watched)")
         return None
