@@ -237,6 +237,11 @@ class Run:
         self.say(f"[supervisor] {name} {what}")
 
     async def teardown(self) -> None:
+        if self.supervisor is not None:  # before the stop: who crashed and came back, who is down
+            for name, h in self.supervisor.health.items():
+                if h.crashes or h.state != UP:
+                    back = "came back" if h.state == UP else f"is {h.state}"
+                    self.say(f"[supervisor] {name}: crashed {len(h.crashes)}x, {back}")
         self.say(f"stopping ({self.stop_reason or 'done'}) ...")
         await asyncio.to_thread(
             self.children.stop_all, STOP_TIMEOUT_S, lambda c: c.name not in ("chain", "s3")
