@@ -57,6 +57,7 @@ def _parser(name: str) -> argparse.ArgumentParser:
 @pytest.mark.parametrize(("doc", "line"), _commands())
 def test_documented_command_parses(doc, line):
     line = re.sub(r"<NETUID>|<n>", "3", line)
+    line = re.sub(r"\$\{\w+:-([^}]*)\}", r"\1", line)  # ${VAR:-default}: the default
     argv = [re.sub(r"<[^>]*>", "x", a) for a in shlex.split(line)]
     err = io.StringIO()
     with contextlib.redirect_stderr(err):
