@@ -27,13 +27,8 @@ sys.path.insert(0, str(ROOT))
 import torch  # noqa: E402
 import torch.multiprocessing as mp  # noqa: E402
 
-from template.parallel.equivalence import (  # noqa: E402
-    Plan,
-    compare,
-    free_port,
-    run_sharded,
-    run_single,
-)
+from template.parallel.dist import free_port  # noqa: E402
+from template.parallel.equivalence import Plan, compare, run_sharded, run_single  # noqa: E402
 from template.parallel.perf import PerfPlan, perf_worker  # noqa: E402
 
 

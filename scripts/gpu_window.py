@@ -159,7 +159,7 @@ def main() -> int:
     p.add_argument("--activation-checkpointing", action="store_true")
     args = p.parse_args()
     from template.hparams import load_hparams
-    from template.parallel.equivalence import free_port
+    from template.parallel.dist import free_port
 
     world = args.ranks or (torch.cuda.device_count() if args.device == "cuda" else 2)
     hp = load_hparams(args.preset)

@@ -124,6 +124,13 @@ class LocalnetConfig:
         flag="--miner.args",
         type=_words,
     )
+    miner_ranks: int = setting(
+        1,
+        "Run the first miner as this many torch.distributed ranks (FSDP2; gloo on CPU). "
+        "docs/multi_gpu.md.",
+        at_least(1),
+        flag="--miner.ranks",
+    )
     validator_args: tuple[str, ...] = setting(
         (),
         'Extra flags for the validators, e.g. --validator.args="--eval.page-margin 0.1".',

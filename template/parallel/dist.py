@@ -15,6 +15,8 @@ import torch
 import torch.distributed as dist
 from torch.distributed.device_mesh import DeviceMesh, init_device_mesh
 
+from .launch import free_port  # re-exported: one definition
+
 logger = logging.getLogger(__name__)
 
 
@@ -62,6 +64,9 @@ def broadcast_object(obj: Any, ctx: DistContext) -> Any:
     box = [obj if ctx.is_main else None]
     dist.broadcast_object_list(box, src=0)
     return box[0]
+
+
+__all__ = ["DistContext", "broadcast_object", "close_distributed", "free_port", "init_distributed"]
 
 
 def close_distributed() -> None:

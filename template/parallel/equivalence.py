@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -34,7 +33,7 @@ from template.validator.evaluate import EvalResult, Evaluator
 from .checkpoint import load_sharded, save_sharded
 from .compress import ShardedCompressor
 from .config import ParallelConfig
-from .dist import close_distributed, init_distributed
+from .dist import close_distributed, free_port, init_distributed
 from .evaluate import ShardedEvaluator, share_upload
 from .shard import flat_range, local
 from .trainer import ShardedTrainer
@@ -211,12 +210,6 @@ def _compress_reference(path: str, hp: HParams, ctx) -> dict[str, torch.Tensor]:
         deltas[name] = ref[f"delta0.{name}"][rng.start : rng.stop]
     comp = ShardedCompressor(hp.compression, ctx).compress(deltas, shapes)
     return _flatten("exact0", *encode(comp, hp.compression)) if ctx.is_main else {}
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def run_sharded(plan: Plan, out: Path, single: dict) -> dict[str, torch.Tensor]:

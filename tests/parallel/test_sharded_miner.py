@@ -16,7 +16,7 @@ import pytest
 from template.chain.devchain.launch import start_devchain_process
 from template.node.status import read_status
 from template.parallel.checkpoint import MANIFEST
-from template.parallel.equivalence import free_port
+from template.parallel.dist import free_port
 from tests.miner.conftest import (  # noqa: F401 - s3 is a fixture
     BLOCK_TIME,
     ROOT,
