@@ -14,8 +14,8 @@ Two questions per window:
    cannot be proven are left to the judge (which uploader's assigned pages the content fits).
 2. **Who is a mix of others** (``find_mixes``). Each upload's count sketch is compared with
    the sum of every other upload of the window outside its own cluster (leave-one-out) and
-   with the last aggregate. Mixers are peeled one cluster at a time, most similar first,
-   so a swarm of mixers cannot make honest uploads look like mixes of the mixers.
+   with the last aggregate. Mixers are peeled one at a time, most similar first, so a swarm
+   of mixers cannot make honest uploads look like mixes of the mixers.
 """
 
 from __future__ import annotations
@@ -265,11 +265,11 @@ def find_mixes(
 ) -> dict[int, Rejection]:
     """uid -> MIX_OF_OTHERS for uploads close to the others' sum or to the last aggregate.
 
-    Peels the most similar cluster (or single upload) first and recomputes without it, so
-    honest uploads are judged against a sum that holds no flagged mix."""
+    Peels the most similar upload first and recomputes without it, so honest uploads are
+    judged against a sum that holds no flagged mix (a swarm of mixers cannot make the honest
+    uploads they average look like mixes of the mixers)."""
     if not prints:
         return {}
-    cluster_of = {u: c.uids for c in clusters for u in c.uids}
     flagged: set[int] = set()
     out: dict[int, Rejection] = {}
     if aggregate is not None:
@@ -287,15 +287,11 @@ def find_mixes(
         worst = max(scores.values(), key=lambda f: f.loo_cosine)
         if worst.loo_cosine < rules.mix_cosine:
             return out
-        for u in cluster_of.get(worst.uid, (worst.uid,)):
-            if u in flagged:
-                continue
-            flagged.add(u)
-            c = scores[u].loo_cosine if u in scores else worst.loo_cosine
-            out[u] = Rejection(
-                RejectCode.MIX_OF_OTHERS,
-                f"close to the sum of this window's other uploads (cosine {c:.2f})",
-            )
+        flagged.add(worst.uid)  # only this one: a linked honest upload is judged on its own
+        out[worst.uid] = Rejection(
+            RejectCode.MIX_OF_OTHERS,
+            f"close to the sum of this window's other uploads (cosine {worst.loo_cosine:.2f})",
+        )
 
 
 def aggregate_sketch(peers: Sequence[FlatUpload], rules: CopyRules, salt: int) -> np.ndarray | None:

@@ -164,6 +164,19 @@ def test_recompressed_mean_of_others_is_a_mix(honest):
         assert set(res.rejected) == {9}, res.rejected
 
 
+def test_a_swarm_of_mixers_flags_every_mixer_and_no_honest_upload(honest):
+    layout, windows = honest
+    ups = dict(windows[2])
+    dense = [u.delta.to_dense() for u in ups.values()]
+    mean = {k: sum(d[k] for d in dense) / len(dense) for k in dense[0]}
+    mix = Compressor(HP.compression).compress(mean)
+    for uid in (9, 10, 11):
+        ups[uid] = as_upload(mix, uid, layout.pages(2, uid, 2), 2)
+    res = screen(2, ups, layout)
+    assert set(res.rejected) == {9, 10, 11}, res.rejected
+    assert all(r.code is RejectCode.MIX_OF_OTHERS for r in res.rejected.values())
+
+
 def test_copy_of_the_last_aggregate_is_a_mix(honest):
     layout, windows = honest
     last = list(windows[1].values())
