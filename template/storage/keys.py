@@ -4,11 +4,11 @@ All names live under ``v{SPEC_VERSION}/``, so an incompatible release never read
 layout. Windows are zero-padded to 10 digits so a listing sorts them in order.
 
     v1/uploads/{window}/{hotkey}            a node's compressed pseudo-gradient for a window
-    v1/peers/{window}.json                  the leader's peer list for a window
+    v1/peers/{window}.safetensors           the leader's peer list for a window
     v1/aggregates/{window}                  the aggregated update of a window
-    v1/fingerprints/{window}.json           the model fingerprint after a window
+    v1/fingerprints/{window}.safetensors    the model fingerprint after a window
     v1/checkpoints/{window}/{file}          a checkpoint's files
-    v1/checkpoints/latest.json              pointer to the newest checkpoint
+    v1/checkpoints/latest.safetensors       signed pointer to the newest checkpoint
     v1/datasets/{name}/manifest.json        a dataset's manifest
     v1/datasets/{name}/{shard}              its token shards
 """
@@ -36,7 +36,7 @@ WINDOWED_KINDS = (UPLOADS, PEERS, AGGREGATES, FINGERPRINTS, CHECKPOINTS)
 _SS58_RE = re.compile(r"^[1-9A-HJ-NP-Za-km-z]{40,50}$")  # base58 alphabet, no separators
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")  # one path segment, no '..' start
 _WINDOW_KEY_RE = re.compile(
-    rf"^{ROOT}/(?P<kind>{'|'.join(WINDOWED_KINDS)})/(?P<window>\d{{{WINDOW_DIGITS}}})(?:/|\.json$|$)"
+    rf"^{ROOT}/(?P<kind>{'|'.join(WINDOWED_KINDS)})/(?P<window>\d{{{WINDOW_DIGITS}}})(?:/|\.safetensors$|$)"
 )
 
 
@@ -74,7 +74,7 @@ def uploads_prefix(window: int) -> str:
 
 def peers_key(window: int) -> str:
     """The leader's peer list for ``window``."""
-    return f"{ROOT}/{PEERS}/{_window(window)}.json"
+    return f"{ROOT}/{PEERS}/{_window(window)}.safetensors"
 
 
 def aggregate_key(window: int) -> str:
@@ -84,7 +84,7 @@ def aggregate_key(window: int) -> str:
 
 def fingerprint_key(window: int) -> str:
     """The model fingerprint after ``window``'s update."""
-    return f"{ROOT}/{FINGERPRINTS}/{_window(window)}.json"
+    return f"{ROOT}/{FINGERPRINTS}/{_window(window)}.safetensors"
 
 
 def checkpoint_prefix(window: int) -> str:
@@ -98,7 +98,7 @@ def checkpoint_key(window: int, name: str = "model.safetensors") -> str:
 
 def latest_checkpoint_key() -> str:
     """The pointer (small JSON) to the newest checkpoint."""
-    return f"{ROOT}/{CHECKPOINTS}/latest.json"
+    return f"{ROOT}/{CHECKPOINTS}/latest.safetensors"  # a signed envelope, like every document
 
 
 def dataset_prefix(name: str) -> str:
@@ -121,6 +121,6 @@ def _folder(prefix: str) -> str:
 
 
 def window_of_key(key: str) -> tuple[str, int] | None:
-    """``(kind, window)`` of a per-window key of this spec version, else None (e.g. latest.json)."""
+    """``(kind, window)`` of a per-window key of this spec version, else None (e.g. latest.safetensors)."""
     m = _WINDOW_KEY_RE.match(key)
     return (m["kind"], int(m["window"])) if m else None

@@ -22,7 +22,7 @@ async def delete_old_objects(
     """Delete objects of ``kinds`` whose window < ``current_window - keep_windows``.
 
     Checkpoints are swept only when ``keep_checkpoints`` is given: then all but the newest
-    ``keep_checkpoints`` checkpoint windows go (``latest.json`` is never touched). Objects
+    ``keep_checkpoints`` checkpoint windows go (``latest.safetensors`` is never touched). Objects
     whose names carry no window (datasets, pointers, foreign files) are left alone.
     Returns how many objects were deleted.
     """
