@@ -7,100 +7,178 @@ import asyncio
 import contextlib
 import logging
 import signal
+from pathlib import Path
 
-from template.chain.config import connect_chain
 from template.chain.errors import ChainError
+from template.chain.protocol import Chain
+from template.hparams import HParams, hparams_hash
 from template.node.args import state_dir
 from template.node.errors import StartupError
 from template.node.hparams import load_run_hparams
 from template.node.keys import load_hotkey
 from template.node.metrics import Metrics
-from template.storage import (
-    ConfigError,
-    StorageClient,
-    StorageError,
-    load_read_bucket,
-    load_storage_config,
-    sync_dataset,
+from template.node.startup import (
+    check_device,
+    check_registered,
+    close_all,
+    connect,
+    load_storage,
+    open_dataset,
+    publish_commitment,
+    published_bucket,
 )
+from template.protocol.catchup import catch_up
+from template.protocol.directory import PeerDirectory
+from template.protocol.windows import WindowClock
+from template.storage import NodeStorageConfig, StorageClient, StorageError
+from template.training.model import build_model
 from template.training.pages import PageDataset
-from template.training.shards import DatasetError, TokenStream
 
-from .args import add_validator_args, config_from_args
+from .args import (  # noqa: F401 - build_parser re-exported
+    ValidatorConfig,
+    build_parser,
+    config_from_args,
+)
 from .loop import Validator
+from .measure import Measurer
+from .state import ValidatorState, load_state
 
 logger = logging.getLogger(__name__)
 
 
-async def load_dataset(args: argparse.Namespace, hp, cache_dir) -> PageDataset:
+async def prepare_validator(
+    *,
+    chain: Chain,
+    key,  # a bittensor Keypair: signs documents; the chain client signs with it too
+    storage: NodeStorageConfig,
+    hp: HParams,
+    dataset: PageDataset,
+    cfg: ValidatorConfig,
+    state_dir: Path,
+    device: str = "cpu",
+    allow_private: bool = False,
+    metrics=None,
+    wallet: tuple[str, str] = ("default", "default"),
+) -> Validator:
+    """The start-up steps on a connected chain, then the validator built from its parts.
+
+    Registration, the bucket (created when missing), the commitment (rate limits retried),
+    the validator permit, then the model: the local state when intact, otherwise the
+    leader's latest checkpoint plus aggregates, otherwise (fresh subnet) the initial model.
+    """
+    hotkey = key.ss58_address
+    uid = await check_registered(chain, hotkey, *wallet)
+    bucket = StorageClient(storage.write)
+    directory = PeerDirectory(chain, allow_private=allow_private)
     try:
-        if args.dataset_path:
-            folder = args.dataset_path
-        elif args.dataset_bucket_config:
-            bucket = load_read_bucket(args.dataset_bucket_config)  # read keys only
-            async with StorageClient(bucket) as client:
-                folder = await sync_dataset(client, args.dataset_prefix, cache_dir)
-        else:
-            raise StartupError(
-                "no dataset: pass --dataset.path (a folder from scripts/prepare_dataset.py) or "
-                "--dataset.bucket-config with --dataset.prefix"
-            )
-        return PageDataset(TokenStream(folder), hp)
-    except (DatasetError, OSError, ConfigError, StorageError) as e:
-        raise StartupError(f"dataset: {e}") from None
+        try:
+            await bucket.create_bucket()
+        except StorageError as e:
+            logger.debug("create_bucket: %s (it probably exists)", e)
+        await publish_commitment(chain, published_bucket(storage, allow_private))
+        await check_permit(directory, uid, hotkey, chain.netuid)
+        model = build_model(hp.model, device)
+        run_hash = hparams_hash(hp)
+        state = load_state(state_dir, model, run_hash) or ValidatorState(hparams_hash=run_hash)
+        if state.applied_through is None:
+            window = WindowClock(hp.window).window_of(await chain.block())
+            got = await catch_up(model, directory, hp, applied_through=None, target=window - 1)
+            if got is not None:
+                state.applied_through = got
+                logger.info("model caught up from the latest checkpoint to window %d", got)
+    except BaseException:
+        await close_all([directory, bucket])
+        raise
+    measurer = Measurer(
+        model,
+        dataset,
+        own=cfg.eval_own_seqs,
+        control=cfg.eval_control_seqs,
+        salt=hotkey,
+        device=device,
+    )
+    return Validator(
+        chain=chain,
+        key=key,
+        uid=uid,
+        hp=hp,
+        dataset=dataset,
+        cfg=cfg,
+        state_dir=state_dir,
+        state=state,
+        model=model,
+        directory=directory,
+        bucket=bucket,
+        measurer=measurer,
+        device=device,
+        metrics=metrics,
+    )
+
+
+async def check_permit(directory: PeerDirectory, uid: int, hotkey: str, netuid: int) -> None:
+    """StartupError unless ``uid`` holds a validator permit; warn when not the leader."""
+    metagraph = await directory.refresh()
+    me = metagraph.by_uid(uid)
+    if me is None or not me.validator_permit:
+        raise StartupError(
+            f"uid {uid} has no validator permit on subnet {netuid}: stake to this hotkey "
+            f"('btcli stake add --netuid {netuid}') until it is among the top validators by "
+            "stake; permits are recomputed every tempo, then start again"
+        )
+    candidates = directory.validators()
+    if candidates and candidates[0] != hotkey:
+        rank = candidates.index(hotkey) + 1 if hotkey in candidates else "?"
+        logger.warning(
+            "this validator is not the leader candidate (stake rank %s); it will follow %s",
+            rank,
+            candidates[0][:10],
+        )
 
 
 async def build_validator(args: argparse.Namespace) -> Validator:
-    """Everything the validator needs, checked; call ``await v.start()`` next (it checks the
-    registration, the permit and the commitment)."""
+    """Every start-up step from parsed flags; each operator mistake is a StartupError."""
     hp = load_run_hparams(args.hparams)
     try:
         cfg = config_from_args(args)
     except ValueError as e:
         raise StartupError(str(e)) from None
-    keys = load_hotkey(args.wallet_name, args.wallet_hotkey, args.wallet_path)
-    try:
-        storage = load_storage_config(args.storage_config)
-    except ConfigError as e:
-        raise StartupError(f"storage: {e}") from None
+    device = check_device(args.device)
+    key = load_hotkey(args.wallet_name, args.wallet_hotkey, args.wallet_path).hotkey
+    storage, _ = load_storage(args.storage_config, args.allow_private)
     folder = state_dir(args, "validator")
-    dataset = await load_dataset(args, hp, folder / "dataset")
+    dataset = await open_dataset(args, hp, folder)
+    chain = await connect(args, key)
     try:
-        chain = await connect_chain(args, keys.hotkey)
+        metrics = None
+        if args.metrics_port:
+            metrics = Metrics.from_args(args, "validator", key.ss58_address)
+        return await prepare_validator(
+            chain=chain,
+            key=key,
+            storage=storage,
+            hp=hp,
+            dataset=dataset,
+            cfg=cfg,
+            state_dir=folder,
+            device=device,
+            allow_private=args.allow_private,
+            metrics=metrics,
+            wallet=(args.wallet_name, args.wallet_hotkey),
+        )
     except ChainError as e:
-        raise StartupError(f"chain: {e}") from None
-    metrics = Metrics.start(args.metrics_port, role="validator") if args.metrics_port else None
-    return Validator(
-        chain=chain,
-        hotkey=keys.hotkey,
-        storage=storage,
-        hp=hp,
-        dataset=dataset,
-        cfg=cfg,
-        state_dir=folder,
-        device=args.device,
-        allow_private=args.allow_private,
-        metrics=metrics,
-    )
-
-
-def build_parser() -> argparse.ArgumentParser:
-    from template.node.args import add_node_args
-
-    parser = argparse.ArgumentParser(description="Validator of the template subnet.")
-    add_node_args(parser, "validator")
-    add_validator_args(parser)
-    return parser
+        await chain.close()
+        raise StartupError(
+            f"chain: {e}. Check that the chain endpoint is up, then start again"
+        ) from None
+    except BaseException:
+        await chain.close()
+        raise
 
 
 async def run_validator(args: argparse.Namespace) -> None:
-    """Build, check, then run until --max-windows (or forever)."""
+    """Build (every start-up check), then run until --max-windows (or forever)."""
     validator = await build_validator(args)
     try:
-        try:
-            await validator.start()
-        except ChainError as e:
-            raise StartupError(f"chain: {e}") from None
         await _run_until_signal(validator.run(args.max_windows))
     finally:
         await validator.close()

@@ -14,6 +14,7 @@ from pathlib import Path
 import torch
 
 from template.hparams import HParams, hparams_hash, load_hparams
+from template.protocol.windows import WindowClock
 from template.signing import dev_keypair, sign
 from template.storage import NodeStorageConfig, StorageClient, encode_commitment, keys
 from template.training.compression import Compressor
@@ -23,6 +24,7 @@ from template.training.pages import PageDataset, batches
 from template.training.shards import TokenStream
 from template.training.wire import decode_upload, encode_upload, upload_size_cap
 from template.validator import Validator, ValidatorConfig
+from template.validator.startup import prepare_validator
 
 ALICE = "//Alice"
 
@@ -54,11 +56,8 @@ def small_hparams() -> HParams:
     )
 
 
-def test_config(**over) -> ValidatorConfig:
+def validator_config(**over) -> ValidatorConfig:
     base = dict(
-        eval_heldout_pages=4,
-        eval_page_margin=0.1,
-        eval_page_min_windows=1,
         gather_clock_skew=1.0,
         leader_follow_wait=0.0,
         gather_time_budget=20.0,
@@ -175,17 +174,16 @@ class Subnet:
     async def start_validator(self, name: str, cfg: ValidatorConfig | None = None) -> Validator:
         key = self.vkeys[name]
         chain = await self.chain.client(key)
-        v = Validator(
+        v = await prepare_validator(
             chain=chain,
-            hotkey=key,
+            key=key,
             storage=NodeStorageConfig(write=self.bucket(name)),
             hp=self.hp,
             dataset=self.ds,
-            cfg=cfg or test_config(),
+            cfg=cfg or validator_config(),
             state_dir=self.tmp / f"state-{name}",
             allow_private=True,
         )
-        await v.start()
         self.validators[name] = v
         return v
 
@@ -263,11 +261,7 @@ class Subnet:
         late = [u for u in self.uploaders if u.kind == "late"]
         if not late:
             return
-        cutoff = (
-            self.hp.window.blocks_per_window * (window + 1)
-            + self.hp.window.upload_blocks
-            + self.hp.window.grace_blocks
-        )
+        cutoff = WindowClock(self.hp.window).upload_cutoff(window)
         c = await self.chain.client(self.alice)
         await c.wait_for_block(cutoff, timeout=60)
         ts = await c.block_timestamp(cutoff)
@@ -278,17 +272,14 @@ class Subnet:
 
     async def next_window(self) -> int:
         c = await self.chain.client(self.alice)
-        block = await c.block()
-        w = block // self.hp.window.blocks_per_window + 1
-        await c.wait_for_block(w * self.hp.window.blocks_per_window, timeout=60)
+        clock = WindowClock(self.hp.window)
+        w = clock.window_of(await c.block()) + 1
+        await c.wait_for_block(clock.start(w), timeout=60)
         return w
 
     async def after_cutoff(self, window: int) -> None:
-        wc = self.hp.window
         c = await self.chain.client(self.alice)
-        await c.wait_for_block(
-            wc.blocks_per_window * (window + 1) + wc.upload_blocks + wc.grace_blocks + 1, timeout=60
-        )
+        await c.wait_for_block(WindowClock(self.hp.window).upload_cutoff(window) + 1, timeout=60)
 
     async def close(self) -> None:
         for v in self.validators.values():

@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from template.chain.devchain.testing import running_devchain
-from template.node.status import read_status
+from template.node.status import ValidatorStatus, read_status, status_keys
 from template.protocol.fingerprint import fingerprints_match, model_fingerprint
 from template.storage.local_server import start_local_s3
 
@@ -78,28 +78,7 @@ async def test_honest_beat_adversaries_restart_and_failover(tmp_path, tiny_datas
                 assert s[honest[0].uid] > s[honest[1].uid] > s[honest[2].uid], s
 
             status = read_status(v0.state_dir)
-            keys = {
-                "role",
-                "hotkey",
-                "uid",
-                "window",
-                "block",
-                "in_sync",
-                "fingerprint_ok",
-                "applied_through",
-                "peers_applied",
-                "heldout_loss",
-                "is_leader",
-                "leader",
-                "uploads_seen",
-                "uploads_valid",
-                "scores",
-                "weights",
-                "weights_set",
-                "last_weights_block",
-                "eval_seconds_per_upload",
-                "rejected",
-            }
+            keys = set(status_keys(ValidatorStatus))  # the one definition of the keys
             assert keys <= set(status) and status["is_leader"] and status["weights_set"] >= 1
             assert status["heldout_loss"] < reports[0][0].results[honest[0].uid].heldout_before
 
