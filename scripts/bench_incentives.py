@@ -117,13 +117,17 @@ class Run:
         )
         self.gen = torch.Generator().manual_seed(seed)
         self.train_seconds = 0.0
+        self.trainings, self.full_seconds = 0, 0.0
 
     def _train(self, a: sim.Actor, w: int, page_uid: int, steps: int):
         if a.trainee is None:
             a.trainee = sim.new_trainee(self.v.model, self.hp)
         t0 = time.perf_counter()
         out = sim.train_window(a.trainee, self.v.model, self.hp, self.ds, w, page_uid, steps)
-        self.train_seconds += time.perf_counter() - t0
+        dt = time.perf_counter() - t0
+        self.train_seconds += dt
+        if steps == self.hp.train.inner_steps:  # a full upload's training cost
+            self.full_seconds, self.trainings = self.full_seconds + dt, self.trainings + 1
         return out
 
     def _claim(self, a: sim.Actor, w: int, n: int) -> list[int]:
@@ -218,7 +222,7 @@ async def simulate(hp, ds, tmp, seed: int, windows: int, honest: int, classes: l
     run = Run(hp, ds, tmp, seed, honest, classes)
     kinds = {a.uid: a.kind for a in run.actors}
     per_class: dict[str, dict] = {
-        k: {"weights": [], "ever_peer": False, "credited": 0, "measured": 0, "rejected": 0}
+        k: {"weights": [], "ever_peer": False, "credited": 0, "measured": 0, "rejected": 0, "z": []}
         for k in set(kinds.values())
     }
     honest_uploads = false_rejections = 0
@@ -238,6 +242,7 @@ async def simulate(hp, ds, tmp, seed: int, windows: int, honest: int, classes: l
                     reasons[str(r.rejected[uid])] = reasons.get(str(r.rejected[uid]), 0) + 1
             if d is not None and d.verdict != "not_evaluated":
                 c["measured"] += 1
+                c["z"].append(d.fit_z)
                 c["credited"] += d.credited
                 if d.credited:
                     first_credit.setdefault(uid, i)
@@ -267,13 +272,20 @@ async def simulate(hp, ds, tmp, seed: int, windows: int, honest: int, classes: l
                 "windows_to_weight_zero": _windows_to_zero(c["weights"]),
                 "credited_of_measured": [c["credited"], c["measured"]],
                 "rejected_windows": c["rejected"],
+                "fit_z": c["z"],
             }
             for k, c in sorted(per_class.items())
         },
         "heldout_loss": fixed_heldout_loss(run.v.model, ds, 8),
         "train_seconds": round(run.train_seconds, 1),
+        "train_seconds_per_upload": run.full_seconds / max(1, run.trainings),
+        "eval_seconds_per_upload": run.v.state.eval_seconds,
         "seconds": round(time.perf_counter() - t0, 1),
     }
+
+
+def _mean_sd(xs: list[float]) -> list[float] | None:
+    return [statistics.mean(xs), statistics.pstdev(xs)] if xs else None
 
 
 def summarise(runs: list[dict], clean: list[dict]) -> dict:
@@ -302,7 +314,13 @@ def summarise(runs: list[dict], clean: list[dict]) -> dict:
             "ever_peer": any(x["ever_peer"] for x in rs),
             "windows_to_weight_zero_max": None if None in zeros else max(zeros),
             "credited_of_measured": credited,
+            "fit_z_mean_sd": _mean_sd([z for x in rs for z in x["fit_z"]]),
         }
+    wrong = [out["classes"][k]["credited_of_measured"] for k in ADVERSARIES if k in classes]
+    out["false_credit_rate"] = sum(c for c, _ in wrong) / max(1, sum(m for _, m in wrong))
+    out["eval_cost_share"] = statistics.mean(
+        r["eval_seconds_per_upload"] / r["train_seconds_per_upload"] for r in runs
+    )
     lazy = out["classes"].get("lazy", {}).get("incentive_share_mean")
     honest_mean = out["classes"]["honest"]["incentive_share_mean"] / max(
         1, runs[0]["honest_uploads"] // runs[0]["windows"]
@@ -326,14 +344,17 @@ def main() -> None:
     p.add_argument("--quick", action="store_true", help="small preset, 1 seed, 6 windows")
     p.add_argument("--presets", default="tiny,small")
     p.add_argument("--seeds", type=int, default=3)
+    p.add_argument("--first-seed", type=int, default=0)
     p.add_argument("--windows", type=int, default=24)
     p.add_argument("--honest", type=int, default=3)
     p.add_argument("--classes", default=",".join(["lazy", *ADVERSARIES]))
-    p.add_argument("--no-clean", action="store_true", help="skip the honest-only baseline runs")
+    p.add_argument(
+        "--clean-seeds", type=int, default=-1, help="seeds with an honest-only run (-1: all)"
+    )
     p.add_argument("--threads", type=int, default=1)
     args = p.parse_args()
     if args.quick:
-        args.presets, args.seeds, args.windows, args.no_clean = "small", 1, 6, True
+        args.presets, args.seeds, args.windows, args.clean_seeds = "small", 1, 6, 0
     torch.set_num_threads(args.threads)
     logging.basicConfig(level=logging.WARNING)
     classes = [c for c in args.classes.split(",") if c]
@@ -349,13 +370,13 @@ def main() -> None:
             hp = preset(name)
             ds = sim.open_dataset(folder, hp)
             runs, clean = [], []
-            for seed in range(args.seeds):
+            for seed in range(args.first_seed, args.first_seed + args.seeds):
                 runs.append(
                     asyncio.run(
                         simulate(hp, ds, Path(tmp), seed, args.windows, args.honest, classes)
                     )
                 )
-                if not args.no_clean:
+                if args.clean_seeds < 0 or seed - args.first_seed < args.clean_seeds:
                     clean.append(
                         asyncio.run(
                             simulate(hp, ds, Path(tmp) / "c", seed, args.windows, args.honest, [])

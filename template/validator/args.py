@@ -35,12 +35,12 @@ class ValidatorConfig:
         POSITIVE,
     )
     eval_own_seqs: int = setting(
-        24,
+        18,
         "Sequences measured per upload from its own claimed pages (one per page).",
         at_least(2),
     )
     eval_control_seqs: int = setting(
-        24,
+        18,
         "Control sequences per window from validator-drawn training pages (shared by uploads).",
         at_least(2),
     )

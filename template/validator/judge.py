@@ -23,7 +23,7 @@ from __future__ import annotations
 import logging
 import math
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from statistics import NormalDist
 
 from .measure import Measurement
@@ -85,10 +85,16 @@ class Decision:
     gain: float = 0.0  # mean control-page loss gain (nats per token, at the proof scale)
     fit_z: float = 0.0  # this window's own-page evidence
     evidence_z: float = 0.0  # accumulated evidence after this window
+    gain_z: float = 0.0  # the control-page gain in standard errors (harm when very negative)
 
     @property
     def credited(self) -> bool:
         return self.verdict == "credited"
+
+    def helps(self, z: float) -> bool:
+        """Unproven but lowers the control loss by ``z`` standard errors and leans towards
+        training (evidence > 0): a peer while no upload of the window is credited."""
+        return self.verdict == "unproven" and self.gain_z >= z and self.evidence_z > 0
 
     def __str__(self) -> str:
         why = f" ({self.rejection})" if self.rejection is not None else ""
@@ -116,7 +122,7 @@ def judge_window(
             evidence.add(uid, -Z_CLIP, rules.memory)
             continue
         z = evidence.add(uid, m.fit_z, rules.memory)
-        common = dict(gain=m.control_mean, fit_z=m.fit_z, evidence_z=z)
+        common = dict(gain=m.control_mean, fit_z=m.fit_z, evidence_z=z, gain_z=m.harm_z)
         if m.harm_z < -rules.harm_z:
             why = Rejection(
                 RejectCode.HARMFUL,
@@ -150,13 +156,21 @@ def _attribute(out: dict[int, Decision], members: list[int], rules: JudgeRules) 
                 f"near copy of uid {best.uid}, whose assigned pages the content fits "
                 f"(evidence {best.evidence_z:+.2f} vs {d.evidence_z:+.2f})",
             )
-            out[uid] = Decision(uid, "rejected", why, d.gain, d.fit_z, d.evidence_z)
+            out[uid] = replace(d, verdict="rejected", rejection=why)
         else:
-            out[uid] = Decision(uid, "unattributed", None, d.gain, d.fit_z, d.evidence_z)
+            out[uid] = replace(d, verdict="unattributed")
     if any(out[u].verdict == "unattributed" for u in ranked[1:]):
-        out[best.uid] = Decision(
-            best.uid, "unattributed", None, best.gain, best.fit_z, best.evidence_z
-        )
+        out[best.uid] = replace(best, verdict="unattributed")
+
+
+def helpful_uploads(decisions: Mapping[int, Decision], z: float) -> list[Decision]:
+    """Peers for a window without a credited upload, best evidence first: unproven uploads that
+    lower the control loss by ``z`` standard errors, lean towards training (evidence > 0) and
+    gain at least half the best of them (a random delta's occasional small gain does not
+    qualify)."""
+    cands = [d for d in decisions.values() if d.helps(z)]
+    best = max((d.gain for d in cands), default=0.0)
+    return sorted((d for d in cands if d.gain >= 0.5 * best), key=lambda d: -d.evidence_z)
 
 
 def log_decisions(window: int, decisions: Mapping[int, Decision]) -> None:

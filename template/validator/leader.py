@@ -29,13 +29,21 @@ logger = logging.getLogger(__name__)
 
 
 def choose_peers(
-    window: int, scores: Mapping[int, float], credited: Mapping[int, str], hp: HParams
+    window: int,
+    scores: Mapping[int, float],
+    credited: Mapping[int, str],
+    hp: HParams,
+    helpful: Sequence[tuple[int, str]] = (),
 ) -> PeerList:
     """Top-G by score of the uploads the judge credited (proven training, not a copy or a mix,
-    not harmful: judge.py), plus reserves. No credited upload: an empty list, never the
-    bootstrap rule (which would pick unproven uploads, e.g. random or ALIE-shifted deltas)."""
+    not harmful: judge.py), plus reserves. While none is credited (a young subnet): the
+    ``helpful`` uploads, best first (they lower the control loss beyond noise and their
+    training evidence leans positive), so the model and the miners' error feedback keep moving;
+    never the bootstrap rule, which would pick random or ALIE-shifted deltas."""
     g, r = hp.window.peers_per_window, hp.window.reserve_peers
     chosen, spare = top_peers(scores, credited, g, r)
+    if not chosen:
+        chosen, spare = list(helpful[:g]), list(helpful[g : g + r])
     return PeerList(window, tuple(chosen), tuple(spare), "scores", hparams_hash(hp))
 
 

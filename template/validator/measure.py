@@ -11,14 +11,14 @@ touched indices only, written back exactly afterwards) and measured on:
   for the window (the same distribution as any miner's assignment, never the held-out tail),
   shared by every upload of the window.
 
-The reference is the mean of the window's uploads (the model the outer step would make), so
-each sequence gives a paired figure ``L_ref - L_upload``: how much better this upload does on
-that sequence than the crowd. Sequence difficulty and the common part of every delta cancel;
-what is left on own sequences and not on control ones is the upload's fit to its own pages.
+The reference of an upload is the mean of the window's *other* uploads (leave-one-out; with
+no other upload, the global model itself), so each sequence gives a paired figure
+``L_ref - L_upload``: how much better this upload does on that sequence than the crowd.
+Sequence difficulty and the common part of every delta cancel; what is left on own sequences
+and not on control ones is the upload's fit to its own pages.
 
-Cost per upload: 2 x own + 1 x control sequences of forward passes (own after the upload and
-after the reference, control after the upload); the control "before" and "after the
-reference" losses are computed once per window.
+Cost per upload: 2 x (own + control) sequences of forward passes (after the reference and
+after the upload); the control "before" losses (for the contribution) are shared by the window.
 """
 
 from __future__ import annotations
@@ -76,8 +76,8 @@ def delta_applied(model: torch.nn.Module, delta: SparseDelta, scale: float) -> I
                 flat[idx] = orig
 
 
-def mean_delta(uploads: Sequence[Upload], shapes: Mapping[str, tuple[int, ...]]) -> SparseDelta:
-    """The mean of the uploads' sparse deltas (the reference), on the union of their indices."""
+def sum_delta(uploads: Sequence[Upload], shapes: Mapping[str, tuple[int, ...]]) -> SparseDelta:
+    """The sum of the uploads' sparse deltas, on the union of their indices."""
     out = {}
     for name, shape in shapes.items():
         acc = torch.zeros(math.prod(shape), dtype=torch.float32)
@@ -86,8 +86,25 @@ def mean_delta(uploads: Sequence[Upload], shapes: Mapping[str, tuple[int, ...]])
             if t is not None:
                 acc.index_add_(0, t.indices.cpu(), t.values().float().cpu())
         idx = acc.nonzero().view(-1)
-        out[name] = (idx, acc[idx] / max(1, len(uploads)))
+        out[name] = (idx, acc[idx])
     return out
+
+
+@contextmanager
+def reference_applied(
+    model: torch.nn.Module, total: SparseDelta, count: int, upload: Upload, scale: float
+) -> Iterator[None]:
+    """θ - scale x (mean of the other uploads): ``total`` is the sum over ``count`` uploads,
+    ``upload`` among them. With no other upload the model is left as it is."""
+    if count <= 1:
+        yield
+        return
+    share = scale / (count - 1)
+    with (
+        delta_applied(model, total, share),
+        delta_applied(model, upload.delta.sparse(), -share),
+    ):
+        yield
 
 
 def _rng(*parts: object) -> random.Random:
@@ -139,7 +156,7 @@ class Measurement:
     uid: int
     scale: float
     own_pages: tuple[int, ...]
-    own_excess: torch.Tensor  # L_ref - L_upload on own sequences
+    own_excess: torch.Tensor  # L_ref - L_upload on own sequences (ref: the others' mean)
     control_excess: torch.Tensor  # L_ref - L_upload on control sequences
     control_gain: torch.Tensor  # L_before - L_upload on control sequences
     control_before: float  # mean control loss of the global model
@@ -186,10 +203,10 @@ def _var_of_mean(x: torch.Tensor) -> float:
 class _Window:
     window: int
     scale: float
-    ref: SparseDelta
+    total: SparseDelta  # sum of the window's uploads
+    count: int
     control: torch.Tensor
     before: torch.Tensor  # control losses of the global model
-    ref_after: torch.Tensor  # control losses after the reference
 
 
 class Measurer:
@@ -214,14 +231,12 @@ class Measurer:
         return sequence_losses(self.model, seqs, device=self.device)
 
     def begin_window(self, window: int, uploads: Sequence[Upload], scale: float) -> None:
-        """Shared work of ``window``: the reference (mean of ``uploads``) and control losses."""
+        """Shared work of ``window``: the sum of ``uploads`` (every upload to be measured must
+        be among them) and the control sequences' losses before."""
         shapes = {n: tuple(p.shape) for n, p in self.model.named_parameters()}
-        ref = mean_delta(uploads, shapes)
+        total = sum_delta(uploads, shapes)
         _, ctrl = control_sequences(self.dataset, self.control, window, self.salt)
-        before = self.losses(ctrl)
-        with delta_applied(self.model, ref, scale):
-            ref_after = self.losses(ctrl)
-        self._w = _Window(window, scale, ref, ctrl, before, ref_after)
+        self._w = _Window(window, scale, total, len(uploads), ctrl, self.losses(ctrl))
 
     def forget(self) -> None:
         """The model changed: the shared losses are stale."""
@@ -233,8 +248,9 @@ class Measurer:
         if w is None:
             raise RuntimeError("begin_window first (the model changed since)")
         pages, own = own_sequences(self.dataset, upload, self.own, w.window, self.salt)
-        with delta_applied(self.model, w.ref, w.scale):
+        with reference_applied(self.model, w.total, w.count, upload, w.scale):
             own_ref = self.losses(own)
+            ctrl_ref = self.losses(w.control) if w.count > 1 else w.before
         with delta_applied(self.model, upload.delta.sparse(), w.scale):
             own_after = self.losses(own)
             ctrl_after = self.losses(w.control)
@@ -243,7 +259,7 @@ class Measurer:
             w.scale,
             tuple(pages),
             own_ref - own_after,
-            w.ref_after - ctrl_after,
+            ctrl_ref - ctrl_after,
             w.before - ctrl_after,
             float(w.before.mean()),
         )

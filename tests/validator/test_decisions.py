@@ -14,7 +14,13 @@ from template.training.model import build_model
 from template.training.pages import PageDataset
 from template.training.shards import TokenStream
 from template.training.wire import decode_upload, encode_upload
-from template.validator.judge import Decision, Evidence, JudgeRules, judge_window
+from template.validator.judge import (
+    Decision,
+    Evidence,
+    JudgeRules,
+    helpful_uploads,
+    judge_window,
+)
 from template.validator.leader import choose_peers
 from template.validator.measure import Measurement, Measurer, control_sequences, own_sequences
 from template.validator.outcomes import MISSING, RejectCode, Rejection
@@ -181,8 +187,25 @@ def test_measurement_pairs_sequences_and_leaves_the_model_unchanged(tiny_dataset
     cpages, _ = control_sequences(ds, 6, 3, "v")
     assert all(not ds.layout.is_heldout(p) for p in cpages)  # same distribution, not the tail
     m = Measurer(model, ds, own=6, control=6, salt="v")
-    m.begin_window(3, [up], 2.0)  # the reference is this very upload
+    twin = _upload(ds, model, 3, 1)  # same content: the leave-one-out reference equals it
+    m.begin_window(3, [up, twin], 2.0)
     res = m.measure(up)
     assert torch.allclose(res.own_excess, torch.zeros(6, dtype=torch.float64), atol=1e-5)
     assert abs(res.fit_excess) < 1e-5 and res.finite
+    m.begin_window(3, [up], 2.0)  # alone: the reference is the global model itself
+    alone = m.measure(up)
+    assert torch.allclose(alone.control_excess, alone.control_gain)
     assert all(torch.equal(a, b) for a, b in zip(before, model.parameters(), strict=True))
+
+
+def test_helpful_uploads_are_peers_only_while_none_is_credited():
+    helpful = [(3, "hk3")]
+    young = choose_peers(4, {}, {}, HP, helpful)
+    assert [u for u, _ in young.peers] == [3]
+    mature = choose_peers(4, {1: 0.5}, {1: "hk1"}, HP, helpful)
+    assert [u for u, _ in mature.peers] == [1]
+    d = Decision(3, "unproven", gain=0.1, evidence_z=0.5, gain_z=4.0)
+    assert d.helps(3.0) and not Decision(3, "unproven", gain_z=4.0, evidence_z=-0.1).helps(3.0)
+    assert not Decision(3, "unattributed", gain_z=9.0, evidence_z=1.0).helps(3.0)
+    small = Decision(4, "unproven", gain=0.01, evidence_z=1.5, gain_z=5.0)
+    assert [x.uid for x in helpful_uploads({3: d, 4: small}, 3.0)] == [3]
