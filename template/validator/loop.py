@@ -193,10 +193,12 @@ class Validator:
             watch=self.first_seen.get(window),
         )
 
-    def _check(self, window: int, cands: list[Candidate], report: WindowReport) -> list[Candidate]:
+    def _check(
+        self, window: int, candidates: list[Candidate], report: WindowReport
+    ) -> list[Candidate]:
         """The anti-cheat checks that need no model; returns the candidates still standing."""
-        decoded = [c for c in cands if c.upload is not None]
-        for c in cands:
+        decoded = [c for c in candidates if c.upload is not None]
+        for c in candidates:
             if c.reason == MISSING:
                 report.missing.append(c.uid)
             elif c.reason is not None:
@@ -269,8 +271,8 @@ class Validator:
         """All of one window's validator work (call after block upload_cutoff(window))."""
         t0 = time.perf_counter()
         report = WindowReport(window)
-        mg = await self.directory.refresh()
-        for uid in self.scores.sync_hotkeys(mg):
+        metagraph = await self.directory.refresh()
+        for uid in self.scores.sync_hotkeys(metagraph):
             self.state.last_evaluated.pop(uid, None)
             self.evidence.forget(uid)
             logger.info("uid %d has a new hotkey: score reset", uid)
@@ -278,9 +280,9 @@ class Validator:
         report.leader, report.is_leader = leader, leader == self.hotkey
         await self.sync.advance_to(window - 1)  # sync.py: the shared window-apply path
 
-        cands = await self._gather(window)
-        report.seen = sum(1 for c in cands if c.reason != MISSING)
-        standing = self._check(window, cands, report)
+        candidates = await self._gather(window)
+        report.seen = sum(1 for c in candidates if c.reason != MISSING)
+        standing = self._check(window, candidates, report)
         self._measure_and_judge(window, standing, report)
         for uid, d in report.decisions.items():
             if d.rejection is not None:
@@ -295,10 +297,10 @@ class Validator:
             invalid_penalty=self.cfg.score_invalid_penalty,
             missing_penalty=self.cfg.score_missing_penalty,
         )
-        hotkey_of = {c.uid: c.hotkey for c in cands}
+        hotkey_of = {c.uid: c.hotkey for c in candidates}
         for uid, v in report.values.items():
             self.scores.update(uid, hotkey_of[uid], v)
-        self.cache[window] = {c.uid: c for c in cands}
+        self.cache[window] = {c.uid: c for c in candidates}
         for old in [w for w in self.cache if w <= window - KEEP_WINDOWS]:
             del self.cache[old]
 
@@ -310,12 +312,16 @@ class Validator:
         helpful = helpful_uploads(report.decisions, self.judge_rules.harm_z)
         hotkeys = {c.uid: c.hotkey for c in standing}
         doc = choose_peers(
-            window, self.scores.scores, credited, self.hp, [(d.uid, hotkeys[d.uid]) for d in helpful]
+            window,
+            self.scores.scores,
+            credited,
+            self.hp,
+            [(d.uid, hotkeys[d.uid]) for d in helpful],
         )
         report.peers = list(doc.peers)
         await self.sync.settle(window, doc, leader)  # publish, then lead or follow
 
-        report.weights_set = await self._maybe_set_weights(window, mg)
+        report.weights_set = await self._maybe_set_weights(window, metagraph)
         self.state.window = window
         self.state.scores = dict(self.scores.scores)
         self.state.hotkeys = dict(self.scores.hotkeys)
@@ -338,7 +344,7 @@ class Validator:
         )
         return report
 
-    async def _maybe_set_weights(self, window: int, mg) -> bool:
+    async def _maybe_set_weights(self, window: int, metagraph) -> bool:
         try:
             params = await self.chain.subnet_params()
             block = await self.chain.block()
@@ -350,10 +356,12 @@ class Validator:
             block, self.state.last_weights_block, window, params, self.cfg.weights_every
         ):
             return False
-        exclude = {n.uid for n in mg.neurons if n.hotkey in set(self.directory.validators())}
+        exclude = {n.uid for n in metagraph.neurons if n.hotkey in set(self.directory.validators())}
         exclude.add(self.uid if self.uid is not None else -1)
         proven = incentive_scores(self.scores.scores, self.evidence, self.judge_rules)
-        weights = compute_weights(proven, [n.uid for n in mg.neurons], params, exclude=exclude)
+        weights = compute_weights(
+            proven, [n.uid for n in metagraph.neurons], params, exclude=exclude
+        )
         if not weights:
             logger.info("window %d: no miner has a positive score; weights not set", window)
             return False
