@@ -67,7 +67,7 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as e:
         print(f"localnet: {e}", file=sys.stderr)
         return 2
-    setup_logging("INFO")
+    setup_logging(cfg.log_level)
     logging.getLogger("bittensor").setLevel(logging.WARNING)
     from template.localnet.run import Run  # bittensor, boto3: after the flags are checked
     from template.localnet.summary import plot_history, write_history
