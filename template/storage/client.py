@@ -21,14 +21,15 @@ from typing import Any
 from .config import BucketConfig
 from .errors import (
     AccessDenied,
+    ObjectNotFound,
     StorageError,
     TransferTimeout,
     TransientStorageError,
     TruncatedObject,
 )
-from .netguard import guard_client
 from .retry import TIMEOUT, TRUNCATED, classify
-from .transfer import (  # noqa: F401 - KiB, MiB, make_boto_client re-exported
+from .sockets import shut_sockets, track_sockets
+from .transfer import (  # noqa: F401
     FetchedObject,
     KiB,
     MiB,
@@ -57,8 +58,7 @@ class StorageClient:
         self.cfg = cfg
         self.transfer = transfer or TransferConfig()
         self._s3 = make_boto_client(cfg, self.transfer)
-        if cfg.public_only:
-            guard_client(self._s3)  # a peer's bucket: public addresses only, checked at connect
+        self._sockets = track_sockets(self._s3, public_only=cfg.public_only)  # netguard.py
         self._own_executor = executor is None
         self._executor = executor or ThreadPoolExecutor(
             max_workers=self.transfer.max_threads, thread_name_prefix="s3"
@@ -72,8 +72,10 @@ class StorageClient:
         return self.cfg.bucket
 
     async def close(self) -> None:
+        """Cancel queued requests; end reads stuck on a hung endpoint now (sockets.py)."""
         if self._own_executor:
             self._executor.shutdown(wait=False, cancel_futures=True)
+        shut_sockets(self._sockets)
         self._s3.close()
 
     async def __aenter__(self) -> StorageClient:
@@ -288,8 +290,6 @@ class StorageClient:
         return await self._call(self._what("HEAD", key), head, deadline)
 
     async def exists(self, key: str) -> bool:
-        from .errors import ObjectNotFound
-
         try:
             await self.head(key)
             return True

@@ -204,8 +204,8 @@ class GuardedHTTPSConnectionPool(AWSHTTPSConnectionPool):
 _GUARDED_POOLS = {"http": GuardedHTTPConnectionPool, "https": GuardedHTTPSConnectionPool}
 
 
-def guard_client(s3) -> None:  # type: ignore[no-untyped-def]
-    """Make a boto3 client check every address it connects to (see the module docstring).
+def set_pool_classes(s3, pools: dict) -> None:  # type: ignore[no-untyped-def]
+    """Make a boto3 client open its connections through ``pools`` ({"http": ..., "https": ...}).
 
     Raises RuntimeError when botocore's HTTP session does not look as expected (a botocore
     upgrade): failing loudly beats connecting unchecked.
@@ -214,8 +214,13 @@ def guard_client(s3) -> None:  # type: ignore[no-untyped-def]
     manager = getattr(session, "_manager", None)
     if manager is None or not hasattr(session, "_pool_classes_by_scheme"):
         raise RuntimeError("botocore's HTTP session changed; cannot install the address guard")
-    pools = dict(_GUARDED_POOLS)
+    pools = dict(pools)
     session._pool_classes_by_scheme = pools
     manager.pool_classes_by_scheme = pools
     for proxy_manager in getattr(session, "_proxy_managers", {}).values():
         proxy_manager.pool_classes_by_scheme = pools
+
+
+def guard_client(s3) -> None:  # type: ignore[no-untyped-def]
+    """Make a boto3 client check every address it connects to (see the module docstring)."""
+    set_pool_classes(s3, _GUARDED_POOLS)

@@ -177,3 +177,54 @@ def test_guard_connects_to_the_checked_address(listener, resolver, monkeypatch):
     with pytest.raises(Exception):  # noqa: B017 - dropped by the listener
         asyncio.run(fetch(cfg))
     assert listener.accepted >= 1  # reached via the checked answer, not via the OS resolver
+
+
+class Silent(Listener):
+    """A listener that accepts and never answers (a hung or SIGSTOPped endpoint)."""
+
+    def _run(self):
+        self.held = []
+        while not self.stop.is_set():
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                continue
+            self.accepted += 1
+            self.held.append(conn)
+
+    def close(self):
+        super().close()
+        for c in self.held:
+            c.close()
+
+
+def test_closing_a_client_ends_a_read_stuck_on_a_hung_endpoint():
+    """Without this a stopping node waits out the read timeout in its exit (25 s measured)."""
+    import time
+
+    from template.storage.config import BucketConfig
+
+    lst = Silent()
+    slow = TransferConfig(
+        connect_timeout=2.0, read_timeout=30.0, request_timeout=60.0, retry=RetryPolicy()
+    )
+    cfg = BucketConfig(f"http://127.0.0.1:{lst.port}", "b", "us-east-1", "path", "k", "s")
+
+    async def stuck_then_close():
+        client = StorageClient(cfg, slow)
+        task = asyncio.ensure_future(client.get_bytes("k", 100))
+        while lst.accepted == 0:
+            await asyncio.sleep(0.05)
+        await asyncio.sleep(0.2)  # the worker thread is now blocked reading the response
+        task.cancel()
+        t0 = time.monotonic()
+        await client.close()
+        for t in list(client._executor._threads):
+            t.join(10)
+        return time.monotonic() - t0, [t for t in client._executor._threads if t.is_alive()]
+
+    try:
+        seconds, alive = asyncio.run(stuck_then_close())
+    finally:
+        lst.close()
+    assert not alive and seconds < 10  # the read timeout is 30 s
