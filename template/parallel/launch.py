@@ -53,16 +53,27 @@ def launch(ranks: int, command: list[str], port: int = 0) -> int:
         if procs[0].poll() is None:
             procs[0].send_signal(sig)
 
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, forward)
+    previous = {sig: signal.signal(sig, forward) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        return _wait(procs)
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+def _wait(procs: list[subprocess.Popen]) -> int:
+    """Rank 0's exit status, after the others left (or were killed ``GRACE_S`` later)."""
+    failed = False
     while procs[0].poll() is None:
-        failed = [p for p in procs[1:] if p.poll() not in (None, 0)]
-        if failed:
+        failed = any(p.poll() not in (None, 0) for p in procs[1:])
+        if failed:  # one rank cannot go on alone
             procs[0].terminate()
             break
         time.sleep(0.2)
     rc = procs[0].wait()
     rc = 128 - rc if rc < 0 else rc  # killed by a signal: the shell's 128 + N
+    if failed and rc == 0:
+        rc = 1
     deadline = time.monotonic() + GRACE_S
     for p in procs[1:]:
         try:

@@ -152,7 +152,7 @@ def send_weights(model: torch.nn.Module | None, names: list[str], ctx: DistConte
             params[name].copy_(buf)
 
 
-def _make_trainer(hp, model, dataset, uid, ctx, args, spec) -> LoopTrainer:
+def _make_trainer(hp, model, dataset, uid, ctx, spec) -> LoopTrainer:
     send_weights(model, sorted(dict(model.named_parameters())), ctx)
     cfg = ParallelConfig(activation_checkpointing=spec["activation_checkpointing"])
     return LoopTrainer(
@@ -179,7 +179,7 @@ async def run_sharded_miner(args: argparse.Namespace) -> None:
         close_distributed()
 
 
-def _restore(trainer: ShardedTrainer, miner: ShardedMiner) -> None:
+def _restore(trainer: ShardedTrainer, miner: Miner) -> None:
     """The sharded state of this run and hotkey: everything when it is at the window the
     global model is at now, otherwise (the model came from the leader since) the AdamW
     moments and the error feedback only, as the single-process miner does."""
@@ -214,7 +214,7 @@ def _follow(args: argparse.Namespace, ctx: DistContext) -> None:
         return
     hp = load_run_hparams(args.hparams)
     dataset = PageDataset(TokenStream(Path(spec["dataset"])), hp)
-    trainer = _make_trainer(hp, build_model(hp.model), dataset, spec["uid"], ctx, args, spec)
+    trainer = _make_trainer(hp, build_model(hp.model), dataset, spec["uid"], ctx, spec)
     trainer.follow()
 
 
@@ -235,8 +235,9 @@ async def _lead(args: argparse.Namespace, ctx: DistContext) -> None:
     broadcast_object(spec, ctx)
     model, dataset, applied = single.global_model.to("cpu"), single.dataset, single.applied_through
     miner.trainer = single = None  # the single-process copies go before sharding
-    trainer = _make_trainer(hp, model, dataset, spec["uid"], ctx, args, spec)
+    trainer = _make_trainer(hp, model, dataset, spec["uid"], ctx, spec)
     trainer.applied_through = applied
+    _restore(trainer, miner)
     sharded = ShardedMiner(
         miner.settings,
         chain=miner.chain,
@@ -251,7 +252,6 @@ async def _lead(args: argparse.Namespace, ctx: DistContext) -> None:
     )
     miner.sync.trainer = trainer
     miner.sync.applier.model = ShardedGlobalModel(trainer)
-    _restore(trainer, sharded)
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         with contextlib.suppress(NotImplementedError, RuntimeError):

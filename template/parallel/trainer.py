@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 import math
+import queue
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -61,8 +62,6 @@ class ShardedTrainer(Trainer):
         micro_batch_size: int | None = None,
         max_steps: int = 0,
     ):
-        import queue
-
         self.hp, self.dataset, self.uid, self.ctx = hp, dataset, uid, ctx
         self.device = str(ctx.device)
         self.shapes = {n: tuple(p.shape) for n, p in global_model.named_parameters()}
@@ -124,7 +123,7 @@ class ShardedTrainer(Trainer):
             res.steps = step
             res.pages = list(self._stream.pages[: self._pages_used(step)])
             res.loss = sum(self._losses) / len(self._losses) if self._losses else math.nan
-            if step:
+            if step and not self.stop.is_set():  # an abandoned window leaves the buffers alone
                 res.compressed = self._cmd("end")
         finally:
             with self._lock:
@@ -256,13 +255,18 @@ class ShardedTrainer(Trainer):
         self._copy_global_to_live()
 
     def gathered(self, what: str) -> dict[str, torch.Tensor]:
-        """The full flat fp32 ``delta`` (global - live) or ``global`` weights on every rank,
-        one tensor at a time (checks and exports; not on the training path)."""
+        """Rank 0: the full flat fp32 ``delta`` (global - live) or ``global`` weights on CPU,
+        gathered one tensor at a time (re-syncs, checks); other ranks get {}."""
         return self._cmd("gather", what)
 
     def _do_gather(self, what: str) -> dict[str, torch.Tensor]:
         shards = self.local_delta() if what == "delta" else self.global_shards
-        return {n: all_gather_varlen(t.reshape(-1).float(), self.ctx) for n, t in shards.items()}
+        out = {}
+        for n, t in shards.items():
+            full = all_gather_varlen(t.reshape(-1).float(), self.ctx)
+            if self.ctx.is_main:
+                out[n] = full.cpu()
+        return out
 
     def load(
         self, folder: str, parts: tuple[str, ...] = ("model", "optim", "global", "ef")

@@ -11,6 +11,8 @@ import pytest
 
 from template.parallel.equivalence import Plan, compare, run_sharded, run_single
 
+pytestmark = pytest.mark.slow  # two spawned ranks
+
 
 @pytest.fixture(scope="module")
 def runs(tiny_dataset, tmp_path_factory):
