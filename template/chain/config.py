@@ -58,6 +58,7 @@ def add_chain_args(parser: argparse.ArgumentParser) -> None:
     )
     group.add_argument(
         "--subtensor.chain_endpoint",
+        "--subtensor.chain-endpoint",  # this project's dotted style; bittensor spells it with _
         dest="subtensor_chain_endpoint",
         default=None,
         help=(
