@@ -18,6 +18,8 @@ from collections.abc import Mapping, Sequence
 
 import torch
 
+from .model import param_shapes
+
 # name -> (flat int64 indices, float values)
 SparseDelta = Mapping[str, tuple[torch.Tensor, torch.Tensor]]
 
@@ -156,8 +158,7 @@ def sparse_outer_step(
 ) -> dict[str, torch.Tensor]:
     """The network's outer step: clip, average and apply the peers' sparse deltas in order."""
     device = next(model.parameters()).device
-    shapes = {n: tuple(p.shape) for n, p in model.named_parameters()}
-    agg = aggregate_sparse(peers, shapes, clip_to_median=clip_to_median, device=device)
+    agg = aggregate_sparse(peers, param_shapes(model), clip_to_median=clip_to_median, device=device)
     if agg:
         apply_delta(model, agg, lr)
     return agg

@@ -22,7 +22,7 @@ from template.hparams import HParams
 
 from .compression import Compressor
 from .inner import evaluate_loss, make_optimizer, train_steps
-from .model import build_model
+from .model import build_model, param_shapes
 from .outer import (
     DilocoOuterOptimizer,
     SparseOuterState,
@@ -154,7 +154,7 @@ def simulate(
         compressors = [Compressor(hp.compression) for _ in range(K)]
         outer = DilocoOuterOptimizer(model, hp.outer.diloco_lr, hp.outer.diloco_momentum)
         sparse_outer = SparseOuterState(hp.outer.lr, sparse_momentum)
-        shapes = {n: tuple(p.shape) for n, p in model.named_parameters()}
+        shapes = param_shapes(model)
         last_step: dict[str, torch.Tensor] | None = None  # the aggregate a delayed miner lacks
         for w in range(outer_steps):
             start = snapshot(model)
