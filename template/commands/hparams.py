@@ -25,20 +25,15 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     a = build_parser().parse_args(argv)
-    from template.hparams import HParamsError, hparams_hash, load_hparams
+    from template.hparams import hparams_hash
+    from template.node.errors import StartupError
+    from template.node.hparams import load_run_hparams
     from template.requirements import param_count
 
     try:
-        hp = load_hparams(a.hparams)
-    except HParamsError as e:
+        hp = load_run_hparams(a.hparams)  # the check every neuron makes at start-up
+    except StartupError as e:
         print(f"hparams: {e}", file=sys.stderr)
-        return 2
-    if hp.data.tokenizer == "byte" and hp.model.vocab_size != 257:
-        print(
-            f"hparams: model.vocab_size is {hp.model.vocab_size} but data.tokenizer is 'byte' "
-            "(257 ids): train a tokenizer (seed-train-tokenizer) and pin it under [data]",
-            file=sys.stderr,
-        )
         return 2
     info = {
         "name": hp.name,
