@@ -106,3 +106,21 @@ def test_busy_port_does_not_raise():
 def test_metric_names_are_sanitised():
     assert metric_name("tokens/s") == "template_tokens_s"
     assert metric_name("1x") == "template__1x"
+
+
+def test_status_dataclasses_are_exported():
+    from template.node.status import MinerStatus
+
+    status = MinerStatus(
+        role="miner", hotkey="5Fm", uid=2, window=9, block=190, in_sync=True,
+        fingerprint_ok=None, applied_through=8, peers_applied=1, loss=3.5, uploads_done=4,
+    )  # fmt: skip
+    m = Metrics.start(_free_port(), role="miner")
+    try:
+        m.set_status(status)
+        body = m.render()
+    finally:
+        m.close()
+    assert 'template_loss{role="miner"} 3.5' in body
+    assert 'template_uploads_done_total{role="miner"} 4.0' in body
+    assert 'template_window{role="miner"} 9.0' in body
