@@ -45,7 +45,8 @@ class CopyRules:
 
     overlap: float = 0.7  # near-duplicate: shared indices / the smaller index set
     similarity: float = 0.8  # ... and cosine of the values on the shared indices
-    mix_cosine: float = 0.6  # sketch cosine to the leave-one-out sum of the others
+    mix_cosine: float = 0.55  # sketch cosine to the leave-one-out sum of the others ...
+    mix_margin: float = 0.15  # ... and this far above the window's lower quartile of it
     aggregate_cosine: float = 0.5  # sketch cosine to the last aggregate
     bins: int = 256  # MinHash bins (a power of two)
     rows: int = 4  # LSH: bins per band (bands = bins // rows)
@@ -265,6 +266,12 @@ def find_mixes(
 ) -> dict[int, Rejection]:
     """uid -> MIX_OF_OTHERS for uploads close to the others' sum or to the last aggregate.
 
+    Close to the others' sum: cosine >= ``mix_cosine`` and >= the window's lower quartile
+    + ``mix_margin``. Honest uploads share a common direction, so their own cosine grows with
+    the number of uploads (towards the square root of the honest pairwise cosine); the
+    relative condition keeps that growth from flagging them; the absolute one keeps an honest
+    upload that merely stands out from its peers (far from any mix) from being flagged.
+
     Peels the most similar upload first and recomputes without it, so honest uploads are
     judged against a sum that holds no flagged mix (a swarm of mixers cannot make the honest
     uploads they average look like mixes of the mixers)."""
@@ -285,7 +292,8 @@ def find_mixes(
         if not scores:
             return out
         worst = max(scores.values(), key=lambda f: f.loo_cosine)
-        if worst.loo_cosine < rules.mix_cosine:
+        quartile = float(np.quantile([f.loo_cosine for f in scores.values()], 0.25))
+        if worst.loo_cosine < max(rules.mix_cosine, quartile + rules.mix_margin):
             return out
         flagged.add(worst.uid)  # only this one: a linked honest upload is judged on its own
         out[worst.uid] = Rejection(
