@@ -27,8 +27,10 @@ sys.path.insert(0, str(ROOT))
 import torch  # noqa: E402
 import torch.multiprocessing as mp  # noqa: E402
 
+from template.hparams import load_hparams  # noqa: E402
 from template.parallel.dist import free_port  # noqa: E402
 from template.parallel.equivalence import Plan, compare, run_sharded, run_single  # noqa: E402
+from template.parallel.memory import cuda_plan  # noqa: E402
 from template.parallel.perf import PerfPlan, perf_worker  # noqa: E402
 
 
@@ -66,13 +68,13 @@ def gpu_perf(args: argparse.Namespace, tmp: Path) -> list[dict]:
     gpus = args.gpus or torch.cuda.device_count()
     results = []
     for preset in args.presets.split(","):
-        plan = PerfPlan(
-            preset,
-            gpus,
-            steps=args.gpu_steps,
-            micro_batch_size=args.micro_batch,
-            activation_checkpointing=args.activation_checkpointing,
+        micro, ckpt = cuda_plan(
+            load_hparams(preset), gpus, args.micro_batch, args.activation_checkpointing
         )
+        plan = PerfPlan(
+            preset, gpus, steps=args.gpu_steps, micro_batch_size=micro,
+            activation_checkpointing=ckpt,
+        )  # fmt: skip
         out = tmp / f"perf-{preset}.json"
         mp.start_processes(
             perf_worker, args=(plan, free_port(), str(out)), nprocs=gpus, start_method="spawn"
@@ -89,7 +91,12 @@ def main() -> int:
     p.add_argument("--presets", default="150m,1b", help="GPU throughput presets")
     p.add_argument("--gpus", type=int, default=0, help="GPUs to use (0: all visible)")
     p.add_argument("--gpu-steps", type=int, default=10, help="timed steps per preset")
-    p.add_argument("--micro-batch", type=int, default=0, help="micro-batch per rank (0: all)")
+    p.add_argument(
+        "--micro-batch",
+        type=int,
+        default=0,
+        help="micro-batch per rank (0: the largest that memory.py says fits)",
+    )
     p.add_argument("--activation-checkpointing", action="store_true")
     p.add_argument("--skip-equivalence", action="store_true", help="GPU figures only")
     args = p.parse_args()

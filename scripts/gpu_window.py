@@ -51,6 +51,7 @@ def worker(rank: int, args: argparse.Namespace, world: int, port: int, out: str)
     from template.parallel.config import ParallelConfig
     from template.parallel.dist import close_distributed, init_distributed
     from template.parallel.evaluate import ShardedEvaluator, share_upload
+    from template.parallel.memory import cuda_plan
     from template.parallel.trainer import ShardedTrainer
     from template.signing import dev_keypair
     from template.training.model import build_model
@@ -63,7 +64,10 @@ def worker(rank: int, args: argparse.Namespace, world: int, port: int, out: str)
     try:
         hp = load_hparams(args.preset)
         ds = PageDataset(TokenStream(Path(args.dataset)), hp)
-        cfg = ParallelConfig(activation_checkpointing=args.activation_checkpointing)
+        micro, ckpt = args.micro_batch, args.activation_checkpointing
+        if cuda:
+            micro, ckpt = cuda_plan(hp, world, micro, ckpt)
+        cfg = ParallelConfig(activation_checkpointing=ckpt)
         trainer = ShardedTrainer(
             hp,
             build_model(hp.model),
@@ -72,7 +76,7 @@ def worker(rank: int, args: argparse.Namespace, world: int, port: int, out: str)
             ctx,
             parallel=cfg,
             max_steps=args.steps or hp.train.inner_steps,
-            micro_batch_size=args.micro_batch or None,
+            micro_batch_size=micro or None,
         )
         upload = None
         if not ctx.is_main:

@@ -76,6 +76,18 @@ def fitting(hp: HParams, gpus: int, vram_gb: float = 80.0) -> RankMemory | None:
     return None
 
 
+def cuda_plan(hp: HParams, gpus: int, micro_batch: int, checkpointing: bool) -> tuple[int, bool]:
+    """(micro-batch, activation checkpointing) for ``gpus`` cards of the visible GPU's size:
+    the given ones when ``micro_batch`` > 0, else the largest plan ``fitting`` finds."""
+    if micro_batch > 0:
+        return micro_batch, checkpointing
+    import torch
+
+    vram = torch.cuda.get_device_properties(0).total_memory / GB
+    r = fitting(hp, gpus, vram)
+    return (1, True) if r is None else (r.micro_batch, r.checkpointing or checkpointing)
+
+
 def min_gpus(hp: HParams, vram_gb: float = 80.0) -> RankMemory | None:
     """The fewest GPUs of ``vram_gb`` that hold the sharded miner (None: more than 16)."""
     for n in GPU_COUNTS:

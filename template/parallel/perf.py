@@ -17,7 +17,7 @@ import torch.distributed as dist
 
 from template.hparams import load_hparams
 from template.signing import dev_keypair
-from template.training.inner import train_steps
+from template.training.inner import make_optimizer, train_steps
 from template.training.model import build_model
 from template.training.wire import encode_upload
 
@@ -64,7 +64,7 @@ def perf_worker(rank: int, plan: PerfPlan, port: int, out: str) -> None:
         cfg = ParallelConfig(activation_checkpointing=plan.activation_checkpointing)
         model = shard_model(model.to(ctx.device), ctx, cfg)
         start = {n: local(p).detach().clone() for n, p in model.named_parameters()}
-        opt = torch.optim.AdamW(model.parameters(), lr=hp.train.lr, fused=True)
+        opt = make_optimizer(model, hp.train)  # the miner's own AdamW
         b = hp.train.batch_size // ctx.world
         g = torch.Generator(device=ctx.device).manual_seed(rank)
         seqs = torch.randint(
