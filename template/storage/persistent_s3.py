@@ -5,7 +5,8 @@ request that changes state (PUT, POST, DELETE) is appended to a JSON-lines journ
 path, query, headers, body in base64), one locked write per request. At start-up the journal
 is replayed into the fresh in-memory server BEFORE the port opens, so once the endpoint answers
 it holds every bucket and object it held when it stopped (or was killed: a request is in the
-journal once its response was sent). A torn last line (killed mid-write) is skipped.
+journal once its response was sent). A torn last line (killed mid-write) is skipped. Before the
+replay the journal is compacted: objects overwritten or deleted since are dropped from it.
 
     python -m template.storage.persistent_s3 --port 9000 --journal runs/x/s3-journal.jsonl
 
@@ -49,6 +50,15 @@ class Journal:
                 os.write(fd, line)
             finally:
                 os.close(fd)
+
+    def rewrite(self, entries: list[dict[str, Any]]) -> None:
+        """Replace the journal with ``entries`` (atomically: a temporary file renamed)."""
+        tmp = self.path.with_name(self.path.name + ".tmp")
+        data = b"".join((json.dumps(e, separators=(",", ":")) + "\n").encode() for e in entries)
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        os.replace(tmp, self.path)
 
     def clear(self) -> None:
         with self.lock:
@@ -135,6 +145,41 @@ def replay(app: Callable, journal: Journal, host: str) -> int:
     return done
 
 
+def _deleted_keys(entry: dict[str, Any]) -> list[str]:
+    """The keys a multi-object delete (POST /bucket?delete) names, from its XML body."""
+    import xml.etree.ElementTree as ET  # our own journal, written by this server
+
+    try:
+        root = ET.fromstring(base64.b64decode(entry["body"]))
+    except (ET.ParseError, ValueError):
+        return []
+    return [el.text or "" for el in root.iter() if el.tag.rsplit("}", 1)[-1] == "Key"]
+
+
+def compact(entries: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The entries that still matter: an object PUT overwritten by a later PUT, or deleted
+    later (DELETE, or a multi-object delete), is dropped with the DELETE that removed it. The
+    journal starts from an empty server, so no object exists but through a journalled PUT."""
+    live: dict[str, int] = {}  # "/bucket/key" -> index of its live PUT
+    dropped: set[int] = set()
+    for i, e in enumerate(entries):
+        path, method, query = e.get("path", ""), e.get("method"), e.get("query", "")
+        is_object = path.count("/") >= 2 and path.split("/", 2)[2] != ""
+        if method == "PUT" and query == "" and is_object:
+            if path in live:
+                dropped.add(live[path])
+            live[path] = i
+        elif method == "DELETE" and query == "" and is_object and path in live:
+            dropped.update((live.pop(path), i))
+        elif method == "POST" and query == "delete":
+            bucket = path.rstrip("/")
+            for key in _deleted_keys(e):
+                j = live.pop(f"{bucket}/{key}", None)
+                if j is not None:
+                    dropped.add(j)
+    return [e for i, e in enumerate(entries) if i not in dropped]
+
+
 def build_app(journal: Journal):  # type: ignore[no-untyped-def]
     from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
 
@@ -156,6 +201,7 @@ def main(argv: list[str] | None = None) -> None:
     journal = Journal(args.journal)
     app = build_app(journal)
     t0 = time.monotonic()
+    journal.rewrite(compact(journal.entries()))  # before the port opens: nobody writes yet
     n = replay(app.app, journal, f"{args.host}:{args.port}")
     logger.info("replayed %d journalled request(s) in %.2fs", n, time.monotonic() - t0)
     run_simple(args.host, args.port, app, threaded=True, request_handler=MotoRequestHandler)

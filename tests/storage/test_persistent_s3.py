@@ -15,7 +15,7 @@ import pytest
 
 from template.storage import ObjectNotFound, StorageClient
 from template.storage.local_server import LocalS3
-from template.storage.persistent_s3 import Journal
+from template.storage.persistent_s3 import Journal, compact
 
 from .conftest import FAST
 
@@ -82,8 +82,15 @@ def test_buckets_and_objects_survive_kill9(server):
     before = asyncio.run(read())
     restart()
     assert asyncio.run(read()) == before == (b"newer", bytes(range(256)) * 100, ["w/1", "w/2"])
-    os.chmod(journal, 0o600)
-    assert len(Journal(journal).entries()) == 6
+    # compacted at the restart: the overwritten w/1 and the deleted w/3 are gone from it
+    paths = [(e["method"], e["path"]) for e in Journal(journal).entries()]
+    assert paths == [
+        ("PUT", "/grads-a"),
+        ("PUT", "/grads-a/w/2"),
+        ("POST", "/grads-a"),
+        ("PUT", "/grads-a/w/1"),
+    ]
+    assert oct(os.stat(journal).st_mode & 0o777) == "0o600"
 
 
 def test_a_torn_last_line_is_skipped(tmp_path):
@@ -92,3 +99,21 @@ def test_a_torn_last_line_is_skipped(tmp_path):
     with open(j.path, "ab") as f:
         f.write(b'{"method": "PUT", "pa')
     assert j.entries() == [{"method": "PUT", "path": "/b"}]
+
+
+def test_compaction_drops_only_what_later_entries_undo():
+    def put(path, query=""):
+        return {"method": "PUT", "path": path, "query": query, "body": ""}
+
+    entries = [
+        put("/b"),  # the bucket: kept
+        put("/b/x"),  # overwritten below: dropped
+        put("/b/y"),  # deleted by DELETE: dropped with the DELETE
+        {"method": "DELETE", "path": "/b/y", "query": "", "body": ""},
+        put("/b/x"),  # kept
+        put("/b/x", "tagging"),  # not an object write: kept
+        put("/b/z"),  # deleted again, then written again: only the last PUT stays
+        {"method": "DELETE", "path": "/b/z", "query": "", "body": ""},
+        put("/b/z"),
+    ]
+    assert compact(entries) == [entries[0], entries[4], entries[5], entries[8]]
