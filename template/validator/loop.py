@@ -25,7 +25,7 @@ import torch
 
 from template.chain.protocol import Chain
 from template.hparams import HParams, hparams_hash
-from template.node.status import ValidatorStatus, write_status
+from template.node.status import write_status
 from template.protocol.catchup import current_leader
 from template.protocol.directory import PeerDirectory
 from template.protocol.windows import WindowClock
@@ -157,10 +157,6 @@ class Validator:
     @property
     def fingerprint_ok(self) -> bool | None:
         return self.sync.applier.fingerprint_ok
-
-    @property
-    def peers_applied(self) -> int:
-        return self.sync.applier.peers_applied
 
     async def close(self) -> None:
         await self.directory.close()
@@ -386,11 +382,8 @@ class Validator:
             self.weights_check = check
             (logger.info if check.landed else logger.warning)("weights check: %s", check.message)
 
-    def status(self, report: WindowReport, block: int) -> ValidatorStatus:
-        return validator_status(self, report, block)
-
     def _write_status(self, report: WindowReport, block: int) -> None:
-        status = self.status(report, block)
+        status = validator_status(self, report, block)
         write_status(self.state_dir, status)
         if self.metrics is not None:
             self.metrics.set_status(status)
