@@ -51,7 +51,9 @@ def test_json_summary_and_plot(tmp_path):
     run_dir = tmp_path / "run"
     png = tmp_path / "plot.png"
     proc = subprocess.run(
-        _cmd(run_dir, "--run.max-windows", "2", "--json", "--plot", str(png), "--run.timeout", "120"),
+        _cmd(
+            run_dir, "--run.max-windows", "2", "--json", "--plot", str(png), "--run.timeout", "120"
+        ),
         capture_output=True,
         text=True,
         timeout=140,
