@@ -234,7 +234,10 @@ async def _lead(args: argparse.Namespace, ctx: DistContext) -> None:
     }
     broadcast_object(spec, ctx)
     model, dataset, applied = single.global_model.to("cpu"), single.dataset, single.applied_through
-    miner.trainer = single = None  # the single-process copies go before sharding
+    single.model = single.optimizer = single.global_model = None  # the single-process
+    miner.trainer = miner.sync.trainer = miner.sync.applier.model = single = None  # copies go
+    if torch.cuda.is_available():  # before the sharded model is built
+        torch.cuda.empty_cache()
     trainer = _make_trainer(hp, model, dataset, spec["uid"], ctx, spec)
     trainer.applied_through = applied
     _restore(trainer, miner)
