@@ -128,6 +128,23 @@ def parse_sets(items: list[str]) -> dict:
     return out
 
 
+def byte_table(hp, topks: list[int], steps_per_miner: int) -> list[dict]:
+    """Signed upload bytes of the model's shapes at each topk, and MB per miner at H=3/5/15/25."""
+    from template.training.compression import Compressor
+
+    model = build_model(hp.model)
+    shapes = param_shapes(model)
+    out = []
+    for k in topks:
+        hpk = hp.replace(**{"compression.topk": k})
+        g = torch.Generator().manual_seed(k)
+        delta = {n: torch.randn(p.shape, generator=g) for n, p in model.named_parameters()}
+        _, size = wire_roundtrip(hpk, shapes)(Compressor(hpk.compression).compress(delta), 0, 0)
+        mb = {h: round(steps_per_miner // h * size / 1e6, 3) for h in (3, 5, 15, 25)}
+        out.append({"topk": k, "bytes_per_upload": size, "mb_per_miner_at_H": mb})
+    return out
+
+
 def mean_spread(xs: list[float]) -> dict:
     xs = [x for x in xs if x is not None]
     if not xs:
@@ -201,6 +218,7 @@ def main() -> int:
     p.add_argument("--plot", default="out/convergence.png", help="PNG path ('' to skip)")
     p.add_argument("--device", default="cpu")
     p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--byte-table", nargs="*", type=int, help="only print upload bytes per topk")
     p.add_argument("--json", action="store_true", help="print only the JSON result")
     args = p.parse_args()
     logging.basicConfig(level=logging.WARNING if args.json else logging.INFO, format="%(message)s")
@@ -209,6 +227,9 @@ def main() -> int:
         args.steps_per_miner, args.seeds = 60, args.seeds[:1]
 
     hp = load_hparams(args.hparams).replace(**parse_sets(args.set))
+    if args.byte_table:
+        print(json.dumps({"byte_table": byte_table(hp, args.byte_table, args.steps_per_miner)}))
+        return 0
     H = args.inner_steps or hp.train.inner_steps
     if args.steps_per_miner % H:
         raise SystemExit(f"--steps-per-miner {args.steps_per_miner} is not a multiple of H={H}")

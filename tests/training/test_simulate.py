@@ -55,3 +55,35 @@ def test_short_simulation_lowers_the_loss(tiny_dataset, method):
         # the run total is the sum of the four windows' uploads (sizes vary by a few bytes)
         assert 3.9 * r.bytes_per_node_per_window < r.bytes_per_node_total
         assert r.bytes_per_node_total < 4.1 * r.bytes_per_node_per_window
+
+
+def test_delayed_window_gets_the_late_outer_step_after_half_the_steps(monkeypatch):
+    """Live schedule: a miner starts window w without w-1's step and receives it mid-window."""
+    import torch
+
+    from template.training import simulate as sim
+
+    seen: list[tuple[float, int, int]] = []
+
+    def fake_train_steps(model, opt, batches, cfg, *, start_step, device):
+        with torch.no_grad():
+            for _ in batches:  # one "step": record the weight, then add 0.1
+                seen.append((float(model.weight), start_step, len(batches)))
+                model.weight.add_(0.1)
+
+    monkeypatch.setattr(sim, "train_steps", fake_train_steps)
+    hp = load_hparams("tiny").replace(**{"train.inner_steps": 4})
+    rep = torch.nn.Linear(1, 1, bias=False)
+    with torch.no_grad():
+        rep.weight.fill_(1.0)  # the global model, which already holds the late step
+    late = {"weight": torch.tensor([[0.5]])}  # theta_global = theta_before - 0.5
+    sim._train_window(rep, None, [0, 1, 2, 3], hp, 3, late, "cpu")
+    # steps 0-1 see the global without the late step (1.5, 1.6); then -0.5; steps 2-3 see 1.2, 1.3
+    assert [round(s[0], 4) for s in seen] == [1.5, 1.6, 1.2, 1.3]
+    assert [s[1] for s in seen] == [12, 12, 14, 14]  # the lr schedule resumes at w*H + H/2
+    assert round(float(rep.weight), 4) == 1.4  # delta vs the global = -0.4: only local steps
+    seen.clear()
+    with torch.no_grad():
+        rep.weight.fill_(1.0)
+    sim._train_window(rep, None, [0, 1, 2, 3], hp, 3, None, "cpu")  # undelayed: no change
+    assert [round(s[0], 4) for s in seen] == [1.0, 1.1, 1.2, 1.3]
