@@ -22,13 +22,14 @@ def run_role(
     argv: list[str] | None = None,
 ) -> int:
     """Exit 2 with ``role: <flag> <rule> (got <value>)`` (or the missing wallet file and the btcli
-    command that makes it) before any heavy import; else run."""
+    command that makes it, or what the bucket settings lack) before any heavy import; else run."""
     argv = list(sys.argv[1:] if argv is None else argv)
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
         check(args)
         check_hotkey_file(args.wallet_name, args.wallet_hotkey, args.wallet_path)
+        check_storage(args.storage_config)
     except (ConfigError, StartupError) as e:
         print(f"{role}: {e}", file=sys.stderr)
         return 2
@@ -38,3 +39,15 @@ def run_role(
     from template.node.entry import run_neuron
 
     return run_neuron(role, lambda: parser, load_run(), argv)
+
+
+def check_storage(path: str | None) -> None:
+    """The node's own bucket settings (file and TEMPLATE_S3_* variables) are complete; boto3 is
+    not needed to tell (the bucket itself is probed later, at start-up)."""
+    from template.storage.config import load_storage_config
+    from template.storage.errors import ConfigError as StorageConfigError
+
+    try:
+        load_storage_config(path)
+    except StorageConfigError as e:
+        raise StartupError(f"storage: {e}") from None

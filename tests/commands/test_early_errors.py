@@ -3,6 +3,7 @@ value (or the missing wallet file and the btcli command), exit status 2, torch n
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -22,8 +23,9 @@ print(rc, heavy)
 
 def _run(module: str, argv: list[str]) -> tuple[str, str]:
     code = PROBE.format(module=module, argv=argv)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TEMPLATE_S3_")}
     proc = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, cwd=ROOT
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, cwd=ROOT, env=env
     )
     return proc.stdout.strip(), proc.stderr.strip()
 
@@ -58,3 +60,15 @@ def test_logging_flags_follow_bittensor():
     assert parse(["--logging.trace"]).log_level == "TRACE"
     assert parse(["--logging.debug", "--logging.info"]).log_level == "INFO"
     assert parse(["--logging.level", "warning"]).log_level == "WARNING"
+
+
+def test_incomplete_bucket_settings_exit_2_before_heavy_imports(tmp_path):
+    import bittensor as bt
+
+    wallet = bt.Wallet("miner", "default", path=str(tmp_path))
+    wallet.create_new_coldkey(use_password=False, suppress=True)
+    wallet.create_new_hotkey(use_password=False, suppress=True)
+    argv = ["--wallet.name", "miner", "--wallet.path", str(tmp_path), "--device", "cpu"]
+    out, err = _run("miner", argv)
+    assert out in ("2 []", "2 ['boto3']"), (out, err)  # the storage package loads boto3 (0.3 s)
+    assert err.startswith("miner: storage: no bucket: set TEMPLATE_S3_BUCKET"), err
