@@ -7,7 +7,7 @@ Layout under the state folder::
 
 The DCP folder gets a fresh name each save and the manifest is replaced last (``os.replace``)
 after a barrier, so a crash leaves the old or the new state, never a mix. DCP stores global
-shapes and offsets, so a state saved by N ranks can be loaded by M ranks. Nothing is unpickled
+shapes and offsets and reshards on load (N ranks -> M ranks: untested). Nothing is unpickled
 from anyone else: DCP's metadata file is written by this node's own rank 0.
 """
 

@@ -49,6 +49,7 @@ class Plan:
     window: int = 5
     steps: int = 2
     world: int = 2
+    micro: int = 4  # micro-batch on both sides: 2 per rank, gradients synced once per step
 
     def hparams(self) -> HParams:
         return load_hparams(self.preset)
@@ -70,8 +71,8 @@ def _record(deltas: list, uploads: list[CompressedDelta], globals_: dict, hp: HP
 
 
 def run_single(plan: Plan) -> dict[str, torch.Tensor]:
-    """The single-process reference (micro-batches of one rank's share, one thread like each
-    rank: the same matrix shapes and kernels)."""
+    """The single-process reference (the same micro-batches, one thread like each rank: the
+    same matrix shapes and kernels)."""
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
@@ -84,7 +85,7 @@ def _single(plan: Plan) -> dict[str, torch.Tensor]:
     hp = plan.hparams()
     torch.manual_seed(0)
     ds = PageDataset(TokenStream(Path(plan.dataset)), hp)
-    micro = hp.train.batch_size // plan.world
+    micro = plan.micro
     trainer = Trainer(
         hp, build_model(hp.model), ds, plan.uid, micro_batch_size=micro, max_steps=plan.steps
     )
@@ -136,7 +137,14 @@ def sharded_worker(rank: int, plan: Plan, port: int, out: str, reference: str) -
         ds = PageDataset(TokenStream(Path(plan.dataset)), hp)
         cfg = ParallelConfig(mixed_precision=False)
         trainer = ShardedTrainer(
-            hp, build_model(hp.model), ds, plan.uid, ctx, parallel=cfg, max_steps=plan.steps
+            hp,
+            build_model(hp.model),
+            ds,
+            plan.uid,
+            ctx,
+            parallel=cfg,
+            max_steps=plan.steps,
+            micro_batch_size=plan.micro,
         )
         record = _drive(trainer, plan, hp, reference) if ctx.is_main else trainer.follow()
         # From here every rank runs the same code (validator style, no command protocol).
