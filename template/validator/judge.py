@@ -140,8 +140,12 @@ def judge_window(
 
 
 def _attribute(out: dict[int, Decision], members: list[int], rules: JudgeRules) -> None:
-    """Settle one cluster by page fit: a proven leader keeps its credit, clear laggards are
-    copies, an unclear cluster earns nothing this window."""
+    """Settle one cluster by page fit: the member whose content fits its own pages best keeps
+    its verdict when it leads every other by ``copy_margin``; the others earn nothing and are
+    never peers. One is named a copy (``duplicate``) only when the leader is proven and its own
+    evidence is not positive at all, so an honest original whose proof is still young is never
+    rejected because a copier passed the test by chance (rate ``alpha``). No clear leader: the
+    whole cluster earns nothing this window."""
     live = [u for u in members if out[u].rejection is None]
     if len(live) < 2:
         return
@@ -150,7 +154,8 @@ def _attribute(out: dict[int, Decision], members: list[int], rules: JudgeRules) 
     proven = best.evidence_z >= rules.z_proof
     for uid in ranked[1:]:
         d = out[uid]
-        if proven and best.evidence_z - d.evidence_z >= rules.copy_margin:
+        lead = best.evidence_z - d.evidence_z
+        if proven and lead >= rules.copy_margin and d.evidence_z <= 0:
             why = Rejection(
                 RejectCode.DUPLICATE,
                 f"near copy of uid {best.uid}, whose assigned pages the content fits "
@@ -159,7 +164,7 @@ def _attribute(out: dict[int, Decision], members: list[int], rules: JudgeRules) 
             out[uid] = replace(d, verdict="rejected", rejection=why)
         else:
             out[uid] = replace(d, verdict="unattributed")
-    if any(out[u].verdict == "unattributed" for u in ranked[1:]):
+    if any(best.evidence_z - out[u].evidence_z < rules.copy_margin for u in ranked[1:]):
         out[best.uid] = replace(best, verdict="unattributed")
 
 

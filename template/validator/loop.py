@@ -242,11 +242,13 @@ class Validator:
         if chosen:
             scale = self.cfg.eval_lr_scale * self.hp.outer.lr / n
             self.measurer.begin_window(window, [c.upload for c in standing], scale)
+        near = {u: c.uids for c in report.clusters for u in c.uids}
         measured = {}
         for uid in chosen:
             t0 = time.perf_counter()
+            others = [by_uid[u].upload for u in near.get(uid, ()) if u != uid and u in by_uid]
             try:
-                measured[uid] = self.measurer.measure(by_uid[uid].upload)
+                measured[uid] = self.measurer.measure(by_uid[uid].upload, others)
             except Exception as e:  # noqa: BLE001 - a hostile upload must not stop the window
                 logger.warning("uid %d: evaluation failed: %s", uid, e)
                 report.rejected[uid] = Rejection(RejectCode.EVAL_FAILED, type(e).__name__)

@@ -27,7 +27,7 @@ import hashlib
 import math
 import random
 from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 
 import torch
@@ -92,18 +92,18 @@ def sum_delta(uploads: Sequence[Upload], shapes: Mapping[str, tuple[int, ...]]) 
 
 @contextmanager
 def reference_applied(
-    model: torch.nn.Module, total: SparseDelta, count: int, upload: Upload, scale: float
+    model: torch.nn.Module, total: SparseDelta, count: int, left_out: Sequence[Upload], scale: float
 ) -> Iterator[None]:
-    """θ - scale x (mean of the other uploads): ``total`` is the sum over ``count`` uploads,
-    ``upload`` among them. With no other upload the model is left as it is."""
-    if count <= 1:
+    """θ - scale x (mean of the uploads but ``left_out``): ``total`` is the sum over ``count``
+    uploads, ``left_out`` among them. With no other upload the model is left as it is."""
+    rest = count - len(left_out)
+    if rest <= 0:
         yield
         return
-    share = scale / (count - 1)
-    with (
-        delta_applied(model, total, share),
-        delta_applied(model, upload.delta.sparse(), -share),
-    ):
+    with ExitStack() as stack:
+        stack.enter_context(delta_applied(model, total, scale / rest))
+        for up in left_out:
+            stack.enter_context(delta_applied(model, up.delta.sparse(), -scale / rest))
         yield
 
 
@@ -243,14 +243,17 @@ class Measurer:
         self._w = None
 
     @torch.no_grad()
-    def measure(self, upload: Upload) -> Measurement:
+    def measure(self, upload: Upload, near: Sequence[Upload] = ()) -> Measurement:
+        """Measure ``upload``; ``near``: its near-duplicates (left out of its reference too,
+        so a copy of it cannot dilute its signal)."""
         w = self._w
         if w is None:
             raise RuntimeError("begin_window first (the model changed since)")
         pages, own = own_sequences(self.dataset, upload, self.own, w.window, self.salt)
-        with reference_applied(self.model, w.total, w.count, upload, w.scale):
+        left_out = [upload, *near]
+        with reference_applied(self.model, w.total, w.count, left_out, w.scale):
             own_ref = self.losses(own)
-            ctrl_ref = self.losses(w.control) if w.count > 1 else w.before
+            ctrl_ref = self.losses(w.control) if w.count > len(left_out) else w.before
         with delta_applied(self.model, upload.delta.sparse(), w.scale):
             own_after = self.losses(own)
             ctrl_after = self.losses(w.control)

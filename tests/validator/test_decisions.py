@@ -209,3 +209,10 @@ def test_helpful_uploads_are_peers_only_while_none_is_credited():
     assert not Decision(3, "unattributed", gain_z=9.0, evidence_z=1.0).helps(3.0)
     small = Decision(4, "unproven", gain=0.01, evidence_z=1.5, gain_z=5.0)
     assert [x.uid for x in helpful_uploads({3: d, 4: small}, 3.0)] == [3]
+
+
+def test_a_young_original_is_never_named_the_copy():
+    ev = Evidence()  # uid 2 copied uid 1 and passed the test by chance; uid 1 is still young
+    d = judge_window({1: measurement(1, 0.5), 2: measurement(2, 3.0)}, [(1, 2)], ev, RULES)
+    assert d[2].credited and d[1].evidence_z > 0
+    assert d[1].rejection is None and d[1].verdict == "unattributed"
