@@ -213,6 +213,7 @@ def test_helpful_uploads_are_peers_only_while_none_is_credited():
 
 def test_a_young_original_is_never_named_the_copy():
     ev = Evidence()  # uid 2 copied uid 1 and passed the test by chance; uid 1 is still young
-    d = judge_window({1: measurement(1, 0.5), 2: measurement(2, 3.0)}, [(1, 2)], ev, RULES)
+    m1, m2 = measurement(1, 0.5, seed=4), measurement(2, 3.0, seed=4)
+    d = judge_window({1: m1, 2: m2}, [(1, 2)], ev, RULES)
     assert d[2].credited and d[1].evidence_z > 0
     assert d[1].rejection is None and d[1].verdict == "unattributed"
