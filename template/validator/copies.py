@@ -51,7 +51,7 @@ class CopyRules:
     bins: int = 256  # MinHash bins (a power of two)
     rows: int = 4  # LSH: bins per band (bands = bins // rows)
     slack: float = 0.15  # exact comparison when the MinHash Jaccard estimate is this close
-    sketch_width: int = 1 << 16  # count-sketch buckets
+    sketch_width: int = 1 << 14  # count-sketch buckets (cosine error ~ 1/sqrt(width))
 
     def jaccard_floor(self, na: int, nb: int) -> float:
         """The Jaccard similarity of index sets of sizes na, nb at the overlap threshold."""
@@ -231,7 +231,7 @@ def _mix_pass(prints, clusters, aggregate, flagged) -> dict[int, MixFinding]:
     if not live:
         return {}
     row = {p.uid: i for i, p in enumerate(live)}
-    mat = np.stack([p.sketch for p in live])
+    mat = np.stack([p.sketch for p in live]).astype(np.float64)
     total = mat.sum(0)
     t_dot = mat @ total
     sq = np.einsum("ij,ij->i", mat, mat)

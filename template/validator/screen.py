@@ -25,8 +25,8 @@ from .copies import (
 )
 from .outcomes import Rejection
 from .replay import ReplayMemory, content_digest, index_digest
-from .sketch import flatten
-from .verify import free_riders, page_claim_rejection, upload_norm
+from .sketch import flatten, l2_norm
+from .verify import free_riders, page_claim_rejection
 from .watch import Sighting
 
 
@@ -95,7 +95,7 @@ def screen_window(
         for uid, why in find_mixes(prints, out.clusters, rules, agg).items():
             out.reject(uid, why)
     with out.stage("free_riders"):
-        standing = {u: upload_norm(up) for u, up in uploads.items() if u not in out.rejected}
+        standing = {u: l2_norm(flats[u]) for u in uploads if u not in out.rejected}
         for uid, why in free_riders(standing, freerider_min_norm).items():
             out.reject(uid, why)
     return out

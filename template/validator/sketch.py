@@ -109,16 +109,23 @@ def minhash_agreement(a: np.ndarray, b: np.ndarray) -> float:
 
 
 def count_sketch(flat: FlatUpload, salt: int, width: int) -> np.ndarray:
-    """The values hashed into ``width`` signed buckets (float64, so sums stay exact enough)."""
+    """The values hashed into ``width`` signed buckets (float32)."""
     if flat.nnz == 0:
-        return np.zeros(width, dtype=np.float64)
+        return np.zeros(width, dtype=np.float32)
     h = mix64(flat.indices, salt)
     bucket = (h % np.uint64(width)).astype(np.int64)
     sign = np.where((h >> np.uint64(63)) == 1, -1.0, 1.0)
-    return np.bincount(bucket, weights=sign * flat.values, minlength=width)
+    return np.bincount(bucket, weights=sign * flat.values, minlength=width).astype(np.float32)
+
+
+def l2_norm(flat: FlatUpload) -> float:
+    """The delta's L2 norm (non-finite when any value is)."""
+    v = flat.values.astype(np.float64)
+    return float(np.sqrt(np.dot(v, v)))
 
 
 def cosine(a: np.ndarray, b: np.ndarray) -> float:
+    a, b = a.astype(np.float64, copy=False), b.astype(np.float64, copy=False)
     na, nb = float(np.dot(a, a)), float(np.dot(b, b))
     return float(np.dot(a, b) / np.sqrt(na * nb)) if na > 0 and nb > 0 else 0.0
 
