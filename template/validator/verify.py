@@ -11,7 +11,6 @@ from collections.abc import Mapping
 from template import SPEC_VERSION
 from template.hparams import HParams, hparams_hash
 from template.training.envelope import WireError
-from template.training.outer import sparse_norm
 from template.training.pages import PageLayout
 from template.training.wire import Upload, decode_upload
 
@@ -65,10 +64,6 @@ def page_claim_rejection(upload: Upload, layout: PageLayout, window: int, uid: i
             f"claims {len(outside)} page(s) outside its assignment (e.g. {outside[0]})",
         )
     return None
-
-
-def upload_norm(upload: Upload) -> float:
-    return sparse_norm(upload.delta.sparse())
 
 
 def free_riders(norms: Mapping[int, float], min_ratio: float) -> dict[int, Rejection]:
