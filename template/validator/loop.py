@@ -356,7 +356,7 @@ class Validator:
             return False
         exclude = {n.uid for n in metagraph.neurons if n.hotkey in set(self.directory.validators())}
         exclude.add(self.uid if self.uid is not None else -1)
-        proven = incentive_scores(self.scores.scores, self.evidence, self.judge_rules)
+        proven = incentive_scores(self.scores.scores)
         weights = compute_weights(
             proven, [n.uid for n in metagraph.neurons], params, exclude=exclude
         )

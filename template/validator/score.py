@@ -23,7 +23,7 @@ from collections.abc import Mapping
 
 from template.chain.types import Metagraph
 
-from .judge import Decision, Evidence, JudgeRules
+from .judge import Decision
 from .outcomes import RejectCode, Rejection
 
 INVALID, ACCIDENT, NOTHING = "invalid", "accident", "nothing"
@@ -73,13 +73,14 @@ class Scoreboard:
         return reset
 
     def update(self, uid: int, hotkey: str, value: float) -> float:
-        """Fold one window's value into the EMA. A non-finite value counts as -1 (never NaN)."""
+        """Fold one window's value into the EMA, which starts at 0: a newcomer's first window
+        cannot decide its score (nor a chance credit an adversary's). A non-finite value counts
+        as -1 (never NaN)."""
         if not math.isfinite(value):
             value = -1.0
         value = max(-1.0, min(1.0, value))
         self.hotkeys[uid] = hotkey
-        old = self.scores.get(uid)
-        new = value if old is None else (1 - self.alpha) * old + self.alpha * value
+        new = (1 - self.alpha) * self.scores.get(uid, 0.0) + self.alpha * value
         self.scores[uid] = new
         return new
 
@@ -120,10 +121,14 @@ def window_values(
     return out
 
 
-def incentive_scores(
-    scores: Mapping[int, float], evidence: Evidence, rules: JudgeRules
-) -> dict[int, float]:
-    """The scores that become weights: those of uids whose training is proven now. A uid that
-    once passed by chance (rate ``alpha``) loses its weight as soon as its evidence falls back,
-    instead of keeping a decaying share for ever."""
-    return {u: s for u, s in scores.items() if evidence.z(u) >= rules.z_proof}
+SCORE_FLOOR = 0.1  # share of the best score below which a score earns no weight
+
+
+def incentive_scores(scores: Mapping[int, float], floor: float = SCORE_FLOOR) -> dict[int, float]:
+    """The scores that become weights: those at least ``floor`` x the best score. A score only
+    grows in credited windows, so an adversary that passed the training test by chance (rate
+    alpha) decays below the floor within a few windows (0.3 x 0.7^4 < 0.1 x a full score)
+    instead of keeping a decaying share for ever; an honest miner whose evidence dips for a
+    window or two keeps most of its score."""
+    best = max((s for s in scores.values() if s > 0), default=0.0)
+    return {u: s for u, s in scores.items() if s > 0 and s >= floor * best}

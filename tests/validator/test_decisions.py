@@ -24,7 +24,7 @@ from template.validator.judge import (
 from template.validator.leader import choose_peers
 from template.validator.measure import Measurement, Measurer, control_sequences, own_sequences
 from template.validator.outcomes import MISSING, RejectCode, Rejection
-from template.validator.score import Scoreboard, window_values
+from template.validator.score import Scoreboard, incentive_scores, window_values
 from template.validator.weights import compute_weights
 
 from .harness import small_hparams
@@ -217,3 +217,14 @@ def test_a_young_original_is_never_named_the_copy():
     d = judge_window({1: m1, 2: m2}, [(1, 2)], ev, RULES)
     assert d[2].credited and d[1].evidence_z > 0
     assert d[1].rejection is None and d[1].verdict == "unattributed"
+
+
+def test_a_chance_credit_decays_out_of_the_weights():
+    board = Scoreboard(alpha=0.3)
+    for w in range(12):
+        board.update(1, "hk1", 1.0)  # honest, credited every window
+        board.update(2, "hk2", 1.0 if w == 0 else 0.0)  # one chance credit, then nothing
+        if w == 4:
+            assert 2 not in incentive_scores(board.scores)
+    board.update(1, "hk1", 0.0)  # an honest window without proof keeps the weight
+    assert set(incentive_scores(board.scores)) == {1}

@@ -50,8 +50,9 @@ def test_scores_ema_nan_and_hotkey_reset():
     board = Scoreboard(alpha=0.5)
     for uid, v in {1: 1.0, 2: 0.5, 3: -1.0, 4: -0.25}.items():
         board.update(uid, f"hk{uid}", v)
-    board.update(1, "hk1", float("nan"))
-    assert board.scores[1] == 0.0 and all(math.isfinite(s) for s in board.scores.values())
+    assert board.scores[1] == 0.5  # the EMA starts at 0
+    board.update(1, "hk1", float("nan"))  # counts as -1
+    assert board.scores[1] == -0.25 and all(math.isfinite(s) for s in board.scores.values())
     neurons = tuple(
         Neuron(u, f"hk{u}" if u != 2 else "new", "c", 0, False, 0, 0, 0, 0, 0, 0) for u in (1, 2, 3)
     )
