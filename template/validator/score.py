@@ -6,10 +6,11 @@ A window's value for a uid (``window_values``):
   gain of the window, in [0, 1] (a lazy miner's smaller gain earns proportionally less);
 - unproven, unattributed (an unclear near-duplicate cluster) or a gain within noise: 0;
 - rejected: by what the rejection proves (``PENALTY``): misbehaviour a miner controls
-  (forged or malformed uploads, replays, pages outside its assignment, harm beyond noise)
-  costs ``invalid_penalty``; what an honest miner can suffer by accident (missing, late,
-  unreadable) costs ``missing_penalty``; copies, mixes and free riders earn 0 (they never
-  earn, and a copy verdict must never push an honest original below zero);
+  (forged or malformed uploads, replays, pages outside its assignment) costs
+  ``invalid_penalty``; what an honest miner can suffer by accident (missing, late,
+  unreadable) costs ``missing_penalty``; copies, mixes, free riders and harmful uploads earn 0
+  (they never earn; a copy verdict must never push an honest original below zero, and an
+  honest upload trained on a model one aggregate behind can hurt when applied alone);
 - passed every check but not measured this window (rotation): no update.
 
 Scores are an exponential moving average of the values (``Scoreboard``), so incentive
@@ -40,7 +41,7 @@ PENALTY = {
     RejectCode.WRONG_WINDOW: INVALID,
     RejectCode.BAD_PAGES: INVALID,
     RejectCode.REPLAY: INVALID,
-    RejectCode.HARMFUL: INVALID,
+    RejectCode.HARMFUL: NOTHING,  # proves the upload hurts now, not that its miner cheated
     RejectCode.OUT_OF_SYNC: INVALID,
     RejectCode.EVAL_FAILED: INVALID,
     RejectCode.DUPLICATE: NOTHING,

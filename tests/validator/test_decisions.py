@@ -95,7 +95,7 @@ def test_harm_needs_statistical_evidence():
     assert d[1].rejection is None  # a mean loss rise within noise earns 0, no penalty
     assert d[2].rejection is not None and d[2].rejection.code is RejectCode.HARMFUL
     vals = window_values(d, {}, **PENALTIES)
-    assert vals[1] == 0.0 and vals[2] == -1.0
+    assert vals[1] == 0.0 and vals[2] == 0.0  # earns nothing, is never a peer
 
 
 def test_values_by_what_a_rejection_proves():
