@@ -45,7 +45,7 @@ from .judge import (
     log_decisions,
 )
 from .leader import choose_peers
-from .measure import Measurer
+from .measure import Measurer, measure_window
 from .outcomes import RejectCode, Rejection
 from .replay import ReplayMemory, replay_windows
 from .sampling import choose_for_evaluation, evaluation_budget
@@ -239,21 +239,15 @@ class Validator:
             c.uid for held in self.cache.values() for c in held.values() if c.reason != MISSING
         }
         n = max(1, min(len(active | set(by_uid)), self.hp.window.peers_per_window))
-        if chosen:
-            scale = self.cfg.eval_lr_scale * self.hp.outer.lr / n
-            self.measurer.begin_window(window, [c.upload for c in standing], scale)
+        scale = self.cfg.eval_lr_scale * self.hp.outer.lr / n
+        uploads = {c.uid: c.upload for c in standing}
         near = {u: c.uids for c in report.clusters for u in c.uids}
-        measured = {}
-        for uid in chosen:
-            t0 = time.perf_counter()
-            others = [by_uid[u].upload for u in near.get(uid, ()) if u != uid and u in by_uid]
-            try:
-                measured[uid] = self.measurer.measure(by_uid[uid].upload, others)
-            except Exception as e:  # noqa: BLE001 - a hostile upload must not stop the window
-                logger.warning("uid %d: evaluation failed: %s", uid, e)
-                report.rejected[uid] = Rejection(RejectCode.EVAL_FAILED, type(e).__name__)
-                continue
-            dt = time.perf_counter() - t0
+        measured, failed, seconds = measure_window(
+            self.measurer, window, uploads, chosen, scale, near
+        )
+        for uid, why in failed.items():
+            report.rejected[uid] = Rejection(RejectCode.EVAL_FAILED, why)
+        for uid, dt in seconds.items():
             prev = self.state.eval_seconds
             self.state.eval_seconds = dt if prev is None else 0.8 * prev + 0.2 * dt
             self.state.last_evaluated[uid] = window

@@ -24,8 +24,10 @@ after the upload); the control "before" losses (for the contribution) are shared
 from __future__ import annotations
 
 import hashlib
+import logging
 import math
 import random
+import time
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
@@ -37,6 +39,8 @@ from template.training.model import autocast
 from template.training.outer import SparseDelta
 from template.training.pages import PageDataset
 from template.training.wire import Upload
+
+logger = logging.getLogger(__name__)
 
 
 @torch.no_grad()
@@ -266,3 +270,33 @@ class Measurer:
             w.before - ctrl_after,
             float(w.before.mean()),
         )
+
+
+def measure_window(
+    measurer: Measurer,
+    window: int,
+    uploads: Mapping[int, Upload],
+    chosen: Sequence[int],
+    scale: float,
+    near: Mapping[int, Sequence[int]],
+) -> tuple[dict[int, Measurement], dict[int, str], dict[int, float]]:
+    """Measure the ``chosen`` of the window's standing ``uploads`` (uid -> upload), each with
+    its ``near``-duplicates left out of its reference. Returns the measurements, the failures
+    (uid -> exception type: a hostile upload must not stop the window) and seconds per upload."""
+    measured: dict[int, Measurement] = {}
+    failed: dict[int, str] = {}
+    seconds: dict[int, float] = {}
+    if not chosen:
+        return measured, failed, seconds
+    measurer.begin_window(window, list(uploads.values()), scale)
+    for uid in chosen:
+        t0 = time.perf_counter()
+        others = [uploads[u] for u in near.get(uid, ()) if u != uid and u in uploads]
+        try:
+            measured[uid] = measurer.measure(uploads[uid], others)
+        except Exception as e:  # noqa: BLE001 - a hostile upload must not stop the window
+            logger.warning("uid %d: evaluation failed: %s", uid, e)
+            failed[uid] = type(e).__name__
+            continue
+        seconds[uid] = time.perf_counter() - t0
+    return measured, failed, seconds
