@@ -71,7 +71,9 @@ def preset(name: str) -> HParams:
 class Run:
     """One simulated subnet: miners of every class, one validator."""
 
-    def __init__(self, hp: HParams, ds, tmp: Path, seed: int, honest: int, classes: list[str]):
+    def __init__(
+        self, hp: HParams, ds, tmp: Path, seed: int, honest: int, classes: list[str], overrides=None
+    ):
         self.hp, self.ds, self.seed = hp, ds, seed
         self.state, self.store = ChainState(), MemoryStore()
         self.clock = WindowClock(hp.window)
@@ -98,7 +100,7 @@ class Run:
         directory.client = self.store.client  # the in-memory seam
         torch.manual_seed(seed)
         model = build_model(hp.model)
-        cfg = ValidatorConfig(leader_follow_wait=0.0)
+        cfg = ValidatorConfig(leader_follow_wait=0.0, **(overrides or {}))
         self.v = Validator(
             chain=chain,
             key=vkey,
@@ -218,8 +220,10 @@ def _windows_to_zero(series: list[float]) -> int | None:
     return None
 
 
-async def simulate(hp, ds, tmp, seed: int, windows: int, honest: int, classes: list[str]) -> dict:
-    run = Run(hp, ds, tmp, seed, honest, classes)
+async def simulate(
+    hp, ds, tmp, seed: int, windows: int, honest: int, classes: list[str], overrides=None
+) -> dict:
+    run = Run(hp, ds, tmp, seed, honest, classes, overrides)
     kinds = {a.uid: a.kind for a in run.actors}
     per_class: dict[str, dict] = {
         k: {"weights": [], "ever_peer": False, "credited": 0, "measured": 0, "rejected": 0, "z": []}
@@ -352,12 +356,14 @@ def main() -> None:
         "--clean-seeds", type=int, default=-1, help="seeds with an honest-only run (-1: all)"
     )
     p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--alpha", type=float, default=None, help="--judge.alpha of the validator")
     args = p.parse_args()
     if args.quick:
         args.presets, args.seeds, args.windows, args.clean_seeds = "small", 1, 6, 0
     torch.set_num_threads(args.threads)
     logging.basicConfig(level=logging.WARNING)
     classes = [c for c in args.classes.split(",") if c]
+    over = {} if args.alpha is None else {"judge_alpha": args.alpha}
     result: dict = {
         "command": " ".join(sys.argv),
         "seeds": args.seeds,
@@ -373,13 +379,15 @@ def main() -> None:
             for seed in range(args.first_seed, args.first_seed + args.seeds):
                 runs.append(
                     asyncio.run(
-                        simulate(hp, ds, Path(tmp), seed, args.windows, args.honest, classes)
+                        simulate(hp, ds, Path(tmp), seed, args.windows, args.honest, classes, over)
                     )
                 )
                 if args.clean_seeds < 0 or seed - args.first_seed < args.clean_seeds:
                     clean.append(
                         asyncio.run(
-                            simulate(hp, ds, Path(tmp) / "c", seed, args.windows, args.honest, [])
+                            simulate(
+                                hp, ds, Path(tmp) / "c", seed, args.windows, args.honest, [], over
+                            )
                         )
                     )
             result[name] = {**summarise(runs, clean), "runs": runs}
