@@ -11,7 +11,10 @@ miner uploads. DDP's bytes are one dense fp32 gradient all-reduce per inner step
 default corpus is ../shared/data/tinyshakespeare.txt; when it is absent the run stops with
 an error unless ``--data stdlib`` names the fallback (the Python standard library's
 sources) explicitly. ``--diloco-sweep lr:momentum ...`` runs DiLoCo once per pair and
-records them all; the best is reported as ``diloco``.
+records them all; the best is reported as ``diloco``. SparseLoCo runs the network's live
+schedule by default (``--schedule live``: window w starts without w-1's aggregate, which
+arrives half-way through, as in ``template/miner/trainer.py``); ``--schedule sync`` is the
+idealised one.
 """
 
 from __future__ import annotations
@@ -176,6 +179,7 @@ def run_seed(args, hp, seed: int, data: list[Path], ood_path: Path | None, tmp: 
             encode_upload=wire_roundtrip(hpm, shapes) if method == "sparseloco" else None,
             wire_every=args.wire_every,
             sparse_momentum=args.sparse_momentum,
+            delayed_outer=method == "sparseloco" and args.schedule == "live",
             device=args.device,
         )
 
@@ -212,6 +216,13 @@ def main() -> int:
     p.add_argument("--seeds", nargs="*", type=int, default=[0])
     p.add_argument("--diloco-sweep", nargs="*", default=[], help="lr:momentum pairs")
     p.add_argument("--sparse-momentum", type=float, default=0.0, help="simulation lever only")
+    p.add_argument(
+        "--schedule",
+        choices=("live", "sync"),
+        default="live",
+        help="sparseloco: live = the miner's one-window-delayed outer step (what the network "
+        "runs), sync = every window starts from the newest global model",
+    )
     p.add_argument("--wire-every", type=int, default=1, help="wire round trip every n windows")
     p.add_argument("--quick", action="store_true", help="60 steps per miner, one seed")
     p.add_argument("--eval-pages", type=int, default=16)
@@ -270,6 +281,7 @@ def main() -> int:
         "data_source": source,
         "ood": str(ood_path) if ood_path else None,
         "sparse_momentum": args.sparse_momentum,
+        "sparseloco_schedule": args.schedule,
         "runs": runs,
         "diloco_sweep": per_seed[args.seeds[0]]["diloco_sweep"],
         "curves": {m: r.curve for m, r in first.items()},
