@@ -141,11 +141,11 @@ def judge_window(
 
 def _attribute(out: dict[int, Decision], members: list[int], rules: JudgeRules) -> None:
     """Settle one cluster by page fit: the member whose content fits its own pages best keeps
-    its verdict when it leads every other by ``copy_margin``; the others earn nothing and are
-    never peers. One is named a copy (``duplicate``) only when the leader is proven and its own
-    evidence is not positive at all, so an honest original whose proof is still young is never
-    rejected because a copier passed the test by chance (rate ``alpha``). No clear leader: the
-    whole cluster earns nothing this window."""
+    its verdict (credited when proven) unless another member is proven too; the others earn
+    nothing and are never peers. One is named a copy (``duplicate``) only when the leader is
+    proven, leads it by ``copy_margin`` and its own evidence is not positive at all, so an honest
+    original whose proof is still young is never rejected because a copier passed the test by
+    chance (rate ``alpha``). Two proven members: the whole cluster earns nothing this window."""
     live = [u for u in members if out[u].rejection is None]
     if len(live) < 2:
         return
@@ -164,7 +164,7 @@ def _attribute(out: dict[int, Decision], members: list[int], rules: JudgeRules) 
             out[uid] = replace(d, verdict="rejected", rejection=why)
         else:
             out[uid] = replace(d, verdict="unattributed")
-    if any(best.evidence_z - out[u].evidence_z < rules.copy_margin for u in ranked[1:]):
+    if any(out[u].evidence_z >= rules.z_proof for u in ranked[1:]):
         out[best.uid] = replace(best, verdict="unattributed")
 
 

@@ -142,10 +142,19 @@ def test_copy_credit_goes_to_the_uploader_whose_pages_fit():
 
 
 def test_unclear_cluster_earns_nothing_and_rejects_nobody():
-    ev = Evidence()
-    d = judge_window({1: measurement(1, 0.1), 2: measurement(2, 0.1)}, [(1, 2)], ev, RULES)
+    ev = Evidence()  # two members that both fit their own pages: the content cannot tell
+    d = judge_window({1: measurement(1, 3.0), 2: measurement(2, 3.0)}, [(1, 2)], ev, RULES)
     assert {x.verdict for x in d.values()} == {"unattributed"}
     assert all(x.rejection is None for x in d.values())
+    assert window_values(d, {}, **PENALTIES) == {1: 0.0, 2: 0.0}
+
+
+def test_a_proven_original_keeps_its_credit_next_to_a_close_copier():
+    ev = Evidence()  # uid 1 proven, its copier uid 2 unproven but within the copy margin
+    m1, m2 = measurement(1, 0.7, seed=6), measurement(2, 0.5, seed=6)
+    d = judge_window({1: m1, 2: m2}, [(1, 2)], ev, RULES)
+    assert d[1].evidence_z - d[2].evidence_z < RULES.copy_margin
+    assert d[1].credited and d[2].verdict == "unattributed" and d[2].rejection is None
 
 
 def test_only_credited_uploads_are_peers():
