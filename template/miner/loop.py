@@ -42,6 +42,15 @@ FINISH_TIMEOUT_S = 30.0  # how long shutdown waits for the last upload and save
 STOP_LIMIT_S = 35.0
 
 
+def arm_shutdown_watchdog() -> None:
+    """Bound a signalled shutdown: after STOP_LIMIT_S, dump every thread's stack and exit 1.
+
+    Process-wide (it ends the interpreter), so only the entry points' signal handlers call it,
+    never a Miner embedded in another program or a test.
+    """
+    faulthandler.dump_traceback_later(STOP_LIMIT_S, exit=True)
+
+
 @dataclass
 class MinerSettings:
     hp: HParams
@@ -100,7 +109,6 @@ class Miner:
         """SIGINT/SIGTERM: stop after the current training step; the window is abandoned."""
         if not self._stop.is_set():
             logger.info("stopping: abandoning the current window after this step")
-            faulthandler.dump_traceback_later(STOP_LIMIT_S, exit=True)  # bounded shutdown
         self._stop.set()
         self.trainer.stop.set()
 

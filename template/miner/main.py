@@ -8,6 +8,7 @@ import contextlib
 import logging
 import signal
 
+from .loop import arm_shutdown_watchdog
 from .startup import build_miner, close_all
 
 logger = logging.getLogger(__name__)
@@ -16,9 +17,14 @@ logger = logging.getLogger(__name__)
 async def run_miner(args: argparse.Namespace) -> None:
     miner, closers = await build_miner(args)
     loop = asyncio.get_running_loop()
+
+    def on_signal() -> None:
+        arm_shutdown_watchdog()
+        miner.request_stop()
+
     for sig in (signal.SIGINT, signal.SIGTERM):
         with contextlib.suppress(NotImplementedError, RuntimeError):  # not the main thread
-            loop.add_signal_handler(sig, miner.request_stop)
+            loop.add_signal_handler(sig, on_signal)
     try:
         await miner.run()
     finally:

@@ -25,7 +25,7 @@ from pathlib import Path
 import torch
 import torch.distributed as dist
 
-from template.miner.loop import Miner
+from template.miner.loop import Miner, arm_shutdown_watchdog
 from template.miner.startup import build_miner, close_all
 from template.node.hparams import load_run_hparams
 from template.protocol.window_apply import OuterStep, check_order
@@ -256,9 +256,14 @@ async def _lead(args: argparse.Namespace, ctx: DistContext) -> None:
     miner.sync.trainer = trainer
     miner.sync.applier.model = ShardedGlobalModel(trainer)
     loop = asyncio.get_running_loop()
+
+    def on_signal() -> None:
+        arm_shutdown_watchdog()
+        sharded.request_stop()
+
     for sig in (signal.SIGINT, signal.SIGTERM):
         with contextlib.suppress(NotImplementedError, RuntimeError):
-            loop.add_signal_handler(sig, sharded.request_stop)
+            loop.add_signal_handler(sig, on_signal)
     try:
         await sharded.run()
     finally:

@@ -94,6 +94,7 @@ loop.STOP_LIMIT_S = 1.0
 m = loop.Miner.__new__(loop.Miner)
 m._stop = __import__("asyncio").Event()
 m.trainer = type("T", (), {{"stop": threading.Event()}})()
+loop.arm_shutdown_watchdog()  # what the entry point's signal handler does
 m.request_stop()
 print("stop requested", flush=True)
 time.sleep(60)  # a shutdown stuck on something: the watchdog must end it
