@@ -133,7 +133,7 @@ class LocalnetConfig:
     )
     validator_args: tuple[str, ...] = setting(
         (),
-        'Extra flags for the validators, e.g. --validator.args="--eval.page-margin 0.1".',
+        'Extra flags for the validators, e.g. --validator.args="--judge.alpha 0.1".',
         flag="--validator.args",
         type=_words,
     )

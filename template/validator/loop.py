@@ -55,13 +55,7 @@ from .state import ValidatorState, save_state
 from .status import validator_status
 from .sync import ValidatorSync
 from .watch import FirstSeenLog, watch_uploads
-from .weights import (
-    WeightsCheck,
-    WeightsTracker,
-    compute_weights,
-    set_weights_with_retry,
-    weights_due,
-)
+from .weights import WeightsCheck, WeightsTracker, set_weights_when_due
 
 logger = logging.getLogger(__name__)
 
@@ -313,7 +307,7 @@ class Validator:
         report.peers = list(doc.peers)
         await self.sync.settle(window, doc, leader)  # publish, then lead or follow
 
-        report.weights_set = await self._maybe_set_weights(window, metagraph)
+        report.weights_set = await self._set_weights(window, metagraph)
         self.state.window = window
         self.state.scores = dict(self.scores.scores)
         self.state.hotkeys = dict(self.scores.hotkeys)
@@ -336,47 +330,28 @@ class Validator:
         )
         return report
 
-    async def _maybe_set_weights(self, window: int, metagraph) -> bool:
-        try:
-            params = await self.chain.subnet_params()
-            block = await self.chain.block()
-        except Exception as e:  # noqa: BLE001 - retried next window
-            logger.warning("could not read subnet params: %s", e)
-            return False
-        await self._check_weights_landed(block)
-        if not weights_due(
-            block, self.state.last_weights_block, window, params, self.cfg.weights_every
-        ):
-            return False
-        exclude = {n.uid for n in metagraph.neurons if n.hotkey in set(self.directory.validators())}
+    async def _set_weights(self, window: int, metagraph) -> bool:
+        validators = set(self.directory.validators())
+        exclude = {n.uid for n in metagraph.neurons if n.hotkey in validators}
         exclude.add(self.uid if self.uid is not None else -1)
-        proven = incentive_scores(self.scores.scores)
-        weights = compute_weights(
-            proven, [n.uid for n in metagraph.neurons], params, exclude=exclude
+        sent, check = await set_weights_when_due(
+            self.chain,
+            self.weights_tracker,
+            window=window,
+            own_uid=self.uid,
+            scores=incentive_scores(self.scores.scores),
+            uids=[n.uid for n in metagraph.neurons],
+            exclude=exclude,
+            last_weights_block=self.state.last_weights_block,
+            every=self.cfg.weights_every,
         )
-        if not weights:
-            logger.info("window %d: no miner has a positive score; weights not set", window)
+        self.weights_check = check or self.weights_check
+        if sent is None:
             return False
-        res = await set_weights_with_retry(self.chain, weights)
-        if not res.success:
-            logger.warning(
-                "window %d: set_weights failed (%s); retrying next window", window, res.message
-            )
-            return False
-        self.state.weights = dict(weights)
+        self.state.weights = sent.weights
         self.state.weights_set += 1
-        self.state.last_weights_block = res.block if res.block is not None else block
-        self.weights_tracker.sent(weights, self.state.last_weights_block, params)
+        self.state.last_weights_block = sent.block
         return True
-
-    async def _check_weights_landed(self, block: int) -> None:
-        """Once the reveal delay has passed, check the last weights are in force; warn if not."""
-        if self.uid is None:
-            return
-        check = await self.weights_tracker.check(self.chain, self.uid, block)
-        if check is not None:
-            self.weights_check = check
-            (logger.info if check.landed else logger.warning)("weights check: %s", check.message)
 
     def _write_status(self, report: WindowReport, block: int) -> None:
         status = validator_status(self, report, block)

@@ -185,3 +185,53 @@ class WeightsTracker:
         newer = [p for p in self.pending if block < p.check_at]
         self.pending = newer
         return await verify_weights(chain, uid, due[-1], newer)
+
+
+@dataclass(frozen=True)
+class WeightsSent:
+    """Weights this window put on chain, and the block they were set at."""
+
+    weights: dict[int, float]
+    block: int
+
+
+async def set_weights_when_due(
+    chain: Chain,
+    tracker: WeightsTracker,
+    *,
+    window: int,
+    own_uid: int | None,
+    scores: Mapping[int, float],
+    uids: list[int],
+    exclude: set[int],
+    last_weights_block: int,
+    every: int,
+) -> tuple[WeightsSent | None, WeightsCheck | None]:
+    """The weights stage: check that the last weights took effect, then set new ones when due.
+    Chain errors are logged and retried next window; they never raise."""
+    try:
+        params = await chain.subnet_params()
+        block = await chain.block()
+    except Exception as e:  # noqa: BLE001 - retried next window
+        logger.warning("could not read subnet params: %s", e)
+        return None, None
+    check = None
+    if own_uid is not None:
+        check = await tracker.check(chain, own_uid, block)
+        if check is not None:
+            (logger.info if check.landed else logger.warning)("weights check: %s", check.message)
+    if not weights_due(block, last_weights_block, window, params, every):
+        return None, check
+    weights = compute_weights(scores, uids, params, exclude=exclude)
+    if not weights:
+        logger.info("window %d: no miner has a positive score; weights not set", window)
+        return None, check
+    res = await set_weights_with_retry(chain, weights)
+    if not res.success:
+        logger.warning(
+            "window %d: set_weights failed (%s); retrying next window", window, res.message
+        )
+        return None, check
+    sent_block = res.block if res.block is not None else block
+    tracker.sent(weights, sent_block, params)
+    return WeightsSent(dict(weights), sent_block), check
