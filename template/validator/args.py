@@ -92,12 +92,15 @@ class ValidatorConfig:
         1.0, "Penalty (window value -p) for an upload that fails a check.", NON_NEGATIVE
     )
     copy_overlap: float = setting(
-        0.9,
-        "Index overlap at which two uploads of a window count as copies.",
+        0.7,
+        "Index overlap (shared / the smaller index set) at which two uploads of a window are "
+        "linked as near-duplicates (measured: honest pairs <= 0.35, a 20%-swapped copy 0.80).",
         between(0, 1, lo_open=True),
     )
     copy_similarity: float = setting(
-        0.9, "Value similarity on shared indices at which they count as copies.", between(-1, 1)
+        0.8,
+        "Value cosine on the shared indices at which linked uploads count as near-duplicates.",
+        between(-1, 1),
     )
     freerider_min_norm: float = setting(
         0.05,

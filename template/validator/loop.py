@@ -4,9 +4,10 @@
   1. refresh the metagraph and bucket commitments; reset scores of replaced hotkeys;
   2. bring the model to "every aggregate through w - 1 applied" (leader's peer lists,
      the bootstrap rule where a leader published none, fingerprint check, catch-up);
-  3. gather w's uploads with the pre-evaluation checks (gather.py), then the anti-cheat
-     checks (checks.py), then evaluate a fair sample of the rest (evaluate.py);
-  4. update scores, publish this validator's peer list (heartbeat); the leader also
+  3. gather w's uploads (gather.py, with watch.py's first-seen times), screen them without a
+     model (screen.py: verify, replay, copies, mixes), measure a fair sample (sampling.py,
+     measure.py), judge the evidence (judge.py);
+  4. update scores (score.py), publish this validator's peer list (heartbeat); the leader also
      applies its selection and publishes aggregate, fingerprint and checkpoints, a follower
      applies the leader's list when it appears;
   5. set weights when due; save the state; write the status file.
@@ -115,7 +116,7 @@ class Validator:
         self.scores = Scoreboard(cfg.score_alpha, self.state.scores, self.state.hotkeys)
         self.replays = ReplayMemory(replay_windows(hp, cfg.replay_windows), self.state.digests)
         self.first_seen = FirstSeenLog()  # the validator's own clock (watch.py)
-        self.copy_rules = CopyRules()
+        self.copy_rules = CopyRules(overlap=cfg.copy_overlap, similarity=cfg.copy_similarity)
         self.measurer = measurer
         self.evidence = Evidence(dict(state.evidence_s), dict(state.evidence_v))
         self.judge_rules = JudgeRules(
