@@ -28,8 +28,8 @@ import logging
 import math
 import random
 import time
-from collections.abc import Iterator, Mapping, Sequence
-from contextlib import ExitStack, contextmanager
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import AbstractContextManager, ExitStack, contextmanager
 from dataclasses import dataclass
 
 import torch
@@ -96,18 +96,23 @@ def sum_delta(uploads: Sequence[Upload], shapes: Mapping[str, tuple[int, ...]]) 
 
 @contextmanager
 def reference_applied(
-    model: torch.nn.Module, total: SparseDelta, count: int, left_out: Sequence[Upload], scale: float
+    apply: Callable[[SparseDelta, float], AbstractContextManager],
+    total: SparseDelta,
+    count: int,
+    left_out: Sequence[Upload],
+    scale: float,
 ) -> Iterator[None]:
-    """θ - scale x (mean of the uploads but ``left_out``): ``total`` is the sum over ``count``
-    uploads, ``left_out`` among them. With no other upload the model is left as it is."""
+    """θ - scale x (mean of the uploads but ``left_out``) through ``apply(delta, scale)``:
+    ``total`` is the sum over ``count`` uploads, ``left_out`` among them. With no other upload
+    the model is left as it is."""
     rest = count - len(left_out)
     if rest <= 0:
         yield
         return
     with ExitStack() as stack:
-        stack.enter_context(delta_applied(model, total, scale / rest))
+        stack.enter_context(apply(total, scale / rest))
         for up in left_out:
-            stack.enter_context(delta_applied(model, up.delta.sparse(), -scale / rest))
+            stack.enter_context(apply(up.delta.sparse(), -scale / rest))
         yield
 
 
@@ -243,6 +248,10 @@ class Measurer:
     def losses(self, seqs: torch.Tensor) -> torch.Tensor:
         return sequence_losses(self.model, seqs, device=self.device)
 
+    def applied(self, delta: SparseDelta, scale: float) -> AbstractContextManager:
+        """``delta_applied`` to the model (``losses`` and this are the sharded node's seams)."""
+        return delta_applied(self.model, delta, scale)
+
     def begin_window(self, window: int, uploads: Sequence[Upload], scale: float) -> None:
         """Shared work of ``window``: the sum of ``uploads`` (every upload to be measured must
         be among them) and the control sequences' losses before."""
@@ -264,10 +273,10 @@ class Measurer:
             raise RuntimeError("begin_window first (the model changed since)")
         pages, own = own_sequences(self.dataset, upload, self.own, w.window, self.salt)
         left_out = [upload, *near]
-        with reference_applied(self.model, w.total, w.count, left_out, w.scale):
+        with reference_applied(self.applied, w.total, w.count, left_out, w.scale):
             own_ref = self.losses(own)
             ctrl_ref = self.losses(w.control) if w.count > len(left_out) else w.before
-        with delta_applied(self.model, upload.delta.sparse(), w.scale):
+        with self.applied(upload.delta.sparse(), w.scale):
             own_after = self.losses(own)
             ctrl_after = self.losses(w.control)
         return Measurement(
