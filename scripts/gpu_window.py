@@ -2,9 +2,10 @@
 
 Each rank (one per GPU, or ``--ranks`` gloo processes on CPU) trains one window of the preset
 on random tokens through ``ShardedTrainer``; rank 0 then encodes and signs the upload, checks
-that it decodes, and every rank evaluates it with ``ShardedEvaluator``. Prints one JSON object:
-window seconds, tokens/s, compression + encoding + signing seconds and their share of the
-window (target < 2%), evaluation seconds, peak memory per rank.
+that it decodes, and rank 0 measures it as the validator does (``ShardedMeasurer`` through
+``measure_window``, the validator's default own/control sequence counts; every rank computes).
+Prints one JSON object: window seconds, tokens/s, compression + encoding + signing seconds and
+their share of the window (target < 2%), measurement seconds, peak memory per rank.
 
     .venv/bin/python scripts/gpu_window.py --preset 150m --device cuda       # all GPUs
     .venv/bin/python scripts/gpu_window.py --preset tiny --device cpu --ranks 2 --steps 2
@@ -40,17 +41,13 @@ def write_random_dataset(folder: Path, vocab: int, tokens: int, tokenizer: str) 
 
 
 def worker(rank: int, args: argparse.Namespace, world: int, port: int, out: str) -> None:
-    os.environ.update(
-        RANK=str(rank),
-        WORLD_SIZE=str(world),
-        LOCAL_RANK=str(rank),
-        MASTER_ADDR="127.0.0.1",
-        MASTER_PORT=str(port),
-    )
+    from template.parallel.launch import rank_env
+
+    os.environ.update(rank_env(rank, world, port))
     from template.hparams import hparams_hash, load_hparams
     from template.parallel.config import ParallelConfig
     from template.parallel.dist import close_distributed, init_distributed
-    from template.parallel.evaluate import ShardedEvaluator, share_upload
+    from template.parallel.evaluate import ShardedMeasurer
     from template.parallel.memory import cuda_plan
     from template.parallel.trainer import ShardedTrainer
     from template.signing import dev_keypair
@@ -58,6 +55,8 @@ def worker(rank: int, args: argparse.Namespace, world: int, port: int, out: str)
     from template.training.pages import PageDataset
     from template.training.shards import TokenStream
     from template.training.wire import decode_upload, encode_upload, upload_size_cap
+    from template.validator.args import ValidatorConfig
+    from template.validator.measure import measure_window
 
     ctx = init_distributed(args.device)
     cuda = ctx.device.type == "cuda"
@@ -106,24 +105,25 @@ def worker(rank: int, args: argparse.Namespace, world: int, port: int, out: str)
                 config=hp.compression,
             )
             trainer.shutdown()
-        upload = share_upload(upload, ctx, trainer.shapes, hp.compression)
-        trainer._do_reset()
-        ev = ShardedEvaluator(
+        trainer._do_reset()  # every rank: live weights <- global (the validator's model)
+        vcfg = ValidatorConfig()
+        measurer = ShardedMeasurer(
             trainer.model,
-            ds,
-            hp,
-            ctx=ctx,
-            assigned_pages=2,
-            heldout_pages=2,
-            lr_scale=1.0,
+            ds if ctx.is_main else None,
+            ctx,
+            own=vcfg.eval_own_seqs,
+            control=vcfg.eval_control_seqs,
             salt="gpu-check",
-            device=str(ctx.device),
         )
-        if cuda:
-            torch.cuda.synchronize()
-        t2 = time.perf_counter()
-        result = ev.evaluate(upload, 3)
-        eval_s = time.perf_counter() - t2
+        if ctx.is_main:
+            if cuda:
+                torch.cuda.synchronize()
+            t2 = time.perf_counter()
+            got, failed, _ = measure_window(measurer, 3, {1: upload}, [1], hp.outer.lr, {})
+            eval_s = time.perf_counter() - t2
+            measurer.shutdown()
+        else:
+            measurer.follow()
         peak = torch.tensor([torch.cuda.max_memory_allocated() if cuda else 0], device=ctx.device)
         peaks = [torch.zeros_like(peak) for _ in range(world)]
         dist.all_gather(peaks, peak)
@@ -143,8 +143,11 @@ def worker(rank: int, args: argparse.Namespace, world: int, port: int, out: str)
                 "upload_bytes": len(blob),
                 "compress_encode_sign_share": round((compress_s + encode_s) / window_s, 5),
                 "eval_seconds": round(eval_s, 3),
-                "assigned_gain": result.assigned_gain,
-                "heldout_gain": result.heldout_gain,
+                "eval_failed": failed,
+                "own_seqs": vcfg.eval_own_seqs,
+                "control_seqs": vcfg.eval_control_seqs,
+                "control_gain": got[1].control_mean if 1 in got else None,
+                "fit_excess": got[1].fit_excess if 1 in got else None,
                 "peak_memory_gib_per_rank": [round(int(p) / 2**30, 3) for p in peaks],
             }
             doc["under_2_percent"] = doc["compress_encode_sign_share"] < 0.02

@@ -10,6 +10,12 @@ from .neuron import Run, run_role
 
 
 def _run() -> Run:
+    import os
+
+    if "RANK" in os.environ and "WORLD_SIZE" in os.environ:  # torchrun: docs/multi_gpu.md
+        from template.parallel.validator import run_sharded_validator
+
+        return run_sharded_validator
     from template.validator.startup import run_validator
 
     return run_validator

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -66,7 +67,69 @@ def broadcast_object(obj: Any, ctx: DistContext) -> Any:
     return box[0]
 
 
-__all__ = ["DistContext", "broadcast_object", "close_distributed", "free_port", "init_distributed"]
+def broadcast_tensor(t: torch.Tensor | None, ctx: DistContext) -> torch.Tensor:
+    """Rank 0's tensor on every rank (shape and dtype sent first), on ``ctx.device``."""
+    spec = broadcast_object((tuple(t.shape), t.dtype) if ctx.is_main else None, ctx)
+    if ctx.is_main:
+        buf = t.to(ctx.device).contiguous()
+    else:
+        buf = torch.empty(spec[0], dtype=spec[1], device=ctx.device)
+    dist.broadcast(buf, src=0)
+    return buf
+
+
+async def run_ranks(
+    device: str,
+    lead: Callable[[DistContext], Awaitable[None]],
+    follow: Callable[[DistContext], Any],
+) -> None:
+    """A node under torchrun: join the process group; rank 0 runs ``lead``, the others
+    ``follow``; leave the group however it ends."""
+    ctx = init_distributed(device)
+    try:
+        if ctx.is_main:
+            await lead(ctx)
+        else:
+            follow(ctx)
+    finally:
+        close_distributed()
+
+
+class RankCommands:
+    """Rank 0 drives, the other ranks follow: every collective rank 0 starts is announced
+    first with a small command broadcast, ``(op, args)``, and each rank runs ``_do_<op>``."""
+
+    ctx: DistContext
+
+    def _cmd(self, op: str, *args):
+        if self.ctx.is_main:
+            broadcast_object((op, args), self.ctx)
+        return getattr(self, f"_do_{op}")(*args)
+
+    def follow(self) -> None:
+        """Ranks > 0: execute rank 0's commands until ``stop``."""
+        while True:
+            op, args = broadcast_object(None, self.ctx)
+            if op == "stop":
+                return
+            getattr(self, f"_do_{op}")(*args)
+
+    def shutdown(self) -> None:
+        """Rank 0: release the followers."""
+        if self.ctx.is_main:
+            broadcast_object(("stop", ()), self.ctx)
+
+
+__all__ = [
+    "DistContext",
+    "RankCommands",
+    "broadcast_object",
+    "broadcast_tensor",
+    "close_distributed",
+    "free_port",
+    "init_distributed",
+    "run_ranks",
+]
 
 
 def close_distributed() -> None:

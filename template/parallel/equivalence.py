@@ -10,6 +10,7 @@ safetensors file; ``compare`` reports how far the two runs are apart.
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 from dataclasses import dataclass
@@ -28,15 +29,16 @@ from template.training.outer import sparse_outer_step
 from template.training.pages import PageDataset
 from template.training.shards import TokenStream
 from template.training.wire import Upload
-from template.validator.evaluate import EvalResult, Evaluator
+from template.validator.measure import Measurer, measure_window
 
 from .checkpoint import load_sharded, save_sharded
-from .compress import ShardedCompressor
+from .compress import ShardedCompressor, all_gather_varlen
 from .config import ParallelConfig
 from .dist import close_distributed, free_port, init_distributed
-from .evaluate import ShardedEvaluator, share_upload
+from .launch import rank_env
 from .shard import flat_range, local
 from .trainer import ShardedTrainer
+from .validator import ShardedMeasurerFactory, follow_rank0
 
 
 @dataclass(frozen=True)
@@ -102,33 +104,43 @@ def _single(plan: Plan) -> dict[str, torch.Tensor]:
             )
         )
     globals_ = {n: p.detach() for n, p in trainer.global_model.named_parameters()}
-    record = _record(deltas, uploads, globals_, hp)
-    ev = Evaluator(trainer.global_model, ds, hp, **EVAL)
-    record["eval"] = _eval_tensor(ev.evaluate(_upload(plan, uploads[-1], res.pages), plan.window))
+    record = _record(deltas, uploads, globals_, hp) | {"pages": torch.tensor(res.pages)}
+    measurer = Measurer(trainer.global_model, ds, **MEASURE)
+    first = _measure(measurer, plan, record, hp)
+    _change(trainer.global_model, record, hp)
+    measurer.forget()
+    record["eval"] = torch.cat([first, _measure(measurer, plan, record, hp)])
     return record
 
 
-EVAL = {"assigned_pages": 2, "heldout_pages": 2, "lr_scale": 1.0, "salt": "equivalence"}
+MEASURE = {"own": 4, "control": 4, "salt": "equivalence"}
 
 
-def _upload(plan: Plan, delta: CompressedDelta, pages) -> Upload:
-    return Upload(plan.window, plan.uid, "-", 0, "-", 1, delta, tuple(pages))
-
-
-def _eval_tensor(r: EvalResult) -> torch.Tensor:
-    vals = [r.assigned_before, r.assigned_after, r.heldout_before, r.heldout_after]
-    return torch.tensor(vals, dtype=torch.float64)
+def _measure(measurer: Measurer, plan: Plan, record: dict, hp: HParams) -> torch.Tensor:
+    """The validator's measurements of both recorded uploads (as two uids claiming the
+    window's pages, each the other's leave-one-out reference), flattened in order."""
+    pages = tuple(int(p) for p in record["pages"])
+    uploads = {
+        plan.uid + i: Upload(
+            plan.window, plan.uid + i, "-", 0, "-", 1, _decoded(record, i, hp), pages
+        )
+        for i in (0, 1)
+    }
+    got, failed, _ = measure_window(
+        measurer, plan.window, uploads, sorted(uploads), hp.outer.lr / 2, {}
+    )
+    if failed:
+        raise RuntimeError(f"measurement failed: {failed}")
+    parts = []
+    for uid in sorted(got):
+        m = got[uid]
+        parts += [m.own_excess, m.control_excess, m.control_gain, torch.tensor([m.control_before])]
+    return torch.cat([p.double() for p in parts])
 
 
 def sharded_worker(rank: int, plan: Plan, port: int, out: str, reference: str) -> None:
     """One rank of the sharded run (target of ``torch.multiprocessing.start_processes``)."""
-    os.environ.update(
-        RANK=str(rank),
-        WORLD_SIZE=str(plan.world),
-        LOCAL_RANK=str(rank),
-        MASTER_ADDR="127.0.0.1",
-        MASTER_PORT=str(port),
-    )
+    os.environ.update(rank_env(rank, plan.world, port))  # what torchrun sets
     torch.set_num_threads(1)
     ctx = init_distributed("cpu")
     try:
@@ -147,15 +159,12 @@ def sharded_worker(rank: int, plan: Plan, port: int, out: str, reference: str) -
             micro_batch_size=plan.micro,
         )
         record = _drive(trainer, plan, hp, reference) if ctx.is_main else trainer.follow()
-        # From here every rank runs the same code (validator style, no command protocol).
-        upload = share_upload(record and record.pop("_upload"), ctx, trainer.shapes, hp.compression)
         exact = _compress_reference(reference, hp, ctx)
-        trainer._do_reset()
-        ev = ShardedEvaluator(trainer.model, ds, hp, ctx=ctx, **EVAL)
-        result = _eval_tensor(ev.evaluate(upload, plan.window))
+        result, mirrored = _measure_sharded(trainer, record, plan, hp, ds, reference, ctx)
         resumed = _resume_matches(trainer, hp, ds, plan, ctx, Path(out).parent / "state")
         if ctx.is_main:
-            record |= exact | {"eval": result, "meta.resumed": torch.tensor([int(resumed)])}
+            flags = {"meta.resumed": int(resumed), "meta.mirrored": int(mirrored)}
+            record |= exact | {"eval": result} | {k: torch.tensor([v]) for k, v in flags.items()}
             save_file(record, out)
     finally:
         dist.barrier()
@@ -175,7 +184,49 @@ def _drive(trainer: ShardedTrainer, plan: Plan, hp: HParams, reference: str) -> 
     record = _record(deltas, uploads, trainer.gathered("global"), hp)
     record["meta.gathered_tensors"] = torch.tensor([trainer.compressor.gathered])
     trainer.shutdown()
-    return record | {"_upload": _upload(plan, uploads[-1], res.pages)}
+    return record
+
+
+def _measure_sharded(trainer, record, plan, hp, ds, reference, ctx) -> tuple[torch.Tensor, bool]:
+    """The reference's uploads measured the way ``torchrun`` runs a validator
+    (``parallel.validator``): rank 0's full CPU model is the ``source`` of a freshly sharded
+    replica; after the first measurement the source takes an outer step, so the second one
+    checks that a change reaches the shards. Afterwards the shards mirror the source exactly."""
+    if not ctx.is_main:
+        replica = follow_rank0(argparse.Namespace(hparams=plan.preset), ctx)
+        return None, _mirrors(replica.model, None, ctx)
+    source = build_model(hp.model)
+    with torch.no_grad():
+        for n, p in source.named_parameters():
+            p.copy_(record[f"global.{n}"].view(p.shape))
+    factory = ShardedMeasurerFactory(ctx, hp)
+    measurer = factory(source, ds, device="cpu", **MEASURE)
+    try:
+        ref = load_file(reference)
+        first = _measure(measurer, plan, ref, hp)
+        _change(source, ref, hp)
+        measurer.forget()
+        result = torch.cat([first, _measure(measurer, plan, ref, hp)])
+    finally:
+        factory.release()
+    return result, _mirrors(measurer.model, source, ctx)
+
+
+def _change(model: torch.nn.Module, record: dict, hp: HParams) -> None:
+    """The window's outer step with the recorded first upload (what a validator's model sees)."""
+    step = [_decoded(record, 0, hp).sparse()]
+    sparse_outer_step(model, step, lr=hp.outer.lr, clip_to_median=hp.outer.clip_to_median)
+
+
+def _mirrors(model: torch.nn.Module, source: torch.nn.Module | None, ctx) -> bool:
+    """Whether the sharded ``model`` equals rank 0's ``source`` bit for bit (collective)."""
+    src = dict(source.named_parameters()) if ctx.is_main else {}
+    same = True
+    for n, p in model.named_parameters():
+        full = all_gather_varlen(local(p).detach().reshape(-1), ctx)
+        if ctx.is_main:
+            same = same and torch.equal(full, src[n].detach().reshape(-1).to(full.dtype))
+    return same
 
 
 def _resume_matches(trainer, hp, ds, plan, ctx, folder: Path) -> bool:
@@ -224,7 +275,8 @@ def run_sharded(plan: Plan, out: Path, single: dict) -> dict[str, torch.Tensor]:
     """Start ``plan.world`` CPU ranks (gloo) and return rank 0's record; ``single`` is the
     reference record (its first delta is also compressed on shards)."""
     ref = Path(out).with_suffix(".reference.safetensors")
-    save_file({k: v for k, v in single.items() if k.startswith(("delta0.", "upload"))}, str(ref))
+    keep = ("delta0.", "upload", "pages")
+    save_file({k: v for k, v in single.items() if k.startswith(keep)}, str(ref))
     args = (plan, free_port(), str(out), str(ref))
     mp.start_processes(sharded_worker, args=args, nprocs=plan.world, start_method="spawn")
     return load_file(str(out))
@@ -275,6 +327,7 @@ def compare(single: dict, sharded: dict, hp: HParams, atol: float = 1e-5) -> dic
         "index_agreement": agree / max(kept, 1),
         "compress_exact": compress_exact,
         "resume_exact": bool(sharded["meta.resumed"][0]),
+        "measure_restores": bool(sharded["meta.mirrored"][0]),
         "gathered_tensors": int(sharded["meta.gathered_tensors"][0]),
     }
     out["equivalent"] = (
@@ -282,6 +335,7 @@ def compare(single: dict, sharded: dict, hp: HParams, atol: float = 1e-5) -> dic
         and out["eval_max_abs_diff"] <= atol
         and compress_exact
         and out["resume_exact"]
+        and out["measure_restores"]
         and out["index_agreement"] >= 0.999
     )
     return out

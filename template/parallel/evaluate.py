@@ -1,108 +1,173 @@
-"""The validator's losses on a sharded model: every rank runs the forward passes, rank 0 decides.
+"""The validator's measurements on a sharded model: rank 0 measures, every rank computes.
 
-``sharded_loss`` splits the sequences over ranks (each rank runs the same number of forward
-passes, as FSDP's all-gathers require) and all-reduces the summed loss. ``ShardedEvaluator``
-is ``Evaluator`` with the upload applied to and removed from each rank's own shards; every
-rank calls ``evaluate`` with the same upload (``share_upload`` sends rank 0's in wire form).
+``ShardedMeasurer`` is ``validator.measure.Measurer`` (same samples, same statistics) whose two
+model operations run on an FSDP2 model across the ranks:
+
+- ``losses``: per-sequence losses, the sequences split over the ranks (each rank runs the same
+  number of forward passes, as FSDP's all-gathers require), gathered back in order;
+- ``applied``: θ[idx] -= s · v on each rank's own slice of every touched parameter, the exact
+  values written back on exit (nested, as the leave-one-out reference needs).
+
+Rank 0 runs the validator and calls the measurer; the other ranks run ``follow()`` and execute
+the same commands (``dist.RankCommands``). Sequences and deltas travel as tensor broadcasts.
+
+Where rank 0 keeps the validator's full model elsewhere (``source``: on the CPU, where the
+window-apply path, fingerprints and state files use it), every change of it (``forget``) makes
+the next ``losses`` or ``applied`` copy it into the shards first, one tensor at a time.
 """
 
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 from collections.abc import Iterator
 
 import torch
-import torch.distributed as dist
 
-from template.training.compression import CompressedDelta, decode, encode
-from template.training.inner import sequence_loss
-from template.training.model import autocast
-from template.training.wire import Upload
-from template.validator.evaluate import EvalResult, Evaluator, sample_claimed
+from template.training.outer import SparseDelta
+from template.training.pages import PageDataset
+from template.validator.measure import Measurer, sequence_losses
 
-from .dist import DistContext, broadcast_object
-from .shard import flat_range, local, reshard_all
+from .compress import all_gather_varlen
+from .dist import DistContext, RankCommands, broadcast_object, broadcast_tensor
+from .shard import flat_range, load_full_into_shards, local, reshard_all
 
 
 @torch.no_grad()
-def sharded_loss(
-    model: torch.nn.Module, sequences: torch.Tensor, ctx: DistContext, *, batch_size: int = 32
-) -> float:
-    """Mean next-token loss over ``sequences`` (the same tensor on every rank)."""
-    was_training = model.training
-    model.eval()
-    mine = torch.tensor_split(sequences, ctx.world)[ctx.rank]
-    per_rank = -(-sequences.shape[0] // ctx.world)
+def sharded_sequence_losses(
+    model: torch.nn.Module, seqs: torch.Tensor, ctx: DistContext, *, batch_size: int = 64
+) -> torch.Tensor:
+    """``sequence_losses`` of ``seqs`` (the same tensor on every rank), computed by all ranks;
+    every rank gets all of them, in order (float64, on the CPU)."""
+    mine = torch.tensor_split(seqs, ctx.world)[ctx.rank]
+    per_rank = -(-seqs.shape[0] // ctx.world)
     passes = -(-per_rank // batch_size)
-    total = torch.zeros(2, dtype=torch.float64, device=ctx.device)
+    out = [torch.empty(0, dtype=torch.float64)]
     for piece in torch.tensor_split(mine, passes) if passes else ():
-        n = piece.shape[0]
-        if n == 0:  # keep the collective count equal: a pass that counts for nothing
-            piece = sequences[:1]
-        with autocast(ctx.device):
-            loss = sequence_loss(model, piece.to(ctx.device))
-        total[0] += float(loss) * n
-        total[1] += n
-    dist.all_reduce(total)
-    model.train(was_training)
-    return float(total[0] / total[1]) if total[1] > 0 else 0.0
+        n = piece.shape[0]  # 0: a pass that counts for nothing keeps the collectives even
+        got = sequence_losses(model, piece if n else seqs[:1], device=str(ctx.device))
+        out.append(got[:n])
+    return all_gather_varlen(torch.cat(out).to(ctx.device), ctx).cpu()
 
 
 @contextlib.contextmanager
-def applied_to_shards(
-    model: torch.nn.Module, delta: CompressedDelta, scale: float, ctx: DistContext
+def delta_applied_to_shards(
+    model: torch.nn.Module, delta: SparseDelta, scale: float, ctx: DistContext
 ) -> Iterator[None]:
-    """``theta[idx] -= scale * v`` on this rank's shards, exact values restored on exit."""
+    """``measure.delta_applied`` on this rank's shards (global flat indices)."""
     params = dict(model.named_parameters())
     saved = []
-    reshard_all(model)
+    reshard_all(model)  # the next forward all-gathers the edited shards
     try:
         with torch.no_grad():
-            for name, t in delta.tensors.items():
+            for name, (indices, values) in delta.items():
                 flat = local(params[name]).view(-1)
                 rng = flat_range(tuple(params[name].shape), ctx.rank, ctx.world)
-                idx = t.indices.to(flat.device)
+                idx = indices.to(flat.device)
                 keep = (idx >= rng.start) & (idx < rng.stop)
                 idx = idx[keep] - rng.start
                 saved.append((flat, idx, flat[idx].clone()))
-                flat[idx] -= scale * t.values().to(flat.device, flat.dtype)[keep]
+                flat[idx] -= scale * values.to(flat.device, flat.dtype)[keep]
         yield
     finally:
         with torch.no_grad():
             reshard_all(model)
-            for flat, idx, orig in saved:
+            for flat, idx, orig in reversed(saved):
                 flat[idx] = orig
 
 
-def share_upload(upload: Upload | None, ctx: DistContext, shapes, config) -> Upload:
-    """Rank 0's decoded upload on every rank (its delta travels in the compact wire form)."""
+def share_sparse(delta: SparseDelta | None, ctx: DistContext) -> SparseDelta:
+    """Rank 0's sparse delta on every rank: one index and one value broadcast in all."""
+    names = broadcast_object(
+        [(n, int(i.numel())) for n, (i, _) in delta.items()] if ctx.is_main else None, ctx
+    )
     if ctx.is_main:
-        wire = encode(upload.delta, config)
-        meta = dataclasses.replace(upload, delta=CompressedDelta({}))
+        idx = torch.cat([delta[n][0].reshape(-1).long().cpu() for n, _ in names] or [_EMPTY])
+        val = torch.cat([delta[n][1].reshape(-1).float().cpu() for n, _ in names] or [_EMPTY])
     else:
-        wire = meta = None
-    meta, wire = broadcast_object((meta, wire), ctx)
-    return dataclasses.replace(meta, delta=decode(wire[0], shapes, config, wire[1]))
+        idx = val = None
+    idx, val = broadcast_tensor(idx, ctx), broadcast_tensor(val, ctx)
+    out, at = {}, 0
+    for name, n in names:
+        out[name] = (idx[at : at + n], val[at : at + n])
+        at += n
+    return out
 
 
-class ShardedEvaluator(Evaluator):
-    """``Evaluator`` over an FSDP2 model; call it on every rank with the same arguments."""
+_EMPTY = torch.empty(0)
 
-    def __init__(self, *args, ctx: DistContext, **kwargs):
-        super().__init__(*args, **kwargs)
-        self.ctx = ctx
 
-    def _loss(self, seqs: torch.Tensor) -> float:
-        return sharded_loss(self.model, seqs, self.ctx, batch_size=64)
+class ShardedMeasurer(RankCommands, Measurer):
+    """``Measurer`` over an FSDP2 ``model``; rank 0 calls it, the other ranks ``follow()``.
 
-    @torch.no_grad()
-    def evaluate(self, upload: Upload, window: int) -> EvalResult:
-        held, held_before = self.heldout(window)
-        pages = sample_claimed(upload.pages, self.assigned_pages, window, upload.uid, self.salt)
-        own = self.dataset.sequences(pages)
-        own_before = self._loss(own)
-        with applied_to_shards(self.model, upload.delta, self.scale, self.ctx):
-            own_after = self._loss(own)
-            held_after = self._loss(held)
-        return EvalResult(own_before, own_after, held_before, held_after, tuple(pages))
+    ``source``: rank 0's full model that the shards must mirror (None: the shards are the
+    model); followers pass ``dataset=None``: rank 0 sends them the sequences."""
+
+    def __init__(
+        self,
+        model: torch.nn.Module,
+        dataset: PageDataset | None,
+        ctx: DistContext,
+        *,
+        own: int,
+        control: int,
+        salt: str,
+        source: torch.nn.Module | None = None,
+        batch_size: int = 64,
+    ):
+        super().__init__(
+            model, dataset, own=own, control=control, salt=salt, device=str(ctx.device)
+        )
+        self.ctx, self.source, self.batch_size = ctx, source, batch_size
+        self.stale = source is not None
+        self._undo: list[contextlib.ExitStack] = []
+        self._payload: SparseDelta | torch.Tensor | None = None
+
+    # --- Measurer's seams (rank 0) -----------------------------------------------------
+    def losses(self, seqs: torch.Tensor) -> torch.Tensor:
+        self._mirror()
+        self._payload = seqs
+        return self._cmd("losses")
+
+    @contextlib.contextmanager
+    def applied(self, delta: SparseDelta, scale: float) -> Iterator[None]:
+        self._mirror()
+        self._payload = delta
+        self._cmd("apply", float(scale))
+        try:
+            yield
+        finally:
+            self._cmd("undo")
+
+    def _mirror(self) -> None:
+        """The shards <- ``source`` when it changed since (never while a delta is applied)."""
+        if self.stale and not self._undo:
+            self._cmd("load")
+            self.stale = False
+
+    def forget(self) -> None:
+        super().forget()
+        self.stale = self.source is not None
+
+    # --- what every rank runs ------------------------------------------------------------
+    def _take(self):
+        got, self._payload = self._payload, None
+        return got if self.ctx.is_main else None
+
+    def _do_losses(self) -> torch.Tensor:
+        seqs = broadcast_tensor(self._take(), self.ctx).cpu()
+        return sharded_sequence_losses(self.model, seqs, self.ctx, batch_size=self.batch_size)
+
+    def _do_apply(self, scale: float) -> None:
+        delta = share_sparse(self._take(), self.ctx)
+        stack = contextlib.ExitStack()
+        stack.enter_context(delta_applied_to_shards(self.model, delta, scale, self.ctx))
+        self._undo.append(stack)
+
+    def _do_undo(self) -> None:
+        self._undo.pop().close()
+
+    def _do_load(self) -> None:
+        reshard_all(self.model)
+        shards = {n: local(p).view(-1) for n, p in self.model.named_parameters()}
+        shapes = {n: tuple(p.shape) for n, p in self.model.named_parameters()}
+        load_full_into_shards(shards, shapes, self.source, self.ctx)

@@ -20,6 +20,7 @@ import contextlib
 import logging
 import signal
 from dataclasses import asdict
+from functools import partial
 from pathlib import Path
 
 import torch
@@ -36,7 +37,7 @@ from template.training.shards import TokenStream
 
 from .checkpoint import ShardedStateError, read_manifest
 from .config import ParallelConfig
-from .dist import DistContext, broadcast_object, close_distributed, init_distributed
+from .dist import DistContext, broadcast_object, run_ranks
 from .trainer import ShardedTrainer, ShardedWindowResult
 
 logger = logging.getLogger(__name__)
@@ -169,14 +170,7 @@ def _make_trainer(hp, model, dataset, uid, ctx, spec) -> LoopTrainer:
 
 async def run_sharded_miner(args: argparse.Namespace) -> None:
     """Every rank: join the node's process group and play its part."""
-    ctx = init_distributed(args.device)
-    try:
-        if ctx.is_main:
-            await _lead(args, ctx)
-        else:
-            _follow(args, ctx)
-    finally:
-        close_distributed()
+    await run_ranks(args.device, partial(_lead, args), partial(_follow, args))
 
 
 def _restore(trainer: ShardedTrainer, miner: Miner) -> None:

@@ -24,6 +24,7 @@ from template.training.wire import encode_upload
 from .compress import ShardedCompressor
 from .config import ParallelConfig
 from .dist import close_distributed, init_distributed
+from .launch import rank_env
 from .shard import local, shard_model
 
 # Dense bf16 peak FLOP/s per GPU (vendor datasheets, without sparsity).
@@ -49,13 +50,7 @@ def flops_per_token(cfg, params: int) -> float:
 
 
 def perf_worker(rank: int, plan: PerfPlan, port: int, out: str) -> None:
-    os.environ.update(
-        RANK=str(rank),
-        WORLD_SIZE=str(plan.world),
-        LOCAL_RANK=str(rank),
-        MASTER_ADDR="127.0.0.1",
-        MASTER_PORT=str(port),
-    )
+    os.environ.update(rank_env(rank, plan.world, port))  # what torchrun sets
     ctx = init_distributed("cuda")
     try:
         hp = load_hparams(plan.preset)

@@ -12,6 +12,7 @@ import math
 from dataclasses import dataclass
 
 import torch
+import torch.distributed as dist
 from torch.distributed.fsdp import FSDPModule, MixedPrecisionPolicy, fully_shard
 from torch.distributed.tensor import DTensor, Shard
 
@@ -82,6 +83,26 @@ def reshard_all(model: torch.nn.Module) -> None:
 def local(p: torch.Tensor) -> torch.Tensor:
     """The local shard of a (DTensor) parameter; a plain tensor is its own shard."""
     return p.to_local() if isinstance(p, DTensor) else p
+
+
+def load_full_into_shards(
+    shards: dict[str, torch.Tensor],
+    shapes: dict[str, tuple[int, ...]],
+    source: torch.nn.Module | None,
+    ctx: DistContext,
+) -> None:
+    """Every rank's flat ``shards`` <- its slice of rank 0's full ``source`` (the other ranks
+    pass None), one tensor broadcast at a time: no rank holds more than one full tensor."""
+    src = dict(source.named_parameters()) if ctx.is_main else {}
+    with torch.no_grad():
+        for name in sorted(shapes):
+            if ctx.is_main:
+                full = src[name].detach().to(ctx.device, torch.float32).contiguous()
+            else:
+                full = torch.empty(shapes[name], device=ctx.device)
+            dist.broadcast(full, src=0)
+            rng = flat_range(shapes[name], ctx.rank, ctx.world)
+            shards[name].view(-1).copy_(full.view(-1)[rng.start : rng.stop])
 
 
 def check_layout(name: str, p: torch.Tensor, ctx: DistContext) -> None:

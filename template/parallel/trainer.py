@@ -21,7 +21,6 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import torch
-import torch.distributed as dist
 
 from template.hparams import HParams
 from template.miner.trainer import PageStream, Trainer, WindowResult
@@ -32,9 +31,9 @@ from template.training.pages import PageDataset
 from .apply import apply_sparse_to_shards
 from .compress import ShardedCompressor, all_gather_varlen
 from .config import ParallelConfig
-from .dist import DistContext, broadcast_object
+from .dist import DistContext, RankCommands
 from .fingerprint import sharded_fingerprint
-from .shard import flat_range, local, reshard_all, shard_model
+from .shard import flat_range, load_full_into_shards, local, reshard_all, shard_model
 from .train import sharded_step
 
 logger = logging.getLogger(__name__)
@@ -47,8 +46,9 @@ class ShardedWindowResult(WindowResult):
     compressed: CompressedDelta | None = None
 
 
-class ShardedTrainer(Trainer):
-    """``Trainer``'s interface over an FSDP2 model; see the module docstring."""
+class ShardedTrainer(RankCommands, Trainer):
+    """``Trainer``'s interface over an FSDP2 model; see the module docstring (commands:
+    ``dist.RankCommands``)."""
 
     def __init__(
         self,
@@ -76,30 +76,10 @@ class ShardedTrainer(Trainer):
         self._jobs: queue.SimpleQueue = queue.SimpleQueue()
         self._lock = threading.Lock()
         self._training = False
-        self.job_seconds = 0.0
         self.applied_through = -1
         self._stream: PageStream | None = None
         self._losses: list[float] = []
         self.compress_seconds = 0.0  # the last window's error feedback + top-k + quantisation
-
-    # --- commands: rank 0 announces, every rank executes ----------------------------
-    def _cmd(self, op: str, *args):
-        if self.ctx.is_main:
-            broadcast_object((op, args), self.ctx)
-        return getattr(self, f"_do_{op}")(*args)
-
-    def follow(self) -> None:
-        """Ranks > 0: execute rank 0's commands until ``stop``."""
-        while True:
-            op, args = broadcast_object(None, self.ctx)
-            if op == "stop":
-                return
-            getattr(self, f"_do_{op}")(*args)
-
-    def shutdown(self) -> None:
-        """Rank 0: release the followers."""
-        if self.ctx.is_main:
-            broadcast_object(("stop", ()), self.ctx)
 
     # --- the window -------------------------------------------------------------------
     def train_window(self, window: int, should_end: Callable[[], bool]) -> ShardedWindowResult:
@@ -240,17 +220,7 @@ class ShardedTrainer(Trainer):
         self._cmd("load_full")
 
     def _do_load_full(self) -> None:
-        src = dict(self._source.named_parameters()) if self.ctx.is_main else {}
-        with torch.no_grad():
-            for name in sorted(self.shapes):
-                if self.ctx.is_main:
-                    full = src[name].detach().to(self.ctx.device, torch.float32).contiguous()
-                else:
-                    full = torch.empty(self.shapes[name], device=self.ctx.device)
-                dist.broadcast(full, src=0)
-                rng = flat_range(self.shapes[name], self.ctx.rank, self.ctx.world)
-                shard = self.global_shards[name].view(-1)
-                shard.copy_(full.view(-1)[rng.start : rng.stop])
+        load_full_into_shards(self.global_shards, self.shapes, self._source, self.ctx)
         self._source = None
         self._copy_global_to_live()
 

@@ -7,6 +7,7 @@ import asyncio
 import contextlib
 import logging
 import signal
+from collections.abc import Callable
 from pathlib import Path
 
 from template.chain.errors import ChainError
@@ -59,12 +60,14 @@ async def prepare_validator(
     allow_private: bool = False,
     metrics=None,
     wallet: tuple[str, str] = ("default", "default"),
+    make_measurer: Callable[..., Measurer] = Measurer,
 ) -> Validator:
     """The start-up steps on a connected chain, then the validator built from its parts.
 
     Registration, the bucket (created when missing), the commitment (rate limits retried),
     the validator permit, then the model: the local state when intact, otherwise the
     leader's latest checkpoint plus aggregates, otherwise (fresh subnet) the initial model.
+    ``make_measurer``: called like ``Measurer`` (a multi-GPU node passes its sharded one).
     """
     hotkey = key.ss58_address
     uid = await check_registered(chain, hotkey, *wallet)
@@ -89,7 +92,7 @@ async def prepare_validator(
     except BaseException:
         await close_all([directory, bucket])
         raise
-    measurer = Measurer(
+    measurer = make_measurer(
         model,
         dataset,
         own=cfg.eval_own_seqs,
@@ -135,7 +138,9 @@ async def check_permit(directory: PeerDirectory, uid: int, hotkey: str, netuid: 
         )
 
 
-async def build_validator(args: argparse.Namespace) -> Validator:
+async def build_validator(
+    args: argparse.Namespace, make_measurer: Callable[..., Measurer] = Measurer
+) -> Validator:
     """Every start-up step from parsed flags; each operator mistake is a StartupError."""
     hp = load_run_hparams(args.hparams)
     try:
@@ -164,6 +169,7 @@ async def build_validator(args: argparse.Namespace) -> Validator:
             allow_private=args.allow_private,
             metrics=metrics,
             wallet=(args.wallet_name, args.wallet_hotkey),
+            make_measurer=make_measurer,
         )
     except ChainError as e:
         await chain.close()
@@ -175,9 +181,11 @@ async def build_validator(args: argparse.Namespace) -> Validator:
         raise
 
 
-async def run_validator(args: argparse.Namespace) -> None:
+async def run_validator(
+    args: argparse.Namespace, make_measurer: Callable[..., Measurer] = Measurer
+) -> None:
     """Build (every start-up check), then run until --max-windows (or forever)."""
-    validator = await build_validator(args)
+    validator = await build_validator(args, make_measurer)
     try:
         await _run_until_signal(validator.run(args.max_windows))
     finally:

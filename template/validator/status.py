@@ -7,12 +7,12 @@ import time
 
 from template.node.status import ValidatorStatus
 
-from .evaluate import fixed_heldout_loss
+from .evaluate import measured_heldout_loss
 
 
 def validator_status(v, report, block: int) -> ValidatorStatus:
     """Validator ``v``'s status after ``report``'s window."""
-    heldout = fixed_heldout_loss(v.model, v.dataset, v.cfg.eval_status_pages, v.device)
+    heldout = measured_heldout_loss(v.measurer.losses, v.dataset, v.cfg.eval_status_pages)
     wall = time.time() - v.started_at
     return ValidatorStatus(
         role="validator",
