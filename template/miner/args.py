@@ -15,8 +15,8 @@ class MinerFlags:
 
     max_steps: int = setting(
         0,
-        "Inner steps per window at most (0: keep training on further assigned pages until the "
-        "window ends; hparams train.inner_steps is the protocol's minimum budget).",
+        "Inner steps per window (0: the preset's train.inner_steps H, the protocol's work "
+        "unit; a smaller value trains less and earns less; more than H is refused).",
         NON_NEGATIVE,
         flag="--miner.max-steps",
     )

@@ -1,12 +1,13 @@
 """The miner's window loop: training in a worker thread, everything else on the event loop.
 
-    window w:   [ train on w's pages (thread) ...................................... ]
-    event loop:   compress/sign/upload w-1 | apply aggregate of w-1 (between steps) | save
+    window w:   [ wait for w-1's aggregate | train H steps on w's pages (thread) | idle ]
+    event loop:   compress/sign/upload w-1 | apply aggregate of w-1 | save
 
-Training stops at the window's last block; the delta goes to a background task
-(``finish_window``: compress with error feedback, sign, upload before the deadline, save the
-local state, write the status file) while the next window's training starts at once. The
-aggregate of the previous window is applied by ``Sync`` (sync.py) as soon as it is known.
+A window's work is H (train.inner_steps) steps on its pages_per_window pages. They start once
+``Sync`` (sync.py) has applied the previous window's aggregate, or at the leader's publish
+deadline without it (the aggregate is then applied between steps when it comes). The delta
+goes to a background task (``finish_window``: compress with error feedback, sign, upload before
+the deadline, save the local state, write the status file).
 """
 
 from __future__ import annotations
@@ -159,8 +160,21 @@ class Miner:
                 t.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
 
+    async def _await_previous_aggregate(self, w: int) -> None:
+        """Hold window ``w``'s H steps until the aggregate of ``w - 1`` is applied, or at most
+        until the leader's publish deadline for it (mid-window): a delta trained on the model
+        the validators measure it on, not one window behind, when the network is on time."""
+        latest = self.windows.publish_deadline(w - 1)
+        while (
+            self.trainer.applied_through < w - 1
+            and self.clock.block_now() < latest
+            and not self._stop.is_set()
+        ):
+            await asyncio.sleep(max(0.05, min(self.clock.seconds_until(latest), 0.25)))
+
     async def _train(self, w: int) -> WindowResult:
         end = self.windows.end(w)
+        await self._await_previous_aggregate(w)
 
         def should_end() -> bool:
             return self.clock.block_now() >= end

@@ -148,6 +148,11 @@ async def initial_model(
 async def build_miner(args: argparse.Namespace) -> tuple[Miner, list]:
     """Run every start-up step; returns the miner and the things to close after it ran."""
     hp = load_run_hparams(args.hparams)
+    if args.max_steps > hp.train.inner_steps:
+        raise StartupError(
+            f"--miner.max-steps {args.max_steps} exceeds this run's train.inner_steps "
+            f"({hp.train.inner_steps}), the protocol's steps per window; use at most that"
+        )
     device = check_device(args.device)
     node_keys = load_hotkey(args.wallet_name, args.wallet_hotkey, args.wallet_path)
     key = node_keys.hotkey

@@ -1,15 +1,16 @@
 """Window timing: which window a block is in, and each window's deadlines.
 
-Window w covers blocks [start(w), start(w + 1)). Miners train on window w's pages for
-the whole window (starting from the global model, and folding in the previous window's
-aggregate as soon as it is published), then upload their delta right after the window
-ends. So the upload, evaluation and aggregation of window w all happen during window
-w + 1, hidden behind its compute (a one-window-delayed outer update):
+Window w covers blocks [start(w), start(w + 1)). Miners train H steps on window w's pages,
+starting once window w - 1's aggregate is applied (or at its publish deadline without it),
+then upload their delta; the upload cut-off is a few blocks after the window ends. Evaluation
+and aggregation of window w happen during window w + 1, and miners wait for that aggregate
+before training w + 1:
 
-    start(w)                start(w+1)    upload deadline      publish deadline
-    |---- train on w ----------|---- train on w+1 --------------------------------|
-                               |-- uploads of w --|                               |
-                                                  |-- leader: select, publish w --|
+    start(w)                   start(w+1)                                  start(w+2)
+    |                          | upload cutoff(w)    publish deadline(w)     |
+    |-- wait --|-- train w --| |-- uploads of w --|  |                       |
+                               |                  |-- leader publishes w --| |
+                               |                     |-- train w+1 --|       |
 """
 
 from __future__ import annotations

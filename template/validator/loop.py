@@ -210,6 +210,7 @@ class Validator:
                 if u in last and last[u].ok
             ],
             freerider_min_norm=self.cfg.freerider_min_norm,
+            page_budget=self.hp.pages_per_window,
         )
         for uid, why in screening.rejected.items():
             report.rejected.setdefault(uid, why)

@@ -65,16 +65,18 @@ def screen_window(
     sightings: Mapping[int, Sighting] | None = None,
     last_aggregate: Sequence[Upload] = (),
     freerider_min_norm: float = 0.0,
+    page_budget: int = 0,
 ) -> Screening:
     """Run the model-free stages on ``uploads`` (uid -> decoded upload) of ``window``.
 
     ``salt``: the validator's secret for this window (``copies.window_salt``);
     ``sightings``: uid -> the validator's first sight of the upload (``watch``);
-    ``last_aggregate``: the uploads that made the last aggregate (mix reference)."""
+    ``last_aggregate``: the uploads that made the last aggregate (mix reference);
+    ``page_budget``: the most pages an upload may claim (0: no cap)."""
     out = Screening()
     with out.stage("verify"):
         for uid, up in uploads.items():
-            out.reject(uid, page_claim_rejection(up, layout, window, uid))
+            out.reject(uid, page_claim_rejection(up, layout, window, uid, page_budget))
     with out.stage("replay"):
         digests = {uid: (content_digest(up), index_digest(up)) for uid, up in uploads.items()}
         for uid in uploads:

@@ -51,11 +51,19 @@ def decode_checked(
         return Rejection(RejectCode.MALFORMED, type(e).__name__)
 
 
-def page_claim_rejection(upload: Upload, layout: PageLayout, window: int, uid: int):
-    """None when every claimed page is in pages(window, uid, n), else BAD_PAGES."""
+def page_claim_rejection(
+    upload: Upload, layout: PageLayout, window: int, uid: int, budget: int = 0
+):
+    """None when every claimed page is in pages(window, uid, n), n at most ``budget`` (the
+    window's page budget, hparams ``pages_per_window``; 0: no cap), else BAD_PAGES."""
     claimed = upload.pages
     if not claimed:
         return Rejection(RejectCode.BAD_PAGES, "claims no pages")
+    if budget and len(claimed) > budget:
+        return Rejection(
+            RejectCode.BAD_PAGES,
+            f"claims {len(claimed)} pages; a window's budget is {budget} (H steps of the batch)",
+        )
     assigned = set(layout.pages(window, uid, len(claimed)))
     outside = [p for p in claimed if p not in assigned]
     if outside:

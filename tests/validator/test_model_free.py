@@ -228,6 +228,10 @@ def test_page_claims_and_free_riders(tiny_dataset):
     assert page_claim_rejection(dataclasses.replace(up, pages=()), ds.layout, 5, 1).code is (
         RejectCode.BAD_PAGES
     )
+    # the window's page budget: H steps' pages, no more
+    assert page_claim_rejection(dataclasses.replace(up, pages=own), ds.layout, 5, 1, 3) is None
+    over = page_claim_rejection(dataclasses.replace(up, pages=own), ds.layout, 5, 1, 2)
+    assert over.code is RejectCode.BAD_PAGES and "budget is 2" in over.detail
     out = free_riders({1: 1.0, 2: 1.1, 3: 0.0, 4: 0.01, 5: float("nan"), 6: 0.9}, 0.05)
     assert set(out) == {3, 4, 5} and all(r.code is RejectCode.FREE_RIDER for r in out.values())
 
