@@ -8,7 +8,8 @@
 # Writes gpu_check/<step>.{txt,json} and prints a summary; exit status 1 if any check failed.
 # Steps: (1) the CUDA tests CI skips, (2) tokens/s, MFU and peak memory per rank for the 150m
 # and 1b presets (bench_fsdp.py), (3) one sharded miner window and one sharded validator
-# evaluation on 150m with the compression + encoding + signing share of the window (< 2%).
+# measurement on 150m with the compression + encoding + signing share of the window (< 2%),
+# (4) the validator neuron under torchrun (all GPUs) in a short local subnet.
 # Record the figures in docs/multi_gpu.md with the GPU model and count (nvidia-smi.txt).
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -39,5 +40,31 @@ share = doc["compress_encode_sign_share"]
 print(f"compression + encoding + signing: {100 * share:.2f}% of the window (target < 2%)")
 sys.exit(0 if share < 0.02 else 1)
 PYEOF
+echo "== 4. a validator under torchrun ($GPUS ranks, NCCL) in a local subnet, tiny preset"
+if [ "$GPUS" -lt 2 ]; then echo "skipped: a sharded validator needs 2 GPUs (one rank each)"; else
+# The first validator runs as $GPUS ranks (template/parallel/validator.py), next to one miner
+# on the first GPU: it must run its windows, evaluate uploads on the sharded model, report a
+# finite held-out loss and stop with exit status 0.
+$PY scripts/localnet.py --miners 1 --validators 1 --validator.ranks "$GPUS" --device cuda \
+    --hparams tiny --run.max-windows 6 --run.timeout 900 --run.dir "$OUT/localnet" --json \
+    > "$OUT/localnet_validator_ranks.json" 2> "$OUT/localnet_validator_ranks.err" || fail=1
+$PY - "$OUT/localnet_validator_ranks.json" "$GPUS" <<'PYEOF' || fail=1
+import json, math, sys
+s = json.loads(open(sys.argv[1]).read().strip().splitlines()[-1])
+v = next(n for n in s["nodes"] if n["role"] == "validator")
+log = open(v["log"], errors="replace").read()
+losses = [w["heldout_loss"] for w in s["windows"] if w.get("heldout_loss") is not None]
+checks = {
+    "windows_completed": s["windows_completed"] >= 6,
+    "not_crashed": not s["crashed"] and v["exit_code"] == 0,
+    "all_ranks_joined": all(f"rank {r} of {sys.argv[2]}" in log for r in range(int(sys.argv[2]))),
+    "stopped_cleanly": "sharded validator stopped" in log and "Traceback" not in log,
+    "uploads_seen": sum(w["uploads_seen"] for w in s["windows"]) >= 2,
+    "heldout_loss_finite": bool(losses) and all(math.isfinite(x) for x in losses),
+}
+print(json.dumps({"validator_ranks": int(sys.argv[2]), **checks, "loss": losses[-1:]}))
+sys.exit(0 if all(checks.values()) else 1)
+PYEOF
+fi
 echo "== done (failures: $fail); figures under $OUT/"
 exit $fail

@@ -131,6 +131,13 @@ class LocalnetConfig:
         at_least(1),
         flag="--miner.ranks",
     )
+    validator_ranks: int = setting(
+        1,
+        "Run the first validator as this many torch.distributed ranks (FSDP2; gloo on CPU). "
+        "docs/multi_gpu.md.",
+        at_least(1),
+        flag="--validator.ranks",
+    )
     validator_args: tuple[str, ...] = setting(
         (),
         'Extra flags for the validators, e.g. --validator.args="--judge.alpha 0.1".',

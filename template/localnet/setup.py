@@ -298,8 +298,13 @@ def neuron_command(cfg: LocalnetConfig, net: Network, node: NodeSpec) -> list[st
         cmd = [sys.executable, "-m", f"template.commands.{node.role}"]
     else:
         cmd = [sys.executable, str(Path(cfg.neurons_dir) / f"{node.role}.py")]
-    if cfg.miner_ranks > 1 and net.miners and node is net.miners[0]:  # docs/multi_gpu.md
-        launch = ["-m", "template.parallel.launch", "--ranks", str(cfg.miner_ranks), "--"]
+    ranks = 1  # the first miner and the first validator may run as N ranks: docs/multi_gpu.md
+    if net.miners and node is net.miners[0]:
+        ranks = cfg.miner_ranks
+    elif net.validators and node is net.validators[0]:
+        ranks = cfg.validator_ranks
+    if ranks > 1:
+        launch = ["-m", "template.parallel.launch", "--ranks", str(ranks), "--"]
         cmd = [cmd[0], *launch, *cmd[1:]]
     cmd += ["--wallet.name", node.wallet_name, "--wallet.hotkey", "default"]
     cmd += ["--wallet.path", str(cfg.run_dir / "wallets")]

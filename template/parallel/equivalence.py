@@ -103,7 +103,7 @@ def _single(plan: Plan) -> dict[str, torch.Tensor]:
                 sparse_outer_step(m, s, lr=hp.outer.lr, clip_to_median=hp.outer.clip_to_median)
             )
         )
-    globals_ = {n: p.detach() for n, p in trainer.global_model.named_parameters()}
+    globals_ = {n: p.detach().clone() for n, p in trainer.global_model.named_parameters()}
     record = _record(deltas, uploads, globals_, hp) | {"pages": torch.tensor(res.pages)}
     measurer = Measurer(trainer.global_model, ds, **MEASURE)
     first = _measure(measurer, plan, record, hp)

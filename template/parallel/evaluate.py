@@ -124,6 +124,8 @@ class ShardedMeasurer(RankCommands, Measurer):
 
     # --- Measurer's seams (rank 0) -----------------------------------------------------
     def losses(self, seqs: torch.Tensor) -> torch.Tensor:
+        if seqs.shape[0] == 0:  # nothing to compute: no collective
+            return torch.empty(0, dtype=torch.float64)
         self._mirror()
         self._payload = seqs
         return self._cmd("losses")

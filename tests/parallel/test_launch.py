@@ -28,3 +28,25 @@ def test_a_failing_rank_stops_rank_zero():
         "import signal; signal.signal(signal.SIGTERM, lambda *a: sys.exit(0)); time.sleep(60)",
     )
     assert launch(2, ["-c", graceful]) == 1  # rank 0 stopped cleanly, but a rank failed
+
+
+def test_localnet_runs_the_first_miner_and_validator_as_ranks(tmp_path):
+    """``--miner.ranks`` / ``--validator.ranks``: the first node of that role starts under the
+    rank launcher, every other node as one process."""
+    from template.localnet.config import LocalnetConfig
+    from template.localnet.setup import Network, NodeSpec, neuron_command
+
+    cfg = LocalnetConfig(run_dir=tmp_path, miner_ranks=1, validator_ranks=3)
+    nodes = [NodeSpec(f"{r}-{i}", r, f"{r}{i}") for r in ("miner", "validator") for i in (0, 1)]
+    net = Network(str(tmp_path), "ws://x", "http://s3", 1, 1.0, "tiny", nodes=nodes)
+    launched = {
+        n.name: neuron_command(cfg, net, n)[1:6]
+        == ["-m", "template.parallel.launch", "--ranks", "3", "--"]
+        for n in nodes
+    }
+    assert launched == {
+        "miner-0": False,
+        "miner-1": False,
+        "validator-0": True,
+        "validator-1": False,
+    }
