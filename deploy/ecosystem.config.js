@@ -1,7 +1,9 @@
 // pm2 process file for a miner and a validator on one machine (or keep the one you run).
 //   cp deploy/miner.env.example deploy/miner.env        # fill in the bucket and keys
 //   cp deploy/validator.env.example deploy/validator.env
-//   NETUID=<n> NETWORK=test pm2 start deploy/ecosystem.config.js [--only miner]
+//   cp deploy/dataset.toml.example deploy/dataset.toml   # the owner's dataset bucket, read key
+//   cp <the owner's run.toml> deploy/run.toml            # the run's hparams (HPARAMS overrides)
+//   NETUID=<n> NETWORK=test DATASET_PREFIX=<prefix> pm2 start deploy/ecosystem.config.js [--only miner]
 //   pm2 logs miner        pm2 save && pm2 startup   (restart on boot)
 // Run pm2 from the repository root after scripts/setup.sh (the console scripts are in .venv/bin).
 // NETUID is required. State goes where the command line puts it by default
@@ -16,7 +18,9 @@ if (!process.env.NETUID) {
 }
 const netuid = process.env.NETUID;
 const network = process.env.NETWORK || "test";
-const hparams = process.env.HPARAMS || "1b";
+// The owner's hparams file: the larger presets by name pin no tokenizer and are refused.
+const hparams = process.env.HPARAMS || path.join(__dirname, "run.toml");
+const prefix = process.env.DATASET_PREFIX || "v1/datasets/default";
 
 // KEY=VALUE lines of an env file (comments and blanks skipped); missing file = {}.
 function envFile(name) {
@@ -40,7 +44,7 @@ function node(role, wallet, hotkey, port, device) {
       "--subtensor.network", network, "--netuid", netuid,
       "--wallet.name", wallet, "--wallet.hotkey", hotkey,
       "--hparams", hparams, "--device", device,
-      "--dataset.bucket-config", path.join(__dirname, "dataset.toml"),
+      "--dataset.bucket-config", path.join(__dirname, "dataset.toml"), "--dataset.prefix", prefix,
       "--metrics.port", String(port),
     ].join(" "),
     env: { PYTHONUNBUFFERED: "1", ...envFile(`${role}.env`) },

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -43,6 +44,7 @@ def _block() -> str:
 def test_the_miner_guide_runs_as_written(tmp_path):
     work = tmp_path / "work"  # stands for the repository root: the block reads docs/, README
     shutil.copytree(ROOT / "docs", work / "docs")
+    shutil.copytree(ROOT / "deploy", work / "deploy")  # deploy/dataset.toml.example
     shutil.copy(ROOT / "README.md", work / "README.md")
     bin_dir = str(BIN)
     env = {
@@ -62,3 +64,6 @@ def test_the_miner_guide_runs_as_written(tmp_path):
     status = json.loads(proc.stdout.strip().splitlines()[-1])
     assert status["role"] == "miner" and status["uploads_done"] >= 1, status
     assert status["uploads_missed"] <= 1 and status["in_sync"], status
+    documented = (ROOT / "docs/miner.md").read_text().split("### status.json\n", 1)[1]
+    documented = set(re.findall(r"`([a-z_]+)`", documented.split("\n## ", 1)[0])) - {"cat"}
+    assert documented <= set(status), f"documented, not in status.json: {documented - set(status)}"
