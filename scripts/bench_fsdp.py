@@ -2,7 +2,9 @@
 
 Always: the CPU equivalence check (gloo, ``--ranks`` processes, the tiny preset): the same
 pages and seed once in one process and once sharded; prints whether the pseudo-gradients agree,
-whether the uploads decode to the same indices and codes, and the largest difference.
+whether the uploads decode to the same indices and codes, the largest difference, and how far
+the torchrun validator's measurements (``ShardedMeasurer``) are from ``Measurer``'s
+(``eval_max_abs_diff``, ``measure_restores``).
 With CUDA (not run on the 2-core CPU machines of this project): for each preset of
 ``--presets``, tokens/s, MFU, peak memory per rank and the compression + encoding + signing
 time over ``torch.cuda.device_count()`` GPUs (or ``--gpus``).
