@@ -70,7 +70,7 @@ class NodeFlags:
         flag="--storage.allow-private",
     )
     dataset_path: str | None = setting(
-        None, "A local dataset folder made by template-prepare-dataset.", DATASET_DIR
+        None, "A local dataset folder made by seed-prepare-dataset.", DATASET_DIR
     )
     dataset_bucket_config: str | None = setting(
         None,

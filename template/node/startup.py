@@ -108,7 +108,7 @@ async def open_dataset(args: argparse.Namespace, hp: HParams, state: Path) -> Pa
                 raise StartupError(f"dataset bucket: {e}. Check --dataset.bucket-config") from None
     else:
         raise StartupError(
-            "no dataset: pass --dataset.path (a folder from scripts/prepare_dataset.py) or "
+            "no dataset: pass --dataset.path (a folder from seed-prepare-dataset) or "
             "--dataset.bucket-config"
         )
     try:
