@@ -23,7 +23,7 @@ from template.validator.args import build_parser as validator_parser
 from .guide import ROOT, blocks, commands, first, flags, rehearsal, section, subsection, text
 
 BTCLI = Path(sys.executable).parent / "btcli"
-GUIDES = ["docs/miner.md", "docs/validator.md", "docs/owner.md"]
+GUIDES = ["README.md"] + sorted(f"docs/{p.name}" for p in (ROOT / "docs").glob("*.md"))
 # A btcli step of a guide -> what its rehearsal runs instead (None: read-only, nothing to do).
 STAND_INS = {
     ("wallet", "create"): "btcli -y wallet create",
