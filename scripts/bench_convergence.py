@@ -13,8 +13,9 @@ an error unless ``--data stdlib`` names the fallback (the Python standard librar
 sources) explicitly. ``--diloco-sweep lr:momentum ...`` runs DiLoCo once per pair and
 records them all; the best is reported as ``diloco``. SparseLoCo runs the network's live
 schedule by default (``--schedule live``: window w starts without w-1's aggregate, which
-arrives half-way through, as in ``template/miner/trainer.py``); ``--schedule sync`` is the
-idealised one.
+arrives half-way through, as in ``template/miner/trainer.py``, and until then the miner carries
+on from its own weights: ``template/training/overlap.py``); ``--schedule stale`` restarts from
+the global model instead (the earlier miner), ``--schedule sync`` is the idealised one.
 """
 
 from __future__ import annotations
@@ -179,7 +180,8 @@ def run_seed(args, hp, seed: int, data: list[Path], ood_path: Path | None, tmp: 
             encode_upload=wire_roundtrip(hpm, shapes) if method == "sparseloco" else None,
             wire_every=args.wire_every,
             sparse_momentum=args.sparse_momentum,
-            delayed_outer=method == "sparseloco" and args.schedule == "live",
+            delayed_outer=method == "sparseloco" and args.schedule != "sync",
+            carry_ahead=args.schedule == "live",
             device=args.device,
         )
 
@@ -218,10 +220,12 @@ def main() -> int:
     p.add_argument("--sparse-momentum", type=float, default=0.0, help="simulation lever only")
     p.add_argument(
         "--schedule",
-        choices=("live", "sync"),
+        choices=("live", "stale", "sync"),
         default="live",
-        help="sparseloco: live = the miner's one-window-delayed outer step (what the network "
-        "runs), sync = every window starts from the newest global model",
+        help="sparseloco: live = what the network runs (the previous window's outer step "
+        "arrives mid-window; until then the miner carries on from its own weights), stale = "
+        "the same delay but restarting from the global model without it, sync = every window "
+        "starts from the newest global model",
     )
     p.add_argument("--wire-every", type=int, default=1, help="wire round trip every n windows")
     p.add_argument("--quick", action="store_true", help="60 steps per miner, one seed")

@@ -32,6 +32,7 @@ from .outer import (
     pseudo_gradient,
     snapshot,
 )
+from .overlap import LiveOverlap
 from .pages import PageDataset, batches
 
 logger = logging.getLogger(__name__)
@@ -72,18 +73,33 @@ def _miner_batches(ds: PageDataset, hp: HParams, window: int, uid: int) -> list[
     return batches(seqs, hp.train.batch_size, hp.train.inner_steps)
 
 
-def _train_window(rep, opt, window_batches, hp: HParams, w: int, late, device) -> None:
-    """H inner steps from the global model; with ``late`` (the last outer step, not yet
-    received) the replica starts without it and gets it after half the steps, as live."""
+def _train_window(
+    rep, opt, window_batches, hp: HParams, w: int, start, late, overlap, device
+) -> dict[str, torch.Tensor]:
+    """H inner steps of one miner from the global model ``start``; returns its delta.
+
+    Without ``overlap`` (the synchronous schedule) the replica starts from ``start``. With it
+    (the live schedule, ``template/miner/trainer.py``), ``late`` (the last outer step, already
+    in ``start``) has not reached the miner yet: the replica starts as ``overlap`` says (carry
+    on from its own weights, or restart from ``start + late``), receives ``late`` after half
+    the steps, and the delta is what ``overlap.end`` counts (this window's training only)."""
     H = hp.train.inner_steps
-    if late is None:
+    if overlap is None:
+        with torch.no_grad():
+            for name, p in rep.named_parameters():
+                p.copy_(start[name])
         train_steps(rep, opt, window_batches, hp.train, start_step=w * H, device=device)
-        return
-    half = H // 2
-    apply_delta(rep, {n: -d for n, d in late.items()}, 1.0)
+        return pseudo_gradient(start, rep)
+    before = start if late is None else {n: t + late[n] for n, t in start.items()}
+    overlap.begin(before, rep)
+    half = H if late is None else H // 2
     train_steps(rep, opt, window_batches[:half], hp.train, start_step=w * H, device=device)
-    apply_delta(rep, late, 1.0)
-    train_steps(rep, opt, window_batches[half:], hp.train, start_step=w * H + half, device=device)
+    if late is not None:
+        apply_delta(rep, late, 1.0)
+        overlap.rebase(rep)
+        rest = window_batches[half:]
+        train_steps(rep, opt, rest, hp.train, start_step=w * H + half, device=device)
+    return overlap.end(start, rep)
 
 
 def simulate(
@@ -99,6 +115,7 @@ def simulate(
     wire_every: int = 1,
     sparse_momentum: float = 0.0,
     delayed_outer: bool = False,
+    carry_ahead: bool = True,
     device: str = "cpu",
 ) -> SimResult:
     """Run ``outer_steps`` windows of ``method`` with ``miners`` workers; evaluate along the way.
@@ -110,10 +127,13 @@ def simulate(
     last measured size). ``sparse_momentum`` (a simulation lever, not what the network runs)
     puts outer Nesterov momentum on the sparse aggregate. ``delayed_outer`` runs the live
     miner's schedule: window w's training starts without window w-1's aggregate, which
-    arrives after half the inner steps (``template/miner/sync.py``).
+    arrives after half the inner steps (``template/miner/sync.py``); ``carry_ahead`` chooses
+    what the miner trains from until then (``template/training/overlap.py``).
     """
     if method not in METHODS:
         raise ValueError(f"method must be one of {METHODS}")
+    if delayed_outer and method != "sparseloco":
+        raise ValueError("delayed_outer models the network's sparse outer step only")
     t0 = time.perf_counter()
     H, B, K = hp.train.inner_steps, hp.train.batch_size, miners
     model = build_model(hp.model, device)
@@ -156,13 +176,15 @@ def simulate(
         sparse_outer = SparseOuterState(hp.outer.lr, sparse_momentum)
         shapes = param_shapes(model)
         last_step: dict[str, torch.Tensor] | None = None  # the aggregate a delayed miner lacks
+        overlaps = [LiveOverlap(carry_ahead) if delayed_outer else None for _ in range(K)]
         for w in range(outer_steps):
             start = snapshot(model)
             dense, sparse, sizes = [], [], []
             for k, (rep, opt) in enumerate(zip(replicas, inner_opts, strict=True)):
-                rep.load_state_dict(model.state_dict())
-                _train_window(rep, opt, _miner_batches(ds, hp, w, k), hp, w, last_step, device)
-                delta = pseudo_gradient(start, rep)
+                batches_k = _miner_batches(ds, hp, w, k)
+                delta = _train_window(
+                    rep, opt, batches_k, hp, w, start, last_step, overlaps[k], device
+                )
                 if method in ("diloco", "avg"):
                     dense.append(delta)
                     sizes.append(n_params * 4)
