@@ -1,8 +1,9 @@
 """docs/validator.md's rehearsal block, run as written (bash) against a dev chain and a local S3:
 btcli wallet, funding, registration, stake and the permit, the owner's dataset bucket, the
-validator's bucket and keys, the validator for two windows with the guide's start flags. Then
-what the guide says it shows is there: the summary log line of section 6, every status.json
-key of section 6 and every metric of section 7. Slow (about a minute): marked ``slow``."""
+validator's bucket and keys, the validator with the guide's start flags until its first window
+is done, then SIGTERM (a clean stop, exit 0). Then what the guide says it shows is there: the
+summary log line of section 6, every status.json key of section 6 and every metric of section
+7. Slow (about 40 s): marked ``slow``."""
 
 from __future__ import annotations
 
@@ -76,7 +77,7 @@ def test_the_validator_guide_runs_as_written(tmp_path):
     )
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-5000:]
     status = json.loads(proc.stdout.strip().splitlines()[-1])
-    assert status["role"] == "validator" and status["window"] >= 2, status
+    assert status["role"] == "validator" and status["window"] >= 1, status
     assert status["is_leader"] and status["in_sync"] and math.isfinite(status["heldout_loss"])
     missing = sorted(_documented_status_keys() - set(status))
     assert not missing, f"{DOC} documents status.json keys it does not have: {missing}"
