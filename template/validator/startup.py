@@ -195,12 +195,22 @@ async def run_validator(
 
 async def _run_until_signal(work) -> None:
     """Run ``work``; SIGINT/SIGTERM cancel it cleanly (the last window's state is already saved
-    atomically), so the process exits 0 instead of dying by the signal."""
+    atomically), so the process exits 0 instead of dying by the signal. Once stopping, repeats
+    are ignored: a supervisor signalling the process group reaches a node twice under the rank
+    launcher (directly and forwarded), and the second must not kill the clean-up."""
     task = asyncio.ensure_future(work)
     loop = asyncio.get_running_loop()
+    stopping = False
+
+    def on_signal() -> None:
+        nonlocal stopping
+        if not stopping:
+            stopping = True
+            task.cancel()
+
     for sig in (signal.SIGINT, signal.SIGTERM):
         with contextlib.suppress(NotImplementedError, RuntimeError):  # e.g. not the main thread
-            loop.add_signal_handler(sig, task.cancel)
+            loop.add_signal_handler(sig, on_signal)
     try:
         await task
     except asyncio.CancelledError:
@@ -209,5 +219,7 @@ async def _run_until_signal(work) -> None:
         logger.info("stopping: signal received")
     finally:
         for sig in (signal.SIGINT, signal.SIGTERM):
-            with contextlib.suppress(NotImplementedError, RuntimeError):
+            with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
                 loop.remove_signal_handler(sig)
+                if stopping:
+                    signal.signal(sig, signal.SIG_IGN)

@@ -50,3 +50,33 @@ def test_localnet_runs_the_first_miner_and_validator_as_ranks(tmp_path):
         "validator-0": True,
         "validator-1": False,
     }
+
+
+async def test_a_repeated_signal_does_not_cut_a_validators_clean_up():
+    """Under the launcher a group SIGTERM reaches rank 0 twice (directly and forwarded): the
+    second must neither cancel the clean-up nor, once the run is over, kill the process."""
+    import asyncio
+    import os
+    import signal
+
+    from template.validator.startup import _run_until_signal
+
+    saved = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
+    cleaned = []
+
+    async def work():
+        try:
+            await asyncio.sleep(30)
+        finally:
+            os.kill(os.getpid(), signal.SIGTERM)  # the second copy, during the clean-up
+            await asyncio.sleep(0.05)
+            cleaned.append(True)
+
+    try:
+        asyncio.get_running_loop().call_later(0.05, os.kill, os.getpid(), signal.SIGTERM)
+        await _run_until_signal(work())
+        assert cleaned == [True]
+        assert signal.getsignal(signal.SIGTERM) == signal.SIG_IGN
+    finally:
+        for s, handler in saved.items():
+            signal.signal(s, handler)
