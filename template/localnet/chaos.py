@@ -6,8 +6,9 @@ middle of a window (half its blocks in), spaced evenly over the run.
 
 The verdict (``judge``) follows the nodes' status files and the leading validator's window
 records: every node back in sync within ``sync_windows`` windows of each fault, no crash the
-chaos did not cause, no saved state refused after a restart, and no honest upload rejected
-(all miners here are honest) or missing outside the windows a fault touched.
+chaos did not cause, no saved state refused after a restart, and ``honest_penalised`` 0
+(penalties.py: no honest upload rejected, none missing or late outside the windows a fault
+touched or while its own miner was down).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .penalties import Penalties, count_penalties
 from .run import Run
 
 logger = logging.getLogger(__name__)
@@ -122,24 +124,39 @@ def _size(path: Path) -> int:
         return 0
 
 
+def _restart_block(run: Run, fault: Fault) -> int:
+    """The chain block at which the supervisor started the killed node again."""
+    later = [b for b in run.start_blocks.get(fault.node, []) if b >= fault.block]
+    return later[0] if later else fault.block
+
+
+def _first_status(run: Run, name: str, since: int, in_sync: bool) -> int | None:
+    """Block of ``name``'s first status written after block ``since`` (in sync, when asked)."""
+    log = run.tracker.sync_log.get(name, []) if run.tracker is not None else []
+    return next((b for b, ok in log if b > since and (ok or not in_sync)), None)
+
+
 def _recovery(run: Run, fault: Fault, bpw: int) -> dict[str, int | None]:
-    """Per node: windows from its restart (the killed node) or from the fault (every other
-    node) to its first in-sync status written after that."""
-    tr = run.tracker
+    """Per node: windows from its restart (the killed node: the supervisor's start, so its
+    start-up counts) or from the fault (every other node) to its first in-sync status."""
     out: dict[str, int | None] = {}
-    if tr is None:
-        return out
-    for name, by_window in tr.history.items():
-        since = fault.block
-        if name == fault.node and fault.kind == "kill":
-            later = [b for b in run.start_blocks.get(name, []) if b >= fault.block]
-            since = later[0] if later else fault.block
-        after = sorted(
-            int(st["block"])
-            for st in by_window.values()
-            if isinstance(st.get("block"), int) and st["block"] > since and st.get("in_sync")
-        )
-        out[name] = after[0] // bpw - since // bpw if after else None
+    for name in run.tracker.sync_log if run.tracker is not None else ():
+        killed = name == fault.node and fault.kind == "kill"
+        since = _restart_block(run, fault) if killed else fault.block
+        first = _first_status(run, name, since, in_sync=True)
+        out[name] = None if first is None else first // bpw - since // bpw
+    return out
+
+
+def _startup(run: Run, faults: list[Fault], bpw: int) -> dict[str, int | None]:
+    """Per killed neuron: windows from its restart to its first status of any kind (how much
+    of the recovery is the process starting: imports, checks, catch-up)."""
+    out: dict[str, int | None] = {}
+    for f in faults:
+        if f.kind == "kill" and run.tracker is not None and f.node in run.tracker.sync_log:
+            since = _restart_block(run, f)
+            first = _first_status(run, f.node, since, in_sync=False)
+            out[f"{f.node}@{f.window}"] = None if first is None else first // bpw - since // bpw
     return out
 
 
@@ -159,26 +176,24 @@ def _state_lost(run: Run, faults: list[Fault]) -> list[str]:
     return sorted(set(lost))
 
 
-def _touched(window: int, faults: list[Fault]) -> bool:
-    """A window a fault may excuse a missing upload in (the fault's window and the next)."""
-    return any(f.window <= window <= f.window + 1 for f in faults)
+def _down(run: Run, faults: list[Fault], bpw: int) -> dict[str, list[tuple[int, int]]]:
+    """Per killed node: (window killed, window of its first status after the restart)."""
+    out: dict[str, list[tuple[int, int]]] = {}
+    for f in faults:
+        if f.kind == "kill":
+            back = _first_status(run, f.node, _restart_block(run, f), in_sync=False)
+            end = back // bpw if back is not None else 1 << 62
+            out.setdefault(f.node, []).append((f.window, end))
+    return out
 
 
 def judge(run: Run, summary: dict[str, Any], cfg: ChaosConfig) -> dict[str, Any]:
     """The chaos run's JSON verdict."""
     faults, bpw = cfg.faults_done, cfg.blocks_per_window
     tr = run.tracker
-    rejected, missing_excused, missing_unexcused = [], 0, 0
+    pen = Penalties()
     if tr is not None:
-        for w, rec in sorted(tr.windows.items()):
-            for uid, why in rec.rejected.items():
-                rejected.append({"window": w, "uid": uid, "why": why})
-            if rec.uploads_seen is not None:
-                gap = max(0, tr._expected(w) - rec.uploads_seen)
-                if _touched(w, faults):
-                    missing_excused += gap
-                else:
-                    missing_unexcused += gap
+        pen = count_penalties(tr, [f.window for f in faults], _down(run, faults, bpw))
     recovery = {f"{f.kind}:{f.node}@{f.window}": _recovery(run, f, bpw) for f in faults}
     slow = {
         k: {n: lag for n, lag in lags.items() if lag is None or lag > cfg.sync_windows}
@@ -193,7 +208,7 @@ def judge(run: Run, summary: dict[str, Any], cfg: ChaosConfig) -> dict[str, Any]
         if c["exit_code"] != -signal.SIGKILL
     )
     state_lost = _state_lost(run, faults)
-    penalised = len(rejected) + missing_unexcused
+    penalised = len(pen.penalised)
     chain_windows = sorted(tr.windows) if tr is not None and tr.windows else []
     ok = (
         summary.get("stop_reason") == "windows"
@@ -212,13 +227,15 @@ def judge(run: Run, summary: dict[str, Any], cfg: ChaosConfig) -> dict[str, Any]
         "faults": {"count": len(faults), "list": [_fault_row(f) for f in faults]},
         "in_sync": bool(summary.get("in_sync")),
         "recovery_windows": recovery,
+        "startup_windows": _startup(run, faults, bpw),
         "slow_to_recover": slow,
         "crashed": crashed,
         "state_lost": state_lost,
         "honest_penalised": penalised,
-        "rejected": rejected,
-        "missing_during_faults": missing_excused,
-        "missing_outside_faults": missing_unexcused,
+        "rejected": pen.rejected,
+        "missing_outside_faults": pen.missing,
+        "excused": pen.excused,
+        "missing_during_faults": sum(1 for e in pen.excused if e["why"] == "missing"),
         "recovered": summary.get("recovered"),
         "down": summary.get("down"),
         "stop_reason": summary.get("stop_reason"),

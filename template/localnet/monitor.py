@@ -84,6 +84,9 @@ class Tracker:
         self.first_weights_s: float | None = None
         self.first_status_window: dict[str, int] = {}
         self.history: dict[str, dict[int, dict[str, Any]]] = {}  # node -> window -> status
+        # node -> (block, in_sync) of every status written (a restarted miner writes one at
+        # start-up, about the window it last finished): what recovery is measured on
+        self.sync_log: dict[str, list[tuple[int, bool]]] = {}
         self.last: Snapshot | None = None
         self._last_epoch_seen: int | None = None
 
@@ -100,7 +103,10 @@ class Tracker:
         for name, st in snap.statuses.items():
             if st and isinstance(st.get("window"), int):
                 self.first_status_window.setdefault(name, st["window"])
-                self.history.setdefault(name, {})[st["window"]] = st
+                by_window = self.history.setdefault(name, {})
+                prev = by_window.get(st["window"]) or {}  # a later write never erases a figure
+                by_window[st["window"]] = prev | {k: v for k, v in st.items() if v is not None}
+                self._log_sync(name, st)
         if self.first_weights_s is None and snap.weights_rows > 0:
             self.first_weights_s = now
             events.append(("first_weights", now))
@@ -140,6 +146,12 @@ class Tracker:
             if first is None:
                 events.append(("window", rec))
         return events
+
+    def _log_sync(self, name: str, st: dict[str, Any]) -> None:
+        block = st.get("block")
+        log = self.sync_log.setdefault(name, [])
+        if isinstance(block, int) and (not log or log[-1][0] != block):
+            log.append((block, bool(st.get("in_sync"))))
 
     def _miner_field(self, window: int, key: str) -> dict[int, float | None]:
         """Each miner's ``key`` from the status it wrote for ``window`` (None if not seen)."""

@@ -30,6 +30,7 @@ from template.training.compression import Compressor
 from template.training.wire import encode_upload
 
 from .clock import BlockClock
+from .landing import Fate, upload_fate
 from .state import Position, Snapshot, optimizer_tensors, save_state
 from .sync import Sync
 from .trainer import Trainer, WindowResult
@@ -124,6 +125,7 @@ class Miner:
         last = self.position.last_window
         self._t0 = time.monotonic()
         await self.clock.refresh()
+        await self.report_ready()
         try:
             while not self._stop.is_set():
                 w = self.windows.window_of(int(self.clock.block_now()))
@@ -147,6 +149,24 @@ class Miner:
                 t.cancel()
             await asyncio.gather(*background, return_exceptions=True)
             await self.sync.close()
+
+    async def report_ready(self) -> None:
+        """Write the status as soon as the miner runs, not after its first window: a restarted
+        miner says at once whether the model it resumed is the network's (its fingerprint of
+        the last applied window against the leader's, when published; a mismatch re-syncs)."""
+        a = self.trainer.applied_through
+        try:
+            ok = await asyncio.wait_for(self.sync.applier.check_fingerprint(a, None), 10.0)
+            if ok is False:
+                self.sync.needs_resync = True
+        except Exception as e:  # noqa: BLE001 - checked again after the next window
+            logger.debug("start-up fingerprint check: %s", e)
+        try:
+            status = self.status()
+            write_status(self.settings.state_dir, status)
+            self.metrics.set_status(status)
+        except Exception as e:  # noqa: BLE001
+            logger.warning("could not write the status file (%s)", e)
 
     async def _sleep_until(self, block: int) -> None:
         tasks = [
@@ -200,13 +220,13 @@ class Miner:
                 logger.warning("window %d: no training step finished; nothing to upload", w)
         except Exception as e:  # noqa: BLE001
             logger.warning("window %d: upload failed (%s: %s)", w, type(e).__name__, e)
+        sent = getattr(self, "_sent", None)
+        if not stats.uploaded and sent is not None and sent[0] == w:
+            await self._settle_failed_upload(w, stats, sent[1])
         if stats.uploaded:
             self.position.uploads_done += 1
         else:
             self.position.uploads_missed += 1
-            sent = getattr(self, "_sent", None)
-            if sent is not None and sent[0] == w:  # failed or late: the delta reached nobody,
-                self.compressor.unsend(sent[1])  # so it stays in error feedback for the next
         self.position.last_window = w
         self.stats = stats
         try:
@@ -217,6 +237,26 @@ class Miner:
             self.report()
         except Exception as e:  # noqa: BLE001 - e.g. a full disk; the loop carries on
             logger.warning("window %d: could not write the status file (%s)", w, e)
+
+    async def _settle_failed_upload(self, w: int, stats: Stats, comp) -> None:
+        """A failed or late upload's delta goes back into error feedback, unless its PUT was
+        sent and the object landed in the upload span after all (landing.py)."""
+        if getattr(self, "_put_sent", None) == w:
+            left = max(1.0, self.clock.seconds_until(self.windows.end(w + 1)))
+            fate = await upload_fate(
+                self.bucket,
+                keys.upload_key(self.hotkey, w),
+                open_ts=await self.clock.timestamp(self.windows.start(w)),
+                cutoff_ts=await self.clock.timestamp(self.windows.upload_cutoff(w)),
+                give_up=time.monotonic() + left,
+                poll_s=max(0.2, min(2.0, self.clock.block_time)),
+            )
+            if fate is Fate.LANDED:
+                logger.info("window %d: the upload was stored in time after all: sent", w)
+                stats.uploaded = True
+            if fate is not Fate.ABSENT:  # stored, or cannot tell: never send a delta twice
+                return
+        self.compressor.unsend(comp)  # the delta reached nobody: it stays in error feedback
 
     async def _upload(self, r: WindowResult, stats: Stats) -> None:
         w, hp = r.window, self.settings.hp
@@ -240,6 +280,7 @@ class Miner:
             logger.warning("window %d: upload deadline passed before the upload was ready", w)
             return
         t0 = time.monotonic()
+        self._put_sent = w  # from here on the object may be stored even if the PUT fails
         try:
             await self.bucket.put_bytes(
                 keys.upload_key(self.hotkey, w), blob, deadline=time.monotonic() + left

@@ -97,7 +97,10 @@ class Sync:
         self.progress = progress
 
         async def block() -> int:
-            return int(self.clock.block_now())
+            # the last block the chain confirmed, never the clock's estimate during an outage:
+            # the bootstrap rule's deadline is the chain's, and a stalled chain (the dev chain
+            # killed) has not reached it; applying it early would split from the leader
+            return int(self.clock.block)
 
         self.applier = WindowApplier(
             hp,

@@ -211,8 +211,10 @@ class WindowApplier:
     ) -> PeerList | None:
         if leader is None:
             return None
-        if leader == self.hotkey:
+        if leader == self.hotkey and own_list is not None:
             return own_list
+        # a leader restarted after publishing its list (own_lists lost) applies that published
+        # list, as its followers did, not the bootstrap rule
         return await fetch_peer_list(self.directory, leader, a, self.hp)
 
     async def fetch_blobs(self, a: int, peers: list[Peer]) -> list[bytes | None]:

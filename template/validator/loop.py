@@ -52,6 +52,7 @@ from .replay import ReplayMemory, replay_windows
 from .sampling import choose_for_evaluation, evaluation_budget
 from .score import Scoreboard, incentive_scores, window_values
 from .screen import screen_window
+from .stale import excuse_stale_harm
 from .state import ValidatorState, save_state
 from .status import validator_status
 from .sync import ValidatorSync
@@ -272,6 +273,7 @@ class Validator:
         report.seen = sum(1 for c in candidates if c.reason != MISSING)
         standing = self._check(window, candidates, report)
         self._measure_and_judge(window, standing, report)
+        report.decisions = excuse_stale_harm(window, report.decisions, self.sync.landed, self.clock)
         for uid, d in report.decisions.items():
             if d.rejection is not None:
                 report.rejected[uid] = d.rejection

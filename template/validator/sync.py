@@ -20,6 +20,7 @@ from collections.abc import Callable
 
 import torch
 
+from template.chain.errors import ChainError
 from template.chain.protocol import Chain
 from template.hparams import HParams
 from template.protocol.directory import PeerDirectory
@@ -70,13 +71,38 @@ class ValidatorSync:
             directory,
             self.global_model,
             param_shapes(model),
-            block=chain.block,
-            timestamp=chain.block_timestamp,
+            block=self._block,
+            timestamp=self._timestamp,
             hotkey=self.hotkey,
             cached=held,
         )
         self.own_lists: dict[int, PeerList] = {}
         self.checkpoint_published = False
+        # block by which each window's aggregate reached the followers (an estimate; see
+        # stale.py): the next window's uploads were trained without it when it came late
+        self.landed: dict[int, int] = {}
+        self.last_block, self.chain_down = 0, False
+
+    async def _block(self) -> int:
+        """The chain's block; while it cannot be read, the last one read (a stalled or
+        unreachable chain has not passed any deadline: nothing here raises mid-window, so a
+        window's work is never redone and its scores never counted twice)."""
+        try:
+            self.last_block, self.chain_down = await self.chain.block(), False
+        except ChainError as e:
+            if not self.chain_down:
+                logger.warning(
+                    "chain unreachable (%s); using its last block %d", e, self.last_block
+                )
+            self.chain_down = True
+        return self.last_block
+
+    async def _timestamp(self, block: int) -> float | None:
+        """A block's timestamp, None while the chain cannot be read (as on the miners)."""
+        try:
+            return await self.chain.block_timestamp(block)
+        except ChainError:
+            return None
 
     @property
     def hotkey(self) -> str:
@@ -103,8 +129,10 @@ class ValidatorSync:
             await self.apply_window(window, wait_until=0)  # followers' bootstrap rule, as they did
             return
         self.own_lists[window] = own_list
-        await publish_peer_list(self.bucket, own_list, self.key)
+        published = await publish_peer_list(self.bucket, own_list, self.key)
         if leader == self.hotkey:
+            # followers apply it once published, or the bootstrap rule at end(window + 1)
+            self.landed[window] = await self._block() if published else self.clock.end(window + 1)
             await self._lead(window, own_list.peers)
         else:
             await self._follow(window, leader)
@@ -114,7 +142,7 @@ class ValidatorSync:
         apply the bootstrap rule. A list published after that (a leader slow or just restarted)
         would split the subnet: miners on the bootstrap set, the leader on its own list, and
         every honest upload of the next window would look out of sync to the leader."""
-        late = await self.chain.block() >= self.clock.end(window + 1) - LATE_MARGIN_BLOCKS
+        late = await self._block() >= self.clock.end(window + 1) - LATE_MARGIN_BLOCKS
         if late:
             logger.warning(
                 "window %d: too late for a peer list (followers applied the bootstrap rule); "
@@ -150,11 +178,21 @@ class ValidatorSync:
         done = await self.applier.apply_window(window, own_list=self.own_lists.get(window), **how)
         if done is None:
             return False
+        self._note_landed(done)
         if done.leader == self.hotkey:
             await self._publish_as_leader(done)
         elif done.leader is not None or done.basis == "aggregate":
             await self._check_fingerprint(window, done.leader)
         return True
+
+    def _note_landed(self, done: AppliedWindow) -> None:
+        """When the followers had ``done.window``'s aggregate: the bootstrap rule at their
+        deadline end(window + 1); a peer list or aggregate no earlier than we applied it."""
+        bootstrap = done.basis == "bootstrap"
+        block = self.clock.end(done.window + 1) if bootstrap else self.last_block
+        self.landed[done.window] = max(block, self.landed.get(done.window, 0))
+        for old in [w for w in self.landed if w < done.window - KEEP_LISTS]:
+            del self.landed[old]
 
     async def _publish_as_leader(self, done: AppliedWindow) -> None:
         await publish_leader_documents(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from datetime import UTC, datetime
 from pathlib import Path
 
 import torch
@@ -13,15 +14,18 @@ from template.miner.state import Position
 from template.miner.trainer import WindowResult
 from template.protocol.windows import WindowClock
 from template.signing import dev_keypair
-from template.storage import TransientStorageError
+from template.storage import ObjectInfo, ObjectNotFound, TransientStorageError
 from template.training.compression import Compressor
 
 HP = load_hparams("tiny")
 
 
 class Bucket:
-    def __init__(self, fail: bool):
-        self.fail, self.puts = fail, 0
+    """``fail``: the PUT raises; ``stored``: the object is there anyway (``None``: the bucket
+    cannot be asked either); ``stamp``: its LastModified."""
+
+    def __init__(self, fail: bool, stored: bool | None = False, stamp: float = 1000.0):
+        self.fail, self.puts, self.stored, self.stamp, self.heads = fail, 0, stored, stamp, 0
 
     async def put_bytes(self, key, blob, deadline=None):
         self.puts += 1
@@ -29,15 +33,27 @@ class Bucket:
             raise TransientStorageError("PUT x: connection error after 4 attempt(s)")
         return "etag"
 
+    async def head(self, key, deadline=None):
+        self.heads += 1
+        if self.stored is None:
+            raise TransientStorageError("HEAD x: timed out")
+        if not self.stored:
+            raise ObjectNotFound(f"HEAD {key}: not found")
+        return ObjectInfo(key, 10, datetime.fromtimestamp(self.stamp, UTC), "e")
+
 
 class Clock:
     block = 0
+    block_time = 0.05
 
     def seconds_until(self, block):
-        return 30.0
+        return 0.2
 
     def block_now(self):
         return 0
+
+    async def timestamp(self, block):  # window 0 opens at 990, its cut-off block is at 1010
+        return 990.0 if block == 0 else 1010.0
 
 
 def make_miner(tmp_path: Path, bucket: Bucket, error: dict[str, torch.Tensor]) -> Miner:
@@ -78,6 +94,19 @@ def test_failed_upload_keeps_its_part_of_the_error_feedback(tmp_path):
     assert sent.position.uploads_done == 1
     moved = sum(float((accumulated[n] - sent.compressor.error[n]).abs().sum()) for n in shapes)
     assert moved > 0  # a landed upload does take its part out (the test can tell the two apart)
+
+    # a PUT that timed out but was stored in the upload span (a paused bucket answering late)
+    # reached the network: putting it back would send the delta twice (harmful to validators)
+    for bucket, done, kept_out in [
+        (Bucket(fail=True, stored=True), True, True),
+        (Bucket(fail=True, stored=None), False, True),  # cannot tell: never send a delta twice
+        (Bucket(fail=True, stored=True, stamp=1020.0), False, False),  # stored after the cut-off
+    ]:
+        m = make_miner(tmp_path, bucket, e0)
+        asyncio.run(m.finish_window(window(delta)))
+        assert bucket.heads >= 1 and m.position.uploads_done == int(done)
+        for n in shapes:
+            assert torch.equal(m.compressor.error[n], sent.compressor.error[n]) == kept_out, n
 
     no_steps = make_miner(tmp_path, Bucket(fail=False), e0)
     no_steps._sent = (0, None)  # a stale record from another window is never put back
