@@ -7,7 +7,8 @@ a shared gradient direction plus per-miner noise, compressed with error feedback
 miner) go through the model-free stages: verify (signature, decode, page claims), replay,
 sketch, copies, mix, free riders. Seconds per stage, their total, the share of a tiny
 window (blocks_per_window x --block-time) and the growth from the smallest to the largest
-N relative to linear. ``--eval`` adds the evaluation cost of one upload against the
+N relative to linear (all of these include decoding; ``decode_streams`` is its own stage,
+after ``signature_and_header``). ``--eval`` adds the evaluation cost of one upload against the
 miner's training cost of one window (one evaluator call vs one honest inner loop).
 
 ``--honest``: real tiny training: M honest miners for W windows from one model (each with
@@ -32,15 +33,20 @@ sys.path.insert(0, str(ROOT))
 
 import torch  # noqa: E402
 
+from template import SPEC_VERSION  # noqa: E402
 from template.hparams import hparams_hash, load_hparams  # noqa: E402
 from template.signing import dev_keypair  # noqa: E402
 from template.training.compression import Compressor  # noqa: E402
 from template.training.model import build_model  # noqa: E402
-from template.training.wire import Upload, encode_upload, upload_size_cap  # noqa: E402
+from template.training.wire import (  # noqa: E402
+    decode_streams,
+    encode_upload,
+    open_upload,
+    upload_size_cap,
+)
 from template.validator.copies import CopyRules, window_salt  # noqa: E402
 from template.validator.replay import ReplayMemory, replay_windows  # noqa: E402
 from template.validator.screen import screen_window  # noqa: E402
-from template.validator.verify import decode_checked  # noqa: E402
 
 
 class FixedLayout:
@@ -73,20 +79,39 @@ def synthetic_blobs(hp, shapes, n: int, window: int, seed: int) -> list[tuple[in
     return out
 
 
+def open_and_decode(hp, shapes, blobs, window: int, cap: int):
+    """(uploads, wall s, CPU s) of the two halves of ``decode_checked`` over all blobs:
+    ``signature_and_header`` (size cap, envelope, signature, header fields) and
+    ``decode_streams`` (the Golomb index and value streams)."""
+    expected = {"window": window, "spec_version": SPEC_VERSION, "hparams_hash": hparams_hash(hp)}
+    wall = {"signature_and_header": 0.0, "decode_streams": 0.0}
+    cpu = dict(wall)
+    uploads = {}
+    for uid, hotkey, blob in blobs:
+        t0, c0 = time.perf_counter(), time.process_time()
+        opened = open_upload(
+            blob,
+            max_bytes=cap,
+            expected={**expected, "uid": uid, "hotkey": hotkey},
+            param_shapes=shapes,
+            config=hp.compression,
+        )
+        t1, c1 = time.perf_counter(), time.process_time()
+        uploads[uid] = decode_streams(opened, param_shapes=shapes, config=hp.compression)
+        t2, c2 = time.perf_counter(), time.process_time()
+        wall["signature_and_header"] += t1 - t0
+        wall["decode_streams"] += t2 - t1
+        cpu["signature_and_header"] += c1 - c0
+        cpu["decode_streams"] += c2 - c1
+    return uploads, wall, cpu
+
+
 def time_window(hp, shapes, n: int, seed: int) -> dict:
     """Seconds per model-free stage for ``n`` uploads of one window."""
     window = 7
     blobs = synthetic_blobs(hp, shapes, n, window, seed)
     cap = upload_size_cap(shapes, hp.compression)
-    t0, c0 = time.perf_counter(), time.process_time()
-    uploads = {}
-    for uid, hotkey, blob in blobs:
-        got = decode_checked(
-            blob, window=window, uid=uid, hotkey=hotkey, hp=hp, shapes=shapes, cap=cap
-        )
-        assert isinstance(got, Upload), got
-        uploads[uid] = got
-    decode_s, decode_cpu = time.perf_counter() - t0, time.process_time() - c0
+    uploads, stages, cpu = open_and_decode(hp, shapes, blobs, window, cap)
     memory = ReplayMemory(replay_windows(hp))
     for w in range(window):  # a memory as full as a long run's: n uploads per past window
         for uid in range(n):
@@ -102,10 +127,11 @@ def time_window(hp, shapes, n: int, seed: int) -> dict:
         last_aggregate=last,
         freerider_min_norm=0.05,
     )
-    stages = {"decode_and_signature": decode_s, **res.seconds}
-    cpu = {"decode_and_signature": decode_cpu, **res.cpu_seconds}
+    stages.update(res.seconds)
+    cpu.update(res.cpu_seconds)
     return {
         "uploads": n,
+        "upload_bytes_mean": round(sum(len(b) for _, _, b in blobs) / n, 1),
         "stages_s": {k: round(v, 4) for k, v in stages.items()},
         "stages_cpu_s": {k: round(v, 4) for k, v in cpu.items()},
         "total_s": round(sum(stages.values()), 4),
@@ -151,6 +177,9 @@ def main() -> int:
         "runs": runs,
         "share_of_window_at_max": round(hi["total_s"] / window_s, 4),
         "share_of_window_at_max_cpu": round(hi["total_cpu_s"] / window_s, 4),
+        "decode_share_of_window_at_max_cpu": round(
+            hi["stages_cpu_s"]["decode_streams"] / window_s, 4
+        ),
         "growth_vs_linear": round(
             (hi["total_s"] / lo["total_s"]) / (hi["uploads"] / lo["uploads"]), 3
         ),

@@ -13,19 +13,22 @@ float32 codebook table and back, exactly; ``decode`` is strict (``WireError``).
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import logging
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 
 from template.hparams import CompressionConfig
 from template.training.envelope import WireError
 from template.training.index_coding import (
     best_golomb_parameter,
-    decode_positions,
+    decode_positions_host,
     encode_positions,
     gaps_from_positions,
     pack_fixed,
@@ -288,7 +291,7 @@ def decode(
         )
     if not 1 <= golomb_m <= config.chunk:
         raise WireError("bad_value", f"golomb_m {golomb_m} outside [1, {config.chunk}]")
-    names, per = _layout(shapes, config)
+    names = sorted(shapes)
     levels = 1 << (config.value_bits - 1)
     book = tensors["codebook"]
     if book.dtype != torch.float32 or tuple(book.shape) != (len(names), levels):
@@ -310,22 +313,42 @@ def decode(
                     "size_mismatch", f"wire tensor {name!r} must be empty for no parameters"
                 )
         return CompressedDelta({})
-    sizes = torch.cat([p[1] for p in per])
-    counts = torch.cat([p[2] for p in per])
-    streams = {k: tensors[k] for k in ("unary", "prefix", "ext")}
-    pos = decode_positions(streams, counts, sizes, golomb_m)
-    total = int(counts.sum())
+    named = tuple((n, tuple(int(d) for d in shapes[n])) for n in names)
+    layout = _host_layout(named, config.chunk, config.topk)
+    streams = {k: tensors[k].detach().cpu().numpy() for k in ("unary", "prefix", "ext")}
+    pos = decode_positions_host(streams, layout.counts, layout.limits, golomb_m)
+    total = int(layout.limits.size)
     codes = unpack_fixed(tensors["codes"], config.value_bits, total, "codes").to(torch.uint8)
-    chunk_ids = torch.repeat_interleave(torch.arange(counts.numel()), counts)
-    starts = torch.cat([torch.arange(p[1].numel()) * config.chunk for p in per])
-    flat = starts[chunk_ids] + pos
+    flat = torch.from_numpy(layout.starts + pos)
     out: dict[str, CompressedTensor] = {}
-    cursor = 0
-    for i, (name, (_, _, c)) in enumerate(zip(names, per, strict=True)):
-        n = int(c.sum())
-        sl = slice(cursor, cursor + n)
-        out[name] = CompressedTensor(
-            tuple(int(d) for d in shapes[name]), flat[sl], codes[sl], book[i].clone()
-        )
-        cursor += n
+    for i, name in enumerate(names):
+        sl = slice(int(layout.bounds[i]), int(layout.bounds[i + 1]))
+        out[name] = CompressedTensor(layout.shapes[i], flat[sl], codes[sl], book[i].clone())
     return CompressedDelta(out)
+
+
+@dataclass(frozen=True)
+class _HostLayout:
+    """Per kept value of a parameter set: its chunk's flat start and size; per chunk: its count."""
+
+    shapes: tuple[tuple[int, ...], ...]
+    counts: np.ndarray  # values kept per chunk, all tensors in name order
+    starts: np.ndarray  # flat offset of each kept value's chunk inside its tensor
+    limits: np.ndarray  # size of each kept value's chunk
+    bounds: np.ndarray  # kept values before each tensor (len(names) + 1)
+
+
+@functools.lru_cache(maxsize=2)
+def _host_layout(named: tuple[tuple[str, tuple[int, ...]], ...], chunk: int, topk: int):
+    """The decoder's index arithmetic for one parameter set, computed once per set."""
+    counts, starts, limits, kept = [], [], [], [0]
+    for _, shape in named:
+        sizes, c = (t.numpy() for t in chunk_layout(math.prod(shape), chunk, topk))
+        counts.append(c)
+        starts.append(np.repeat(np.arange(sizes.size, dtype=np.int64) * chunk, c))
+        limits.append(np.repeat(sizes, c))
+        kept.append(int(c.sum()))
+    frozen = [np.concatenate(a) for a in (counts, starts, limits)] + [np.cumsum(kept)]
+    for a in frozen:
+        a.flags.writeable = False
+    return _HostLayout(tuple(shape for _, shape in named), *frozen)

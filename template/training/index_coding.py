@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import torch
 
 from template.training.envelope import WireError
@@ -53,13 +54,17 @@ def gaps_from_positions(positions: torch.Tensor, counts: torch.Tensor) -> torch.
 
 def positions_from_gaps(gaps: torch.Tensor, counts: torch.Tensor) -> torch.Tensor:
     """Inverse of ``gaps_from_positions``: a cumulative sum restarted at every chunk."""
-    if gaps.numel() == 0:
-        return gaps.clone()
-    c = torch.cumsum(gaps + 1, 0)
-    before = torch.cat([c.new_zeros(1), c[:-1]])
-    starts = torch.cumsum(counts, 0) - counts
-    base = torch.repeat_interleave(before[starts.clamp(max=gaps.numel() - 1)], counts)
-    return c - base - 1
+    out = _positions_from_gaps(_host(gaps).astype(np.int64), _host(counts).astype(np.int64))
+    return torch.from_numpy(out).to(gaps.device)
+
+
+def _positions_from_gaps(gaps: np.ndarray, counts: np.ndarray) -> np.ndarray:
+    if gaps.size == 0:
+        return gaps.copy()
+    c = np.cumsum(gaps + 1)
+    before = np.concatenate([np.zeros(1, dtype=np.int64), c[:-1]])
+    starts = np.cumsum(counts) - counts
+    return c - np.repeat(before[np.minimum(starts, gaps.size - 1)], counts) - 1
 
 
 def coded_bits(gaps: torch.Tensor, m: int) -> int:
@@ -83,36 +88,42 @@ def best_golomb_parameter(gaps: torch.Tensor, density: float, spread: int = 6) -
 
 def pack_bits(bits: torch.Tensor) -> torch.Tensor:
     """0/1 values (MSB first) into uint8 bytes, zero-padded to a whole byte."""
-    n = bits.numel()
-    padded = torch.zeros(-(-n // 8) * 8, dtype=torch.uint8, device=bits.device)
-    padded[:n] = bits.to(torch.uint8)
-    weights = torch.tensor([128, 64, 32, 16, 8, 4, 2, 1], dtype=torch.uint8, device=bits.device)
-    return (padded.view(-1, 8) * weights).sum(1, dtype=torch.int32).to(torch.uint8)
+    packed = np.packbits(_host(bits).astype(np.bool_))
+    return torch.from_numpy(packed).to(bits.device)
 
 
 def unpack_bits(data: torch.Tensor) -> torch.Tensor:
     """uint8 bytes into 0/1 uint8 bits, MSB first."""
-    shifts = torch.arange(7, -1, -1, dtype=torch.uint8, device=data.device)
-    return ((data.view(-1, 1) >> shifts) & 1).reshape(-1)
+    return torch.from_numpy(np.unpackbits(_host_bytes(data, "bits"))).to(data.device)
 
 
 def pack_fixed(values: torch.Tensor, width: int) -> torch.Tensor:
     """Non-negative integers below 2**width, each in ``width`` bits (MSB first), packed."""
     if width == 0:
         return torch.zeros(0, dtype=torch.uint8, device=values.device)
-    shifts = torch.arange(width - 1, -1, -1, dtype=torch.int64, device=values.device)
-    return pack_bits(((values.to(torch.int64).view(-1, 1) >> shifts) & 1).reshape(-1))
+    v = _host(values).astype(np.int64).reshape(-1, 1)
+    bits = (v >> np.arange(width - 1, -1, -1, dtype=np.int64)) & 1
+    return torch.from_numpy(np.packbits(bits.astype(np.uint8).reshape(-1))).to(values.device)
 
 
 def unpack_fixed(data: torch.Tensor, width: int, count: int, name: str) -> torch.Tensor:
     """Inverse of ``pack_fixed``; the byte length and zero padding must be exact."""
+    out = _unpack_fixed(_host_bytes(data, name), width, count, name)
+    return torch.from_numpy(out).to(data.device)
+
+
+def _unpack_fixed(data: np.ndarray, width: int, count: int, name: str) -> np.ndarray:
     _check_length(data, width * count, name)
     if width == 0 or count == 0:
-        return torch.zeros(count, dtype=torch.int64, device=data.device)
-    bits = unpack_bits(data)
+        return np.zeros(count, dtype=np.int64)
+    bits = np.unpackbits(data)
     _check_padding(bits, width * count, name)
-    shifts = torch.arange(width - 1, -1, -1, dtype=torch.int64, device=data.device)
-    return (bits[: width * count].view(count, width).to(torch.int64) << shifts).sum(1)
+    rows = bits[: width * count].reshape(count, width)
+    out = rows[:, 0].astype(np.int64)
+    for j in range(1, width):  # width <= 63 columns, each one vector operation
+        out <<= 1
+        out |= rows[:, j]
+    return out
 
 
 def encode_gaps(gaps: torch.Tensor, m: int) -> dict[str, torch.Tensor]:
@@ -139,38 +150,39 @@ def encode_gaps(gaps: torch.Tensor, m: int) -> dict[str, torch.Tensor]:
 
 def decode_gaps(streams: dict[str, torch.Tensor], count: int, m: int) -> torch.Tensor:
     """Inverse of ``encode_gaps`` for exactly ``count`` gaps. Raises ``WireError``."""
+    device = streams["unary"].device
+    return torch.from_numpy(_decode_gaps(_host_streams(streams), count, m)).to(device)
+
+
+def _decode_gaps(streams: dict[str, np.ndarray], count: int, m: int) -> np.ndarray:
+    """``decode_gaps`` on host arrays: the unary words end at the zero bits (one
+    ``flatnonzero``), the remainders are fixed-width rows plus a gathered extension bit."""
     if m < 1:
         raise WireError("bad_value", f"Golomb parameter must be >= 1, got {m}")
-    for name in STREAMS:
-        t = streams[name]
-        if t.dtype != torch.uint8 or t.dim() != 1:
-            raise WireError("bad_dtype", f"stream {name!r} must be 1-D uint8")
-    bits = unpack_bits(streams["unary"])
-    zeros = torch.nonzero(bits == 0).view(-1)
-    if zeros.numel() < count:
-        raise WireError("truncated", f"unary stream holds {zeros.numel()} words, expected {count}")
+    bits = np.unpackbits(streams["unary"])
+    zeros = np.flatnonzero(bits == 0)
+    if zeros.size < count:
+        raise WireError("truncated", f"unary stream holds {zeros.size} words, expected {count}")
     used = int(zeros[count - 1]) + 1 if count else 0
     _check_length(streams["unary"], used, "unary")
     _check_padding(bits, used, "unary")
-    if count == 0:
-        _check_length(streams["prefix"], 0, "prefix")
-        _check_length(streams["ext"], 0, "ext")
-        return torch.zeros(0, dtype=torch.int64, device=bits.device)
-    ends = zeros[:count]
-    q = torch.diff(ends, prepend=ends.new_full((1,), -1)) - 1
     b, u = _split(m)
-    if b == 0:
+    if count == 0 or b == 0:
         _check_length(streams["prefix"], 0, "prefix")
         _check_length(streams["ext"], 0, "ext")
+    if count == 0:
+        return np.zeros(0, dtype=np.int64)
+    ends = zeros[:count]
+    q = np.diff(ends, prepend=-1) - 1
+    if b == 0:
         return q
-    prefix = unpack_fixed(streams["prefix"], b - 1, count, "prefix")
-    long = prefix >= u
-    n_ext = int(long.sum())
+    r = _unpack_fixed(streams["prefix"], b - 1, count, "prefix")
+    long = r >= u
+    n_ext = int(np.count_nonzero(long))
     _check_length(streams["ext"], n_ext, "ext")
-    ext_bits = unpack_bits(streams["ext"])
+    ext_bits = np.unpackbits(streams["ext"])
     _check_padding(ext_bits, n_ext, "ext")
-    r = prefix.clone()
-    r[long] = (prefix[long] << 1) + ext_bits[:n_ext].to(torch.int64) - u
+    r[long] = (r[long] << 1) + ext_bits[:n_ext] - u
     return q * m + r
 
 
@@ -188,22 +200,44 @@ def decode_positions(
     streams: dict[str, torch.Tensor], counts: torch.Tensor, sizes: torch.Tensor, m: int
 ) -> torch.Tensor:
     """Inverse of ``encode_positions``; every position must fall inside its chunk of ``sizes``."""
-    total = int(counts.sum())
-    gaps = decode_gaps(streams, total, m)
-    positions = positions_from_gaps(gaps, counts)
-    if total and bool((positions >= torch.repeat_interleave(sizes, counts)).any()):
+    c = _host(counts).astype(np.int64)
+    limits = np.repeat(_host(sizes).astype(np.int64), c)
+    out = decode_positions_host(_host_streams(streams), c, limits, m)
+    return torch.from_numpy(out).to(streams["unary"].device)
+
+
+def decode_positions_host(
+    streams: dict[str, np.ndarray], counts: np.ndarray, limits: np.ndarray, m: int
+) -> np.ndarray:
+    """``decode_positions`` on host arrays; ``limits`` is each position's chunk size
+    (``np.repeat(sizes, counts)``, which a caller decoding many uploads computes once)."""
+    positions = _positions_from_gaps(_decode_gaps(streams, int(limits.size), m), counts)
+    if positions.size and bool((positions >= limits).any()):
         raise WireError("index_out_of_range", "a decoded position lies past the end of its chunk")
     return positions
 
 
-def _check_length(data: torch.Tensor, nbits: int, name: str) -> None:
-    if data.numel() != -(-nbits // 8):
-        reason = "truncated" if data.numel() < -(-nbits // 8) else "size_mismatch"
-        raise WireError(
-            reason, f"stream {name!r} has {data.numel()} bytes, expected {-(-nbits // 8)}"
-        )
+def _host(t: torch.Tensor) -> np.ndarray:
+    return t.detach().cpu().numpy()
 
 
-def _check_padding(bits: torch.Tensor, used: int, name: str) -> None:
+def _host_bytes(t: torch.Tensor, name: str) -> np.ndarray:
+    """A 1-D uint8 tensor as a host array; anything else is a ``WireError``."""
+    if t.dtype != torch.uint8 or t.dim() != 1:
+        raise WireError("bad_dtype", f"stream {name!r} must be 1-D uint8")
+    return _host(t)
+
+
+def _host_streams(streams: dict[str, torch.Tensor]) -> dict[str, np.ndarray]:
+    return {name: _host_bytes(streams[name], name) for name in STREAMS}
+
+
+def _check_length(data: np.ndarray, nbits: int, name: str) -> None:
+    if data.size != -(-nbits // 8):
+        reason = "truncated" if data.size < -(-nbits // 8) else "size_mismatch"
+        raise WireError(reason, f"stream {name!r} has {data.size} bytes, expected {-(-nbits // 8)}")
+
+
+def _check_padding(bits: np.ndarray, used: int, name: str) -> None:
     if bool(bits[used:].any()):
         raise WireError("size_mismatch", f"stream {name!r} has non-zero padding after {used} bits")

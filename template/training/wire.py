@@ -116,8 +116,32 @@ def decode_upload(
     """Strictly decode and verify an upload. Raises ``WireError`` (and nothing else) on bad input.
 
     ``expected`` holds the header values the caller requires (any of window, uid, hotkey,
-    spec_version, hparams_hash); ``param_shapes`` is the model's parameter set.
+    spec_version, hparams_hash); ``param_shapes`` is the model's parameter set. The two
+    halves, ``open_upload`` and ``decode_streams``, can also be called (and timed) apart.
     """
+    opened = open_upload(
+        blob, max_bytes=max_bytes, expected=expected, param_shapes=param_shapes, config=config
+    )
+    return decode_streams(opened, param_shapes=param_shapes, config=config)
+
+
+@dataclass(frozen=True)
+class OpenedUpload:
+    """An upload whose envelope, signature and header checks passed; streams not yet decoded."""
+
+    header: dict[str, Any]
+    tensors: dict[str, Any]
+
+
+def open_upload(
+    blob: bytes,
+    *,
+    max_bytes: int,
+    expected: Mapping[str, Any],
+    param_shapes: Mapping[str, tuple[int, ...]],
+    config: CompressionConfig,
+) -> OpenedUpload:
+    """Size cap, envelope, signature, digest and header checks of ``decode_upload``."""
     unknown = set(expected) - set(EXPECTABLE)
     if unknown:
         raise ValueError(f"cannot check {sorted(unknown)}; expected may hold {EXPECTABLE}")
@@ -141,8 +165,19 @@ def decode_upload(
         raise WireError("bad_value", "pages must not repeat")
     if header["steps"] < 0:
         raise WireError("bad_value", "steps must be >= 0")
+    return OpenedUpload(header, tensors)
+
+
+def decode_streams(
+    opened: OpenedUpload,
+    *,
+    param_shapes: Mapping[str, tuple[int, ...]],
+    config: CompressionConfig,
+) -> Upload:
+    """The index and value streams of an opened upload, decoded strictly (``WireError``)."""
+    header = opened.header
     try:
-        delta = decode(tensors, param_shapes, config, header["golomb_m"])
+        delta = decode(opened.tensors, param_shapes, config, header["golomb_m"])
     except WireError:
         raise
     except Exception as exc:  # noqa: BLE001 - a peer's bytes must never crash the node
@@ -157,7 +192,7 @@ def decode_upload(
         hparams_hash=header["hparams_hash"],
         golomb_m=header["golomb_m"],
         delta=delta,
-        pages=tuple(pages),
+        pages=tuple(header["pages"]),
         steps=header["steps"],
     )
 

@@ -159,3 +159,80 @@ def test_roundtrip_on_cuda_matches_cpu():
         {k: v.cuda() for k, v in cpu.items()}, c.cuda(), torch.tensor(sizes).cuda(), 44
     )
     assert torch.equal(back.cpu(), positions)
+
+
+def reference_decode_gaps(streams: dict[str, torch.Tensor], count: int, m: int) -> list[int]:
+    """A bit-by-bit Golomb decoder written from the stream definitions, for cross-checking."""
+    b = (m - 1).bit_length()
+    u = (1 << b) - m
+
+    def bits_of(name):
+        return [(byte >> (7 - i)) & 1 for byte in streams[name].tolist() for i in range(8)]
+
+    unary, prefix, ext = bits_of("unary"), bits_of("prefix"), bits_of("ext")
+    ui = pi = ei = 0
+    out = []
+    for _ in range(count):
+        q = 0
+        while unary[ui]:
+            q, ui = q + 1, ui + 1
+        ui += 1
+        r = 0
+        for _ in range(max(b - 1, 0)):
+            r, pi = (r << 1) | prefix[pi], pi + 1
+        if b and r >= u:
+            r, ei = ((r << 1) | ext[ei]) - u, ei + 1
+        out.append(q * m + r)
+    return out
+
+
+@pytest.mark.parametrize("m", (1, 2, 3, 7, 44, 64, 100))
+def test_vectorised_decoder_matches_a_bit_by_bit_reference(m):
+    gen = torch.Generator().manual_seed(10 + m)
+    gaps = torch.randint(0, 4 * m + 3, (300,), generator=gen)
+    streams = encode_gaps(gaps, m)
+    assert decode_gaps(streams, 300, m).tolist() == reference_decode_gaps(streams, 300, m)
+    assert decode_gaps(streams, 300, m).tolist() == gaps.tolist()
+
+
+def test_non_uint8_or_multidimensional_streams_are_bad_dtype():
+    streams = encode_gaps(torch.tensor([3, 0, 50]), 44)
+    for bad in (streams["unary"].to(torch.int16), streams["unary"].view(1, -1)):
+        with pytest.raises(WireError) as err:
+            decode_gaps(dict(streams, unary=bad), 3, 44)
+        assert err.value.reason == "bad_dtype"
+    with pytest.raises(WireError) as err:
+        unpack_fixed(torch.zeros(2, dtype=torch.float32), 5, 3, "codes")
+    assert err.value.reason == "bad_dtype"
+
+
+def test_hostile_streams_only_raise_wire_error_or_decode_in_range():
+    """Byte flips, truncations and extensions of valid streams (as a peer that signs its own
+    garbage sends them): a WireError, or exactly ``total`` positions inside their chunks."""
+    rng = torch.Generator().manual_seed(6)
+    sizes, counts = [4096] * 8 + [700], [64] * 8 + [11]
+    c, s = torch.tensor(counts), torch.tensor(sizes)
+    valid = encode_positions(random_positions(sizes, counts, rng), c, 44)
+    decoded = rejected = 0
+    for trial in range(400):
+        streams = {k: v.clone() for k, v in valid.items()}
+        name = ("unary", "prefix", "ext")[trial % 3]
+        t = streams[name]
+        action = int(torch.randint(0, 3, (1,), generator=rng))
+        if action == 0 and t.numel():
+            at = torch.randint(0, t.numel(), (3,), generator=rng)
+            t[at] = torch.randint(0, 256, (3,), generator=rng, dtype=torch.uint8)
+        elif action == 1:
+            streams[name] = t[: int(torch.randint(0, t.numel() + 1, (1,), generator=rng))]
+        else:
+            extra = torch.randint(0, 256, (int(torch.randint(1, 9, (1,), generator=rng)),))
+            streams[name] = torch.cat([t, extra.to(torch.uint8)])
+        try:
+            got = decode_positions(streams, c, s, 44)
+        except WireError:
+            rejected += 1
+            continue
+        decoded += 1
+        assert got.numel() == sum(counts)
+        assert bool((got < torch.repeat_interleave(s, c)).all()) and int(got.min()) >= 0
+    assert rejected > 200 and decoded > 0  # both outcomes are exercised

@@ -274,3 +274,47 @@ def test_generic_envelope_with_custom_schema():
     with pytest.raises(WireError) as err:
         unpack_signed("not bytes", max_bytes=CAP, schema=schema)  # type: ignore[arg-type]
     assert err.value.reason == "malformed"
+
+
+def test_signed_hostile_streams_only_raise_wire_error(blob, delta):
+    """A peer that signs its own garbage streams passes the envelope; the stream decoder
+    must still answer only WireError (or an upload of the right shape)."""
+    from template.training.wire import decode_streams, open_upload  # noqa: PLC0415
+
+    rng = random.Random(99)
+    _, tensors = contents(blob)
+    outcomes = set()
+    for trial in range(60):
+        name = ("unary", "prefix", "ext", "codes")[trial % 4]
+        data = bytearray(tensors[name].numpy().tobytes())
+        if data and rng.random() < 0.5:
+            data[rng.randrange(len(data))] = rng.getrandbits(8)
+        elif rng.random() < 0.5:
+            data = data[: rng.randrange(len(data) + 1)]
+        else:
+            data += bytes(rng.getrandbits(8) for _ in range(rng.randint(1, 8)))
+        bad = repack(
+            blob,
+            tensors_update={name: torch.tensor(list(data), dtype=torch.uint8)},
+        )
+        opened = open_upload(
+            bad, max_bytes=CAP, expected=EXPECTED, param_shapes=SHAPES, config=CFG
+        )  # the envelope is valid: only the streams are hostile
+        try:
+            up = decode_streams(opened, param_shapes=SHAPES, config=CFG)
+        except WireError as e:
+            outcomes.add(e.reason)
+            continue
+        outcomes.add("decoded")
+        for n, t in delta.tensors.items():
+            assert up.delta.tensors[n].indices.numel() == t.indices.numel()
+            assert int(up.delta.tensors[n].indices.max()) < t.numel
+    assert {"size_mismatch", "truncated"} <= outcomes
+
+
+def test_decoded_indices_are_private_to_each_upload(blob, delta):
+    """Decoding reuses a cached layout; an upload's tensors must not alias it or each other."""
+    first = decode_(blob)
+    first.delta.tensors["w"].indices.add_(1)
+    second = decode_(blob)
+    assert torch.equal(second.delta.tensors["w"].indices, delta.tensors["w"].indices)
