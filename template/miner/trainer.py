@@ -2,9 +2,10 @@
 
 It holds two models: ``global_model`` (the network's model: every applied aggregate, nothing
 else; it is what fingerprints and state files describe) and ``model`` (the live weights being
-trained). A window starts with ``model <- global_model``; when the previous window's aggregate
-arrives mid-window it is applied to both (so the delta ``global - live`` excludes it); at the
-window's end the delta is ``global_model - model``.
+trained). The first window starts with ``model <- global_model``; later ones carry on from the
+live weights, and when the previous window's aggregate arrives mid-window it is applied to both
+and replaces the miner's own previous-window progress in the live weights
+(``template/training/overlap.py``); a window's delta is its own training only.
 
 Other threads never touch the weights: they ``submit`` jobs, which the training thread runs
 between two optimizer steps (or the submitting thread runs at once when no window is
@@ -27,7 +28,7 @@ import torch
 from template.hparams import HParams
 from template.protocol.window_apply import copy_params
 from template.training.inner import make_optimizer, train_steps
-from template.training.outer import pseudo_gradient
+from template.training.overlap import LiveOverlap
 from template.training.pages import PageDataset
 from template.training.wire import MAX_PAGES
 
@@ -101,8 +102,15 @@ class Trainer:
         self.global_model = global_model
         self.model = copy.deepcopy(global_model)
         self.optimizer = make_optimizer(self.model, hp.train)
+        self.overlap = LiveOverlap(carry=True)  # live = global - own unreplaced progress
         self.micro_batch_size = micro_batch_size
-        self.max_steps = max_steps
+        # The protocol's work unit is H steps on the window's pages_per_window pages: more
+        # steps would spread the same delta over more pages (the validator's own-page proof
+        # fades with them) and run a different algorithm from the one the preset was tuned for.
+        h = hp.train.inner_steps
+        if not 0 <= max_steps <= h:
+            raise ValueError(f"max_steps must be 0..{h} (train.inner_steps); got {max_steps}")
+        self.max_steps = max_steps or h
         self.stop = threading.Event()  # SIGINT/SIGTERM: abandon the window after this step
         self._jobs: queue.SimpleQueue = queue.SimpleQueue()
         self._lock = threading.Lock()
@@ -135,20 +143,20 @@ class Trainer:
 
     # --- training -------------------------------------------------------------------
     def train_window(self, window: int, should_end: Callable[[], bool]) -> WindowResult:
-        """Train on ``window``'s pages from the global model until ``should_end()`` (polled
-        between steps), ``max_steps`` or the page budget; return the delta."""
+        """Train ``max_steps`` (H by default) steps on ``window``'s pages from the global model,
+        fewer if ``should_end()`` (polled between steps) comes first; return the delta."""
         with self._lock:
             self._training = True
         try:
             self._drain()
-            copy_params(self.global_model, self.model)
+            self.overlap.begin(dict(self.global_model.named_parameters()), self.model)
             stream = PageStream(self.dataset, window, self.uid, self.hp.train.batch_size)
             res = WindowResult(window, {})
             losses: list[float] = []
             start_step = window * self.hp.train.inner_steps
             step = 0
             while not (self.stop.is_set() or should_end()):
-                if self.max_steps and step >= self.max_steps:
+                if step >= self.max_steps:
                     break
                 self._drain()
                 batch = stream.batch(step)
@@ -174,9 +182,8 @@ class Trainer:
             with self._lock:
                 self._drain()
                 self._training = False
-        if res.steps:
-            with torch.no_grad():  # theta_start is the global model, aggregates included
-                res.delta = pseudo_gradient(dict(self.global_model.named_parameters()), self.model)
+        if res.steps:  # this window's training only (aggregates and carried progress excluded)
+            res.delta = self.overlap.end(dict(self.global_model.named_parameters()), self.model)
         return res
 
     def _pages_used(self, steps: int) -> int:
@@ -188,8 +195,10 @@ class Trainer:
         """Apply an outer step to the global model and, identically, to the live weights."""
         n = apply(self.global_model)
         apply(self.model)
+        self.overlap.rebase(self.model)
         return n
 
     def reset_live(self) -> None:
         """Live weights <- global model (after a re-sync)."""
         copy_params(self.global_model, self.model)
+        self.overlap.reset()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 
+import pytest
 import torch
 
 from template.miner.trainer import PageStream, Trainer
@@ -33,10 +34,22 @@ def test_page_stream_matches_the_protocol_assignment(tiny_dataset):
     assert stream.pages == ds.layout.pages(7, 2, len(stream.pages))
 
 
-def test_window_delta_excludes_an_aggregate_applied_mid_window(tiny_dataset):
-    hp = small_hparams()
+def test_a_window_is_exactly_h_steps_on_its_page_budget(tiny_dataset):
+    hp = small_hparams(**{"train.inner_steps": 3, "train.batch_size": 5})
     ds = _dataset(tiny_dataset, hp)
-    trainer = Trainer(hp, build_model(hp.model), ds, uid=0, max_steps=6)
+    res = Trainer(hp, build_model(hp.model), ds, uid=1).train_window(2, lambda: False)
+    assert res.steps == 3
+    assert res.pages == ds.layout.pages(2, 1, hp.pages_per_window)
+    lazy = Trainer(hp, build_model(hp.model), ds, uid=1, max_steps=1)
+    assert lazy.train_window(2, lambda: False).steps == 1
+    with pytest.raises(ValueError, match="inner_steps"):
+        Trainer(hp, build_model(hp.model), ds, uid=1, max_steps=4)
+
+
+def test_window_delta_excludes_an_aggregate_applied_mid_window(tiny_dataset):
+    hp = small_hparams(**{"train.inner_steps": 6})
+    ds = _dataset(tiny_dataset, hp)
+    trainer = Trainer(hp, build_model(hp.model), ds, uid=0)
     before = {n: p.detach().clone() for n, p in trainer.global_model.named_parameters()}
     bump = {n: torch.full_like(p, 1e-3) for n, p in trainer.global_model.named_parameters()}
     applied = threading.Event()
@@ -79,3 +92,43 @@ def test_idle_submit_runs_at_once_and_stop_ends_the_window(tiny_dataset):
     trainer.stop.set()
     res = trainer.train_window(0, lambda: False)
     assert res.steps == 0 and res.delta == {}
+
+
+def test_next_window_carries_on_then_swaps_own_progress_for_the_aggregate(tiny_dataset):
+    """Window 1 starts from window 0's trained weights (not the global model); when window 0's
+    aggregate arrives, the live weights become the new global model plus window 1's steps."""
+    hp = small_hparams()
+    trainer = Trainer(hp, build_model(hp.model), _dataset(tiny_dataset, hp), uid=0, max_steps=2)
+
+    def params(m):
+        return {n: p.detach().clone() for n, p in m.named_parameters()}
+
+    trainer.train_window(0, lambda: False)
+    end0 = params(trainer.model)
+    bump = {n: torch.full_like(p, 1e-3) for n, p in end0.items()}
+
+    def add(model):
+        with torch.no_grad():
+            for n, p in model.named_parameters():
+                p.add_(bump[n])
+        return 1
+
+    seen, rebased = [], []
+
+    def should_end():
+        seen.append(params(trainer.model))
+        if len(seen) == 2:  # after window 1's first step, window 0's aggregate arrives
+            job = lambda: (trainer.apply_outer(add), rebased.append(params(trainer.model)))  # noqa: E731
+            t = threading.Thread(target=lambda: trainer.submit(job))
+            t.start()
+            t.join()
+        return False
+
+    res = trainer.train_window(1, should_end)
+    glob = params(trainer.global_model)
+    for n in end0:
+        assert torch.equal(seen[0][n], end0[n])  # carried on from window 0's end
+        own_step = seen[1][n] - end0[n]
+        torch.testing.assert_close(rebased[0][n] - glob[n], own_step, rtol=0, atol=1e-6)
+        # the delta is window 1's two steps only: global - live, the carried progress gone
+        torch.testing.assert_close(res.delta[n], glob[n] - seen[2][n], rtol=0, atol=1e-6)
