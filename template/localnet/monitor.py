@@ -102,7 +102,8 @@ class Tracker:
         now = snap.at - self.t0
         for name, st in snap.statuses.items():
             if st and isinstance(st.get("window"), int):
-                self.first_status_window.setdefault(name, st["window"])
+                if st["window"] >= 0:  # a fresh miner's start-up status is about window -1
+                    self.first_status_window.setdefault(name, st["window"])
                 by_window = self.history.setdefault(name, {})
                 prev = by_window.get(st["window"]) or {}  # a later write never erases a figure
                 by_window[st["window"]] = prev | {k: v for k, v in st.items() if v is not None}

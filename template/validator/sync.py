@@ -97,6 +97,11 @@ class ValidatorSync:
             self.chain_down = True
         return self.last_block
 
+    def _landed_at(self, block: int) -> int:
+        """``block``, or while the chain cannot be read (its block unknown; the miners' clocks
+        ran on) as late as the followers could have waited: end of the next window."""
+        return self.clock.end(self.clock.window_of(block) + 1) if self.chain_down else block
+
     async def _timestamp(self, block: int) -> float | None:
         """A block's timestamp, None while the chain cannot be read (as on the miners)."""
         try:
@@ -132,7 +137,10 @@ class ValidatorSync:
         published = await publish_peer_list(self.bucket, own_list, self.key)
         if leader == self.hotkey:
             # followers apply it once published, or the bootstrap rule at end(window + 1)
-            self.landed[window] = await self._block() if published else self.clock.end(window + 1)
+            block = await self._block()
+            self.landed[window] = (
+                self._landed_at(block) if published else self.clock.end(window + 1)
+            )
             await self._lead(window, own_list.peers)
         else:
             await self._follow(window, leader)
@@ -189,7 +197,7 @@ class ValidatorSync:
         """When the followers had ``done.window``'s aggregate: the bootstrap rule at their
         deadline end(window + 1); a peer list or aggregate no earlier than we applied it."""
         bootstrap = done.basis == "bootstrap"
-        block = self.clock.end(done.window + 1) if bootstrap else self.last_block
+        block = self.clock.end(done.window + 1) if bootstrap else self._landed_at(self.last_block)
         self.landed[done.window] = max(block, self.landed.get(done.window, 0))
         for old in [w for w in self.landed if w < done.window - KEEP_LISTS]:
             del self.landed[old]

@@ -60,7 +60,7 @@ def test_harm_in_a_window_after_a_late_aggregate_is_not_held_against_the_upload(
 
 def test_the_validator_records_when_each_aggregate_reached_the_followers():
     v = ValidatorSync.__new__(ValidatorSync)
-    v.clock, v.landed, v.last_block = CLOCK, {}, 0
+    v.clock, v.landed, v.last_block, v.chain_down = CLOCK, {}, 0, False
     v.last_block = CLOCK.start(8) + 13
     v._note_landed(AppliedWindow(7, "leader", "hk", [], []))
     assert v.landed[7] == CLOCK.start(8) + 13  # a list: no earlier than we saw it
@@ -137,5 +137,8 @@ def test_a_chain_outage_mid_window_raises_nothing_so_no_window_is_scored_twice()
     assert asyncio.run(v._block()) == CLOCK.start(9) + 5 and v.chain_down  # the last one read
     assert asyncio.run(v._too_late_to_lead(8)) is False  # a stalled chain passed no deadline
     assert asyncio.run(v._timestamp(100)) is None  # unknown, as on the miners
+    v.landed = {}  # a list applied while the chain is down: its time is unknown, so late
+    v._note_landed(AppliedWindow(8, "leader", "hk", [], []))
+    assert late_previous_aggregate(v.landed, 9, CLOCK) is not None
     v.chain.up = True
     assert asyncio.run(v._timestamp(100)) == 1100.0 and asyncio.run(v._block()) and not v.chain_down

@@ -89,3 +89,14 @@ def test_recovery_counts_from_the_restart_and_a_start_up_status_counts():
     out = judge(run, {"stop_reason": "windows", "in_sync": True, "supervision": {}}, cfg)
     assert out["recovery_windows"]["kill:miner-1@3"]["miner-1"] is None and not out["ok"]
     assert late["in_sync"] is False
+
+
+def test_a_fresh_miners_start_up_status_does_not_expect_uploads_before_its_first_window():
+    tr = _tracker()
+    fresh = {"miner-0": _miner(-1, 5), "miner-1": _miner(-1, 5)}  # start-up, nothing trained
+    _feed(tr, 0, _lead(0, {}, {}, 0), fresh)
+    both = {"miner-0": _miner(1, 45), "miner-1": _miner(1, 45)}
+    _feed(tr, 1, _lead(1, {"1": "unproven", "2": "unproven"}, {}, 2), both)
+    assert tr.first_status_window["miner-0"] == 1 and tr.first_status_window["miner-1"] == 1
+    assert count_penalties(tr, [], {}).penalised == []
+    assert [b for b, _ in tr.sync_log["miner-0"]] == [5, 45]  # the start-up status is logged
