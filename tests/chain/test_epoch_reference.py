@@ -113,7 +113,7 @@ def run_case(tmp_path, seed: int) -> tuple[int, float]:
 
 
 def _hp(conn, netuid):
-    from template.chain.devchain.rules import subnet
+    from template.chain.devchain.subnets import subnet
 
     return subnet(conn, netuid)[1]
 

@@ -20,7 +20,7 @@ import numpy as np
 from . import store
 from .params import SubnetHyperparams
 from .reveal import reveal_due
-from .rules import netuids, owner_uid, subnet_row
+from .subnets import netuids, owner_uid, subnet_row
 from .yuma import YumaConfig, YumaResult, yuma_epoch
 
 logger = logging.getLogger(__name__)

@@ -18,7 +18,8 @@ import sqlite3
 
 from . import store
 from .errors import DevChainError
-from .rules import apply_weights, subnet_row
+from .subnets import subnet_row
+from .weight_checks import apply_weights
 
 logger = logging.getLogger(__name__)
 

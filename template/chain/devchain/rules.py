@@ -15,6 +15,9 @@ from ...signing import dev_keypair
 from . import store
 from .errors import DevChainError
 from .params import DEV_ACCOUNTS, Genesis, SubnetHyperparams
+from .reveal import commit_weights
+from .subnets import netuids, subnet, subnet_row
+from .weight_checks import apply_weights
 
 MAX_SUBNETS = 32  # bounds the epoch work of one block
 SUBNET_LOCK_TAO = 100.0  # paid (burned) by whoever creates a subnet, as subtensor locks TAO
@@ -40,34 +43,6 @@ def produce_block(conn: sqlite3.Connection, now: float) -> int:
     n = store.current_block(conn) + 1
     conn.execute("INSERT INTO blocks(number, timestamp) VALUES(?, ?)", (n, now))
     return n
-
-
-def subnet(conn: sqlite3.Connection, netuid: int) -> tuple[str, SubnetHyperparams]:
-    """(owner coldkey, hyperparameters) of ``netuid``; not_found if it does not exist."""
-    row = subnet_row(conn, netuid)
-    return row["owner"], SubnetHyperparams.from_json(row["params"])
-
-
-def subnet_row(conn: sqlite3.Connection, netuid: int) -> sqlite3.Row:
-    """The subnet's stored row (owner, owner_hotkey, params, last_epoch, epoch_index, ...)."""
-    row = conn.execute("SELECT * FROM subnets WHERE netuid=?", (netuid,)).fetchone()
-    if row is None:
-        known = ", ".join(str(n) for n in netuids(conn)) or "none"
-        raise DevChainError(
-            "subnet_not_found", f"subnet {netuid} does not exist on this chain (netuids: {known})"
-        )
-    return row
-
-
-def owner_uid(conn: sqlite3.Connection, netuid: int) -> int | None:
-    """The uid the subnet owner's hotkey holds, if it is registered."""
-    hotkey = subnet_row(conn, netuid)["owner_hotkey"]
-    row = store.neuron_by_hotkey(conn, netuid, hotkey) if hotkey else None
-    return None if row is None else int(row["uid"])
-
-
-def netuids(conn: sqlite3.Connection) -> list[int]:
-    return [r["netuid"] for r in conn.execute("SELECT netuid FROM subnets ORDER BY netuid")]
 
 
 def _require_positive_amount(tao: float) -> None:
@@ -238,86 +213,6 @@ def _rate_limit(last: int | None, limit: int, block: int, what: str) -> None:
         )
 
 
-def check_weights(
-    hp: SubnetHyperparams,
-    n: int,
-    me: sqlite3.Row,
-    uids: list[int],
-    weights: list[float],
-    *,
-    stake: float = 0.0,
-    is_owner: bool = False,
-) -> list[float]:
-    """subtensor's set_weights checks (after registration, version and rate limit); returns
-    the weights normalised to sum 1."""
-    if len(uids) != len(weights):
-        raise DevChainError(
-            "invalid_weights", f"{len(uids)} uids but {len(weights)} weights: lengths must match"
-        )
-    if not uids:
-        raise DevChainError("invalid_weights", "no weights given")
-    if len(set(uids)) != len(uids):
-        raise DevChainError("invalid_weights", "duplicate uids")
-    bad = [u for u in uids if not 0 <= u < n]
-    if bad:
-        raise DevChainError("invalid_weights", f"unknown uids {bad[:8]} (subnet has {n} uids)")
-    if not all(math.isfinite(w) and w >= 0 for w in weights):
-        raise DevChainError("invalid_weights", "weights must be finite and non-negative")
-    total = sum(weights)
-    if total <= 0:
-        raise DevChainError("invalid_weights", "at least one weight must be positive")
-    norm = [w / total for w in weights]
-    self_only = uids == [me["uid"]]
-    if stake < hp.stake_threshold and not is_owner:
-        raise DevChainError(
-            "stake_too_low",
-            f"uid {me['uid']} holds {stake:.6g} stake; setting weights needs stake_threshold "
-            f"{hp.stake_threshold:g}",
-        )
-    if self_only:
-        return norm
-    if not me["validator_permit"] and not is_owner:
-        raise DevChainError(
-            "no_validator_permit",
-            f"uid {me['uid']} has no validator permit (top {hp.max_allowed_validators} by stake, "
-            "recomputed each epoch)",
-        )
-    need = min(hp.min_allowed_weights, n)
-    if len(uids) < need:
-        raise DevChainError("invalid_weights", f"{len(uids)} weights < min_allowed_weights {need}")
-    if len(uids) > 1 and max(norm) > hp.max_weight_limit + 1e-9:
-        raise DevChainError(
-            "invalid_weights",
-            f"largest normalised weight {max(norm):.4f} > max_weight_limit {hp.max_weight_limit}",
-        )
-    return norm
-
-
-def check_version(hp: SubnetHyperparams, version_key: int) -> None:
-    if version_key < hp.weights_version:
-        raise DevChainError(
-            "outdated_version",
-            f"version_key {version_key} < subnet weights_version {hp.weights_version}; upgrade",
-        )
-
-
-def apply_weights(
-    conn: sqlite3.Connection, netuid: int, me: sqlite3.Row, uids, weights, version_key: int
-) -> None:
-    """Every content check of set_weights, then replace ``me``'s weight row."""
-    _, hp = subnet(conn, netuid)
-    check_version(hp, version_key)
-    n = len(store.neurons(conn, netuid))
-    stake = store.hotkey_stake(conn, me["hotkey"])
-    is_owner = owner_uid(conn, netuid) == me["uid"]
-    norm = check_weights(hp, n, me, uids, weights, stake=stake, is_owner=is_owner)
-    conn.execute("DELETE FROM weights WHERE netuid=? AND src=?", (netuid, me["uid"]))
-    conn.executemany(
-        "INSERT INTO weights(netuid, src, dst, w) VALUES(?, ?, ?, ?)",
-        [(netuid, me["uid"], u, w) for u, w in zip(uids, norm, strict=True) if w > 0],
-    )
-
-
 def set_weights(
     conn: sqlite3.Connection,
     netuid: int,
@@ -333,8 +228,6 @@ def set_weights(
     block = store.current_block(conn)
     _rate_limit(me["weights_set_at"], hp.weights_rate_limit, block, "weights")
     if hp.commit_reveal:
-        from .reveal import commit_weights  # reveal.py builds on this module: import at use
-
         commit_weights(conn, netuid, me, uids, weights, version_key, block)
     else:
         apply_weights(conn, netuid, me, uids, weights, version_key)

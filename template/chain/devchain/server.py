@@ -20,7 +20,7 @@ from aiohttp import web
 from bittensor.wallets import is_bittensor_address
 
 from ...signing import dev_keypair
-from . import rules, store
+from . import rules, store, subnets
 from .auth import NONCE_RETENTION_S, authenticate
 from .epoch import run_due_epochs
 from .errors import DevChainError
@@ -175,7 +175,7 @@ class DevChainServer:
             raise DevChainError("invalid_request", "netuid must be an integer") from None
         if not 0 <= netuid <= 65535:
             raise DevChainError("invalid_request", "netuid must be in 0..65535")
-        rules.subnet(self.conn, netuid)  # not_found if missing
+        subnets.subnet(self.conn, netuid)  # not_found if missing
         return netuid
 
     async def info(self, request: web.Request) -> web.Response:
@@ -184,7 +184,7 @@ class DevChainServer:
                 "node": self.node_ss58,
                 "block_time": self.block_time,
                 "genesis_netuid": self.genesis_netuid,
-                "netuids": rules.netuids(self.conn),
+                "netuids": subnets.netuids(self.conn),
                 "block": store.current_block(self.conn),
             }
         )
@@ -238,14 +238,14 @@ class DevChainServer:
 
     async def subnet_info(self, request: web.Request) -> web.Response:
         netuid = self._netuid(request)
-        row = rules.subnet_row(self.conn, netuid)
-        _, hp = rules.subnet(self.conn, netuid)
+        row = subnets.subnet_row(self.conn, netuid)
+        _, hp = subnets.subnet(self.conn, netuid)
         return web.json_response(
             {
                 "netuid": netuid,
                 "owner": row["owner"],
                 "owner_hotkey": row["owner_hotkey"],
-                "owner_uid": rules.owner_uid(self.conn, netuid),
+                "owner_uid": subnets.owner_uid(self.conn, netuid),
                 "params": json.loads(hp.to_json()),
                 "last_epoch": row["last_epoch"],
                 "epoch_index": row["epoch_index"],
