@@ -154,11 +154,16 @@ def decode_gaps(streams: dict[str, torch.Tensor], count: int, m: int) -> torch.T
     return torch.from_numpy(_decode_gaps(_host_streams(streams), count, m)).to(device)
 
 
-def _decode_gaps(streams: dict[str, np.ndarray], count: int, m: int) -> np.ndarray:
+def _decode_gaps(
+    streams: dict[str, np.ndarray], count: int, m: int, max_unary_bits: int | None = None
+) -> np.ndarray:
     """``decode_gaps`` on host arrays: the unary words end at the zero bits (one
-    ``flatnonzero``), the remainders are fixed-width rows plus a gathered extension bit."""
+    ``flatnonzero``), the remainders are fixed-width rows plus a gathered extension bit.
+    A unary stream longer than ``max_unary_bits`` is refused before it is unpacked."""
     if m < 1:
         raise WireError("bad_value", f"Golomb parameter must be >= 1, got {m}")
+    if max_unary_bits is not None and streams["unary"].size > -(-max_unary_bits // 8):
+        raise WireError("size_mismatch", f"unary stream is longer than {max_unary_bits} bits")
     bits = np.unpackbits(streams["unary"])
     zeros = np.flatnonzero(bits == 0)
     if zeros.size < count:
@@ -211,7 +216,12 @@ def decode_positions_host(
 ) -> np.ndarray:
     """``decode_positions`` on host arrays; ``limits`` is each position's chunk size
     (``np.repeat(sizes, counts)``, which a caller decoding many uploads computes once)."""
-    positions = _positions_from_gaps(_decode_gaps(streams, int(limits.size), m), counts)
+    # Gaps in a chunk of size s with k values sum to at most s - k, so their quotients by m
+    # sum to at most (s - k) // m: no valid unary stream is longer than this bound.
+    chunk_sizes = limits[(np.cumsum(counts) - counts)[counts > 0]]
+    bound = int(limits.size) + int((chunk_sizes - counts[counts > 0]).sum()) // m
+    gaps = _decode_gaps(streams, int(limits.size), m, max_unary_bits=bound)
+    positions = _positions_from_gaps(gaps, counts)
     if positions.size and bool((positions >= limits).any()):
         raise WireError("index_out_of_range", "a decoded position lies past the end of its chunk")
     return positions

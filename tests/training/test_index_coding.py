@@ -236,3 +236,17 @@ def test_hostile_streams_only_raise_wire_error_or_decode_in_range():
         assert got.numel() == sum(counts)
         assert bool((got < torch.repeat_interleave(s, c)).all()) and int(got.min()) >= 0
     assert rejected > 200 and decoded > 0  # both outcomes are exercised
+
+
+def test_unary_stream_longer_than_any_valid_one_is_refused_up_front():
+    """Bound: a chunk of size s with k values has gaps summing to at most s - k. The tightest
+    valid stream (every value at the chunk's end, m = 1) passes; one byte more does not."""
+    counts, sizes = torch.tensor([16, 16]), torch.tensor([256, 256])
+    at_end = torch.cat([torch.arange(240, 256), torch.arange(240, 256)])
+    streams = encode_positions(at_end, counts, 1)
+    assert streams["unary"].numel() == 2 * 256 // 8  # exactly the bound
+    assert torch.equal(decode_positions(streams, counts, sizes, 1), at_end)
+    longer = dict(streams, unary=torch.cat([streams["unary"], torch.full((1,), 255).byte()]))
+    with pytest.raises(WireError, match="longer than 512 bits") as err:
+        decode_positions(longer, counts, sizes, 1)
+    assert err.value.reason == "size_mismatch"
