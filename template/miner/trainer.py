@@ -84,6 +84,18 @@ class PageStream:
         return self._buf[lo - self._base : hi - self._base]
 
 
+def window_steps(hp: HParams, max_steps: int) -> int:
+    """Inner steps per window: ``max_steps``, 0 meaning H (``train.inner_steps``).
+
+    The protocol's work unit is H steps on the window's pages_per_window pages: more steps
+    would spread the same delta over more pages (the validator's own-page proof fades with
+    them) and run a different algorithm from the one the preset was tuned for."""
+    h = hp.train.inner_steps
+    if not 0 <= max_steps <= h:
+        raise ValueError(f"max_steps must be 0..{h} (train.inner_steps); got {max_steps}")
+    return max_steps or h
+
+
 class Trainer:
     """Owns the models and the optimizer; runs windows and jobs in one thread at a time."""
 
@@ -104,13 +116,7 @@ class Trainer:
         self.optimizer = make_optimizer(self.model, hp.train)
         self.overlap = LiveOverlap(carry=True)  # live = global - own unreplaced progress
         self.micro_batch_size = micro_batch_size
-        # The protocol's work unit is H steps on the window's pages_per_window pages: more
-        # steps would spread the same delta over more pages (the validator's own-page proof
-        # fades with them) and run a different algorithm from the one the preset was tuned for.
-        h = hp.train.inner_steps
-        if not 0 <= max_steps <= h:
-            raise ValueError(f"max_steps must be 0..{h} (train.inner_steps); got {max_steps}")
-        self.max_steps = max_steps or h
+        self.max_steps = window_steps(hp, max_steps)
         self.stop = threading.Event()  # SIGINT/SIGTERM: abandon the window after this step
         self._jobs: queue.SimpleQueue = queue.SimpleQueue()
         self._lock = threading.Lock()

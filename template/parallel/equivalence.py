@@ -2,17 +2,20 @@
 ``scripts/bench_fsdp.py``.
 
 Both sides build the tiny (or any) preset's initial model, train window ``w`` for ``steps``
-inner steps, compress (error feedback), apply their own compressed delta as the outer step,
-train window ``w + 1`` and compress again. Rank 0 of the sharded run writes what it got
-(the gathered fp32 deltas, the wire tensors of both uploads, the global model) to a
-safetensors file; ``compare`` reports how far the two runs are apart.
+inner steps, compress (error feedback), train window ``w + 1`` (the live weights carry on,
+``training.overlap``) with window ``w``'s outer step (their own compressed delta) arriving
+after its first step, compress again and apply window ``w + 1``'s outer step. Rank 0 of the
+sharded run writes what it got (the gathered fp32 deltas, the wire tensors of both uploads,
+the global model) to a safetensors file; ``compare`` reports how far the two runs are apart.
 """
 
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -93,16 +96,20 @@ def _single(plan: Plan) -> dict[str, torch.Tensor]:
     )
     comp = Compressor(hp.compression)
     deltas, uploads = [], []
-    for w in (plan.window, plan.window + 1):
-        res = trainer.train_window(w, lambda: False)
-        deltas.append(res.delta)
-        uploads.append(comp.compress(res.delta))
-        sparse = [uploads[-1].sparse()]
+
+    def outer(i: int) -> None:  # the outer step with upload i, on both models
+        step = [uploads[i].sparse()]
         trainer.apply_outer(
-            lambda m, s=sparse: len(
-                sparse_outer_step(m, s, lr=hp.outer.lr, clip_to_median=hp.outer.clip_to_median)
+            lambda m: len(
+                sparse_outer_step(m, step, lr=hp.outer.lr, clip_to_median=hp.outer.clip_to_median)
             )
         )
+
+    for i, w in enumerate((plan.window, plan.window + 1)):
+        res = trainer.train_window(w, _at_poll(MID_WINDOW, lambda: outer(0)) if i else _never)
+        deltas.append(res.delta)
+        uploads.append(comp.compress(res.delta))
+    outer(1)
     globals_ = {n: p.detach().clone() for n, p in trainer.global_model.named_parameters()}
     record = _record(deltas, uploads, globals_, hp) | {"pages": torch.tensor(res.pages)}
     measurer = Measurer(trainer.global_model, ds, **MEASURE)
@@ -114,6 +121,24 @@ def _single(plan: Plan) -> dict[str, torch.Tensor]:
 
 
 MEASURE = {"own": 4, "control": 4, "salt": "equivalence"}
+MID_WINDOW = 1  # window w's outer step arrives before this step of window w + 1
+
+
+def _never() -> bool:
+    return False
+
+
+def _at_poll(k: int, fn: Callable[[], None]) -> Callable[[], bool]:
+    """A ``should_end`` (polled before every step) that never ends the window but runs ``fn``
+    before step ``k``: an outer step arriving mid-window, as on the live network."""
+    calls = itertools.count()
+
+    def should_end() -> bool:
+        if next(calls) == k:
+            fn()
+        return False
+
+    return should_end
 
 
 def _measure(measurer: Measurer, plan: Plan, record: dict, hp: HParams) -> torch.Tensor:
@@ -172,15 +197,19 @@ def sharded_worker(rank: int, plan: Plan, port: int, out: str, reference: str) -
 
 
 def _drive(trainer: ShardedTrainer, plan: Plan, hp: HParams, reference: str) -> dict:
-    """Rank 0: two windows, each followed by the outer step the reference run applied (its
-    own upload), so both runs train window w + 1 from the same global model."""
+    """Rank 0: two windows with the outer steps the reference run applied (its own uploads),
+    at the same points: window w's mid-way through window w + 1, window w + 1's after it."""
     ref = load_file(reference)
     deltas, uploads = [], []
+
+    def outer(i: int) -> None:
+        trainer.apply_deltas([_decoded(ref, i, hp)])
+
     for i, w in enumerate((plan.window, plan.window + 1)):
-        res = trainer.train_window(w, lambda: False)
+        res = trainer.train_window(w, _at_poll(MID_WINDOW, lambda: outer(0)) if i else _never)
         deltas.append(trainer.gathered("delta"))
         uploads.append(res.compressed)
-        trainer.apply_deltas([_decoded(ref, i, hp)])
+    outer(1)
     record = _record(deltas, uploads, trainer.gathered("global"), hp)
     record["meta.gathered_tensors"] = torch.tensor([trainer.compressor.gathered])
     trainer.shutdown()

@@ -85,6 +85,18 @@ def local(p: torch.Tensor) -> torch.Tensor:
     return p.to_local() if isinstance(p, DTensor) else p
 
 
+class LocalShards:
+    """A sharded model seen as this rank's shards: ``named_parameters`` yields each local
+    tensor, so element-wise code written for a module (``training.overlap``) runs on shards.
+    Call ``reshard_all`` first: in-place edits are what the next forward all-gathers."""
+
+    def __init__(self, model: torch.nn.Module):
+        self.model = model
+
+    def named_parameters(self):
+        return ((n, local(p)) for n, p in self.model.named_parameters())
+
+
 def load_full_into_shards(
     shards: dict[str, torch.Tensor],
     shapes: dict[str, tuple[int, ...]],

@@ -23,9 +23,10 @@ from dataclasses import dataclass
 import torch
 
 from template.hparams import HParams
-from template.miner.trainer import PageStream, Trainer, WindowResult
+from template.miner.trainer import PageStream, Trainer, WindowResult, window_steps
 from template.training.compression import CompressedDelta, decode, encode
 from template.training.inner import make_optimizer
+from template.training.overlap import LiveOverlap
 from template.training.pages import PageDataset
 
 from .apply import apply_sparse_to_shards
@@ -33,7 +34,14 @@ from .compress import ShardedCompressor, all_gather_varlen
 from .config import ParallelConfig
 from .dist import DistContext, RankCommands
 from .fingerprint import sharded_fingerprint
-from .shard import flat_range, load_full_into_shards, local, reshard_all, shard_model
+from .shard import (
+    LocalShards,
+    flat_range,
+    load_full_into_shards,
+    local,
+    reshard_all,
+    shard_model,
+)
 from .train import sharded_step
 
 logger = logging.getLogger(__name__)
@@ -71,7 +79,8 @@ class ShardedTrainer(RankCommands, Trainer):
         }
         self.optimizer = make_optimizer(self.model, hp.train)
         self.compressor = ShardedCompressor(hp.compression, ctx)
-        self.micro_batch_size, self.max_steps = micro_batch_size, max_steps
+        self.micro_batch_size, self.max_steps = micro_batch_size, window_steps(hp, max_steps)
+        self.overlap = LiveOverlap(carry=True)  # as the single-process trainer: carry on
         self.stop = threading.Event()
         self._jobs: queue.SimpleQueue = queue.SimpleQueue()
         self._lock = threading.Lock()
@@ -91,7 +100,7 @@ class ShardedTrainer(RankCommands, Trainer):
             self._cmd("begin", window)
             step = 0
             while not (self.stop.is_set() or should_end()):
-                if self.max_steps and step >= self.max_steps:
+                if step >= self.max_steps:
                     break
                 self._drain()
                 if self._stream.batch(step) is None:
@@ -112,7 +121,8 @@ class ShardedTrainer(RankCommands, Trainer):
         return res
 
     def _do_begin(self, window: int) -> None:
-        self._copy_global_to_live()
+        reshard_all(self.model)
+        self.overlap.begin(self.global_shards, LocalShards(self.model))
         self._stream = PageStream(self.dataset, window, self.uid, self.hp.train.batch_size)
         self._losses = []
 
@@ -132,7 +142,8 @@ class ShardedTrainer(RankCommands, Trainer):
 
     def _do_end(self) -> CompressedDelta | None:
         t0 = time.perf_counter()
-        out = self.compressor.compress(self.local_delta(), self.shapes)
+        delta = self.overlap.end(self.global_shards, LocalShards(self.model))
+        out = self.compressor.compress({n: d.reshape(-1) for n, d in delta.items()}, self.shapes)
         if self.ctx.device.type == "cuda":
             torch.cuda.synchronize(self.ctx.device)
         self.compress_seconds = time.perf_counter() - t0
@@ -140,15 +151,18 @@ class ShardedTrainer(RankCommands, Trainer):
 
     @torch.no_grad()
     def local_delta(self) -> dict[str, torch.Tensor]:
-        """This rank's shard of ``global - live`` (fp32, flat), by parameter name."""
+        """This rank's shard of ``global - live`` (fp32, flat), by parameter name (after a
+        window's end: its delta, unless carried progress no outer step replaced was dropped)."""
         live = {n: local(p) for n, p in self.model.named_parameters()}
         return {n: (g - live[n].float()).reshape(-1) for n, g in self.global_shards.items()}
 
     @torch.no_grad()
     def _copy_global_to_live(self) -> None:
+        """Live weights <- global copy; nothing is carried (a re-sync or a reset)."""
         reshard_all(self.model)
         for n, p in self.model.named_parameters():
             local(p).copy_(self.global_shards[n])
+        self.overlap.reset()
 
     # --- jobs (run between steps, in order on every rank) -----------------------------
     def apply_deltas(self, deltas: Sequence[CompressedDelta]) -> int:
@@ -163,7 +177,7 @@ class ShardedTrainer(RankCommands, Trainer):
         peers = [decode(t, self.shapes, cfg, m).sparse() for t, m in wire]
         reshard_all(self.model)
         live = {n: local(p) for n, p in self.model.named_parameters()}
-        return apply_sparse_to_shards(
+        n = apply_sparse_to_shards(
             [self.global_shards, live],
             peers,
             self.shapes,
@@ -172,6 +186,8 @@ class ShardedTrainer(RankCommands, Trainer):
             lr=self.hp.outer.lr,
             clip_to_median=self.hp.outer.clip_to_median,
         )
+        self.overlap.rebase(LocalShards(self.model))
+        return n
 
     def apply_outer(self, apply: Callable[[torch.nn.Module], int]) -> int:
         raise NotImplementedError("a sharded trainer applies peers with apply_deltas()")
