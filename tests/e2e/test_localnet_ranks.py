@@ -1,6 +1,7 @@
-"""CI end to end, multi-rank: a short local subnet whose only miner runs as 2 torch.distributed
-ranks (``--miner.ranks 2``, FSDP2 over gloo on CPU) next to one validator. Separate from
-test_localnet.py so the main run keeps its timing; judged on the summary and the miner's log."""
+"""CI end to end, multi-rank: a short local subnet whose only miner and only validator each run
+as 2 torch.distributed ranks (``--miner.ranks 2 --validator.ranks 2``, FSDP2 over gloo on CPU).
+Separate from test_localnet.py so the main run keeps its timing; judged on the summary and the
+nodes' logs."""
 
 from __future__ import annotations
 
@@ -23,6 +24,7 @@ pytestmark = [pytest.mark.slow, pytest.mark.timeout(TIMEOUT_S + 120)]
 def summary(tmp_path_factory) -> dict:
     run_dir = tmp_path_factory.mktemp("localnet-ranks")
     cmd = [sys.executable, str(SCRIPT), "--miners", "1", "--validators", "1", "--miner.ranks", "2"]
+    cmd += ["--validator.ranks", "2"]
     cmd += ["--run.max-windows", str(WINDOWS), "--hparams", "tiny", "--json"]
     cmd += ["--run.dir", str(run_dir), "--run.timeout", str(TIMEOUT_S)]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=TIMEOUT_S + 90)
@@ -32,11 +34,14 @@ def summary(tmp_path_factory) -> dict:
     s["_rc"], s["_stderr"] = proc.returncode, proc.stderr[-4000:]
     miner = next(n for n in s["nodes"] if n["role"] == "miner")
     s["_miner"], s["_miner_log"] = miner, Path(miner["log"]).read_text(errors="replace")
+    validator = next(n for n in s["nodes"] if n["role"] == "validator")
+    s["_validator_log"] = Path(validator["log"]).read_text(errors="replace")
     return s
 
 
 def _why(s: dict) -> str:
-    brief = {k: v for k, v in s.items() if k not in ("nodes", "windows", "epochs", "_miner_log")}
+    skip = ("nodes", "windows", "epochs", "_miner_log", "_validator_log")
+    brief = {k: v for k, v in s.items() if k not in skip}
     return f"\n{json.dumps(brief, default=str)[:3000]}\n{s['_miner_log'][-3000:]}"
 
 
@@ -47,6 +52,12 @@ def test_the_two_rank_miner_runs_and_stops_cleanly(summary):
     assert "rank 0 of 2" in log and "rank 1 of 2" in log, _why(summary)
     assert "sharded miner stopped" in log and "Traceback" not in log, _why(summary)
     assert summary["_miner"]["exit_code"] == 0, _why(summary)
+
+
+def test_the_two_rank_validator_measures_and_stops_cleanly(summary):
+    log = summary["_validator_log"]
+    assert "sharded validator stopped" in log and "Traceback" not in log, log[-3000:]
+    assert sum(w["uploads_valid"] for w in summary["windows"]) >= 2, _why(summary)
 
 
 def test_its_uploads_land(summary):
