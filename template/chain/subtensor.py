@@ -213,12 +213,13 @@ class SubtensorChain:
             m = st.SubtensorModule
             names = ("Tempo", "WeightsSetRateLimit", "MinAllowedWeights", "MaxWeightsLimit")
             names += ("CommitRevealWeightsEnabled", "RevealPeriodEpochs", "WeightsVersionKey")
-            names += ("LastEpochBlock",)
+            names += ("LastEpochBlock", "SubnetOwnerHotkey")
             values = await asyncio.gather(
                 *(view.query(getattr(m, name), [self.netuid]) for name in names),
                 view.query(m.StakeThreshold),
             )
-            tempo, rate, min_w, max_w, cr, reveal, version, last_epoch, threshold = values
+            tempo, rate, min_w, max_w, cr, reveal, version, last_epoch, owner, threshold = values
+            owner_uid = await view.query(m.Uids, [self.netuid, owner]) if owner else None
             return SubnetParams(
                 netuid=self.netuid,
                 tempo=int(tempo or 0),
@@ -231,6 +232,7 @@ class SubtensorChain:
                 weights_version=int(version or 0),
                 stake_threshold=int(threshold or 0) / RAO_PER_TAO,
                 last_epoch_block=int(last_epoch or 0),
+                owner_uid=None if owner_uid is None else int(owner_uid),
             )
 
         return await self._call(read, "read subnet hyperparameters")

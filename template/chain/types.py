@@ -24,6 +24,7 @@ class SubnetParams:
     weights_version: int = 0  # set_weights with a lower version_key is refused
     stake_threshold: float = 0.0  # stake (alpha/TAO) a validator needs to count in the epoch
     last_epoch_block: int = 0  # block of the subnet's last epoch (0: unknown)
+    owner_uid: int | None = None  # uid of the subnet owner's hotkey (None: it holds none)
 
     def reveal_delay_blocks(self) -> int:
         """Worst-case blocks from a set_weights until the weights are in force on chain."""

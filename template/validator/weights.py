@@ -1,5 +1,13 @@
 """Scores -> weights the chain accepts (normalised, capped, enough non-zero uids), set on a
-rate-limited schedule and verified on chain once the reveal delay has passed."""
+rate-limited schedule and verified on chain once the reveal delay has passed.
+
+Fillers (uids that earned nothing but must be weighted to meet MinAllowedWeights or the
+max-weight cap) go first to the validator's own uid and the subnet owner's uid, which pay no
+one. The residual when the chain asks for more: each further filler takes one u16 step
+(1/65535) of the top weight, about 1.5e-5 of the incentive on the dev chain's epoch; a
+max_weight_limit below 1 with too few earners forces whole shares onto fillers (1/3 of the
+incentive to a copier at limit 0.25 with one earner among 5 uids).
+"""
 
 from __future__ import annotations
 
@@ -44,9 +52,10 @@ def cap_weights(weights: Mapping[int, float], limit: float) -> dict[int, float]:
                 out[u] = rest * w / free_total if free_total > 0 else 0.0
 
 
-# A filler uid's weight relative to the largest: survives the SDK's u16 max-upscale
-# (``round(w / max * 65535) >= 1``) with margin, and moves almost no emission.
-FILLER_SHARE = 4 / 65535
+# A filler uid's weight relative to the largest: the smallest step of the SDK's u16
+# max-upscale (``round(w / max * 65535) == 1``), so the chain keeps it and it moves as little
+# emission as the chain's rules allow.
+FILLER_SHARE = 1 / 65535
 
 
 def required_weights(params: SubnetParams, n: int) -> int:
@@ -58,13 +67,36 @@ def required_weights(params: SubnetParams, n: int) -> int:
     return need
 
 
+def filler_order(
+    uids: list[int],
+    earners: set[int],
+    exclude: set[int],
+    own_uid: int | None,
+    owner_uid: int | None,
+) -> list[int]:
+    """Uids that earned nothing, in the order filler weights go to them, harmless first:
+    the validator's own uid (the epoch drops a validator's weight on itself), the subnet
+    owner's uid (the chain burns its incentive), other validators, then miners. Only when the
+    chain asks for more weights than that are non-earning miners paid a filler share."""
+    free = [u for u in (own_uid, owner_uid) if u is not None and u in uids]
+    order = list(dict.fromkeys(free))
+    order += sorted(set(uids) & exclude - set(order))
+    order += sorted(set(uids) - exclude - set(order))
+    return [u for u in order if u not in earners]
+
+
 def compute_weights(
-    scores: Mapping[int, float], uids: list[int], params: SubnetParams, *, exclude: set[int]
+    scores: Mapping[int, float],
+    uids: list[int],
+    params: SubnetParams,
+    *,
+    exclude: set[int],
+    own_uid: int | None = None,
 ) -> dict[int, float]:
     """uid -> weight: positive scores normalised and capped. When fewer uids earned something
-    than the subnet requires, other uids get a small non-zero filler weight (never zero: the
-    SDK drops zeros and then refuses a short vector), miners first, then excluded uids.
-    Empty when no miner earned anything."""
+    than the subnet requires, uids in ``filler_order`` get a small non-zero filler weight
+    (never zero: the SDK drops zeros and then refuses a short vector). Empty when no miner
+    earned anything."""
     valid = set(uids) - exclude
     raw = {u: s for u, s in scores.items() if u in valid and s > 0 and math.isfinite(s)}
     if not raw:
@@ -72,7 +104,7 @@ def compute_weights(
     need = required_weights(params, len(set(uids)))
     if len(raw) < need:
         floor = max(raw.values()) * FILLER_SHARE
-        spare = sorted(valid - set(raw)) + sorted(set(uids) - valid - set(raw))
+        spare = filler_order(uids, set(raw), exclude, own_uid, params.owner_uid)
         for u in spare[: need - len(raw)]:
             raw[u] = floor
     return cap_weights(raw, params.max_weight_limit)
@@ -222,7 +254,7 @@ async def set_weights_when_due(
             (logger.info if check.landed else logger.warning)("weights check: %s", check.message)
     if not weights_due(block, last_weights_block, window, params, every):
         return None, check
-    weights = compute_weights(scores, uids, params, exclude=exclude)
+    weights = compute_weights(scores, uids, params, exclude=exclude, own_uid=own_uid)
     if not weights:
         logger.info("window %d: no miner has a positive score; weights not set", window)
         return None, check

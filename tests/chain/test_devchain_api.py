@@ -243,7 +243,8 @@ async def test_a_second_subnet_is_independent(chain, alice):
     await owner.create_subnet(2, tempo=3, max_allowed_uids=5)
     with pytest.raises(InvalidRequestError, match="already exists"):
         await owner.create_subnet(2)
-    assert (await owner.subnet_params()).tempo == 3
+    params = await owner.subnet_params()
+    assert params.tempo == 3 and params.owner_uid == 0  # the owner hotkey's uid, read from chain
     c, _ = await make_neuron(chain)
     on2 = await chain.client(c._hotkey, c._coldkey, netuid=2)
     assert await on2.register() == 1  # uid 0 is the owner hotkey, as on subtensor

@@ -110,6 +110,11 @@ async def test_subnet_params_read_commit_reveal_and_thresholds():
     assert p.stake_threshold == pytest.approx(1.0) and p.weights_rate_limit == 100
     assert p.last_epoch_block == fake.last_epoch_block
     assert p.reveal_delay_blocks() >= 3 * fake.tempo
+    assert p.owner_uid is None  # the owner hotkey holds no uid yet
+    fake.fund(COLD.ss58_address, 100)
+    fake.subnet_owner_hotkey = chain.hotkey
+    uid = await chain.register()
+    assert (await chain.subnet_params()).owner_uid == uid
 
 
 async def test_commit_reveal_weights_land_after_the_reveal_and_are_verified():

@@ -166,6 +166,7 @@ class DevChainClient:
             weights_version=p["weights_version"],
             stake_threshold=p["stake_threshold"],
             last_epoch_block=info["last_epoch"],
+            owner_uid=info["owner_uid"],
         )
 
     async def metagraph(self) -> Metagraph:
