@@ -12,5 +12,7 @@ Layout (imports point one way: neurons -> miner/validator -> protocol/training/s
 __version__ = "0.1.0"
 
 # Bumped whenever the wire format, object names or scoring rules change incompatibly.
-# Sent as ``version_key`` with weights and in every upload header.
-SPEC_VERSION = 1
+# Sent as ``version_key`` with weights and in every upload and document header; object names
+# live under ``v{SPEC_VERSION}/``. 2: signed documents are .safetensors envelopes (1 named
+# them .json) and the latest-checkpoint pointer carries spec_version.
+SPEC_VERSION = 2

@@ -46,7 +46,7 @@ CHECKPOINT = Schema(
     fields={"window": int, "fingerprint": list, "hparams_hash": str, "spec_version": int},
     extra_tensors=TensorRule("F32"),
 )
-LATEST = Schema(kind="checkpoint-latest", fields={"window": int, "key": str})
+LATEST = Schema(kind="checkpoint-latest", fields={"window": int, "key": str, "spec_version": int})
 
 MAX_JSON_DOC_BYTES = 1 << 20
 MAX_PEERS = 256
@@ -121,11 +121,19 @@ def _base(window: int, hparams_hash: str) -> dict:
     return {"window": int(window), "hparams_hash": hparams_hash, "spec_version": SPEC_VERSION}
 
 
-def _check_common(header: Mapping, hparams_hash: str | None, window: int | None) -> None:
-    if header.get("spec_version", SPEC_VERSION) != SPEC_VERSION:
+def check_spec_version(header: Mapping, kind: str) -> None:
+    """A document made by a node of another spec version is refused, never parsed further."""
+    if header["spec_version"] != SPEC_VERSION:
         raise WireError(
-            "field_mismatch", f"spec_version {header['spec_version']} != {SPEC_VERSION}"
+            "field_mismatch",
+            f"{kind} document is spec_version {header['spec_version']}, this node runs "
+            f"spec_version {SPEC_VERSION}: the two releases are incompatible; run the release "
+            "the subnet's validators run",
         )
+
+
+def _check_common(header: Mapping, hparams_hash: str | None, window: int | None, kind: str) -> None:
+    check_spec_version(header, kind)
     if hparams_hash is not None and header["hparams_hash"] != hparams_hash:
         raise WireError("field_mismatch", "document is for another run (hparams_hash)")
     if window is not None and header["window"] != window:
@@ -154,7 +162,7 @@ def decode_peer_list(
     header, _, who = unpack_signed(
         blob, max_bytes=MAX_JSON_DOC_BYTES, schema=PEER_LIST, expected_signer=signer
     )
-    _check_common(header, hparams_hash, window)
+    _check_common(header, hparams_hash, window, PEER_LIST.kind)
     if header["basis"] not in ("scores", "bootstrap"):
         raise WireError(
             "bad_value", f"basis must be 'scores' or 'bootstrap', got {header['basis']!r}"
@@ -194,7 +202,7 @@ def decode_aggregate(
     header, tensors, who = unpack_signed(
         blob, max_bytes=max_bytes, schema=AGGREGATE, expected_signer=signer
     )
-    _check_common(header, hparams_hash, window)
+    _check_common(header, hparams_hash, window, AGGREGATE.kind)
     peers = _peer_pairs(header["peers"], "peers")
     expected = [f"upload.{i:04d}" for i in range(len(peers))]
     if sorted(tensors) != expected:
@@ -219,7 +227,7 @@ def decode_fingerprint(
     header, _, who = unpack_signed(
         blob, max_bytes=MAX_JSON_DOC_BYTES, schema=FINGERPRINT, expected_signer=signer
     )
-    _check_common(header, hparams_hash, window)
+    _check_common(header, hparams_hash, window, FINGERPRINT.kind)
     return Fingerprint(
         header["window"], _floats(header["values"], "values"), header["hparams_hash"], who
     )
@@ -243,7 +251,7 @@ def decode_checkpoint(
     header, tensors, who = unpack_signed(
         blob, max_bytes=max_bytes, schema=CHECKPOINT, expected_signer=signer
     )
-    _check_common(header, hparams_hash, None)
+    _check_common(header, hparams_hash, None, CHECKPOINT.kind)
     if set(tensors) != set(param_shapes):
         raise WireError("unknown_key", "checkpoint parameters differ from this model's")
     for name, shape in param_shapes.items():
@@ -266,11 +274,13 @@ def checkpoint_size_cap(param_shapes: Mapping[str, tuple[int, ...]]) -> int:
 
 
 def encode_latest(window: int, key_name: str, key: SigningKey) -> bytes:
-    return pack_signed({}, {"window": int(window), "key": key_name}, key, kind=LATEST.kind)
+    header = {"window": int(window), "key": key_name, "spec_version": SPEC_VERSION}
+    return pack_signed({}, header, key, kind=LATEST.kind)
 
 
 def decode_latest(blob: bytes, *, signer: str | None = None) -> tuple[int, str]:
     header, _, _ = unpack_signed(
         blob, max_bytes=MAX_JSON_DOC_BYTES, schema=LATEST, expected_signer=signer
     )
+    check_spec_version(header, LATEST.kind)
     return header["window"], header["key"]

@@ -3,14 +3,14 @@
 All names live under ``v{SPEC_VERSION}/``, so an incompatible release never reads the old
 layout. Windows are zero-padded to 10 digits so a listing sorts them in order.
 
-    v1/uploads/{window}/{hotkey}            a node's compressed pseudo-gradient for a window
-    v1/peers/{window}.safetensors           the leader's peer list for a window
-    v1/aggregates/{window}                  the aggregated update of a window
-    v1/fingerprints/{window}.safetensors    the model fingerprint after a window
-    v1/checkpoints/{window}/{file}          a checkpoint's files
-    v1/checkpoints/latest.safetensors       signed pointer to the newest checkpoint
-    v1/datasets/{name}/manifest.json        a dataset's manifest
-    v1/datasets/{name}/{shard}              its token shards
+    v2/uploads/{window}/{hotkey}            a node's compressed pseudo-gradient for a window
+    v2/peers/{window}.safetensors           the leader's peer list for a window
+    v2/aggregates/{window}                  the aggregated update of a window
+    v2/fingerprints/{window}.safetensors    the model fingerprint after a window
+    v2/checkpoints/{window}/{file}          a checkpoint's files
+    v2/checkpoints/latest.safetensors       signed pointer to the newest checkpoint
+    v2/datasets/{name}/manifest.json        a dataset's manifest
+    v2/datasets/{name}/{shard}              its token shards
 """
 
 from __future__ import annotations

@@ -143,3 +143,39 @@ def test_checkpoint_round_trip_and_wrong_shapes():
     with pytest.raises(WireError):
         decode_checkpoint(blob, max_bytes=len(blob), param_shapes=wrong)
     assert decode_latest(encode_latest(9, "v1/checkpoints/x", LEADER)) == (9, "v1/checkpoints/x")
+
+
+def test_a_document_of_another_spec_version_is_refused_with_a_clear_error(monkeypatch):
+    """A node of spec version 1 (documents then named .json) and this release must refuse each
+    other's documents, naming both versions, instead of parsing them."""
+    import template.protocol.documents as documents
+
+    model = build_model(HP.model)
+    shapes = param_shapes(model)
+    ck = Checkpoint(9, tuple(model_fingerprint(model)), dict(model.named_parameters()), RUN)
+    peers = PeerList(7, ((1, MINERS[0].ss58_address),), (), "scores", RUN)
+    agg = Aggregate(7, ((1, MINERS[0].ss58_address),), (b"x",), RUN)
+    other = documents.SPEC_VERSION - 1
+    monkeypatch.setattr(documents, "SPEC_VERSION", other)  # what an older node writes
+    blobs = {
+        "peer-list": (encode_peer_list(peers, LEADER), decode_peer_list, {}),
+        "aggregate": (encode_aggregate(agg, LEADER), decode_aggregate, {"max_bytes": 1 << 20}),
+        "fingerprint": (
+            encode_fingerprint(Fingerprint(7, (1.0,), RUN), LEADER),
+            decode_fingerprint,
+            {},
+        ),
+        "checkpoint": (
+            encode_checkpoint(ck, LEADER),
+            decode_checkpoint,
+            {"max_bytes": 1 << 30, "param_shapes": shapes},
+        ),
+        "checkpoint-latest": (encode_latest(9, "x", LEADER), decode_latest, {}),
+    }
+    monkeypatch.undo()
+    for kind, (blob, decode, kw) in blobs.items():
+        with pytest.raises(WireError) as e:
+            decode(blob, **kw)
+        assert e.value.reason == "field_mismatch"
+        want = f"{kind} document is spec_version {other}, this node runs spec_version {other + 1}"
+        assert want in str(e.value)
