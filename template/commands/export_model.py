@@ -17,6 +17,8 @@ import json
 import sys
 from pathlib import Path
 
+from template.commands.usage import refuse
+
 MODEL_FILE = "model.safetensors"
 
 
@@ -132,13 +134,11 @@ def main(argv: list[str] | None = None) -> int:
     a = build_parser().parse_args(argv)
     source = Path(a.source).expanduser()
     if not source.exists():
-        print(f"export-model: {source} does not exist", file=sys.stderr)
-        return 2
+        return refuse("export-model", f"{source} does not exist")
     try:
         out = export(source, Path(a.out).expanduser(), a.hparams, a.tokenizer)
     except (ExportError, FileNotFoundError, ValueError) as e:
-        print(f"export-model: {e}", file=sys.stderr)
-        return 2
+        return refuse("export-model", e)
     print(f"wrote {out}: AutoModelForCausalLM.from_pretrained({str(out)!r}) loads it")
     return 0
 

@@ -12,6 +12,8 @@ import argparse
 import json
 import sys
 
+from template.commands.usage import refuse
+
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
@@ -33,8 +35,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         hp = load_run_hparams(a.hparams)  # the check every neuron makes at start-up
     except StartupError as e:
-        print(f"hparams: {e}", file=sys.stderr)
-        return 2
+        return refuse("hparams", e)
     info = {
         "name": hp.name,
         "hparams_hash": hparams_hash(hp),

@@ -20,6 +20,7 @@ import logging
 import sys
 from pathlib import Path
 
+from template.commands.usage import refuse
 from template.localnet.config import LocalnetConfig
 from template.node.flags import ConfigError, add_settings, settings_from_args
 from template.node.logs import add_logging_args, setup_logging
@@ -65,8 +66,7 @@ def main(argv: list[str] | None = None) -> int:
         cfg = settings_from_args(LocalnetConfig, a)
         cfg = _with(cfg, extra_args=tuple(a.neuron_args), run_dir=cfg.run_dir.resolve())
     except ConfigError as e:
-        print(f"localnet: {e}", file=sys.stderr)
-        return 2
+        return refuse("localnet", e)
     setup_logging(cfg.log_level)
     logging.getLogger("bittensor").setLevel(logging.WARNING)
     from template.localnet.run import Run  # bittensor, boto3: after the flags are checked
@@ -104,8 +104,7 @@ def _replot(run_dir: Path) -> int:
 
     history = run_dir / "history.jsonl"
     if not history.is_file():
-        print(f"localnet: --plot {run_dir} holds no history.jsonl", file=sys.stderr)
-        return 2
+        return refuse("localnet", f"--plot {run_dir} holds no history.jsonl")
     print(f"plot: {plot_history(history, None)}")
     return 0
 

@@ -17,6 +17,8 @@ import shutil
 import sys
 from pathlib import Path
 
+from template.commands.usage import first_missing, refuse
+
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
@@ -39,15 +41,9 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.shard_tokens < 1:
-        print(
-            f"prepare-dataset: --shard-tokens must be >= 1 (got {args.shard_tokens})",
-            file=sys.stderr,
-        )
-        return 2
-    missing = [i for i in args.inputs if not Path(i).exists()]
-    if missing:
-        print(f"prepare-dataset: input {missing[0]} does not exist", file=sys.stderr)
-        return 2
+        return refuse("prepare-dataset", f"--shard-tokens must be >= 1 (got {args.shard_tokens})")
+    if (missing := first_missing(args.inputs)) is not None:
+        return refuse("prepare-dataset", f"input {missing} does not exist")
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
     from template.hparams import HParamsError, load_hparams
     from template.training.corpus import iter_documents
@@ -61,8 +57,7 @@ def main(argv: list[str] | None = None) -> int:
             if tok.name != pin:
                 raise ValueError(f"tokenizer {tok.name} is not the run's data.tokenizer {pin}")
     except (FileNotFoundError, HParamsError, ValueError) as e:
-        print(f"prepare-dataset: {e}", file=sys.stderr)
-        return 2
+        return refuse("prepare-dataset", e)
     out = Path(args.out)
     docs = (tok.encode(t) + [tok.eot_id] for t in iter_documents(args.inputs, args.text_column))
     manifest = write_shards(

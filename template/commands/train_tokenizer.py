@@ -13,7 +13,8 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from pathlib import Path
+
+from template.commands.usage import first_missing, refuse
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -34,15 +35,11 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     a = build_parser().parse_args(argv)
     if not 258 <= a.vocab_size <= 1 << 20:
-        print(
-            f"train-tokenizer: --vocab-size must be in [258, 1048576] (got {a.vocab_size})",
-            file=sys.stderr,
+        return refuse(
+            "train-tokenizer", f"--vocab-size must be in [258, 1048576] (got {a.vocab_size})"
         )
-        return 2
-    missing = [i for i in a.inputs if not Path(i).exists()]
-    if missing:
-        print(f"train-tokenizer: input {missing[0]} does not exist", file=sys.stderr)
-        return 2
+    if (missing := first_missing(a.inputs)) is not None:
+        return refuse("train-tokenizer", f"input {missing} does not exist")
     from template.training.corpus import iter_documents
     from template.training.tokenizer import HFTokenizer, tokenizer_sha256, train_bpe
 

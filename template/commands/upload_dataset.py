@@ -15,6 +15,7 @@ import asyncio
 import sys
 from pathlib import Path
 
+from template.commands.usage import refuse
 from template.node.flags import ConfigError
 
 
@@ -74,8 +75,7 @@ def main(argv: list[str] | None = None) -> int:
             )
         return asyncio.run(upload(folder, a.storage_config, a.dataset_prefix))
     except Exception as e:  # noqa: BLE001 - one line for the operator, exit 2
-        print(f"upload-dataset: {type(e).__name__}: {e}", file=sys.stderr)
-        return 2
+        return refuse("upload-dataset", f"{type(e).__name__}: {e}")
 
 
 if __name__ == "__main__":
