@@ -132,14 +132,28 @@ def check_spec_version(header: Mapping, kind: str) -> None:
         )
 
 
-def _check_common(header: Mapping, hparams_hash: str | None, window: int | None, kind: str) -> None:
-    check_spec_version(header, kind)
+def _open(
+    blob: bytes,
+    schema: Schema,
+    *,
+    max_bytes: int = MAX_JSON_DOC_BYTES,
+    signer: str | None,
+    hparams_hash: str | None = None,
+    window: int | None = None,
+) -> tuple[dict, dict[str, torch.Tensor], str]:
+    """Strictly decode a document of ``schema`` and check what every document carries: its
+    spec version, and when given, its run (hparams_hash) and window."""
+    header, tensors, who = unpack_signed(
+        blob, max_bytes=max_bytes, schema=schema, expected_signer=signer
+    )
+    check_spec_version(header, schema.kind)
     if hparams_hash is not None and header["hparams_hash"] != hparams_hash:
         raise WireError("field_mismatch", "document is for another run (hparams_hash)")
     if window is not None and header["window"] != window:
         raise WireError(
             "field_mismatch", f"document is for window {header['window']}, not {window}"
         )
+    return header, tensors, who
 
 
 # --- peer list ---------------------------------------------------------------------------
@@ -159,10 +173,7 @@ def decode_peer_list(
     hparams_hash: str | None = None,
     window: int | None = None,
 ) -> PeerList:
-    header, _, who = unpack_signed(
-        blob, max_bytes=MAX_JSON_DOC_BYTES, schema=PEER_LIST, expected_signer=signer
-    )
-    _check_common(header, hparams_hash, window, PEER_LIST.kind)
+    header, _, who = _open(blob, PEER_LIST, signer=signer, hparams_hash=hparams_hash, window=window)
     if header["basis"] not in ("scores", "bootstrap"):
         raise WireError(
             "bad_value", f"basis must be 'scores' or 'bootstrap', got {header['basis']!r}"
@@ -199,10 +210,14 @@ def decode_aggregate(
     hparams_hash: str | None = None,
     window: int | None = None,
 ) -> Aggregate:
-    header, tensors, who = unpack_signed(
-        blob, max_bytes=max_bytes, schema=AGGREGATE, expected_signer=signer
+    header, tensors, who = _open(
+        blob,
+        AGGREGATE,
+        max_bytes=max_bytes,
+        signer=signer,
+        hparams_hash=hparams_hash,
+        window=window,
     )
-    _check_common(header, hparams_hash, window, AGGREGATE.kind)
     peers = _peer_pairs(header["peers"], "peers")
     expected = [f"upload.{i:04d}" for i in range(len(peers))]
     if sorted(tensors) != expected:
@@ -224,10 +239,9 @@ def decode_fingerprint(
     hparams_hash: str | None = None,
     window: int | None = None,
 ) -> Fingerprint:
-    header, _, who = unpack_signed(
-        blob, max_bytes=MAX_JSON_DOC_BYTES, schema=FINGERPRINT, expected_signer=signer
+    header, _, who = _open(
+        blob, FINGERPRINT, signer=signer, hparams_hash=hparams_hash, window=window
     )
-    _check_common(header, hparams_hash, window, FINGERPRINT.kind)
     return Fingerprint(
         header["window"], _floats(header["values"], "values"), header["hparams_hash"], who
     )
@@ -248,10 +262,9 @@ def decode_checkpoint(
     signer: str | None = None,
     hparams_hash: str | None = None,
 ) -> Checkpoint:
-    header, tensors, who = unpack_signed(
-        blob, max_bytes=max_bytes, schema=CHECKPOINT, expected_signer=signer
+    header, tensors, who = _open(
+        blob, CHECKPOINT, max_bytes=max_bytes, signer=signer, hparams_hash=hparams_hash
     )
-    _check_common(header, hparams_hash, None, CHECKPOINT.kind)
     if set(tensors) != set(param_shapes):
         raise WireError("unknown_key", "checkpoint parameters differ from this model's")
     for name, shape in param_shapes.items():
@@ -279,8 +292,5 @@ def encode_latest(window: int, key_name: str, key: SigningKey) -> bytes:
 
 
 def decode_latest(blob: bytes, *, signer: str | None = None) -> tuple[int, str]:
-    header, _, _ = unpack_signed(
-        blob, max_bytes=MAX_JSON_DOC_BYTES, schema=LATEST, expected_signer=signer
-    )
-    check_spec_version(header, LATEST.kind)
+    header, _, _ = _open(blob, LATEST, signer=signer)
     return header["window"], header["key"]
