@@ -357,6 +357,12 @@ def main() -> None:
     )
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--alpha", type=float, default=None, help="--judge.alpha of the validator")
+    p.add_argument(
+        "--eval-seqs",
+        type=int,
+        default=None,
+        help="--eval.own-seqs and --eval.control-seqs of the validator (default: theirs)",
+    )
     args = p.parse_args()
     if args.quick:
         args.presets, args.seeds, args.windows, args.clean_seeds = "small", 1, 6, 0
@@ -364,6 +370,8 @@ def main() -> None:
     logging.basicConfig(level=logging.WARNING)
     classes = [c for c in args.classes.split(",") if c]
     over = {} if args.alpha is None else {"judge_alpha": args.alpha}
+    if args.eval_seqs is not None:
+        over |= {"eval_own_seqs": args.eval_seqs, "eval_control_seqs": args.eval_seqs}
     result: dict = {
         "command": " ".join(sys.argv),
         "seeds": args.seeds,

@@ -35,12 +35,13 @@ class ValidatorConfig:
         POSITIVE,
     )
     eval_own_seqs: int = setting(
-        18,
-        "Sequences measured per upload from its own claimed pages (one per page).",
+        36,
+        "Sequences measured per upload from its own claimed pages (spread over the pages). The "
+        "evidence per window grows with the square root of own + control sequences.",
         at_least(2),
     )
     eval_control_seqs: int = setting(
-        18,
+        36,
         "Control sequences per window from validator-drawn training pages (shared by uploads).",
         at_least(2),
     )
