@@ -37,14 +37,7 @@ from template.training.pages import PageDataset
 from .args import ValidatorConfig
 from .copies import Cluster, CopyRules, window_salt
 from .gather import MISSING, Candidate, fetch_uploads
-from .judge import (
-    Decision,
-    Evidence,
-    JudgeRules,
-    helpful_uploads,
-    judge_window,
-    log_decisions,
-)
+from .judge import Decision, Evidence, JudgeRules, helpful_uploads, judge_window, log_decisions
 from .leader import choose_peers
 from .measure import Measurer, measure_window
 from .outcomes import RejectCode, Rejection
