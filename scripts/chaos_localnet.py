@@ -7,8 +7,10 @@ S3, mid-window; S3 and the chain paused (SIGSTOP/SIGCONT). Prints ONE JSON objec
 
 ok is true when: the run reached --windows; every planned fault was injected; no node exited
 in a way the chaos did not cause; every node wrote an in-sync status within 2 windows of each
-fault; no restarted node refused its saved state; and honest_penalised is 0 (no upload rejected,
-none missing outside the fault's window and the next). See docs/localnet.md.
+fault (a killed node: of its restart); no restarted node refused its saved state; and
+honest_penalised is 0 (no honest upload rejected, none missing or late outside a fault's window
+and the next or while its own miner was down: template/localnet/penalties.py). See
+docs/localnet.md.
 """
 
 from __future__ import annotations

@@ -120,6 +120,8 @@ class Tracker:
             events.append(("epoch", rec))
         lead = snap.statuses.get(self.leader) or {}
         w = lead.get("window")
+        if "uploads_seen" in lead and lead["uploads_seen"] is None:  # a start-up status
+            w = None
         if isinstance(w, int) and (w not in self.windows or w == max(self.windows)):
             # a new window, or a later write about the newest one (kept fresh, printed once)
             first = self.windows.get(w)

@@ -43,6 +43,7 @@ from .args import (  # noqa: F401 - build_parser re-exported
 from .loop import Validator
 from .measure import Measurer
 from .state import ValidatorState, load_state
+from .status import write_ready_status
 
 logger = logging.getLogger(__name__)
 
@@ -187,6 +188,10 @@ async def run_validator(
     """Build (every start-up check), then run until --max-windows (or forever)."""
     validator = await build_validator(args, make_measurer)
     try:
+        try:
+            await write_ready_status(validator)  # status.py: caught up, before the first window
+        except Exception as e:  # noqa: BLE001 - the loop catches up and reports anyway
+            logger.warning("start-up status not written (%s)", e)
         await _run_until_signal(validator.run(args.max_windows))
     finally:
         await validator.close()

@@ -142,3 +142,42 @@ def test_a_chain_outage_mid_window_raises_nothing_so_no_window_is_scored_twice()
     assert late_previous_aggregate(v.landed, 9, CLOCK) is not None
     v.chain.up = True
     assert asyncio.run(v._timestamp(100)) == 1100.0 and asyncio.run(v._block()) and not v.chain_down
+
+
+def test_a_restarted_validator_catches_up_and_writes_a_status_before_its_first_window(tmp_path):
+    import json
+    from types import SimpleNamespace
+
+    from template.validator.state import ValidatorState
+    from template.validator.status import write_ready_status
+
+    advanced = []
+
+    class Chain:
+        async def block(self):
+            return CLOCK.upload_cutoff(11) + 1  # window 12; window 11's uploads are closed
+
+    async def refresh():
+        return None
+
+    async def advance_to(t):
+        advanced.append(t)
+
+    applier = SimpleNamespace(in_sync=True, fingerprint_ok=True, peers_applied=2)
+    v = SimpleNamespace(
+        chain=Chain(),
+        clock=CLOCK,
+        state=ValidatorState(window=8, applied_through=7, weights={1: 1.0}),
+        directory=SimpleNamespace(refresh=refresh),
+        sync=SimpleNamespace(advance_to=advance_to, applier=applier),
+        hotkey="hk",
+        uid=0,
+        scores=SimpleNamespace(scores={1: 0.5}),
+        started_at=0.0,
+        state_dir=tmp_path,
+    )
+    asyncio.run(write_ready_status(v))
+    assert advanced == [10]  # what run_window(11), the loop's next window, applies first
+    st = json.loads((tmp_path / "status.json").read_text())
+    assert st["window"] == 8 and st["in_sync"] and st["block"] == CLOCK.upload_cutoff(11) + 1
+    assert st["uploads_seen"] is None and st["rejected"] is None  # not a window report

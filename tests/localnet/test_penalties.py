@@ -100,3 +100,15 @@ def test_a_fresh_miners_start_up_status_does_not_expect_uploads_before_its_first
     assert tr.first_status_window["miner-0"] == 1 and tr.first_status_window["miner-1"] == 1
     assert count_penalties(tr, [], {}).penalised == []
     assert [b for b, _ in tr.sync_log["miner-0"]] == [5, 45]  # the start-up status is logged
+
+
+def test_a_validators_start_up_status_counts_for_recovery_but_makes_no_window_record():
+    tr = _tracker()
+    both = {"miner-0": _miner(3, 70), "miner-1": _miner(3, 70)}
+    _feed(tr, 3, _lead(3, {"1": "credited"}, {"2": "harmful: x"}, 2), both)
+    ready = {**_lead(3, None, None, None), "block": 95, "is_leader": None, "leader": None}
+    tr.update(Snapshot({"validator-0": ready, **both}, 95, {}, 1, 0))
+    assert tr.windows[3].rejected == {"2": "harmful: x"} and tr.windows[3].uploads_seen == 2
+    assert tr.history["validator-0"][3]["rejected"] == {"2": "harmful: x"}  # not erased
+    assert tr.sync_log["validator-0"][-1] == (95, True)
+    assert len(count_penalties(tr, [], {}).penalised) == 1
