@@ -11,11 +11,13 @@ miner uploads. DDP's bytes are one dense fp32 gradient all-reduce per inner step
 default corpus is ../shared/data/tinyshakespeare.txt; when it is absent the run stops with
 an error unless ``--data stdlib`` names the fallback (the Python standard library's
 sources) explicitly. ``--diloco-sweep lr:momentum ...`` runs DiLoCo once per pair and
-records them all; the best is reported as ``diloco``. SparseLoCo runs the network's live
-schedule by default (``--schedule live``: window w starts without w-1's aggregate, which
-arrives half-way through, as in ``template/miner/trainer.py``, and until then the miner carries
-on from its own weights: ``template/training/overlap.py``); ``--schedule stale`` restarts from
-the global model instead (the earlier miner), ``--schedule sync`` is the idealised one.
+records them all; the best is reported as ``diloco``. SparseLoCo runs a late network by
+default (``--schedule live``): window w starts without w-1's aggregate, which arrives half-way
+through (the latest a miner waits for it is the leader's publish deadline, mid-window:
+``template/miner/loop.py``), and until then the miner carries on from its own weights
+(``template/training/overlap.py``). ``--schedule sync`` is a network on time (the miner starts
+once the aggregate is applied); ``--schedule stale`` the late case with the earlier miner,
+which restarted from the global model without the aggregate.
 """
 
 from __future__ import annotations
@@ -222,10 +224,10 @@ def main() -> int:
         "--schedule",
         choices=("live", "stale", "sync"),
         default="live",
-        help="sparseloco: live = what the network runs (the previous window's outer step "
-        "arrives mid-window; until then the miner carries on from its own weights), stale = "
-        "the same delay but restarting from the global model without it, sync = every window "
-        "starts from the newest global model",
+        help="sparseloco: live = the previous window's outer step arrives mid-window (a late "
+        "aggregate; until then the miner carries on from its own weights), stale = the same "
+        "delay restarting from the global model without it (the earlier miner), sync = every "
+        "window starts from the newest global model (a network on time)",
     )
     p.add_argument("--wire-every", type=int, default=1, help="wire round trip every n windows")
     p.add_argument("--quick", action="store_true", help="60 steps per miner, one seed")
