@@ -50,20 +50,17 @@ def test_nothing_crashes_nothing_is_lost_every_node_comes_back(chaos):
                 assert lag is not None and lag <= 2, (key, node, detail)
 
 
-@pytest.mark.xfail(
-    strict=False,
-    reason="a restarted neuron needs 20-35 s (2-3.5 windows) to start on a loaded 2-core "
-    "machine; docs/benchmarks.md#chaos-scriptschaos_localnetpy",
-)
 def test_the_killed_node_is_in_sync_within_two_windows_of_its_restart(chaos):
+    """Its start-up included (measured: 1 window in the CI variant, 1-3 in the full run on a
+    loaded 2-core machine; docs/benchmarks.md, chaos second pass)."""
     assert not chaos["slow_to_recover"], chaos["recovery_windows"]
+    assert chaos["startup_windows"] and all(
+        lag is not None and lag <= 2 for lag in chaos["startup_windows"].values()
+    ), chaos["startup_windows"]
 
 
-@pytest.mark.xfail(
-    strict=False,
-    reason="honest uploads are still rejected in some windows after faults (and on a loaded "
-    "machine without them); docs/benchmarks.md#chaos-scriptschaos_localnetpy",
-)
 def test_no_honest_upload_penalised(chaos):
-    assert chaos["honest_penalised"] == 0, chaos["rejected"]
+    """penalties.py: no rejection, no upload missing or late outside the paused window and the
+    next or while the killed miner was down."""
+    assert chaos["honest_penalised"] == 0, (chaos["rejected"], chaos["missing_outside_faults"])
     assert chaos["ok"]
