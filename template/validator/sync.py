@@ -14,6 +14,7 @@ After applying a leader's list, a follower compares fingerprints and re-syncs on
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import Callable
@@ -135,15 +136,28 @@ class ValidatorSync:
             return
         self.own_lists[window] = own_list
         published = await publish_peer_list(self.bucket, own_list, self.key)
-        if leader == self.hotkey:
-            # followers apply it once published, or the bootstrap rule at end(window + 1)
-            block = await self._block()
-            self.landed[window] = (
-                self._landed_at(block) if published else self.clock.end(window + 1)
-            )
-            await self._lead(window, own_list.peers)
-        else:
+        if leader != self.hotkey:
             await self._follow(window, leader)
+        elif published or await self._publish_until_too_late(window, own_list):
+            # followers apply it once published
+            self.landed[window] = self._landed_at(await self._block())
+            await self._lead(window, own_list.peers)
+        else:  # never published: followers apply the bootstrap rule, and so does the leader
+            self.own_lists.pop(window, None)
+            await self.apply_window(window, wait_until=0)
+
+    async def _publish_until_too_late(self, window: int, own_list: PeerList) -> bool:
+        """The leader's list could not be stored (its bucket down): retry while followers still
+        wait for it. Applying a list nobody can read would split the subnet (followers on the
+        bootstrap rule, no aggregate for catch-up), so without it the leader follows the rule."""
+        give_up = time.monotonic() + self.follow_wait  # bounded even while the chain is down
+        while time.monotonic() < give_up and not await self._too_late_to_lead(window):
+            await asyncio.sleep(min(2.0, max(0.2, self.applier.poll_s())))
+            if await publish_peer_list(self.bucket, own_list, self.key):
+                logger.info("window %d: peer list published on a retry", window)
+                return True
+        logger.warning("window %d: peer list never published; bootstrap rule as followers", window)
+        return False
 
     async def _too_late_to_lead(self, window: int) -> bool:
         """Followers wait for the leader's list of ``window`` until ``end(window + 1)``, then

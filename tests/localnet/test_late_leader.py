@@ -181,3 +181,51 @@ def test_a_restarted_validator_catches_up_and_writes_a_status_before_its_first_w
     st = json.loads((tmp_path / "status.json").read_text())
     assert st["window"] == 8 and st["in_sync"] and st["block"] == CLOCK.upload_cutoff(11) + 1
     assert st["uploads_seen"] is None and st["rejected"] is None  # not a window report
+
+
+def test_a_leader_whose_list_cannot_be_stored_retries_then_follows_the_bootstrap_rule(
+    monkeypatch,
+):
+    """S3 killed as the leader publishes: applying a list no follower can read would split
+    the subnet (they apply the bootstrap rule, and catch-up has no aggregate for the window)."""
+    from types import SimpleNamespace
+
+    from template.validator import sync as vsync
+
+    def make(store_after: int, late_after: int):
+        calls = {"publish": 0, "late": 0, "lead": [], "bootstrap": []}
+
+        async def publish(bucket, doc, key):
+            calls["publish"] += 1
+            return calls["publish"] > store_after
+
+        async def too_late(window):
+            calls["late"] += 1
+            return calls["late"] > late_after
+
+        async def lead(window, peers):
+            calls["lead"].append(window)
+
+        async def apply_window(window, **how):
+            calls["bootstrap"].append((window, dict(v.own_lists)))
+
+        async def block():
+            return 0
+
+        monkeypatch.setattr(vsync, "publish_peer_list", publish)
+        v = ValidatorSync.__new__(ValidatorSync)
+        v.key = SimpleNamespace(ss58_address="me")
+        v.bucket, v.follow_wait, v.own_lists, v.landed = None, 30.0, {}, {}
+        v.chain_down, v.clock = False, CLOCK
+        v.applier = SimpleNamespace(poll_s=lambda: 0.01)
+        v._too_late_to_lead, v._lead, v.apply_window, v._block = too_late, lead, apply_window, block
+        return v, calls
+
+    doc = SimpleNamespace(peers=[(1, "a")])
+    v, calls = make(store_after=2, late_after=10)  # stored on the second retry
+    asyncio.run(v.settle(7, doc, "me"))
+    assert calls["publish"] == 3 and calls["lead"] == [7] and not calls["bootstrap"]
+    v, calls = make(store_after=99, late_after=3)  # never stored before the deadline
+    asyncio.run(v.settle(7, doc, "me"))
+    assert calls["lead"] == [] and calls["bootstrap"] == [(7, {})]  # not its own list
+    assert v.own_lists == {}
