@@ -64,12 +64,6 @@ class ValidatorConfig:
         "Standard errors by which an upload must raise the control-page loss to be harmful.",
         POSITIVE,
     )
-    judge_copy_margin: float = setting(
-        1.0,
-        "Evidence lead by which the member of a near-duplicate cluster whose pages the content "
-        "fits is named the original (the others are copies).",
-        POSITIVE,
-    )
     eval_max_uploads: int = setting(
         0, "Uploads evaluated per window (0: limited by --eval.time-budget only).", NON_NEGATIVE
     )

@@ -12,10 +12,12 @@ Three questions per measured upload (measure.py gives the per-sequence figures):
 - **Is it harmful?** ``harm_z`` (the control-page gain in standard errors) below
   ``-harm_z``: a per-sequence paired test, not a tolerance on two pages.
 - **Who is the original of a near-duplicate cluster?** The member whose content fits its own
-  assigned pages: the highest evidence Z. The others are copies (``DUPLICATE``) only when the
-  winner is proven and leads by ``copy_margin``; otherwise no member earns this window and
-  none is rejected (the validator's first-seen order already settled what it could prove,
-  copies.py). A copy never fits the copier's pages, so it cannot take an original's credit.
+  assigned pages: the highest evidence Z. It keeps its verdict (credited when proven) unless
+  another member is proven too; the others earn nothing this window (``unattributed``).
+  Evidence never *rejects* a member: a copier proven by chance (rate ``alpha``) next to an
+  original whose proof is still young must not brand the original a copy (measured: it did,
+  once in 36 honest uploads). Only the validator's own first-seen order proves who copied
+  (copies.py). A copy never fits the copier's pages, so it cannot take an original's credit.
 """
 
 from __future__ import annotations
@@ -39,7 +41,6 @@ class JudgeRules:
     alpha: float = 0.05  # false-positive rate of the training-evidence test, per window
     memory: float = 0.95  # discount of one window's evidence per window of age
     harm_z: float = 3.0  # control-page loss rise, in standard errors, that is harmful
-    copy_margin: float = 1.0  # evidence lead that names the original of a cluster
 
     @property
     def z_proof(self) -> float:
@@ -142,28 +143,15 @@ def judge_window(
 def _attribute(out: dict[int, Decision], members: list[int], rules: JudgeRules) -> None:
     """Settle one cluster by page fit: the member whose content fits its own pages best keeps
     its verdict (credited when proven) unless another member is proven too; the others earn
-    nothing and are never peers. One is named a copy (``duplicate``) only when the leader is
-    proven, leads it by ``copy_margin`` and its own evidence is not positive at all, so an honest
-    original whose proof is still young is never rejected because a copier passed the test by
-    chance (rate ``alpha``). Two proven members: the whole cluster earns nothing this window."""
+    nothing this window and are never peers. Nobody is rejected here: evidence can be wrong by
+    chance, the first-seen order (copies.py) cannot."""
     live = [u for u in members if out[u].rejection is None]
     if len(live) < 2:
         return
     ranked = sorted(live, key=lambda u: -out[u].evidence_z)
     best = out[ranked[0]]
-    proven = best.evidence_z >= rules.z_proof
     for uid in ranked[1:]:
-        d = out[uid]
-        lead = best.evidence_z - d.evidence_z
-        if proven and lead >= rules.copy_margin and d.evidence_z <= 0:
-            why = Rejection(
-                RejectCode.DUPLICATE,
-                f"near copy of uid {best.uid}, whose assigned pages the content fits "
-                f"(evidence {best.evidence_z:+.2f} vs {d.evidence_z:+.2f})",
-            )
-            out[uid] = replace(d, verdict="rejected", rejection=why)
-        else:
-            out[uid] = replace(d, verdict="unattributed")
+        out[uid] = replace(out[uid], verdict="unattributed")
     if any(out[u].evidence_z >= rules.z_proof for u in ranked[1:]):
         out[best.uid] = replace(best, verdict="unattributed")
 

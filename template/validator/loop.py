@@ -113,9 +113,7 @@ class Validator:
         self.copy_rules = CopyRules(overlap=cfg.copy_overlap, similarity=cfg.copy_similarity)
         self.measurer = measurer
         self.evidence = Evidence(dict(state.evidence_s), dict(state.evidence_v))
-        self.judge_rules = JudgeRules(
-            cfg.judge_alpha, cfg.judge_memory, cfg.judge_harm_z, cfg.judge_copy_margin
-        )
+        self.judge_rules = JudgeRules(cfg.judge_alpha, cfg.judge_memory, cfg.judge_harm_z)
         self.sync = ValidatorSync(
             hp,
             chain,
