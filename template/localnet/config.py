@@ -69,8 +69,10 @@ class LocalnetConfig:
     )
     hparams: str = setting("tiny", "Preset or TOML file of every neuron.", flag="--hparams")
     block_time: float = setting(
-        0.5,
-        "Dev chain seconds per block (the dev chain's minimum is 0.1).",
+        1.0,
+        "Dev chain seconds per block (the dev chain's minimum is 0.1). At 1 s a tiny window is "
+        "20 s: on 2 shared cores the leader then publishes before its deadline, so miners train "
+        "from the latest aggregate (at 0.5 s it was late in most windows).",
         at_least(0.1),
         flag="--chain.block-time",
     )
