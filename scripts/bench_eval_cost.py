@@ -1,0 +1,102 @@
+"""Evaluation cost per upload against the miner's training cost per upload, by preset.
+
+    python scripts/bench_eval_cost.py --presets tiny,150m --json
+
+Times, on this machine, a forward pass of a few sequences (what the validator's ``Measurer``
+runs) and a training step on the same number of sequences (forward, backward and AdamW: what
+a miner runs), at each preset's sequence length and model size, then scales both to one
+upload: the validator measures ``2 x (own + control)`` sequences per upload (after the
+leave-one-out reference and after the upload) plus the window's shared control "before"
+losses; the miner trains ``H x batch_size`` sequences. The ratio of the two is the issue's
+"evaluation cost per upload over the miner's training cost" (target: at most 0.10). Random
+tokens stand in for text: the cost of a pass does not depend on them. Passes run on the
+preset's batch (at most ``--seqs``), so the optimizer step is shared as in a real step; with
+fewer sequences than the batch (large presets on a CPU) training per sequence is
+overestimated slightly, by the AdamW step's share.
+
+Prints one JSON object (``--json``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from template.hparams import load_hparams  # noqa: E402
+from template.training.inner import make_optimizer, train_steps  # noqa: E402
+from template.training.model import build_model  # noqa: E402
+from template.validator.args import ValidatorConfig  # noqa: E402
+from template.validator.measure import sequence_losses  # noqa: E402
+
+
+def timed(fn, repeats: int) -> float:
+    fn()  # warm-up (allocations, kernels)
+    best = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        fn()
+        best.append(time.perf_counter() - t0)
+    return min(best)
+
+
+def preset_cost(name: str, max_seqs: int, repeats: int, uploads: int) -> dict:
+    hp = load_hparams(name)
+    seqs = min(max_seqs, hp.train.batch_size)
+    cfg = ValidatorConfig()
+    torch.manual_seed(0)
+    model = build_model(hp.model)
+    opt = make_optimizer(model, hp.train)
+    batch = torch.randint(0, hp.model.vocab_size, (seqs, hp.model.seq_len + 1))
+    fwd = timed(lambda: sequence_losses(model, batch, batch_size=seqs), repeats) / seqs
+    step = timed(lambda: train_steps(model, opt, [batch], hp.train, start_step=0), repeats) / seqs
+    eval_seqs = 2 * (cfg.eval_own_seqs + cfg.eval_control_seqs) + cfg.eval_control_seqs / uploads
+    train_seqs = hp.train.inner_steps * hp.train.batch_size
+    return {
+        "params_millions": round(sum(p.numel() for p in model.parameters()) / 1e6, 1),
+        "seq_len": hp.model.seq_len,
+        "seqs_per_timed_pass": seqs,
+        "forward_seconds_per_seq": round(fwd, 5),
+        "train_step_seconds_per_seq": round(step, 5),
+        "eval_seqs_per_upload": eval_seqs,
+        "train_seqs_per_upload": train_seqs,
+        "eval_seconds_per_upload": round(eval_seqs * fwd, 3),
+        "train_seconds_per_upload": round(train_seqs * step, 3),
+        "eval_over_train": round(eval_seqs * fwd / (train_seqs * step), 4),
+        "target_met": eval_seqs * fwd <= 0.10 * train_seqs * step,
+    }
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--presets", default="tiny,150m")
+    p.add_argument(
+        "--seqs", default="tiny:16,150m:4", help="most sequences per timed pass, per preset"
+    )
+    p.add_argument("--repeats", type=int, default=2)
+    p.add_argument("--uploads", type=int, default=8, help="uploads sharing the control pass")
+    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--json", action="store_true")
+    args = p.parse_args()
+    torch.set_num_threads(args.threads)
+    caps = dict(item.split(":") for item in args.seqs.split(","))
+    out = {
+        "command": " ".join(sys.argv),
+        "machine": f"{platform.machine()}, {torch.get_num_threads()} torch threads, CPU",
+        "presets": {
+            n: preset_cost(n, int(caps.get(n, 4)), args.repeats, args.uploads)
+            for n in args.presets.split(",")
+        },
+    }
+    print(json.dumps(out, indent=None if args.json else 2))
+
+
+if __name__ == "__main__":
+    main()
