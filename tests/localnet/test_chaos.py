@@ -17,7 +17,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 SCRIPT = ROOT / "scripts" / "chaos_localnet.py"
-TIMEOUT_S = 300
+TIMEOUT_S = 480  # measured 265 s for the whole test at load 7-8 (the run itself 136-145 s)
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(TIMEOUT_S + 60)]
 
