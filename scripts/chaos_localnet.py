@@ -60,7 +60,7 @@ async def chaos_run(args: argparse.Namespace) -> dict:
         windows=args.windows,
         hparams=args.hparams,
         run_dir=run_dir,
-        timeout=120 + args.windows * bpw * 0.5 * 4,
+        timeout=120 + args.windows * bpw * LocalnetConfig().block_time * 4,
     )
     chaos = ChaosConfig(plan, spacing=args.spacing, pause_s=args.pause, blocks_per_window=bpw)
     run = Run(cfg, sys.stderr, RestartPolicy(backoff_base_s=1.0, backoff_max_s=8.0))
