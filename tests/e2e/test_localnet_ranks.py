@@ -65,11 +65,6 @@ def test_its_uploads_land(summary):
     assert sum(w["uploads_seen"] for w in summary["windows"]) >= 2, _why(summary)
 
 
-@pytest.mark.xfail(
-    reason="issue 15, open: a lone miner's upload, trained on a one-window-stale model, can "
-    "measure harmful at the full outer lr (it then earns 0 and is not applied)",
-    strict=False,
-)
 def test_its_uploads_are_accepted(summary):
     assert summary["uploads_rejected"] == 0, _why(summary)
 
