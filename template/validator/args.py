@@ -49,7 +49,7 @@ class ValidatorConfig:
         4, "Held-out pages of the fixed sample behind the status heldout_loss.", at_least(1)
     )
     judge_alpha: float = setting(
-        0.05,
+        0.02,
         "False-positive rate per window of the training-evidence test (one-sided): an upload "
         "earns and can be a peer only while its uid's accumulated evidence passes it.",
         between(0, 0.5, lo_open=True, hi_open=True),
