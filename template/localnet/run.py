@@ -63,6 +63,7 @@ def setup_network(cfg: LocalnetConfig, children: Children) -> S.Network:
             net.dataset_args = await S.publish_dataset(s3_url, Path(dataset_dir), cfg.run_dir)
         else:
             net.dataset_args = ["--dataset.path", str(Path(dataset_dir).resolve())]
+        await S.wait_for_permits(chain_url, nodes, cfg.block_time)
 
     asyncio.run(on_chain_and_storage())
     S.write_storage_configs(s3_url, nodes)

@@ -13,11 +13,13 @@ Everything lives under one run folder::
 
 from __future__ import annotations
 
+import asyncio
 import inspect
 import json
 import logging
 import os
 import sys
+import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -32,6 +34,7 @@ from template.storage.local_server import LOCAL_ACCESS_KEY_ID, LOCAL_SECRET_ACCE
 
 from .config import (
     FUND_TAO,
+    GENESIS,
     NETUID,
     ROOT,
     SHARED_CORPUS,
@@ -161,6 +164,26 @@ async def register_nodes(chain_url: str, nodes: list[NodeSpec], wallets: dict[st
         logger.info(
             "registered %s as uid %d%s", n.name, n.uid, f", staked {n.stake:g}" * bool(n.stake)
         )
+
+
+async def wait_for_permits(
+    chain_url: str, nodes: list[NodeSpec], block_time: float, tempos: int = 3
+) -> None:
+    """Wait until every staked validator holds its permit (given at the first epoch after
+    staking), at most ``tempos`` tempos: a validator started before exits with "no validator
+    permit". Raises RuntimeError if the permits do not come."""
+    want = {n.uid for n in nodes if n.role == "validator"}
+    deadline = time.monotonic() + tempos * GENESIS["tempo"] * block_time + 10.0
+    async with DevChainClient(chain_url, NETUID, dev_keypair("//Alice")) as c:
+        while True:
+            mg = await c.metagraph()
+            if all((n := mg.by_uid(u)) is not None and n.validator_permit for u in want):
+                return
+            if time.monotonic() > deadline:
+                raise RuntimeError(
+                    f"validators {sorted(want)} got no permit within {tempos} tempos"
+                )
+            await asyncio.sleep(block_time)
 
 
 # --- storage ----------------------------------------------------------------------------------

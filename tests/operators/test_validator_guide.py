@@ -77,7 +77,7 @@ def test_the_validator_guide_runs_as_written(tmp_path):
     )
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-5000:]
     status = json.loads(proc.stdout.strip().splitlines()[-1])
-    assert status["role"] == "validator" and status["window"] >= 1, status
+    assert status["role"] == "validator" and status["window"] >= 0, status
     assert status["is_leader"] and status["in_sync"] and math.isfinite(status["heldout_loss"])
     missing = sorted(_documented_status_keys() - set(status))
     assert not missing, f"{DOC} documents status.json keys it does not have: {missing}"
