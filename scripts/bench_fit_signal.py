@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import statistics
 import sys
 import tempfile
@@ -36,6 +35,7 @@ from template.hparams import load_hparams  # noqa: E402
 from template.training.inner import make_optimizer, train_steps  # noqa: E402
 from template.training.model import build_model  # noqa: E402
 from template.validator.measure import (  # noqa: E402
+    Measurement,
     control_sequences,
     delta_applied,
     own_sequences,
@@ -45,12 +45,9 @@ from template.validator.measure import (  # noqa: E402
 )
 
 
-def pooled_z(own: torch.Tensor, ctrl: torch.Tensor) -> float:
-    """The judge's per-window statistic (Measurement.fit_z) on paired excesses."""
-    n, m = own.numel(), ctrl.numel()
-    ss = float(((own - own.mean()) ** 2).sum() + ((ctrl - ctrl.mean()) ** 2).sum())
-    se = math.sqrt(ss / (n + m - 2) * (1 / n + 1 / m))
-    return float(own.mean() - ctrl.mean()) / se if se > 0 else 0.0
+def fit_z(own: torch.Tensor, ctrl: torch.Tensor) -> float:
+    """The judge's per-window statistic on paired excesses (``Measurement.fit_z`` itself)."""
+    return Measurement(0, 1.0, (), own, ctrl, ctrl, 0.0).fit_z
 
 
 def pretrained(hp, ds, steps: int, seed: int) -> torch.nn.Module:
@@ -113,7 +110,7 @@ def main() -> None:
                     for n in sizes:
                         key = f"{kind}/seqs={n}/scale={mult:g}"
                         e_own, e_ctrl = (own_ref - own_up)[:n], (ctrl_ref - ctrl_up)[:n]
-                        z.setdefault(key, []).append(pooled_z(e_own, e_ctrl))
+                        z.setdefault(key, []).append(fit_z(e_own, e_ctrl))
             if not args.no_outer:
                 with torch.no_grad():
                     params = dict(base.named_parameters())
