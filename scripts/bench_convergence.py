@@ -11,7 +11,10 @@ miner uploads. DDP's bytes are one dense fp32 gradient all-reduce per inner step
 default corpus is ../shared/data/tinyshakespeare.txt; when it is absent the run stops with
 an error unless ``--data stdlib`` names the fallback (the Python standard library's
 sources) explicitly. ``--diloco-sweep lr:momentum ...`` runs DiLoCo once per pair and
-records them all; the best is reported as ``diloco``. SparseLoCo runs a late network by
+records them all; the best is reported as ``diloco``. DDP gets its own learning rate the same
+way: ``--ddp-lr-scales`` multiplies the preset's inner lr (the miners' own, tuned for local
+steps), runs DDP once per scale on the first seed, records the sweep as ``ddp_lr_sweep`` and
+reports the best as ``ddp`` (later seeds use the winner), so the gap is to a tuned DDP. SparseLoCo runs a late network by
 default (``--schedule live``): window w starts without w-1's aggregate, which arrives half-way
 through (the latest a miner waits for it is the leader's publish deadline, mid-window:
 ``template/miner/loop.py``), and until then the miner carries on from its own weights
@@ -168,7 +171,7 @@ def run_seed(args, hp, seed: int, data: list[Path], ood_path: Path | None, tmp: 
         ood_ds = PageDataset(prepare([ood_path], tmp / f"ood{seed}"), hp)
         ood = ood_ds.sequences(list(range(min(args.eval_pages, ood_ds.layout.num_pages))))
     shapes = param_shapes(build_model(hp.model))
-    results, sweep = {}, []
+    results, sweep, ddp_sweep = {}, [], []
 
     def sim(method: str, hpm) -> object:
         return simulate(
@@ -188,7 +191,20 @@ def run_seed(args, hp, seed: int, data: list[Path], ood_path: Path | None, tmp: 
         )
 
     for method in args.methods:
-        if method == "diloco" and args.diloco_sweep:
+        if method == "ddp" and len(args.ddp_lr_scales) > 1:
+            best = None
+            for scale in args.ddp_lr_scales:
+                r = sim("ddp", hp.replace(**{"train.lr": hp.train.lr * scale}))
+                ddp_sweep.append({"lr_scale": scale, "lr": hp.train.lr * scale, **r.summary()})
+                if best is None or r.val_loss < best[1].val_loss:
+                    best = (scale, r)
+            args.ddp_lr_scales = [best[0]]  # later seeds: the winner only
+            results["ddp"] = best[1]
+        elif method == "ddp":
+            results["ddp"] = sim(
+                "ddp", hp.replace(**{"train.lr": hp.train.lr * args.ddp_lr_scales[0]})
+            )
+        elif method == "diloco" and args.diloco_sweep:
             best = None
             for pair in args.diloco_sweep:
                 lr, mom = (float(x) for x in pair.split(":"))
@@ -202,7 +218,7 @@ def run_seed(args, hp, seed: int, data: list[Path], ood_path: Path | None, tmp: 
             results["diloco"] = best[1]
         else:
             results[method] = sim(method, hp)
-    return {"results": results, "diloco_sweep": sweep}
+    return {"results": results, "diloco_sweep": sweep, "ddp_lr_sweep": ddp_sweep}
 
 
 def main() -> int:
@@ -219,6 +235,13 @@ def main() -> int:
     p.add_argument("--methods", nargs="*", default=list(METHODS), choices=METHODS)
     p.add_argument("--seeds", nargs="*", type=int, default=[0])
     p.add_argument("--diloco-sweep", nargs="*", default=[], help="lr:momentum pairs")
+    p.add_argument(
+        "--ddp-lr-scales",
+        nargs="+",
+        type=float,
+        default=[0.4, 0.5, 0.65],
+        help="DDP's inner lr as multiples of the preset's; the best is reported (--quick: 0.5)",
+    )
     p.add_argument("--sparse-momentum", type=float, default=0.0, help="simulation lever only")
     p.add_argument(
         "--schedule",
@@ -242,6 +265,8 @@ def main() -> int:
     torch.set_num_threads(args.threads)
     if args.quick:
         args.steps_per_miner, args.seeds = 60, args.seeds[:1]
+        if len(args.ddp_lr_scales) > 1:
+            args.ddp_lr_scales = [0.5]
 
     hp = load_hparams(args.hparams).replace(**parse_sets(args.set))
     if args.byte_table:
@@ -290,6 +315,8 @@ def main() -> int:
         "sparseloco_schedule": args.schedule,
         "runs": runs,
         "diloco_sweep": per_seed[args.seeds[0]]["diloco_sweep"],
+        "ddp_lr_sweep": per_seed[args.seeds[0]]["ddp_lr_sweep"],
+        "ddp_lr": hp.train.lr * args.ddp_lr_scales[0],
         "curves": {m: r.curve for m, r in first.items()},
         "seconds": round(time.perf_counter() - t0, 1),
     }

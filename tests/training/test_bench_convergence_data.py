@@ -31,3 +31,46 @@ def test_fallback_only_when_asked_and_named(tmp_path):
     assert source.startswith("stdlib fallback") and paths[0].is_dir()
     own = tmp_path / "corpus.txt"
     assert bench.resolve_data([str(own)]) == ([own], "user")
+
+
+class _FakeResult:
+    def __init__(self, val_loss: float):
+        self.val_loss = val_loss
+
+    def summary(self) -> dict:
+        return {"val_loss": self.val_loss}
+
+
+def test_ddp_gets_the_best_lr_of_its_sweep_and_later_seeds_reuse_it(monkeypatch, tmp_path):
+    """The gap is to a tuned DDP: every scale runs on the first seed, the lowest loss wins."""
+    bench = _bench()
+    seen: list[float] = []
+
+    def fake_simulate(method, hp, *a, **k):
+        seen.append(hp.train.lr)
+        return _FakeResult(abs(hp.train.lr - 0.003))  # best at 3e-3
+
+    monkeypatch.setattr(bench, "simulate", fake_simulate)
+    corpus = tmp_path / "corpus.txt"
+    corpus.write_text("the quick brown fox jumps over the lazy dog.\n" * 400)
+    hp = bench.load_hparams("tiny").replace(**{"train.lr": 0.006})
+    args = bench.argparse.Namespace(
+        eval_pages=2,
+        methods=["ddp"],
+        ddp_lr_scales=[0.4, 0.5, 0.65],
+        diloco_sweep=[],
+        miners=2,
+        outer_steps=1,
+        wire_every=1,
+        sparse_momentum=0.0,
+        schedule="live",
+        device="cpu",
+    )
+    first = bench.run_seed(args, hp, 0, [corpus], None, tmp_path)
+    assert seen == pytest.approx([0.0024, 0.003, 0.0039])
+    assert [s["lr_scale"] for s in first["ddp_lr_sweep"]] == [0.4, 0.5, 0.65]
+    assert first["results"]["ddp"].val_loss == pytest.approx(0.0)
+    assert args.ddp_lr_scales == [0.5]
+    seen.clear()
+    bench.run_seed(args, hp, 1, [corpus], None, tmp_path)
+    assert seen == pytest.approx([0.003])
