@@ -13,9 +13,9 @@ an error unless ``--data stdlib`` names the fallback (the Python standard librar
 sources) explicitly. ``--diloco-sweep lr:momentum ...`` runs DiLoCo once per pair and
 records them all; the best is reported as ``diloco``. DDP gets its own learning rate the same
 way: ``--ddp-lr-scales`` multiplies the preset's inner lr (the miners' own, tuned for local
-steps), runs DDP once per scale on the first seed, records the sweep as ``ddp_lr_sweep`` and
-reports the best as ``ddp`` (later seeds use the winner), so the gap is to a tuned DDP. SparseLoCo runs a late network by
-default (``--schedule live``): window w starts without w-1's aggregate, which arrives half-way
+steps), runs DDP once per scale, records the sweep as ``ddp_lr_sweep`` and reports the best as
+``ddp``, so the gap is to a tuned DDP. Both sweeps run on the first seed; later seeds run the
+winner only. SparseLoCo runs a late network by default (``--schedule live``): window w starts without w-1's aggregate, which arrives half-way
 through (the latest a miner waits for it is the leader's publish deadline, mid-window:
 ``template/miner/loop.py``), and until then the miner carries on from its own weights
 (``template/training/overlap.py``). ``--schedule sync`` is a network on time (the miner starts
@@ -190,32 +190,32 @@ def run_seed(args, hp, seed: int, data: list[Path], ood_path: Path | None, tmp: 
             device=args.device,
         )
 
+    def best_of(method: str, variants: list[tuple[dict, dict]], record: list) -> tuple:
+        """Run ``method`` once per (label, overrides); record each; return the best (label, run)."""
+        best = None
+        for label, overrides in variants:
+            r = sim(method, hp.replace(**overrides))
+            record.append({**label, **r.summary()})
+            if best is None or r.val_loss < best[1].val_loss:
+                best = (label, r)
+        return best
+
     for method in args.methods:
-        if method == "ddp" and len(args.ddp_lr_scales) > 1:
-            best = None
-            for scale in args.ddp_lr_scales:
-                r = sim("ddp", hp.replace(**{"train.lr": hp.train.lr * scale}))
-                ddp_sweep.append({"lr_scale": scale, "lr": hp.train.lr * scale, **r.summary()})
-                if best is None or r.val_loss < best[1].val_loss:
-                    best = (scale, r)
-            args.ddp_lr_scales = [best[0]]  # later seeds: the winner only
-            results["ddp"] = best[1]
-        elif method == "ddp":
-            results["ddp"] = sim(
-                "ddp", hp.replace(**{"train.lr": hp.train.lr * args.ddp_lr_scales[0]})
-            )
+        if method == "ddp":
+            variants = [
+                ({"lr_scale": k, "lr": hp.train.lr * k}, {"train.lr": hp.train.lr * k})
+                for k in args.ddp_lr_scales
+            ]
+            label, results["ddp"] = best_of("ddp", variants, ddp_sweep)
+            args.ddp_lr_scales = [label["lr_scale"]]  # later seeds: the winner only
         elif method == "diloco" and args.diloco_sweep:
-            best = None
-            for pair in args.diloco_sweep:
-                lr, mom = (float(x) for x in pair.split(":"))
-                r = sim(
-                    "diloco", hp.replace(**{"outer.diloco_lr": lr, "outer.diloco_momentum": mom})
-                )
-                sweep.append({"lr": lr, "momentum": mom, **r.summary()})
-                if best is None or r.val_loss < best[1].val_loss:
-                    best = ((lr, mom), r)
-            args.diloco_sweep = [f"{best[0][0]}:{best[0][1]}"]  # later seeds: the winner only
-            results["diloco"] = best[1]
+            pairs = [tuple(float(x) for x in pair.split(":")) for pair in args.diloco_sweep]
+            variants = [
+                ({"lr": lr, "momentum": m}, {"outer.diloco_lr": lr, "outer.diloco_momentum": m})
+                for lr, m in pairs
+            ]
+            label, results["diloco"] = best_of("diloco", variants, sweep)
+            args.diloco_sweep = [f"{label['lr']}:{label['momentum']}"]  # later seeds: the winner
         else:
             results[method] = sim(method, hp)
     return {"results": results, "diloco_sweep": sweep, "ddp_lr_sweep": ddp_sweep}
@@ -316,7 +316,7 @@ def main() -> int:
         "runs": runs,
         "diloco_sweep": per_seed[args.seeds[0]]["diloco_sweep"],
         "ddp_lr_sweep": per_seed[args.seeds[0]]["ddp_lr_sweep"],
-        "ddp_lr": hp.train.lr * args.ddp_lr_scales[0],
+        "ddp_lr": hp.train.lr * args.ddp_lr_scales[0] if "ddp" in first else None,
         "curves": {m: r.curve for m, r in first.items()},
         "seconds": round(time.perf_counter() - t0, 1),
     }

@@ -2,7 +2,7 @@
 """Benchmark a local subnet run; prints ONE JSON object.
 
 python scripts/bench_localnet.py --json                    # 2 miners, 1 validator, 8 windows
-python scripts/bench_localnet.py --miners 4 --windows 10 --block-time 1.0 --json
+python scripts/bench_localnet.py --miners 4 --windows 10 --block-time 0.5 --json
 python scripts/bench_localnet.py --windows 24 --sim --json  # live loss curve beside the simulation
 
 With ``--sim`` the same K, H and windows are then simulated in one process on the run's own
@@ -144,7 +144,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--miners", type=int, default=2)
     p.add_argument("--validators", type=int, default=1)
     p.add_argument("--windows", type=int, default=8)
-    p.add_argument("--block-time", type=float, default=0.5)
+    p.add_argument(
+        "--block-time",
+        type=float,
+        default=LocalnetConfig().block_time,
+        help="seconds per block (default: the local subnet's)",
+    )
     p.add_argument("--hparams", default="tiny")
     p.add_argument("--device", default="cpu")
     p.add_argument("--threads", type=int, default=1, help="torch threads per neuron")

@@ -74,3 +74,33 @@ def test_ddp_gets_the_best_lr_of_its_sweep_and_later_seeds_reuse_it(monkeypatch,
     seen.clear()
     bench.run_seed(args, hp, 1, [corpus], None, tmp_path)
     assert seen == pytest.approx([0.003])
+
+
+def test_diloco_sweep_keeps_the_best_pair_for_later_seeds(monkeypatch, tmp_path):
+    bench = _bench()
+    seen: list[tuple[float, float]] = []
+
+    def fake_simulate(method, hp, *a, **k):
+        pair = (hp.outer.diloco_lr, hp.outer.diloco_momentum)
+        seen.append(pair)
+        return _FakeResult(abs(pair[0] - 0.7) + pair[1])  # best at (0.7, 0.0)
+
+    monkeypatch.setattr(bench, "simulate", fake_simulate)
+    corpus = tmp_path / "corpus.txt"
+    corpus.write_text("the quick brown fox jumps over the lazy dog.\n" * 400)
+    args = bench.argparse.Namespace(
+        eval_pages=2,
+        methods=["diloco"],
+        ddp_lr_scales=[0.5],
+        diloco_sweep=["0.7:0.9", "0.7:0.0", "1.0:0.5"],
+        miners=2,
+        outer_steps=1,
+        wire_every=1,
+        sparse_momentum=0.0,
+        schedule="live",
+        device="cpu",
+    )
+    first = bench.run_seed(args, bench.load_hparams("tiny"), 0, [corpus], None, tmp_path)
+    assert [(s["lr"], s["momentum"]) for s in first["diloco_sweep"]] == seen
+    assert first["results"]["diloco"].val_loss == pytest.approx(0.0)
+    assert args.diloco_sweep == ["0.7:0.0"]
