@@ -212,6 +212,19 @@ class Run:
         return await self.v.run_window(w)
 
 
+def second_half_shares(weights: dict[str, list[float]]) -> dict[str, float]:
+    """Each class's mean share of the weights over the second half of the windows (windows
+    where nobody has weight are skipped): pay over time, not the last window's snapshot."""
+    n = len(next(iter(weights.values()), []))
+    shares = {k: [] for k in weights}
+    for i in range(n // 2, n):
+        total = sum(w[i] for w in weights.values())
+        if total > 0:
+            for k, w in weights.items():
+                shares[k].append(w[i] / total)
+    return {k: statistics.mean(v) if v else 0.0 for k, v in shares.items()}
+
+
 def _windows_to_zero(series: list[float]) -> int | None:
     """Windows until the class's weight reached 0 and stayed there (None: not by the end)."""
     for i in range(len(series)):
@@ -260,6 +273,7 @@ async def simulate(
     total = sum(final.values()) or 1.0
     honest_uids = [u for u, k in kinds.items() if k == "honest"]
     honest_w = [run.v.state.weights.get(u, 0.0) / total for u in honest_uids]
+    later = second_half_shares({k: c["weights"] for k, c in per_class.items()})
     return {
         "seed": seed,
         "windows": windows,
@@ -272,6 +286,7 @@ async def simulate(
         "classes": {
             k: {
                 "incentive_share": final[k] / total,
+                "incentive_share_second_half": later[k],
                 "ever_peer": c["ever_peer"],
                 "windows_to_weight_zero": _windows_to_zero(c["weights"]),
                 "credited_of_measured": [c["credited"], c["measured"]],
@@ -315,6 +330,9 @@ def summarise(runs: list[dict], clean: list[dict]) -> dict:
         out["classes"][k] = {
             "incentive_share_mean": statistics.mean(x["incentive_share"] for x in rs),
             "incentive_share_max": max(x["incentive_share"] for x in rs),
+            "incentive_share_second_half_mean": statistics.mean(
+                x["incentive_share_second_half"] for x in rs
+            ),
             "ever_peer": any(x["ever_peer"] for x in rs),
             "windows_to_weight_zero_max": None if None in zeros else max(zeros),
             "credited_of_measured": credited,

@@ -36,3 +36,11 @@ def test_micro_run_reports_every_figure_and_pays_no_copier(tiny_dataset, tmp_pat
         "targets",
     ):
         assert key in summary
+    assert "incentive_share_second_half_mean" in summary["classes"]["honest"]
+
+
+def test_second_half_shares_average_the_later_windows_and_skip_empty_ones():
+    weights = {"honest": [0.0, 9.0, 3.0, 0.0, 1.0], "lazy": [0.0, 1.0, 1.0, 0.0, 0.0]}
+    # windows 2..4: shares 0.75 / 0.25, nobody (skipped), 1.0 / 0.0
+    assert bench.second_half_shares(weights) == {"honest": 0.875, "lazy": 0.125}
+    assert bench.second_half_shares({"honest": [0.0, 0.0]}) == {"honest": 0.0}
