@@ -100,4 +100,4 @@ def test_diloco_without_momentum_is_plain_sgd():
     opt = DilocoOuterOptimizer(m, lr=1.0, momentum=0.0)
     opt.step({"weight": torch.tensor([[0.25]])})
     opt.step({"weight": torch.tensor([[0.25]])})
-    assert float(m.weight) == 0.5
+    assert float(m.weight.detach()) == 0.5
