@@ -15,8 +15,8 @@ records them all; the best is reported as ``diloco``. DDP gets its own learning 
 way: ``--ddp-lr-scales`` multiplies the preset's inner lr (the miners' own, tuned for local
 steps), runs DDP once per scale, records the sweep as ``ddp_lr_sweep`` and reports the best as
 ``ddp``, so the gap is to a tuned DDP. Both sweeps run on the first seed; later seeds run the
-winner only. SparseLoCo runs a late network by default (``--schedule live``): window w starts without w-1's aggregate, which arrives half-way
-through (the latest a miner waits for it is the leader's publish deadline, mid-window:
+winner only. SparseLoCo runs a late network by default (``--schedule live``): window w
+starts without w-1's aggregate, which arrives half-way through (the latest a miner waits for it is the leader's publish deadline, mid-window:
 ``template/miner/loop.py``), and until then the miner carries on from its own weights
 (``template/training/overlap.py``). ``--schedule sync`` is a network on time (the miner starts
 once the aggregate is applied); ``--schedule stale`` the late case with the earlier miner,
