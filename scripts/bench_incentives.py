@@ -252,6 +252,8 @@ async def simulate(
         for uid, kind in kinds.items():
             c = per_class[kind]
             d = r.decisions.get(uid)
+            if kind == "replay" and i == 0:
+                continue  # its first upload is honestly trained (what it replays later)
             if kind == "honest":
                 honest_uploads += 1
                 if uid in r.rejected:

@@ -5,7 +5,12 @@ from __future__ import annotations
 
 from template.parallel.launch import launch, main
 
-SHOW = "import os; print(os.environ['RANK'], os.environ['WORLD_SIZE'], os.environ['MASTER_PORT'])"
+# one write() per rank: three ranks share the captured stdout, and print() may write its parts
+# separately (interleaved lines, seen once in a full test run)
+SHOW = (
+    "import os; e = os.environ; "
+    "os.write(1, f\"{e['RANK']} {e['WORLD_SIZE']} {e['MASTER_PORT']}\\n\".encode())"
+)
 
 
 def test_ranks_get_their_place(capfd):

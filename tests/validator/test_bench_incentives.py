@@ -16,7 +16,7 @@ import incentive_sim as sim  # noqa: E402
 def test_micro_run_reports_every_figure_and_pays_no_copier(tiny_dataset, tmp_path):
     hp = bench.preset("small")
     ds = sim.open_dataset(tiny_dataset, hp)
-    classes = ["same_second_copier", "random", "zero"]
+    classes = ["same_second_copier", "random", "zero", "replay"]
     run = asyncio.run(bench.simulate(hp, ds, tmp_path, 0, 3, 2, classes))
     assert run["honest_uploads"] == 6 and run["honest_false_rejections"] == 0
     got = run["classes"]
@@ -24,6 +24,10 @@ def test_micro_run_reports_every_figure_and_pays_no_copier(tiny_dataset, tmp_pat
     for k in classes:
         assert got[k]["incentive_share"] == 0.0 and not got[k]["ever_peer"]
     assert got["zero"]["rejected_windows"] == 3  # free rider, every window
+    # the replayer's honest first window is not an attack window: its replays (windows 1-2)
+    # are rejected before any measurement, so nothing of it counts as measured or credited
+    assert got["replay"]["rejected_windows"] == 2
+    assert got["replay"]["credited_of_measured"] == [0, 0]
     summary = bench.summarise([run], [])
     for key in (
         "honest_uploads",
