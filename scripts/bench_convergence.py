@@ -16,11 +16,12 @@ way: ``--ddp-lr-scales`` multiplies the preset's inner lr (the miners' own, tune
 steps), runs DDP once per scale, records the sweep as ``ddp_lr_sweep`` and reports the best as
 ``ddp``, so the gap is to a tuned DDP. Both sweeps run on the first seed; later seeds run the
 winner only. SparseLoCo runs a late network by default (``--schedule live``): window w
-starts without w-1's aggregate, which arrives half-way through (the latest a miner waits for it is the leader's publish deadline, mid-window:
-``template/miner/loop.py``), and until then the miner carries on from its own weights
-(``template/training/overlap.py``). ``--schedule sync`` is a network on time (the miner starts
-once the aggregate is applied); ``--schedule stale`` the late case with the earlier miner,
-which restarted from the global model without the aggregate.
+starts without w-1's aggregate, which arrives half-way through (the latest a miner waits for
+it is the leader's publish deadline, mid-window: ``template/miner/loop.py``), and until then
+the miner carries on from its own weights (``template/training/overlap.py``). ``--schedule
+sync`` is a network on time (the miner starts once the aggregate is applied); ``--schedule
+stale`` the late case with the earlier miner, which restarted from the global model without
+the aggregate.
 """
 
 from __future__ import annotations

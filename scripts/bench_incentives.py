@@ -238,6 +238,7 @@ async def simulate(
 ) -> dict:
     run = Run(hp, ds, tmp, seed, honest, classes, overrides)
     kinds = {a.uid: a.kind for a in run.actors}
+    actors = {a.uid: a for a in run.actors}
     per_class: dict[str, dict] = {
         k: {"weights": [], "ever_peer": False, "credited": 0, "measured": 0, "rejected": 0, "z": []}
         for k in set(kinds.values())
@@ -248,12 +249,13 @@ async def simulate(
     t0 = time.perf_counter()
     w0 = 10 + seed * 1000
     for i in range(windows):
-        r = await run.window(w0 + i)
+        w = w0 + i
+        r = await run.window(w)
         for uid, kind in kinds.items():
             c = per_class[kind]
             d = r.decisions.get(uid)
-            if kind == "replay" and i == 0:
-                continue  # its first upload is honestly trained (what it replays later)
+            if kind == "replay" and w == min(actors[uid].history):
+                continue  # the upload it replays later: honestly trained, not an attack window
             if kind == "honest":
                 honest_uploads += 1
                 if uid in r.rejected:
