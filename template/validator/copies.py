@@ -13,9 +13,10 @@ Two questions per window:
    readable), so an honest original is never rejected for being copied. Members whose order
    cannot be proven are left to the judge (which uploader's assigned pages the content fits).
 2. **Who is a mix of others** (``find_mixes``). Each upload's count sketch is compared with
-   the sum of every other upload of the window outside its own cluster (leave-one-out) and
-   with the last aggregate. Mixers are peeled one at a time, most similar first, so a swarm
-   of mixers cannot make honest uploads look like mixes of the mixers.
+   the sum of every other upload of the window outside its own cluster (leave-one-out; each
+   other cluster counts once, as its mean) and with the last aggregate. Mixers are peeled one
+   at a time, most similar first, so a swarm of mixers cannot make honest uploads look like
+   mixes of the mixers.
 """
 
 from __future__ import annotations
@@ -226,36 +227,37 @@ def mix_scores(
 
 
 def _mix_pass(prints, clusters, aggregate, flagged) -> dict[int, MixFinding]:
-    """One pass: a matrix-vector product against the live total, O(uploads x width)."""
+    """One pass: a matrix-vector product against the live total, O(uploads x width).
+
+    Each near-duplicate cluster counts once in the total (its members' mean): copies add no
+    information, and a copier that duplicated honest uploads would otherwise inflate every
+    honest upload's cosine to the others towards the mix threshold."""
     live = [p for p in prints if p.uid not in flagged]
     if not live:
         return {}
     row = {p.uid: i for i, p in enumerate(live)}
     mat = np.stack([p.sketch for p in live]).astype(np.float64)
-    total = mat.sum(0)
-    t_dot = mat @ total
     sq = np.einsum("ij,ij->i", mat, mat)
-    t_sq = float(total @ total)
-    own_sum: dict[int, np.ndarray] = {}
-    for c in clusters:
-        members = [row[u] for u in c.uids if u in row]
-        if len(members) > 1:
-            vec = mat[members].sum(0)
-            for i in members:
-                own_sum[i] = vec
-    out = {}
-    for i, p in enumerate(live):
-        if i in own_sum:
-            c = own_sum[i]
-            dot, c_t, c_sq = float(mat[i] @ c), float(total @ c), float(c @ c)
-        else:
-            dot, c_t, c_sq = float(sq[i]), float(t_dot[i]), float(sq[i])
-        others_sq = max(0.0, t_sq - 2 * c_t + c_sq)
-        den = np.sqrt(float(sq[i]) * others_sq)
-        loo = (float(t_dot[i]) - dot) / den if den > 0 else 0.0
-        agg = None if aggregate is None else cosine(p.sketch, aggregate)
-        out[p.uid] = MixFinding(p.uid, loo, agg)
-    return out
+    groups = [m for c in clusters if len(m := [row[u] for u in c.uids if u in row]) > 1]
+    total = mat.sum(0)
+    means = {}
+    for members in groups:
+        mean = mat[members].mean(0)
+        total -= mat[members].sum(0) - mean
+        means.update((i, mean) for i in members)
+    t_dot = mat @ total
+    own_dot, own_t, own_sq = sq.copy(), t_dot.copy(), sq.copy()  # each row's part of the total
+    for i, mean in means.items():
+        own_dot[i], own_t[i], own_sq[i] = mat[i] @ mean, total @ mean, mean @ mean
+    others_sq = np.maximum(0.0, float(total @ total) - 2 * own_t + own_sq)
+    den = np.sqrt(sq * others_sq)
+    loo = np.divide(t_dot - own_dot, den, out=np.zeros(len(live)), where=den > 0)
+    return {
+        p.uid: MixFinding(
+            p.uid, float(loo[i]), None if aggregate is None else cosine(p.sketch, aggregate)
+        )
+        for i, p in enumerate(live)
+    }
 
 
 def find_mixes(

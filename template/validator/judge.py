@@ -13,7 +13,8 @@ Three questions per measured upload (measure.py gives the per-sequence figures):
   ``-harm_z``: a per-sequence paired test, not a tolerance on two pages.
 - **Who is the original of a near-duplicate cluster?** The member whose content fits its own
   assigned pages: the highest evidence Z. It keeps its verdict (credited when proven) unless
-  another member is proven too; the others earn nothing this window (``unattributed``).
+  another member is proven too and within ``z_lead`` of it; the others earn nothing this
+  window (``unattributed``).
   Evidence never *rejects* a member: a copier proven by chance (rate ``alpha``) next to an
   original whose proof is still young must not brand the original a copy (measured: it did,
   once in 36 honest uploads). Only the validator's own first-seen order proves who copied
@@ -45,6 +46,12 @@ class JudgeRules:
     @property
     def z_proof(self) -> float:
         return NormalDist().inv_cdf(1.0 - self.alpha)
+
+    @property
+    def z_lead(self) -> float:
+        """How far one uid's evidence must lead another's to tell them apart: a one-sided test
+        at rate ``alpha`` on the difference of two unit-variance evidence statistics."""
+        return math.sqrt(2.0) * self.z_proof
 
 
 @dataclass
@@ -142,9 +149,11 @@ def judge_window(
 
 def _attribute(out: dict[int, Decision], members: list[int], rules: JudgeRules) -> None:
     """Settle one cluster by page fit: the member whose content fits its own pages best keeps
-    its verdict (credited when proven) unless another member is proven too; the others earn
-    nothing this window and are never peers. Nobody is rejected here: evidence can be wrong by
-    chance, the first-seen order (copies.py) cannot."""
+    its verdict (credited when proven) unless another member is proven too and its evidence
+    is not clearly behind (within ``rules.z_lead``); the others earn nothing this window and
+    are never peers. Nobody is rejected here: evidence can be wrong by chance, the first-seen
+    order (copies.py) cannot. A copier proven by chance (rate alpha) thus cannot take the
+    credit of an original whose evidence is far ahead of its own."""
     live = [u for u in members if out[u].rejection is None]
     if len(live) < 2:
         return
@@ -152,7 +161,10 @@ def _attribute(out: dict[int, Decision], members: list[int], rules: JudgeRules) 
     best = out[ranked[0]]
     for uid in ranked[1:]:
         out[uid] = replace(out[uid], verdict="unattributed")
-    if any(out[u].evidence_z >= rules.z_proof for u in ranked[1:]):
+    if any(
+        out[u].evidence_z >= rules.z_proof and best.evidence_z - out[u].evidence_z < rules.z_lead
+        for u in ranked[1:]
+    ):
         out[best.uid] = replace(best, verdict="unattributed")
 
 

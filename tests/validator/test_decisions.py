@@ -148,6 +148,25 @@ def test_unclear_cluster_earns_nothing_and_rejects_nobody():
     assert window_values(d, {}, **PENALTIES) == {1: 0.0, 2: 0.0}
 
 
+def test_a_copier_proven_by_chance_cannot_take_a_far_stronger_originals_credit():
+    ev = Evidence()  # uid 1: a long honest record; uid 2 copies it and is proven by chance
+    ev.s, ev.v = {1: 12.0, 2: 3.5}, {1: 1.0, 2: 1.0}
+    d = judge_window(
+        {1: measurement(1, 1.0, seed=3), 2: measurement(2, 0.0, seed=2)}, [(2, 1)], ev, RULES
+    )
+    assert d[2].evidence_z >= RULES.z_proof  # both proven ...
+    assert d[1].evidence_z - d[2].evidence_z >= RULES.z_lead  # ... the original far ahead
+    assert d[1].credited and d[2].verdict == "unattributed" and d[2].rejection is None
+    # the same copier within z_lead of the original: the content cannot tell, nobody earns
+    ev.s, ev.v = {1: 2.0, 2: 3.5}, {1: 1.0, 2: 1.0}
+    d = judge_window(
+        {1: measurement(1, 1.0, seed=3), 2: measurement(2, 0.0, seed=2)}, [(2, 1)], ev, RULES
+    )
+    assert 0 < d[1].evidence_z - d[2].evidence_z < RULES.z_lead
+    assert {x.verdict for x in d.values()} == {"unattributed"}
+    assert math.isclose(RULES.z_lead, math.sqrt(2) * RULES.z_proof)
+
+
 def test_a_proven_original_keeps_its_credit_next_to_a_close_copier():
     ev = Evidence()  # uid 1 proven, its copier uid 2 unproven but within the copy margin
     m1, m2 = measurement(1, 0.7, seed=6), measurement(2, 0.5, seed=6)

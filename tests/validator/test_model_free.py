@@ -14,7 +14,13 @@ from template.training.model import build_model
 from template.training.pages import PageDataset
 from template.training.shards import TokenStream
 from template.training.wire import Upload
-from template.validator.copies import CopyRules, find_clusters, make_print, window_salt
+from template.validator.copies import (
+    CopyRules,
+    find_clusters,
+    make_print,
+    mix_scores,
+    window_salt,
+)
 from template.validator.outcomes import MISSING, RejectCode, Rejection, rejection_of_wire_error
 from template.validator.replay import ReplayMemory, content_digest, index_digest, replay_windows
 from template.validator.sampling import choose_for_evaluation, evaluation_budget, rotation_bound
@@ -175,6 +181,25 @@ def test_a_swarm_of_mixers_flags_every_mixer_and_no_honest_upload(honest):
     res = screen(2, ups, layout)
     assert set(res.rejected) == {9, 10, 11}, res.rejected
     assert all(r.code is RejectCode.MIX_OF_OTHERS for r in res.rejected.values())
+
+
+def test_copies_do_not_raise_the_mix_cosine_of_the_uploads_they_copy_from(honest):
+    """A near-duplicate cluster counts once in the others' sum: copiers duplicating honest
+    uploads cannot push the other honest uploads towards the mix threshold."""
+    layout, windows = honest
+    ups = dict(windows[2])
+    plain = screen(2, ups, layout)
+    for copier, victim in ((9, 1), (10, 2), (11, 2)):
+        ups[copier] = dataclasses.replace(ups[victim], uid=copier, hotkey=f"hk{copier}")
+    copied = screen(2, ups, layout)
+    assert {frozenset(c.uids) for c in copied.clusters} == {
+        frozenset({1, 9}),
+        frozenset({2, 10, 11}),
+    }
+    before = mix_scores(list(plain.prints.values()), plain.clusters, None)
+    after = mix_scores(list(copied.prints.values()), copied.clusters, None)
+    for uid in (3, 4):
+        assert after[uid].loo_cosine == pytest.approx(before[uid].loo_cosine, abs=1e-9)
 
 
 def test_copy_of_the_last_aggregate_is_a_mix(honest):
