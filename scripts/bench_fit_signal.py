@@ -45,9 +45,9 @@ from template.validator.measure import (  # noqa: E402
 )
 
 
-def fit_z(own: torch.Tensor, ctrl: torch.Tensor) -> float:
+def fit_z(own: torch.Tensor, own_pages, ctrl: torch.Tensor, ctrl_pages) -> float:
     """The judge's per-window statistic on paired excesses (``Measurement.fit_z`` itself)."""
-    return Measurement(0, 1.0, (), own, ctrl, ctrl, 0.0).fit_z
+    return Measurement(0, 1.0, tuple(own_pages), own, ctrl, ctrl, 0.0, tuple(ctrl_pages)).fit_z
 
 
 def pretrained(hp, ds, steps: int, seed: int) -> torch.nn.Module:
@@ -96,9 +96,9 @@ def main() -> None:
             shapes = {n: tuple(q.shape) for n, q in base.named_parameters()}
             total = sum_delta(ups, shapes)
             salt = f"bench-{args.seed}"
-            _, ctrl = control_sequences(ds, max(sizes), w, salt)
+            cpages, ctrl = control_sequences(ds, max(sizes), w, salt)
             for up, kind in zip(ups, kinds, strict=True):
-                _, own = own_sequences(ds, up, max(sizes), w, salt)
+                opages, own = own_sequences(ds, up, max(sizes), w, salt)
                 for mult in scales:
                     s = weight * mult
                     with reference_applied(
@@ -110,7 +110,7 @@ def main() -> None:
                     for n in sizes:
                         key = f"{kind}/seqs={n}/scale={mult:g}"
                         e_own, e_ctrl = (own_ref - own_up)[:n], (ctrl_ref - ctrl_up)[:n]
-                        z.setdefault(key, []).append(fit_z(e_own, e_ctrl))
+                        z.setdefault(key, []).append(fit_z(e_own, opages[:n], e_ctrl, cpages[:n]))
             if not args.no_outer:
                 with torch.no_grad():
                     params = dict(base.named_parameters())

@@ -41,6 +41,7 @@ from template.signing import dev_keypair  # noqa: E402
 from template.training.model import build_model  # noqa: E402
 from template.validator.args import ValidatorConfig  # noqa: E402
 from template.validator.evaluate import fixed_heldout_loss  # noqa: E402
+from template.validator.judge import JudgeRules  # noqa: E402
 from template.validator.loop import Validator  # noqa: E402
 from template.validator.measure import Measurer  # noqa: E402
 from template.validator.state import ValidatorState  # noqa: E402
@@ -311,7 +312,21 @@ def _mean_sd(xs: list[float]) -> list[float] | None:
     return [statistics.mean(xs), statistics.pstdev(xs)] if xs else None
 
 
-def summarise(runs: list[dict], clean: list[dict]) -> dict:
+def null_fit_z(runs: list[dict], z_proof: float) -> dict | None:
+    """The per-window fit z of the adversaries' measured uploads (none trained on its own
+    pages): the judge's test assumes N(0, 1), so ``above_z_proof`` should be near alpha."""
+    zs = [z for r in runs for k in ADVERSARIES for z in r["classes"].get(k, {}).get("fit_z", [])]
+    if not zs:
+        return None
+    return {
+        "uploads": len(zs),
+        "mean": statistics.mean(zs),
+        "sd": statistics.pstdev(zs),
+        "above_z_proof": sum(z > z_proof for z in zs) / len(zs),
+    }
+
+
+def summarise(runs: list[dict], clean: list[dict], z_proof: float) -> dict:
     classes = sorted({k for r in runs for k in r["classes"]})
     out = {
         "honest_uploads": sum(r["honest_uploads"] for r in runs),
@@ -342,6 +357,7 @@ def summarise(runs: list[dict], clean: list[dict]) -> dict:
             "credited_of_measured": credited,
             "fit_z_mean_sd": _mean_sd([z for x in rs for z in x["fit_z"]]),
         }
+    out["null_fit_z"] = null_fit_z(runs, z_proof)
     wrong = [out["classes"][k]["credited_of_measured"] for k in ADVERSARIES if k in classes]
     out["false_credit_rate"] = sum(c for c, _ in wrong) / max(1, sum(m for _, m in wrong))
     out["eval_cost_share"] = statistics.mean(
@@ -385,6 +401,9 @@ def main() -> None:
         default=None,
         help="--eval.own-seqs and --eval.control-seqs of the validator (default: theirs)",
     )
+    p.add_argument(
+        "--eval-lr-scale", type=float, default=None, help="--eval.lr-scale of the validator"
+    )
     args = p.parse_args()
     if args.quick:
         args.presets, args.seeds, args.windows, args.clean_seeds = "small", 1, 6, 0
@@ -392,6 +411,10 @@ def main() -> None:
     logging.basicConfig(level=logging.WARNING)
     classes = [c for c in args.classes.split(",") if c]
     over = {} if args.alpha is None else {"judge_alpha": args.alpha}
+    alpha = ValidatorConfig().judge_alpha if args.alpha is None else args.alpha
+    z_proof = JudgeRules(alpha=alpha).z_proof
+    if args.eval_lr_scale is not None:
+        over |= {"eval_lr_scale": args.eval_lr_scale}
     if args.eval_seqs is not None:
         over |= {"eval_own_seqs": args.eval_seqs, "eval_control_seqs": args.eval_seqs}
     result: dict = {
@@ -420,7 +443,7 @@ def main() -> None:
                             )
                         )
                     )
-            result[name] = {**summarise(runs, clean), "runs": runs}
+            result[name] = {**summarise(runs, clean, z_proof), "runs": runs}
     print(json.dumps(result, indent=None if args.json else 2, default=float))
 
 

@@ -28,7 +28,7 @@ def test_micro_run_reports_every_figure_and_pays_no_copier(tiny_dataset, tmp_pat
     # are rejected before any measurement, so nothing of it counts as measured or credited
     assert got["replay"]["rejected_windows"] == 2
     assert got["replay"]["credited_of_measured"] == [0, 0]
-    summary = bench.summarise([run], [])
+    summary = bench.summarise([run], [], 2.054)
     for key in (
         "honest_uploads",
         "honest_false_rejections",
@@ -38,6 +38,7 @@ def test_micro_run_reports_every_figure_and_pays_no_copier(tiny_dataset, tmp_pat
         "heldout_loss_with_adversaries",
         "heldout_loss_without_adversaries",
         "targets",
+        "null_fit_z",
     ):
         assert key in summary
     assert "incentive_share_second_half_mean" in summary["classes"]["honest"]

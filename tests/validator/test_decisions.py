@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import torch
@@ -22,7 +23,14 @@ from template.validator.judge import (
     judge_window,
 )
 from template.validator.leader import choose_peers
-from template.validator.measure import Measurement, Measurer, control_sequences, own_sequences
+from template.validator.measure import (
+    Measurement,
+    Measurer,
+    clustered_var_of_mean,
+    control_sequences,
+    own_sequences,
+    t_to_z,
+)
 from template.validator.outcomes import MISSING, RejectCode, Rejection
 from template.validator.score import Scoreboard, incentive_scores, window_values
 from template.validator.weights import compute_weights
@@ -41,7 +49,58 @@ def measurement(uid: int, fit: float, gain: float = 0.01, n: int = 24, seed: int
     own = noise() + fit
     ctrl = noise()
     ctrl_gain = gain + 0.001 * noise()
-    return Measurement(uid, 1.0, (1,), own, ctrl, ctrl_gain, 3.0)
+    return Measurement(uid, 1.0, tuple(range(n)), own, ctrl, ctrl_gain, 3.0)
+
+
+def test_t_to_z_matches_the_exact_tail_and_never_exceeds_it():
+    # exact values: scipy.stats.norm.isf(scipy.stats.t.sf(t, df)), scipy 1.17
+    exact = {(2.0, 5): 1.6355, (3.0, 5): 2.1688, (2.5, 10): 2.1514, (1.0, 3): 0.8578}
+    exact[(2.0, 40)] = 1.9405
+    for (t, df), z in exact.items():
+        assert abs(t_to_z(t, df) - z) < 0.01
+        assert t_to_z(t, df) <= z + 0.005  # a proof is never easier than the exact test
+        assert t_to_z(-t, df) == -t_to_z(t, df)
+    assert t_to_z(2.0, math.inf) == 2.0
+
+
+def test_clustered_variance_reduces_to_the_plain_one_for_singleton_groups():
+    x = torch.randn(30, generator=torch.Generator().manual_seed(1), dtype=torch.float64)
+    v, df = clustered_var_of_mean(x, ())
+    assert math.isclose(v, float(x.var()) / 30) and df == 29
+    assert clustered_var_of_mean(x, [7] * 30) == (math.inf, 0)  # one group: no estimate
+
+
+def _page_effect_measurements(count: int, pages: int, per_page: int, icc: float):
+    g = torch.Generator().manual_seed(5)
+    n = pages * per_page
+    labels = tuple(p for _ in range(per_page) for p in range(pages))
+    for i in range(count):
+        page = torch.randn(pages, generator=g, dtype=torch.float64) * math.sqrt(icc)
+        own = page.repeat(per_page) + torch.randn(n, generator=g, dtype=torch.float64) * math.sqrt(
+            1 - icc
+        )
+        ctrl = torch.randn(n, generator=g, dtype=torch.float64)
+        yield Measurement(i, 1.0, labels, own, ctrl, ctrl, 3.0)
+
+
+def test_fit_z_of_pages_that_move_together_keeps_the_false_positive_rate():
+    """Without a fit, sequences of one page share an effect (the document's text): an i.i.d.
+    standard error proves such an upload too often; the page-clustered one keeps alpha."""
+    bar = RULES.z_proof
+    ms = list(_page_effect_measurements(3000, pages=6, per_page=6, icc=0.15))
+    clustered = sum(m.fit_z > bar for m in ms) / len(ms)
+    iid = sum(
+        replace_pages(m).fit_z > bar
+        for m in ms  # every sequence its own page
+    ) / len(ms)
+    assert clustered < 0.03  # alpha 0.02 and 3,000 draws: SE 0.0026
+    assert iid > 0.04
+    one_page = Measurement(0, 1.0, (4,) * 6, torch.ones(6), torch.zeros(6), torch.zeros(6), 3.0)
+    assert one_page.fit_z == 0.0  # one page tells nothing of how pages vary: no evidence
+
+
+def replace_pages(m: Measurement) -> Measurement:
+    return dataclasses.replace(m, own_pages=tuple(range(m.own_excess.numel())))
 
 
 def test_evidence_is_a_discounted_stouffer_sum():
@@ -76,7 +135,7 @@ def test_harm_needs_statistical_evidence():
     small_loss = Measurement(
         1,
         1.0,
-        (1,),
+        tuple(range(n)),
         torch.zeros(n, dtype=torch.float64),
         torch.zeros(n, dtype=torch.float64),
         torch.linspace(-0.02, 0.019, n, dtype=torch.float64),
@@ -85,7 +144,7 @@ def test_harm_needs_statistical_evidence():
     clear_harm = Measurement(
         2,
         1.0,
-        (1,),
+        tuple(range(n)),
         torch.zeros(n, dtype=torch.float64),
         torch.zeros(n, dtype=torch.float64),
         -0.05 + 0.001 * torch.randn(n, dtype=torch.float64),
@@ -208,8 +267,9 @@ def test_measurement_pairs_sequences_and_leaves_the_model_unchanged(tiny_dataset
     before = [p.detach().clone() for p in model.parameters()]
     up = _upload(ds, model, 3, 1)
     pages, seqs = own_sequences(ds, up, 6, 3, "v")
-    assert set(pages) <= set(up.pages) and seqs.shape[0] == 6
-    assert len(pages) == 4  # one sequence per page while distinct pages last
+    assert set(pages) <= set(up.pages) and seqs.shape[0] == len(pages) == 6
+    assert len(set(pages)) == 4  # one sequence per page while distinct pages last
+    assert len(set(pages[:4])) == 4
     cpages, _ = control_sequences(ds, 6, 3, "v")
     assert all(not ds.layout.is_heldout(p) for p in cpages)  # same distribution, not the tail
     m = Measurer(model, ds, own=6, control=6, salt="v")
@@ -254,3 +314,29 @@ def test_a_chance_credit_decays_out_of_the_weights():
             assert 2 not in incentive_scores(board.scores)
     board.update(1, "hk1", 0.0)  # an honest window without proof keeps the weight
     assert set(incentive_scores(board.scores)) == {1}
+
+
+def test_pay_grows_with_the_evidence_so_a_chance_credit_earns_no_weight():
+    bar = RULES.z_proof
+    assert RULES.pay(bar) == 0.0 and RULES.pay(2 * bar) == 1.0 and RULES.pay(9.0) == 1.0
+    assert 0.0 < RULES.pay(bar + 0.3) < 0.15  # where a chance crossing lands
+    ev = Evidence()
+    for w in range(4):
+        d = judge_window({1: measurement(1, 1.0, seed=w)}, [], ev, RULES)
+    assert d[1].credited and d[1].pay == RULES.pay(d[1].evidence_z) == 1.0
+    # an honest miner with sustained evidence and a non-trainer that crossed the bar by chance
+    board = Scoreboard(alpha=0.3)
+    for w in range(12):
+        late = w >= 9  # the chance credit comes in the last windows, its evidence just above
+        honest = Decision(1, "credited", gain=0.02, evidence_z=7.0, pay=RULES.pay(7.0))
+        lucky = Decision(2, "credited", gain=0.02, evidence_z=bar + 0.3, pay=RULES.pay(bar + 0.3))
+        decisions = {1: honest, 2: lucky if late else Decision(2, "unproven", gain=0.02)}
+        for uid, v in window_values(decisions, {}, **PENALTIES).items():
+            board.update(uid, f"hk{uid}", v)
+    assert set(incentive_scores(board.scores)) == {1}
+    # without the ramp the same chance credits would hold a quarter of the weights
+    flat = Scoreboard(alpha=0.3)
+    for w in range(12):
+        flat.update(1, "hk1", 1.0)
+        flat.update(2, "hk2", 1.0 if w >= 9 else 0.0)
+    assert incentive_scores(flat.scores)[2] > 0.3 * incentive_scores(flat.scores)[1]

@@ -1,0 +1,165 @@
+"""Which per-window fit statistic separates training from not training best, at a known rate?
+
+    python scripts/bench_fit_statistics.py --seeds 2 --first-seed 0 --windows 16 --json
+
+Runs scripts/bench_incentives.py's simulation (tiny preset: ``--honest`` honest miners, a lazy
+miner and ``--nulls`` wrong-pages miners, which train honestly on pages they were not assigned:
+the null of the fit test) and records, for every measured upload, its per-sequence losses on
+its own and the control sequences (before, after the reference, after the upload). Then it
+computes candidate statistics on the same figures and prints, per statistic and class, the
+mean, the SD and the share of windows above z(0.98) = 2.054:
+
+- ``iid``: the pooled two-sample z of the paired excesses (the judge's statistic until
+  2026-12-02);
+- ``clustered``: ``Measurement.fit_z`` (own sequences clustered by page, Welch df, t to z);
+- ``ancova_ref``: the excess regressed on the reference's gain (a per-sequence covariate);
+- ``rank``: a Mann-Whitney z of own against control excesses;
+- ``gain``: the unpaired gain (before - after) instead of the excess over the reference.
+
+A null statistic should have SD 1 and 2% above 2.054; among those, the best separates honest
+uploads furthest.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import math
+import statistics
+import sys
+import tempfile
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import bench_incentives as bench  # noqa: E402
+import incentive_sim as sim  # noqa: E402
+
+from template.validator import measure  # noqa: E402
+
+Z_BAR = 2.054
+
+
+def _recording(records: list[dict]):
+    """A Measurer.measure that also keeps the raw per-sequence losses of each upload."""
+    original = measure.Measurer.measure
+
+    def measure_and_record(self, upload, near=()):
+        m = original(self, upload, near)
+        w = self._w
+        _, own = measure.own_sequences(self.dataset, upload, self.own, w.window, self.salt)
+        before = self.losses(own)
+        with self.applied(upload.delta.sparse(), w.scale):
+            after = self.losses(own)
+        records.append({"uid": upload.uid, "m": m, "own_before": before, "own_after": after})
+        return m
+
+    return measure_and_record
+
+
+def _pooled_z(a: torch.Tensor, b: torch.Tensor) -> float:
+    n, m = a.numel(), b.numel()
+    pooled = (float(((a - a.mean()) ** 2).sum()) + float(((b - b.mean()) ** 2).sum())) / (n + m - 2)
+    return float(a.mean() - b.mean()) / math.sqrt(pooled * (1 / n + 1 / m))
+
+
+def _ancova_z(y: torch.Tensor, group: torch.Tensor, covariate: torch.Tensor) -> float:
+    """t of the group coefficient in y ~ 1 + group + covariate (read as a z: df > 60)."""
+    x = torch.stack([torch.ones_like(y), group, covariate], dim=1)
+    beta = torch.linalg.lstsq(x, y.unsqueeze(1)).solution.squeeze(1)
+    r = y - x @ beta
+    s2 = float(r @ r) / (y.numel() - 3)
+    cov = s2 * torch.linalg.inv(x.T @ x)
+    return float(beta[1]) / math.sqrt(float(cov[1, 1]))
+
+
+def _rank_z(a: torch.Tensor, b: torch.Tensor) -> float:
+    ranks = torch.cat([a, b]).argsort().argsort().double() + 1
+    n, m = a.numel(), b.numel()
+    u = float(ranks[:n].sum()) - n * (n + 1) / 2
+    return (u - n * m / 2) / math.sqrt(n * m * (n + m + 1) / 12)
+
+
+def statistics_of(rec: dict) -> dict[str, float]:
+    m = rec["m"]
+    oe, ce = m.own_excess, m.control_excess
+    own_gain = rec["own_before"] - rec["own_after"]
+    own_ref_gain = own_gain - oe  # before - after the reference
+    ctrl_ref_gain = m.control_gain - ce
+    y = torch.cat([oe, ce])
+    group = torch.cat([torch.ones_like(oe), torch.zeros_like(ce)])
+    out = {
+        "iid": _pooled_z(oe, ce),
+        "clustered": m.fit_z,
+        "ancova_ref": _ancova_z(y, group, torch.cat([own_ref_gain, ctrl_ref_gain])),
+        "rank": _rank_z(oe, ce),
+        "gain": _pooled_z(own_gain, m.control_gain),
+    }
+    return out
+
+
+def summary(values: list[float]) -> dict:
+    return {
+        "n": len(values),
+        "mean": statistics.mean(values),
+        "sd": statistics.stdev(values) if len(values) > 1 else 0.0,
+        "above_2.054": sum(v > Z_BAR for v in values) / len(values),
+    }
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    p.add_argument("--seeds", type=int, default=2)
+    p.add_argument("--first-seed", type=int, default=0)
+    p.add_argument("--windows", type=int, default=16)
+    p.add_argument("--honest", type=int, default=3)
+    p.add_argument("--nulls", type=int, default=3, help="wrong-pages miners")
+    p.add_argument("--preset", default="tiny", choices=["tiny", "small"])
+    p.add_argument("--json", action="store_true")
+    args = p.parse_args()
+    torch.set_num_threads(1)
+    records: list[dict] = []
+    measure.Measurer.measure = _recording(records)
+    classes = ["lazy"] + ["wrong_pages"] * args.nulls
+    kinds = ["honest"] * args.honest + classes
+    per: dict[str, dict[str, list[float]]] = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = sim.build_dataset(Path(tmp) / "dataset")
+        hp = bench.preset(args.preset)
+        ds = sim.open_dataset(folder, hp)
+        for seed in range(args.first_seed, args.first_seed + args.seeds):
+            records.clear()
+            run_dir = Path(tmp) / f"run{seed}"
+            asyncio.run(bench.simulate(hp, ds, run_dir, seed, args.windows, args.honest, classes))
+            for rec in records:
+                kind = "null" if kinds[rec["uid"]] == "wrong_pages" else kinds[rec["uid"]]
+                for name, z in statistics_of(rec).items():
+                    per.setdefault(name, {}).setdefault(kind, []).append(z)
+            print(f"seed {seed}: {len(records)} measured uploads", file=sys.stderr, flush=True)
+    out = {
+        "command": " ".join(sys.argv),
+        "preset": args.preset,
+        "seeds": list(range(args.first_seed, args.first_seed + args.seeds)),
+        "windows": args.windows,
+        "statistics": {
+            name: {kind: summary(v) for kind, v in sorted(by.items())} for name, by in per.items()
+        },
+    }
+    if args.json:
+        print(json.dumps(out))
+    else:
+        for name, by in out["statistics"].items():
+            print(name)
+            for kind, s in by.items():
+                print(
+                    f"  {kind:7s} n {s['n']:4d}  mean {s['mean']:+.2f}  sd {s['sd']:.2f}  "
+                    f"above 2.054 {s['above_2.054']:.3f}"
+                )
+
+
+if __name__ == "__main__":
+    main()
