@@ -6,11 +6,16 @@ import asyncio
 import sys
 from pathlib import Path
 
+import torch
+
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "scripts"))
 
+import bench_fit_statistics as fit_stats  # noqa: E402
 import bench_incentives as bench  # noqa: E402
 import incentive_sim as sim  # noqa: E402
+
+from template.validator.measure import Measurement  # noqa: E402
 
 
 def test_micro_run_reports_every_figure_and_pays_no_copier(tiny_dataset, tmp_path):
@@ -49,3 +54,20 @@ def test_second_half_shares_average_the_later_windows_and_skip_empty_ones():
     # windows 2..4: shares 0.75 / 0.25, nobody (skipped), 1.0 / 0.0
     assert bench.second_half_shares(weights) == {"honest": 0.875, "lazy": 0.125}
     assert bench.second_half_shares({"honest": [0.0, 0.0]}) == {"honest": 0.0}
+
+
+def test_fit_statistics_agree_in_sign_and_the_clustered_one_is_the_judges():
+    g = torch.Generator().manual_seed(3)
+    noise = lambda: torch.randn(36, generator=g, dtype=torch.float64)  # noqa: E731
+    pages = tuple(p for _ in range(6) for p in range(6))
+    own_excess, ctrl_excess, ctrl_gain = noise() + 1.0, noise(), noise() + 0.5
+    m = Measurement(1, 1.0, pages, own_excess, ctrl_excess, ctrl_gain, 3.0)
+    own_before = 4.0 + noise().abs()
+    own_after = own_before - (own_excess + 0.5)  # the reference gains 0.5 as on control
+    stats = fit_stats.statistics_of({"m": m, "own_before": own_before, "own_after": own_after})
+    assert stats["clustered"] == m.fit_z
+    assert set(stats) == {"iid", "clustered", "ancova_ref", "rank", "gain"}
+    assert all(z > 2.0 for z in stats.values())  # a clear fit shows in every statistic
+    null = Measurement(1, 1.0, pages, noise(), noise(), noise(), 3.0)
+    flat = fit_stats.statistics_of({"m": null, "own_before": own_before, "own_after": own_before})
+    assert abs(flat["iid"]) < 3.0 and abs(flat["clustered"]) < 3.0
