@@ -12,7 +12,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 SCRIPT = ROOT / "scripts" / "localnet.py"
-WINDOWS = 8
+WINDOWS = 10
 
 TIMEOUT_S = 420  # the run gives up (and fails) well before pytest's own limit
 
@@ -38,14 +38,16 @@ def summary(tmp_path_factory) -> dict:
     # A short run is little evidence for the default training-evidence test (alpha 0.02), above
     # all with two miners, where each upload's reference is the other one alone (docs/scoring.md
     # section 10). On tiny an honest upload's fit z is about 1 per window in early windows, and
-    # below 0.7 on some miners' pages (measured in this test's own runs: one honest miner was
-    # never proven in 5 windows at alpha 0.3 and 36 + 36 sequences). So this run loosens the
-    # test to alpha 0.3, measures every trained sequence of a tiny upload (48 own, 8 per page)
-    # against 72 control ones (about 1.2x the default's z with the page-clustered standard
-    # error), and runs 8 windows (7 with uploads), so that both honest miners must earn. The
-    # defaults' outcome is measured by the README run (3 miners, 12 windows) and
-    # scripts/bench_incentives.py.
-    judge = "--judge.alpha 0.3 --eval.own-seqs 48 --eval.control-seqs 72"
+    # 0.6-0.7 on average for this subnet's uid 1 in some runs (one CI run at alpha 0.3, 36 + 36
+    # sequences and 6 windows never proved it). A miner is paid once its evidence passes the bar,
+    # in full once it is twice the bar, and only while its score is a tenth of the best. This
+    # run checks that the pipeline pays both honest miners, not the test's power: it loosens the
+    # test to alpha 0.45 (bar 0.13), measures every trained sequence of a tiny upload (48 own, 8
+    # per page) against 72 control ones (about 1.2x the default's z) and runs 10 windows (9
+    # with uploads). A model of the evidence (per-window z ~ N(0.7, 1)) puts the chance that
+    # such a miner ends below the weights floor near 1%. The defaults' outcome is measured by
+    # the README run (3 miners, 12 windows) and scripts/bench_incentives.py.
+    judge = "--judge.alpha 0.45 --eval.own-seqs 48 --eval.control-seqs 72"
     cmd += [f"--validator.args={judge}"]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=TIMEOUT_S + 90)
     lines = [ln for ln in proc.stdout.splitlines() if ln.strip()]
