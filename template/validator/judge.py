@@ -51,10 +51,10 @@ class JudgeRules:
 
     def pay(self, evidence_z: float) -> float:
         """The part of its gain a proven upload earns: 0 at the bar ``z_proof``, rising
-        linearly to 1 at twice the bar. A non-trainer that crosses the bar by chance sits just
-        above it (measured on tiny: Z 2.1-2.6), an honest miner's evidence grows with every
-        window it trains (Z 5-9 after a few windows), so chance credits pay little and
-        sustained training pays in full."""
+        linearly to 1 at twice the bar. A non-trainer that crosses the bar by chance hovers
+        near it (measured: a copier's chance proof sat at Z 2.1-3.3 for 14 windows, small
+        preset, seed 4, next to its victim's 5-9), while an honest miner's evidence grows with
+        every window it trains, so chance credits pay little and sustained training in full."""
         bar = self.z_proof
         if bar <= 0:
             return 1.0

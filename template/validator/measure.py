@@ -225,11 +225,6 @@ class Measurement:
         return v, v * v / (va * va / da + vb * vb / db)
 
     @property
-    def fit_se(self) -> float:
-        """Standard error of ``fit_excess`` (page-clustered; infinite when it cannot be told)."""
-        return math.sqrt(self._fit_variance()[0])
-
-    @property
     def fit_z(self) -> float:
         """``fit_excess`` in standard errors, read through Student's t at the Welch degrees of
         freedom as a standard normal z (so few pages cannot make a heavy-tailed proof)."""

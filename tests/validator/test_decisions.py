@@ -334,7 +334,7 @@ def test_pay_grows_with_the_evidence_so_a_chance_credit_earns_no_weight():
         for uid, v in window_values(decisions, {}, **PENALTIES).items():
             board.update(uid, f"hk{uid}", v)
     assert set(incentive_scores(board.scores)) == {1}
-    # without the ramp the same chance credits would hold a quarter of the weights
+    # without the ramp the same chance credits would pass the floor: over 0.3 of the best score
     flat = Scoreboard(alpha=0.3)
     for w in range(12):
         flat.update(1, "hk1", 1.0)
