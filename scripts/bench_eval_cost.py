@@ -14,6 +14,12 @@ preset's batch (at most ``--seqs``), so the optimizer step is shared as in a rea
 fewer sequences than the batch (large presets on a CPU) training per sequence is
 overestimated slightly, by the AdamW step's share.
 
+Presets too large to time on the machine (``--estimate``, e.g. 1b and 8b on a CPU) get the
+count-based figure only: a training step costs about three forward passes (forward and a
+backward twice its cost), so evaluation over training is about ``eval_seqs / (3 x
+train_seqs)`` at the same sequence length. Every timed preset reports it too
+(``eval_over_train_estimate``), which checks the estimate against the clock.
+
 Prints one JSON object (``--json``).
 """
 
@@ -47,26 +53,38 @@ def timed(fn, repeats: int) -> float:
     return min(best)
 
 
+def sequence_counts(name: str, uploads: int) -> dict:
+    """Sequences the validator reads per upload and the miner trains per upload, and the
+    count-based estimate of their cost ratio (a training step ~ three forward passes)."""
+    hp = load_hparams(name)
+    cfg = ValidatorConfig()
+    eval_seqs = 2 * (cfg.eval_own_seqs + cfg.eval_control_seqs) + cfg.eval_control_seqs / uploads
+    train_seqs = hp.train.inner_steps * hp.train.batch_size
+    return {
+        "seq_len": hp.model.seq_len,
+        "eval_seqs_per_upload": eval_seqs,
+        "train_seqs_per_upload": train_seqs,
+        "eval_over_train_estimate": round(eval_seqs / (3 * train_seqs), 4),
+    }
+
+
 def preset_cost(name: str, max_seqs: int, repeats: int, uploads: int) -> dict:
     hp = load_hparams(name)
     seqs = min(max_seqs, hp.train.batch_size)
-    cfg = ValidatorConfig()
+    counts = sequence_counts(name, uploads)
     torch.manual_seed(0)
     model = build_model(hp.model)
     opt = make_optimizer(model, hp.train)
     batch = torch.randint(0, hp.model.vocab_size, (seqs, hp.model.seq_len + 1))
     fwd = timed(lambda: sequence_losses(model, batch, batch_size=seqs), repeats) / seqs
     step = timed(lambda: train_steps(model, opt, [batch], hp.train, start_step=0), repeats) / seqs
-    eval_seqs = 2 * (cfg.eval_own_seqs + cfg.eval_control_seqs) + cfg.eval_control_seqs / uploads
-    train_seqs = hp.train.inner_steps * hp.train.batch_size
+    eval_seqs, train_seqs = counts["eval_seqs_per_upload"], counts["train_seqs_per_upload"]
     return {
         "params_millions": round(sum(p.numel() for p in model.parameters()) / 1e6, 1),
-        "seq_len": hp.model.seq_len,
+        **counts,
         "seqs_per_timed_pass": seqs,
         "forward_seconds_per_seq": round(fwd, 5),
         "train_step_seconds_per_seq": round(step, 5),
-        "eval_seqs_per_upload": eval_seqs,
-        "train_seqs_per_upload": train_seqs,
         "eval_seconds_per_upload": round(eval_seqs * fwd, 3),
         "train_seconds_per_upload": round(train_seqs * step, 3),
         "eval_over_train": round(eval_seqs * fwd / (train_seqs * step), 4),
@@ -80,6 +98,9 @@ def main() -> None:
     p.add_argument(
         "--seqs", default="tiny:16,150m:4", help="most sequences per timed pass, per preset"
     )
+    p.add_argument(
+        "--estimate", default="", help="presets with the count-based estimate only (e.g. 1b,8b)"
+    )
     p.add_argument("--repeats", type=int, default=2)
     p.add_argument("--uploads", type=int, default=8, help="uploads sharing the control pass")
     p.add_argument("--threads", type=int, default=2)
@@ -87,13 +108,17 @@ def main() -> None:
     args = p.parse_args()
     torch.set_num_threads(args.threads)
     caps = dict(item.split(":") for item in args.seqs.split(","))
+    presets = {
+        n: preset_cost(n, int(caps.get(n, 4)), args.repeats, args.uploads)
+        for n in filter(None, args.presets.split(","))
+    }
+    for n in filter(None, args.estimate.split(",")):
+        counts = sequence_counts(n, args.uploads)
+        presets[n] = {**counts, "target_met": counts["eval_over_train_estimate"] <= 0.10}
     out = {
         "command": " ".join(sys.argv),
         "machine": f"{platform.machine()}, {torch.get_num_threads()} torch threads, CPU",
-        "presets": {
-            n: preset_cost(n, int(caps.get(n, 4)), args.repeats, args.uploads)
-            for n in args.presets.split(",")
-        },
+        "presets": presets,
     }
     print(json.dumps(out, indent=None if args.json else 2))
 

@@ -64,6 +64,12 @@ class ValidatorConfig:
         "Standard errors by which an upload must raise the control-page loss to be harmful.",
         POSITIVE,
     )
+    judge_lean_z: float = setting(
+        1.0,
+        "Accumulated training evidence an unproven upload needs to be a peer in a window "
+        "without a credited upload (1.0: a non-trainer has it in 16% of windows).",
+        NON_NEGATIVE,
+    )
     eval_max_uploads: int = setting(
         0, "Uploads evaluated per window (0: limited by --eval.time-budget only).", NON_NEGATIVE
     )

@@ -44,6 +44,7 @@ class JudgeRules:
     alpha: float = 0.02  # false-positive rate of the training-evidence test, per window
     memory: float = 0.95  # discount of one window's evidence per window of age
     harm_z: float = 3.0  # control-page loss rise, in standard errors, that is harmful
+    lean_z: float = 1.0  # evidence a fallback peer needs (a non-trainer has it 16% of windows)
 
     @property
     def z_proof(self) -> float:
@@ -108,22 +109,30 @@ class Decision:
     evidence_z: float = 0.0  # accumulated evidence after this window
     gain_z: float = 0.0  # the control-page gain in standard errors (harm when very negative)
     pay: float = 1.0  # the part of its gain a credited upload earns (JudgeRules.pay)
+    duplicated: bool = False  # in a near-duplicate cluster whose copier is not proven
 
     @property
     def credited(self) -> bool:
         return self.verdict == "credited"
 
-    def helps(self, z: float) -> bool:
-        """Unproven but lowers the control loss by ``z`` standard errors and leans towards
-        training (evidence > 0): a peer while no upload of the window is credited."""
-        return self.verdict == "unproven" and self.gain_z >= z and self.evidence_z > 0
+    def helps(self, gain_z: float, lean_z: float) -> bool:
+        """Unproven, not a member of a near-duplicate cluster, lowers the control loss by
+        ``gain_z`` standard errors and leans towards training (evidence >= ``lean_z``): a peer
+        while no upload of the window is credited."""
+        return (
+            self.verdict == "unproven"
+            and not self.duplicated
+            and self.gain_z >= gain_z
+            and self.evidence_z >= lean_z
+        )
 
     def __str__(self) -> str:
         why = f" ({self.rejection})" if self.rejection is not None else ""
         paid = f", pay {self.pay:.2f}" if self.credited else ""
+        dup = ", near-duplicate" if self.duplicated else ""
         return (
             f"uid {self.uid}: {self.verdict}{why}, gain {self.gain:+.4g}, fit z {self.fit_z:+.2f}, "
-            f"evidence Z {self.evidence_z:+.2f}{paid}"
+            f"evidence Z {self.evidence_z:+.2f}{paid}{dup}"
         )
 
 
@@ -172,6 +181,8 @@ def _attribute(out: dict[int, Decision], members: list[int], rules: JudgeRules) 
     live = [u for u in members if out[u].rejection is None]
     if len(live) < 2:
         return
+    for uid in live:
+        out[uid] = replace(out[uid], duplicated=True)
     ranked = sorted(live, key=lambda u: -out[u].evidence_z)
     best = out[ranked[0]]
     for uid in ranked[1:]:
@@ -183,12 +194,13 @@ def _attribute(out: dict[int, Decision], members: list[int], rules: JudgeRules) 
         out[best.uid] = replace(best, verdict="unattributed")
 
 
-def helpful_uploads(decisions: Mapping[int, Decision], z: float) -> list[Decision]:
-    """Peers for a window without a credited upload, best evidence first: unproven uploads that
-    lower the control loss by ``z`` standard errors, lean towards training (evidence > 0) and
-    gain at least half the best of them (a random delta's occasional small gain does not
-    qualify)."""
-    cands = [d for d in decisions.values() if d.helps(z)]
+def helpful_uploads(decisions: Mapping[int, Decision], rules: JudgeRules) -> list[Decision]:
+    """Peers for a window without a credited upload, best evidence first: unproven uploads
+    outside near-duplicate clusters that lower the control loss by ``rules.harm_z`` standard
+    errors, lean towards training (evidence >= ``rules.lean_z``: an upload that did not train
+    on its pages has Z >= 1 in 16% of windows) and gain at least half the best of them (a random delta's occasional small gain does
+    not qualify)."""
+    cands = [d for d in decisions.values() if d.helps(rules.harm_z, rules.lean_z)]
     best = max((d.gain for d in cands), default=0.0)
     return sorted((d for d in cands if d.gain >= 0.5 * best), key=lambda d: -d.evidence_z)
 

@@ -37,9 +37,10 @@ def choose_peers(
 ) -> PeerList:
     """Top-G by score of the uploads the judge credited (proven training, not a copy or a mix,
     not harmful: judge.py), plus reserves. While none is credited (a young subnet): the
-    ``helpful`` uploads, best first (they lower the control loss beyond noise and their
-    training evidence leans positive), so the model and the miners' error feedback keep moving;
-    never the bootstrap rule, which would pick random or ALIE-shifted deltas."""
+    ``helpful`` uploads, best first (they lower the control loss beyond noise, their training
+    evidence reaches ``JudgeRules.lean_z`` and none is a near-duplicate), so the model and the
+    miners' error feedback keep moving; never the bootstrap rule, which would pick random or
+    ALIE-shifted deltas."""
     g, r = hp.window.peers_per_window, hp.window.reserve_peers
     chosen, spare = top_peers(scores, credited, g, r)
     if not chosen:

@@ -113,7 +113,9 @@ class Validator:
         self.copy_rules = CopyRules(overlap=cfg.copy_overlap, similarity=cfg.copy_similarity)
         self.measurer = measurer
         self.evidence = Evidence(dict(state.evidence_s), dict(state.evidence_v))
-        self.judge_rules = JudgeRules(cfg.judge_alpha, cfg.judge_memory, cfg.judge_harm_z)
+        self.judge_rules = JudgeRules(
+            cfg.judge_alpha, cfg.judge_memory, cfg.judge_harm_z, cfg.judge_lean_z
+        )
         self.sync = ValidatorSync(
             hp,
             chain,
@@ -290,7 +292,7 @@ class Validator:
             for c in standing
             if (d := report.decisions.get(c.uid)) is not None and d.credited
         }
-        helpful = helpful_uploads(report.decisions, self.judge_rules.harm_z)
+        helpful = helpful_uploads(report.decisions, self.judge_rules)
         hotkeys = {c.uid: c.hotkey for c in standing}
         doc = choose_peers(
             window,

@@ -11,10 +11,13 @@ import torch
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "scripts"))
 
+import bench_eval_cost as eval_cost  # noqa: E402
 import bench_fit_statistics as fit_stats  # noqa: E402
 import bench_incentives as bench  # noqa: E402
 import incentive_sim as sim  # noqa: E402
 
+from template.hparams import load_hparams  # noqa: E402
+from template.validator.args import ValidatorConfig  # noqa: E402
 from template.validator.measure import Measurement  # noqa: E402
 
 
@@ -71,3 +74,15 @@ def test_fit_statistics_agree_in_sign_and_the_clustered_one_is_the_judges():
     null = Measurement(1, 1.0, pages, noise(), noise(), noise(), 3.0)
     flat = fit_stats.statistics_of({"m": null, "own_before": own_before, "own_after": own_before})
     assert abs(flat["iid"]) < 3.0 and abs(flat["clustered"]) < 3.0
+
+
+def test_eval_cost_counts_what_the_validator_reads_and_the_miner_trains():
+    cfg, hp = ValidatorConfig(), load_hparams("tiny")
+    tiny = eval_cost.sequence_counts("tiny", uploads=8)
+    own, ctrl = cfg.eval_own_seqs, cfg.eval_control_seqs
+    assert tiny["eval_seqs_per_upload"] == 2 * (own + ctrl) + ctrl / 8  # shared "before" pass
+    assert tiny["train_seqs_per_upload"] == hp.train.inner_steps * hp.train.batch_size
+    shared = eval_cost.sequence_counts("tiny", uploads=64)
+    assert shared["eval_seqs_per_upload"] < tiny["eval_seqs_per_upload"]
+    big = eval_cost.sequence_counts("1b", uploads=8)  # same reads, far more training
+    assert big["eval_over_train_estimate"] < tiny["eval_over_train_estimate"] / 10

@@ -290,11 +290,28 @@ def test_helpful_uploads_are_peers_only_while_none_is_credited():
     assert [u for u, _ in young.peers] == [3]
     mature = choose_peers(4, {1: 0.5}, {1: "hk1"}, HP, helpful)
     assert [u for u, _ in mature.peers] == [1]
-    d = Decision(3, "unproven", gain=0.1, evidence_z=0.5, gain_z=4.0)
-    assert d.helps(3.0) and not Decision(3, "unproven", gain_z=4.0, evidence_z=-0.1).helps(3.0)
-    assert not Decision(3, "unattributed", gain_z=9.0, evidence_z=1.0).helps(3.0)
+    d = Decision(3, "unproven", gain=0.1, evidence_z=1.2, gain_z=4.0)
+    assert d.helps(3.0, 1.0)
+    assert not Decision(3, "unproven", gain_z=4.0, evidence_z=0.9).helps(3.0, 1.0)
+    assert not Decision(3, "unattributed", gain_z=9.0, evidence_z=1.5).helps(3.0, 1.0)
     small = Decision(4, "unproven", gain=0.01, evidence_z=1.5, gain_z=5.0)
-    assert [x.uid for x in helpful_uploads({3: d, 4: small}, 3.0)] == [3]
+    assert [x.uid for x in helpful_uploads({3: d, 4: small}, RULES)] == [3]
+
+
+def test_no_member_of_a_near_duplicate_cluster_is_a_fallback_peer():
+    """Two unproven uploads of the same content (who copied is not proven): the better-fitting
+    one keeps its verdict, but neither may shape the model through the fallback."""
+    ev = Evidence()
+    m1, m2 = measurement(1, 0.45, seed=5), measurement(2, 0.1, seed=6)
+    alone = judge_window({1: m1}, [], Evidence(), RULES)
+    assert alone[1].verdict == "unproven" and not alone[1].duplicated
+    d = judge_window({1: m1, 2: m2}, [(1, 2)], ev, RULES)
+    assert d[1].verdict == "unproven" and d[1].duplicated and d[2].duplicated
+    assert "near-duplicate" in str(d[1]) and "near-duplicate" not in str(alone[1])
+    gains = {u: dataclasses.replace(x, gain_z=9.0, gain=0.1) for u, x in d.items()}
+    solo = {1: dataclasses.replace(alone[1], gain_z=9.0, gain=0.1)}
+    assert [x.uid for x in helpful_uploads(solo, RULES)] == [1]
+    assert helpful_uploads(gains, RULES) == []
 
 
 def test_a_young_original_is_never_named_the_copy():
