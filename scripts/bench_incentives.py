@@ -397,9 +397,9 @@ def main() -> None:
     p.add_argument("--alpha", type=float, default=None, help="--judge.alpha of the validator")
     p.add_argument(
         "--eval-seqs",
-        type=int,
         default=None,
-        help="--eval.own-seqs and --eval.control-seqs of the validator (default: theirs)",
+        help="OWN[,CONTROL]: --eval.own-seqs and --eval.control-seqs of the validator (one "
+        "number: both; default: theirs)",
     )
     p.add_argument(
         "--eval-lr-scale", type=float, default=None, help="--eval.lr-scale of the validator"
@@ -416,7 +416,8 @@ def main() -> None:
     if args.eval_lr_scale is not None:
         over |= {"eval_lr_scale": args.eval_lr_scale}
     if args.eval_seqs is not None:
-        over |= {"eval_own_seqs": args.eval_seqs, "eval_control_seqs": args.eval_seqs}
+        own, _, control = args.eval_seqs.partition(",")
+        over |= {"eval_own_seqs": int(own), "eval_control_seqs": int(control or own)}
     result: dict = {
         "command": " ".join(sys.argv),
         "seeds": args.seeds,
