@@ -113,15 +113,16 @@ def add_settings(
             continue
         default = None if f.default is dataclasses.MISSING else f.default
         kw: dict[str, Any] = {"dest": _dest(dest_prefix, f), "default": default}
+        text = f.metadata["help"].replace("%", "%%")  # argparse formats help with %
         if isinstance(default, bool):
             kw["action"] = argparse.BooleanOptionalAction
-            kw["help"] = f.metadata["help"]
+            kw["help"] = text
         else:
             parse = f.metadata.get("type") or (type(default) if default is not None else None)
             if parse is not None:
                 kw["type"] = parse
             shown = "" if default in (None, ()) else f" (default {default})"
-            kw["help"] = f.metadata["help"] + shown
+            kw["help"] = text + shown
             if f.metadata.get("metavar"):
                 kw["metavar"] = f.metadata["metavar"]
         group.add_argument(flag_of(f), **kw)

@@ -67,7 +67,7 @@ class ValidatorConfig:
     judge_lean_z: float = setting(
         1.0,
         "Accumulated training evidence an unproven upload needs to be a peer in a window "
-        "without a credited upload (1.0: a non-trainer has it in 16% of windows).",
+        "without a credited upload (1.0: a non-trainer reaches it in about one window in six).",
         NON_NEGATIVE,
     )
     eval_max_uploads: int = setting(
