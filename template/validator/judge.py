@@ -198,8 +198,8 @@ def helpful_uploads(decisions: Mapping[int, Decision], rules: JudgeRules) -> lis
     """Peers for a window without a credited upload, best evidence first: unproven uploads
     outside near-duplicate clusters that lower the control loss by ``rules.harm_z`` standard
     errors, lean towards training (evidence >= ``rules.lean_z``: an upload that did not train
-    on its pages has Z >= 1 in 16% of windows) and gain at least half the best of them (a random delta's occasional small gain does
-    not qualify)."""
+    on its pages has Z >= 1 in 16% of windows) and gain at least half the best of them (a
+    random delta's occasional small gain does not qualify)."""
     cands = [d for d in decisions.values() if d.helps(rules.harm_z, rules.lean_z)]
     best = max((d.gain for d in cands), default=0.0)
     return sorted((d for d in cands if d.gain >= 0.5 * best), key=lambda d: -d.evidence_z)
