@@ -380,6 +380,18 @@ def summarise(runs: list[dict], clean: list[dict], z_proof: float) -> dict:
     return out
 
 
+def seq_counts(text: str) -> tuple[int, int]:
+    """``OWN[,CONTROL]`` sequence counts (one number: both), each at least 2."""
+    own, _, control = text.partition(",")
+    try:
+        counts = int(own), int(control or own)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected OWN[,CONTROL] integers, got {text!r}") from None
+    if min(counts) < 2:
+        raise argparse.ArgumentTypeError(f"sequence counts must be at least 2, got {text!r}")
+    return counts
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     p.add_argument("--json", action="store_true", help="print one JSON object")
@@ -397,6 +409,7 @@ def main() -> None:
     p.add_argument("--alpha", type=float, default=None, help="--judge.alpha of the validator")
     p.add_argument(
         "--eval-seqs",
+        type=seq_counts,
         default=None,
         help="OWN[,CONTROL]: --eval.own-seqs and --eval.control-seqs of the validator (one "
         "number: both; default: theirs)",
@@ -416,8 +429,8 @@ def main() -> None:
     if args.eval_lr_scale is not None:
         over |= {"eval_lr_scale": args.eval_lr_scale}
     if args.eval_seqs is not None:
-        own, _, control = args.eval_seqs.partition(",")
-        over |= {"eval_own_seqs": int(own), "eval_control_seqs": int(control or own)}
+        own, control = args.eval_seqs
+        over |= {"eval_own_seqs": own, "eval_control_seqs": control}
     result: dict = {
         "command": " ".join(sys.argv),
         "seeds": args.seeds,

@@ -43,8 +43,8 @@ def summary(tmp_path_factory) -> dict:
     # in full once it is twice the bar, and only while its score is a tenth of the best. This
     # run checks that the pipeline pays both honest miners, not the test's power: it loosens the
     # test to alpha 0.45 (bar 0.13), measures every trained sequence of a tiny upload (48 own, 8
-    # per page) against 72 control ones (about 1.2x the default's z) and runs 10 windows (9
-    # with uploads). A model of the evidence (per-window z ~ N(0.7, 1)) puts the chance that
+    # per page) against 72 control ones (measured: 1.14x the default's honest z on tiny) and
+    # runs 10 windows (9 with uploads). A model of the evidence (per-window z ~ N(0.7, 1)) puts the chance that
     # such a miner ends below the weights floor near 1%. The defaults' outcome is measured by
     # the README run (3 miners, 12 windows) and scripts/bench_incentives.py.
     judge = "--judge.alpha 0.45 --eval.own-seqs 48 --eval.control-seqs 72"

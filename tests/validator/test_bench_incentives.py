@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import sys
 from pathlib import Path
 
+import pytest
 import torch
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -86,3 +88,10 @@ def test_eval_cost_counts_what_the_validator_reads_and_the_miner_trains():
     assert shared["eval_seqs_per_upload"] < tiny["eval_seqs_per_upload"]
     big = eval_cost.sequence_counts("1b", uploads=8)  # same reads, far more training
     assert big["eval_over_train_estimate"] < tiny["eval_over_train_estimate"] / 10
+
+
+def test_eval_seqs_flag_reads_own_and_control_counts_and_refuses_bad_text():
+    assert bench.seq_counts("36") == (36, 36) and bench.seq_counts("48,72") == (48, 72)
+    for bad in ("x", "3,y", "1,36"):
+        with pytest.raises(argparse.ArgumentTypeError):
+            bench.seq_counts(bad)
