@@ -119,6 +119,14 @@ def main() -> None:
     p.add_argument("--honest", type=int, default=3)
     p.add_argument("--nulls", type=int, default=3, help="wrong-pages miners")
     p.add_argument("--preset", default="tiny", choices=["tiny", "small"])
+    p.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        type=bench.hparam_override,
+        metavar="KEY=VALUE",
+        help="an hparams override of the preset, e.g. data.seqs_per_page=2 (repeatable)",
+    )
     p.add_argument("--json", action="store_true")
     args = p.parse_args()
     torch.set_num_threads(1)
@@ -130,6 +138,8 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         folder = sim.build_dataset(Path(tmp) / "dataset")
         hp = bench.preset(args.preset)
+        if args.set:
+            hp = hp.replace(**dict(args.set))
         ds = sim.open_dataset(folder, hp)
         for seed in range(args.first_seed, args.first_seed + args.seeds):
             records.clear()
@@ -143,6 +153,7 @@ def main() -> None:
     out = {
         "command": " ".join(sys.argv),
         "preset": args.preset,
+        "overrides": dict(args.set),
         "seeds": list(range(args.first_seed, args.first_seed + args.seeds)),
         "windows": args.windows,
         "statistics": {

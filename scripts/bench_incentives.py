@@ -392,6 +392,19 @@ def seq_counts(text: str) -> tuple[int, int]:
     return counts
 
 
+def hparam_override(text: str) -> tuple[str, object]:
+    """``KEY=VALUE`` for ``HParams.replace``: VALUE read as JSON (a number, true/false, a quoted
+    string), else taken as a string."""
+    key, sep, value = text.partition("=")
+    if not sep or not key.strip():
+        raise argparse.ArgumentTypeError(f"expected KEY=VALUE, got {text!r}")
+    try:
+        parsed = json.loads(value)
+    except ValueError:
+        parsed = value
+    return key.strip(), parsed
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     p.add_argument("--json", action="store_true", help="print one JSON object")
@@ -417,7 +430,23 @@ def main() -> None:
     p.add_argument(
         "--eval-lr-scale", type=float, default=None, help="--eval.lr-scale of the validator"
     )
+    p.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        type=hparam_override,
+        metavar="KEY=VALUE",
+        help="an hparams override of every preset, e.g. data.seqs_per_page=2 (repeatable)",
+    )
+    p.add_argument(
+        "--corpus",
+        type=Path,
+        default=sim.CORPUS,
+        help="UTF-8 text the miners train on (default: shared/data/tinyshakespeare.txt)",
+    )
     args = p.parse_args()
+    if not args.corpus.is_file():
+        p.error(f"--corpus {args.corpus}: no such file")
     if args.quick:
         args.presets, args.seeds, args.windows, args.clean_seeds = "small", 1, 6, 0
     torch.set_num_threads(args.threads)
@@ -436,11 +465,15 @@ def main() -> None:
         "seeds": args.seeds,
         "windows": args.windows,
         "honest": args.honest,
+        "overrides": dict(args.set),
+        "corpus": args.corpus.name,
     }
     with tempfile.TemporaryDirectory() as tmp:
-        folder = sim.build_dataset(Path(tmp) / "dataset")
+        folder = sim.build_dataset(Path(tmp) / "dataset", corpus=args.corpus)
         for name in args.presets.split(","):
             hp = preset(name)
+            if args.set:
+                hp = hp.replace(**dict(args.set))
             ds = sim.open_dataset(folder, hp)
             runs, clean = [], []
             for seed in range(args.first_seed, args.first_seed + args.seeds):

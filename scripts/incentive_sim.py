@@ -37,12 +37,15 @@ CLASSES = (
 )
 
 
-def build_dataset(out: Path, limit: int = 1_200_000) -> PageDataset | Path:
-    """A byte-level dataset of tinyshakespeare (shared/data) in ``out``; returns the folder."""
+CORPUS = ROOT.parent / "shared" / "data" / "tinyshakespeare.txt"
+
+
+def build_dataset(out: Path, limit: int = 1_200_000, corpus: Path = CORPUS) -> Path:
+    """A byte-level dataset of the first ``limit`` characters of ``corpus`` (a UTF-8 text
+    file; default tinyshakespeare from shared/data) in ``out``; returns the folder."""
     if (out / "manifest.json").is_file():
         return out
-    path = ROOT.parent / "shared" / "data" / "tinyshakespeare.txt"
-    text = path.read_text(encoding="utf-8")[:limit]
+    text = Path(corpus).read_text(encoding="utf-8")[:limit]
     tok = ByteTokenizer()
     docs = [tok.encode(text[i : i + 50_000]) + [tok.eot_id] for i in range(0, len(text), 50_000)]
     write_shards(docs, out, vocab_size=tok.vocab_size, tokenizer=tok.name, shard_tokens=300_000)

@@ -95,3 +95,23 @@ def test_eval_seqs_flag_reads_own_and_control_counts_and_refuses_bad_text():
     for bad in ("x", "3,y", "1,36"):
         with pytest.raises(argparse.ArgumentTypeError):
             bench.seq_counts(bad)
+
+
+def test_set_flag_reads_typed_hparam_overrides_that_the_preset_accepts():
+    key, value = bench.hparam_override("data.seqs_per_page=2")
+    assert (key, value) == ("data.seqs_per_page", 2)
+    assert bench.hparam_override("outer.lr=2.5") == ("outer.lr", 2.5)
+    assert bench.hparam_override("outer.method=diloco") == ("outer.method", "diloco")
+    assert bench.preset("tiny").replace(**{key: value}).data.seqs_per_page == 2
+    for bad in ("seqs_per_page", "=2"):
+        with pytest.raises(argparse.ArgumentTypeError):
+            bench.hparam_override(bad)
+
+
+def test_dataset_is_built_from_the_corpus_given(tmp_path):
+    text = tmp_path / "corpus.txt"
+    text.write_text("abc " * 20_000, encoding="utf-8")
+    hp = bench.preset("small")
+    ds = sim.open_dataset(sim.build_dataset(tmp_path / "ds", corpus=text), hp)
+    first = bytes(ds.page(0)[0, :8].tolist())
+    assert first == b"abc abc "
