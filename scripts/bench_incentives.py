@@ -47,7 +47,12 @@ from template.validator.measure import Measurer  # noqa: E402
 from template.validator.state import ValidatorState  # noqa: E402
 from template.validator.watch import poll_round  # noqa: E402
 
-ADVERSARIES = [c for c in sim.CLASSES if c not in ("honest", "lazy")]
+# lazy_mixer trains like the lazy miner and pads its delta with a copied share of the honest
+# mean; full_claim_mixer (opt-in) does the same but claims a whole window's pages. Both do
+# some real work: judged against the lazy miner's pay, not the adversaries' 2%
+MIXERS = ("lazy_mixer", "full_claim_mixer")
+ADVERSARIES = [c for c in sim.CLASSES if c not in ("honest", "lazy", *MIXERS)]
+LAZY_MIX_COSINE = 0.45  # the lazy mixer keeps its cosine to the honest sum under this
 
 
 def preset(name: str) -> HParams:
@@ -73,9 +78,18 @@ class Run:
     """One simulated subnet: miners of every class, one validator."""
 
     def __init__(
-        self, hp: HParams, ds, tmp: Path, seed: int, honest: int, classes: list[str], overrides=None
+        self,
+        hp: HParams,
+        ds,
+        tmp: Path,
+        seed: int,
+        honest: int,
+        classes: list[str],
+        overrides=None,
+        mix_cosine: float = LAZY_MIX_COSINE,
     ):
         self.hp, self.ds, self.seed = hp, ds, seed
+        self.mix_cosine = mix_cosine
         self.state, self.store = ChainState(), MemoryStore()
         self.clock = WindowClock(hp.window)
         kinds = ["honest"] * honest + classes
@@ -121,6 +135,7 @@ class Run:
         self.gen = torch.Generator().manual_seed(seed)
         self.train_seconds = 0.0
         self.trainings, self.full_seconds = 0, 0.0
+        self.mix_shares: dict[str, list[float]] = {}  # each mixer's copied share per window
 
     def _train(self, a: sim.Actor, w: int, page_uid: int, steps: int):
         if a.trainee is None:
@@ -153,12 +168,16 @@ class Run:
         n_pages = -(-steps * hp.train.batch_size // hp.data.seqs_per_page)
         honest: list = []
         for a in self.actors:
-            if a.kind in ("honest", "lazy", "wrong_pages") or (
+            if a.kind in ("honest", "lazy", "wrong_pages", *MIXERS) or (
                 a.kind == "replay" and not a.history
             ):
-                s = max(1, steps // 4) if a.kind == "lazy" else steps
+                s = max(1, steps // 4) if a.kind in ("lazy", *MIXERS) else steps
                 page_uid = a.uid + 1000 if a.kind == "wrong_pages" else a.uid
                 delta, pages = self._train(a, w, page_uid, s)
+                if a.kind in MIXERS:  # uploads once it has seen the honest uploads
+                    claim = n_pages if a.kind == "full_claim_mixer" else len(pages)
+                    a.own = (delta, claim, s)
+                    continue
                 await self._put(a, w, self._sign(a, delta, w, len(pages), s))
                 if a.kind == "honest":
                     honest.append(delta)
@@ -167,6 +186,12 @@ class Run:
         ]
         dense = [d.to_dense() for d in honest]
         for a in self.actors:
+            if a.kind in MIXERS:  # its own lazy delta padded with the honest mean
+                own, claim, s = a.own
+                mixed, c = sim.lazy_mix(own, dense, hp, below=self.mix_cosine)
+                self.mix_shares.setdefault(a.kind, []).append(c)
+                await self._put(a, w, self._sign(a, mixed, w, claim, s))
+                continue
             delta = self._adversary_delta(a, w, honest, dense, norms)
             if delta is not None:
                 await self._put(a, w, self._sign(a, delta, w, n_pages, steps))
@@ -235,9 +260,17 @@ def _windows_to_zero(series: list[float]) -> int | None:
 
 
 async def simulate(
-    hp, ds, tmp, seed: int, windows: int, honest: int, classes: list[str], overrides=None
+    hp,
+    ds,
+    tmp,
+    seed: int,
+    windows: int,
+    honest: int,
+    classes: list[str],
+    overrides=None,
+    mix_cosine: float = LAZY_MIX_COSINE,
 ) -> dict:
-    run = Run(hp, ds, tmp, seed, honest, classes, overrides)
+    run = Run(hp, ds, tmp, seed, honest, classes, overrides, mix_cosine)
     kinds = {a.uid: a.kind for a in run.actors}
     actors = {a.uid: a for a in run.actors}
     per_class: dict[str, dict] = {
@@ -305,6 +338,7 @@ async def simulate(
         "train_seconds_per_upload": run.full_seconds / max(1, run.trainings),
         "eval_seconds_per_upload": run.v.state.eval_seconds,
         "seconds": round(time.perf_counter() - t0, 1),
+        **({"mixer_copied_share": run.mix_shares} if run.mix_shares else {}),
     }
 
 
@@ -414,7 +448,7 @@ def main() -> None:
     p.add_argument("--first-seed", type=int, default=0)
     p.add_argument("--windows", type=int, default=24)
     p.add_argument("--honest", type=int, default=3)
-    p.add_argument("--classes", default=",".join(["lazy", *ADVERSARIES]))
+    p.add_argument("--classes", default=",".join(["lazy", "lazy_mixer", *ADVERSARIES]))
     p.add_argument(
         "--clean-seeds", type=int, default=-1, help="seeds with an honest-only run (-1: all)"
     )
@@ -437,6 +471,13 @@ def main() -> None:
         type=hparam_override,
         metavar="KEY=VALUE",
         help="an hparams override of every preset, e.g. data.seqs_per_page=2 (repeatable)",
+    )
+    p.add_argument(
+        "--lazy-mix-cosine",
+        type=float,
+        default=LAZY_MIX_COSINE,
+        help="the lazy_mixer class (opt-in: --classes) copies as much of the honest mean as "
+        "keeps its cosine to the honest sum under this",
     )
     p.add_argument(
         "--corpus",
@@ -467,6 +508,7 @@ def main() -> None:
         "honest": args.honest,
         "overrides": dict(args.set),
         "corpus": args.corpus.name,
+        "lazy_mix_cosine": args.lazy_mix_cosine,
     }
     with tempfile.TemporaryDirectory() as tmp:
         folder = sim.build_dataset(Path(tmp) / "dataset", corpus=args.corpus)
@@ -479,7 +521,17 @@ def main() -> None:
             for seed in range(args.first_seed, args.first_seed + args.seeds):
                 runs.append(
                     asyncio.run(
-                        simulate(hp, ds, Path(tmp), seed, args.windows, args.honest, classes, over)
+                        simulate(
+                            hp,
+                            ds,
+                            Path(tmp),
+                            seed,
+                            args.windows,
+                            args.honest,
+                            classes,
+                            over,
+                            args.lazy_mix_cosine,
+                        )
                     )
                 )
                 if args.clean_seeds < 0 or seed - args.first_seed < args.clean_seeds:

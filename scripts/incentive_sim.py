@@ -34,6 +34,8 @@ CLASSES = (
     "wrong_pages",
     "replay",
     "zero",
+    "lazy_mixer",
+    "full_claim_mixer",
 )
 
 
@@ -153,6 +155,30 @@ def random_delta(
     )
 
 
+def dense_cosine(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> float:
+    dot = sum(float((a[n] * b[n]).sum()) for n in a)
+    na = sum(float(a[n].pow(2).sum()) for n in a) ** 0.5
+    nb = sum(float(b[n].pow(2).sum()) for n in b) ** 0.5
+    return dot / (na * nb) if na > 0 and nb > 0 else 0.0
+
+
+def lazy_mix(
+    own: CompressedDelta, dense: list[dict[str, torch.Tensor]], hp: HParams, below: float
+) -> tuple[CompressedDelta, float]:
+    """The lazy mixer's upload: its own lazy delta plus the largest share c of the honest
+    uploads' mean (c from 1 down to 1/8) whose cosine to their sum stays under ``below``: an
+    attacker that reads the others' uploads and tunes the copied part to pass a mix check.
+    Returns the upload and c (0: nothing passed, its own delta alone)."""
+    mine = own.to_dense()
+    mean = {n: sum(d[n] for d in dense) / len(dense) for n in dense[0]}
+    total = {n: sum(d[n] for d in dense) for n in dense[0]}
+    for c in (1.0, 0.75, 0.5, 0.35, 0.25, 0.125):
+        mixed = recompress({n: mine[n] + c * mean[n] for n in mine}, hp)
+        if dense_cosine(mixed.to_dense(), total) < below:
+            return mixed, c
+    return own, 0.0
+
+
 def delta_of_blob(blob: bytes, hp: HParams, shapes) -> CompressedDelta:
     """The delta inside one of this actor's own earlier (signed) uploads."""
     up = decode_upload(
@@ -171,3 +197,4 @@ class Actor:
     uid: int = -1
     trainee: Trainee | None = None
     history: dict[int, bytes] = field(default_factory=dict)  # window -> its signed upload
+    own: tuple | None = None  # this window's (delta, pages, steps) before it is mixed

@@ -110,6 +110,7 @@ class Decision:
     gain_z: float = 0.0  # the control-page gain in standard errors (harm when very negative)
     pay: float = 1.0  # the part of its gain a credited upload earns (JudgeRules.pay)
     duplicated: bool = False  # in a near-duplicate cluster whose copier is not proven
+    work: float = 1.0  # the share of a window's work (pages_per_window) its page claim covers
 
     @property
     def credited(self) -> bool:
@@ -130,9 +131,10 @@ class Decision:
         why = f" ({self.rejection})" if self.rejection is not None else ""
         paid = f", pay {self.pay:.2f}" if self.credited else ""
         dup = ", near-duplicate" if self.duplicated else ""
+        part = f", work {self.work:.2f}" if self.work < 1.0 else ""
         return (
             f"uid {self.uid}: {self.verdict}{why}, gain {self.gain:+.4g}, fit z {self.fit_z:+.2f}, "
-            f"evidence Z {self.evidence_z:+.2f}{paid}{dup}"
+            f"evidence Z {self.evidence_z:+.2f}{paid}{part}{dup}"
         )
 
 
@@ -141,10 +143,13 @@ def judge_window(
     clusters: Iterable[Iterable[int]],
     evidence: Evidence,
     rules: JudgeRules,
+    work: Mapping[int, float] | None = None,
 ) -> dict[int, Decision]:
     """Decisions for the measured uploads; ``evidence`` is updated with this window.
 
-    ``clusters``: the undecided members of each near-duplicate cluster (copies.Cluster)."""
+    ``clusters``: the undecided members of each near-duplicate cluster (copies.Cluster).
+    ``work``: uid -> the share of a window's pages its upload claims (default 1)."""
+    work = work or {}
     out: dict[int, Decision] = {}
     for uid, m in sorted(measured.items()):
         if not m.finite:
@@ -154,7 +159,13 @@ def judge_window(
             evidence.add(uid, -Z_CLIP, rules.memory)
             continue
         z = evidence.add(uid, m.fit_z, rules.memory)
-        common = dict(gain=m.control_mean, fit_z=m.fit_z, evidence_z=z, gain_z=m.harm_z)
+        common = dict(
+            gain=m.control_mean,
+            fit_z=m.fit_z,
+            evidence_z=z,
+            gain_z=m.harm_z,
+            work=work.get(uid, 1.0),
+        )
         if m.harm_z < -rules.harm_z:
             why = Rejection(
                 RejectCode.HARMFUL,

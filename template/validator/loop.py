@@ -243,7 +243,9 @@ class Validator:
             self.state.last_evaluated[uid] = window
             report.evaluated.append(uid)
         clusters = [c.undecided for c in report.clusters]
-        report.decisions = judge_window(measured, clusters, self.evidence, self.judge_rules)
+        budget_pages = max(1, self.hp.pages_per_window)
+        work = {c.uid: min(1.0, len(c.upload.pages) / budget_pages) for c in standing}
+        report.decisions = judge_window(measured, clusters, self.evidence, self.judge_rules, work)
         for c in standing:
             if c.uid not in report.decisions and c.uid not in report.rejected:
                 report.decisions[c.uid] = Decision(c.uid, "not_evaluated")

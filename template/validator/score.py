@@ -3,8 +3,10 @@
 A window's value for a uid (``window_values``):
 
 - credited (proven training, judge.py): its control-page gain divided by the best credited
-  gain of the window, in [0, 1] (a lazy miner's smaller gain earns proportionally less), times
-  the part the judge pays for its evidence (``Decision.pay``: small just above the bar);
+  gain of the window, in [0, 1] (a lazy miner's smaller gain earns proportionally less), at
+  most the share of a window's pages it claims (``Decision.work``: gain copied from other
+  uploads cannot pay for work it did not prove), times the part the judge pays for its
+  evidence (``Decision.pay``: small just above the bar);
 - unproven, unattributed (an unclear near-duplicate cluster) or a gain within noise: 0;
 - rejected: by what the rejection proves (``PENALTY``): misbehaviour a miner controls
   (forged or malformed uploads, replays, pages outside its assignment) costs
@@ -117,7 +119,8 @@ def window_values(
                 d.rejection, invalid_penalty=invalid_penalty, missing_penalty=missing_penalty
             )
         elif d.credited and best > 0 and d.gain > 0:
-            out[uid] = min(1.0, d.gain / best) * max(0.0, min(1.0, d.pay))
+            share = min(1.0, d.gain / best, max(0.0, d.work))
+            out[uid] = share * max(0.0, min(1.0, d.pay))
         elif d.verdict != "not_evaluated":
             out[uid] = 0.0
     return out

@@ -115,3 +115,19 @@ def test_dataset_is_built_from_the_corpus_given(tmp_path):
     ds = sim.open_dataset(sim.build_dataset(tmp_path / "ds", corpus=text), hp)
     first = bytes(ds.page(0)[0, :8].tolist())
     assert first == b"abc abc "
+
+
+def test_lazy_mixer_copies_the_largest_share_that_stays_under_its_cosine_bar():
+    hp = bench.preset("small")
+    gen = torch.Generator().manual_seed(0)
+    shapes = {"a": (64, 64), "b": (256,)}
+    honest = [{n: torch.randn(s, generator=gen) for n, s in shapes.items()} for _ in range(3)]
+    own = sim.recompress({n: torch.randn(s, generator=gen) for n, s in shapes.items()}, hp)
+    total = {n: sum(d[n] for d in honest) for n in shapes}
+    mixed, c = sim.lazy_mix(own, honest, hp, below=1.01)
+    assert c == 1.0
+    mixed, c = sim.lazy_mix(own, honest, hp, below=-1.0)
+    assert c == 0.0 and mixed is own
+    bar = 0.5 * (sim.dense_cosine(own.to_dense(), total) + 1.0)
+    mixed, c = sim.lazy_mix(own, honest, hp, below=bar)
+    assert c > 0.0 and sim.dense_cosine(mixed.to_dense(), total) < bar

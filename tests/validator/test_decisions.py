@@ -129,6 +129,25 @@ def test_training_evidence_accumulates_and_noise_earns_zero():
     assert vals == {1: 1.0, 2: 0.0}
 
 
+def test_pay_is_capped_by_the_share_of_the_window_the_claim_covers():
+    """A lazy miner that pads its quarter of the work with a copy of the others' mean has a
+    full-size gain, but its page claim (and so its proof) covers a quarter of the window."""
+    ev = Evidence()
+    for w in range(4):
+        ms = {1: measurement(1, 1.0, seed=w), 2: measurement(2, 1.0, seed=w + 10)}
+        d = judge_window(ms, [], ev, RULES, work={1: 1.0, 2: 0.25})
+    assert d[1].credited and d[2].credited and d[2].work == 0.25
+    assert "work 0.25" in str(d[2]) and "work" not in str(d[1])
+    vals = window_values(d, {}, **PENALTIES)
+    assert d[1].pay == d[2].pay == 1.0
+    assert vals[1] > 0.9 and vals[2] == 0.25  # about the same gain, a quarter of the claim
+    small = {
+        1: Decision(1, "credited", gain=0.02),
+        2: Decision(2, "credited", gain=0.002, work=0.5),
+    }
+    assert window_values(small, {}, **PENALTIES)[2] == 0.1  # a smaller gain still decides
+
+
 def test_harm_needs_statistical_evidence():
     ev = Evidence()
     n = 24
