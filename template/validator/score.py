@@ -2,11 +2,12 @@
 
 A window's value for a uid (``window_values``):
 
-- credited (proven training, judge.py): its control-page gain divided by the best credited
-  gain of the window, in [0, 1] (a lazy miner's smaller gain earns proportionally less), at
-  most the share of a window's pages it claims (``Decision.work``: gain copied from other
-  uploads cannot pay for work it did not prove), times the part the judge pays for its
-  evidence (``Decision.pay``: small just above the bar);
+- credited (proven training, judge.py): its control-page gain divided by the window's par
+  gain (``par_gain``: the upper median of the credited gains), at most 1 (a lazy miner's
+  smaller gain earns proportionally less), and at most the share of a window's pages it
+  claims (``Decision.work``: gain copied from other uploads cannot pay for work it did not
+  prove), times the part the judge pays for its evidence (``Decision.pay``: small just above
+  the bar);
 - unproven, unattributed (an unclear near-duplicate cluster) or a gain within noise: 0;
 - rejected: by what the rejection proves (``PENALTY``): misbehaviour a miner controls
   (forged or malformed uploads, replays, pages outside its assignment) costs
@@ -23,6 +24,7 @@ follows sustained contribution and one false alarm cannot zero an honest score.
 from __future__ import annotations
 
 import math
+import statistics
 from collections.abc import Mapping
 
 from template.chain.types import Metagraph
@@ -96,6 +98,15 @@ def rejection_value(r: Rejection, *, invalid_penalty: float, missing_penalty: fl
     return -missing_penalty if kind == ACCIDENT else 0.0
 
 
+def par_gain(decisions: Mapping[int, Decision]) -> float:
+    """The gain that earns a full share this window: the upper median of the credited gains
+    (the larger of the two middle ones). With the maximum, one upload whose gain is inflated
+    by copying (the lazy mixer, docs/scoring.md section 10) shrank every other value; the
+    median takes a majority of the credited uploads to move."""
+    gains = [d.gain for d in decisions.values() if d.credited and math.isfinite(d.gain)]
+    return statistics.median_high(gains) if gains else 0.0
+
+
 def window_values(
     decisions: Mapping[int, Decision],
     rejected: Mapping[int, Rejection],
@@ -105,9 +116,7 @@ def window_values(
 ) -> dict[int, float]:
     """The value each uid earned this window (see the module docstring). ``rejected``: the
     rejections of the stages before the judge (gather, verify, copies, mixes)."""
-    best = max(
-        (d.gain for d in decisions.values() if d.credited and math.isfinite(d.gain)), default=0.0
-    )
+    par = par_gain(decisions)
     out: dict[int, float] = {}
     for uid, r in rejected.items():
         out[uid] = rejection_value(
@@ -118,8 +127,8 @@ def window_values(
             out[uid] = rejection_value(
                 d.rejection, invalid_penalty=invalid_penalty, missing_penalty=missing_penalty
             )
-        elif d.credited and best > 0 and d.gain > 0:
-            share = min(1.0, d.gain / best, max(0.0, d.work))
+        elif d.credited and par > 0 and d.gain > 0:
+            share = min(1.0, d.gain / par, max(0.0, d.work))
             out[uid] = share * max(0.0, min(1.0, d.pay))
         elif d.verdict != "not_evaluated":
             out[uid] = 0.0

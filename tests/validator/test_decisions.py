@@ -148,6 +148,21 @@ def test_pay_is_capped_by_the_share_of_the_window_the_claim_covers():
     assert window_values(small, {}, **PENALTIES)[2] == 0.1  # a smaller gain still decides
 
 
+def test_one_inflated_gain_does_not_shrink_the_others_values():
+    """Values are relative to the upper median of the credited gains, not the maximum: a
+    lazy mixer's copied gain (here twice an honest one, a third of the work) does not lower
+    the honest miners' values, and its own is capped by its claim."""
+    honest = {u: Decision(u, "credited", gain=g) for u, g in ((1, 0.020), (2, 0.019), (3, 0.018))}
+    mixer = {4: Decision(4, "credited", gain=0.040, work=1 / 3)}
+    vals = window_values({**honest, **mixer}, {}, **PENALTIES)
+    # par 0.020 (the upper median of four gains); the maximum would have halved these
+    assert vals[1] == 1.0 and math.isclose(vals[2], 0.95) and math.isclose(vals[3], 0.9)
+    assert math.isclose(vals[4], 1 / 3)
+    # two credited uploads: the larger one is the par (the upper median)
+    pair = window_values({1: honest[1], 5: Decision(5, "credited", gain=0.005)}, {}, **PENALTIES)
+    assert pair == {1: 1.0, 5: 0.25}
+
+
 def test_harm_needs_statistical_evidence():
     ev = Evidence()
     n = 24
