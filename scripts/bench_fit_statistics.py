@@ -137,9 +137,7 @@ def main() -> None:
     per: dict[str, dict[str, list[float]]] = {}
     with tempfile.TemporaryDirectory() as tmp:
         folder = sim.build_dataset(Path(tmp) / "dataset")
-        hp = bench.preset(args.preset)
-        if args.set:
-            hp = hp.replace(**dict(args.set))
+        hp = bench.overridden(bench.preset(args.preset), args.set, p)
         ds = sim.open_dataset(folder, hp)
         for seed in range(args.first_seed, args.first_seed + args.seeds):
             records.clear()

@@ -34,7 +34,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import incentive_sim as sim  # noqa: E402
 from incentive_net import ChainState, FakeChain, MemoryStore  # noqa: E402
 
-from template.hparams import HParams, hparams_hash, load_hparams  # noqa: E402
+from template.hparams import HParams, HParamsError, hparams_hash, load_hparams  # noqa: E402
 from template.protocol.directory import PeerDirectory  # noqa: E402
 from template.protocol.windows import WindowClock  # noqa: E402
 from template.signing import dev_keypair  # noqa: E402
@@ -439,6 +439,14 @@ def hparam_override(text: str) -> tuple[str, object]:
     return key.strip(), parsed
 
 
+def overridden(hp: HParams, pairs: list[tuple[str, object]], parser) -> HParams:
+    """``hp`` with the ``--set`` overrides; a bad key or value is a usage error, not a trace."""
+    try:
+        return hp.replace(**dict(pairs)) if pairs else hp
+    except HParamsError as e:
+        parser.error(f"--set: {e}")
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     p.add_argument("--json", action="store_true", help="print one JSON object")
@@ -476,8 +484,8 @@ def main() -> None:
         "--lazy-mix-cosine",
         type=float,
         default=LAZY_MIX_COSINE,
-        help="the lazy_mixer class (opt-in: --classes) copies as much of the honest mean as "
-        "keeps its cosine to the honest sum under this",
+        help="the lazy_mixer and full_claim_mixer classes copy as much of the honest mean as "
+        "keeps their cosine to the honest sum under this",
     )
     p.add_argument(
         "--corpus",
@@ -510,12 +518,16 @@ def main() -> None:
         "corpus": args.corpus.name,
         "lazy_mix_cosine": args.lazy_mix_cosine,
     }
+    names = [n for n in args.presets.split(",") if n]
+    if not names or set(names) - {"tiny", "small"}:
+        p.error(f"--presets {args.presets!r}: expected a comma list of tiny and small")
+    presets = {name: overridden(preset(name), args.set, p) for name in names}
     with tempfile.TemporaryDirectory() as tmp:
-        folder = sim.build_dataset(Path(tmp) / "dataset", corpus=args.corpus)
-        for name in args.presets.split(","):
-            hp = preset(name)
-            if args.set:
-                hp = hp.replace(**dict(args.set))
+        try:
+            folder = sim.build_dataset(Path(tmp) / "dataset", corpus=args.corpus)
+        except UnicodeDecodeError as e:
+            p.error(f"--corpus {args.corpus}: not UTF-8 text ({e.reason} at byte {e.start})")
+        for name, hp in presets.items():
             ds = sim.open_dataset(folder, hp)
             runs, clean = [], []
             for seed in range(args.first_seed, args.first_seed + args.seeds):

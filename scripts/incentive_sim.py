@@ -20,6 +20,7 @@ from template.training.pages import PageDataset
 from template.training.shards import TokenStream, write_shards
 from template.training.tokenizer import ByteTokenizer
 from template.training.wire import decode_upload, encode_upload
+from template.validator.sketch import cosine
 
 ROOT = Path(__file__).resolve().parents[1]
 CLASSES = (
@@ -156,10 +157,9 @@ def random_delta(
 
 
 def dense_cosine(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> float:
-    dot = sum(float((a[n] * b[n]).sum()) for n in a)
-    na = sum(float(a[n].pow(2).sum()) for n in a) ** 0.5
-    nb = sum(float(b[n].pow(2).sum()) for n in b) ** 0.5
-    return dot / (na * nb) if na > 0 and nb > 0 else 0.0
+    """Cosine of two dense deltas over all their tensors (the validator's sketch cosine)."""
+    flat = lambda d: torch.cat([d[n].reshape(-1).double() for n in sorted(a)]).numpy()  # noqa: E731
+    return cosine(flat(a), flat(b))
 
 
 def lazy_mix(

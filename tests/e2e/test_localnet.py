@@ -46,7 +46,7 @@ def summary(tmp_path_factory) -> dict:
     # per page) against 72 control ones (measured: 1.14x the default's honest z on tiny) and
     # runs 10 windows (9 with uploads). A model of the evidence (per-window z ~ N(0.7, 1)) puts the chance that
     # such a miner ends below the weights floor near 1%. The defaults' outcome is measured by
-    # the README run (3 miners, 12 windows) and scripts/bench_incentives.py.
+    # the README run (3 miners, 16 windows) and scripts/bench_incentives.py.
     judge = "--judge.alpha 0.45 --eval.own-seqs 48 --eval.control-seqs 72"
     cmd += [f"--validator.args={judge}"]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=TIMEOUT_S + 90)

@@ -106,6 +106,10 @@ def test_set_flag_reads_typed_hparam_overrides_that_the_preset_accepts():
     for bad in ("seqs_per_page", "=2"):
         with pytest.raises(argparse.ArgumentTypeError):
             bench.hparam_override(bad)
+    parser = argparse.ArgumentParser()
+    for bad in (("data.seqs_per_page", "two"), ("data.pages", 2)):  # bad value, unknown key
+        with pytest.raises(SystemExit):  # a usage error naming the key, not a traceback
+            bench.overridden(bench.preset("tiny"), [bad], parser)
 
 
 def test_dataset_is_built_from_the_corpus_given(tmp_path):
