@@ -14,5 +14,6 @@ __version__ = "0.1.0"
 # Bumped whenever the wire format, object names or scoring rules change incompatibly.
 # Sent as ``version_key`` with weights and in every upload and document header; object names
 # live under ``v{SPEC_VERSION}/``. 2: signed documents are .safetensors envelopes (1 named
-# them .json) and the latest-checkpoint pointer carries spec_version.
-SPEC_VERSION = 2
+# them .json) and the latest-checkpoint pointer carries spec_version. 3: the outer step weighs
+# each peer by the share of a window's pages it claims (protocol.aggregation.upload_work).
+SPEC_VERSION = 3

@@ -7,7 +7,7 @@ seed-export-model checkpoint.safetensors --hparams 1b --tokenizer ./tok --out m
 The folder holds config.json, model.safetensors, generation_config.json and the tokenizer files;
 then ``AutoModelForCausalLM.from_pretrained("m")`` and ``AutoTokenizer.from_pretrained("m")``.
 A run folder names its hparams and tokenizer itself; a leader's checkpoint file (the signed
-safetensors object under v1/checkpoints/) or a state folder needs ``--hparams`` unless it is tiny.
+safetensors object under v3/checkpoints/) or a state folder needs ``--hparams`` unless it is tiny.
 """
 
 from __future__ import annotations

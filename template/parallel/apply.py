@@ -1,7 +1,8 @@
 """The outer step on shards, bit-identical to ``template.training.outer.sparse_outer_step``.
 
 Every rank holds the same decoded peers (small: indices and 2-bit values); each adds, peer by
-peer, the entries that fall into its own flat slice, divides by the number of peers and
+peer, the entries that fall into its own flat slice, divides by the total work share (the
+number of peers when every peer claims a full window) and
 subtracts ``lr *`` the mean from its shard: the same float operations per element, in the same
 order, as the dense single-process step.
 """
@@ -12,7 +13,7 @@ from collections.abc import Mapping, Sequence
 
 import torch
 
-from template.training.outer import SparseDelta, clip_scales, sparse_norm
+from template.training.outer import SparseDelta, peer_factors
 
 from .shard import flat_range
 
@@ -27,12 +28,14 @@ def apply_sparse_to_shards(
     world: int,
     lr: float,
     clip_to_median: bool = True,
+    work: Sequence[float] | None = None,
 ) -> int:
-    """Apply the clipped mean of ``peers`` to each name's local shard in every mapping of
-    ``shards`` (e.g. the global copy and the live model); returns the number of peers."""
+    """Apply the clipped mean of ``peers`` (weighted by ``work``) to each name's local shard in
+    every mapping of ``shards`` (e.g. the global copy and the live model); returns the number
+    of peers."""
     if not peers:
         return 0
-    scales = clip_scales([sparse_norm(p) for p in peers], clip_to_median)
+    scales, total = peer_factors(peers, work, clip_to_median)
     for name, shape in shapes.items():
         rng = flat_range(tuple(shape), rank, world)
         if rng.size == 0:
@@ -47,7 +50,7 @@ def apply_sparse_to_shards(
             mine = (idx >= rng.start) & (idx < rng.stop)
             scaled = vals.to(acc.device, torch.float32) * scale
             acc.index_add_(0, idx[mine] - rng.start, scaled[mine])
-        mean = acc / len(peers)
+        mean = acc / total
         for t in targets:
             t.view(-1).sub_(mean.to(t.dtype), alpha=lr)
     return len(peers)

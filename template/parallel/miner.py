@@ -29,6 +29,7 @@ import torch.distributed as dist
 from template.miner.loop import Miner, arm_shutdown_watchdog
 from template.miner.startup import build_miner, close_all
 from template.node.hparams import load_run_hparams
+from template.protocol.aggregation import upload_work
 from template.protocol.window_apply import OuterStep, check_order
 from template.training.compression import CompressedDelta
 from template.training.model import build_model
@@ -81,7 +82,9 @@ class ShardedGlobalModel:
 
         def job() -> tuple[int, list[float]]:
             check_order(trainer.applied_through, window)
-            n = trainer.apply_deltas([u.delta for u in uploads])
+            n = trainer.apply_deltas(
+                [u.delta for u in uploads], [upload_work(u, trainer.hp) for u in uploads]
+            )
             trainer.applied_through = window
             return n, trainer.fingerprint()
 

@@ -165,14 +165,18 @@ class ShardedTrainer(RankCommands, Trainer):
         self.overlap.reset()
 
     # --- jobs (run between steps, in order on every rank) -----------------------------
-    def apply_deltas(self, deltas: Sequence[CompressedDelta]) -> int:
-        """The outer step for these peers' decoded deltas, on the global copy and the live
-        weights. Rank 0 sends them in wire form (the compact encoding); every rank decodes."""
+    def apply_deltas(
+        self, deltas: Sequence[CompressedDelta], work: Sequence[float] | None = None
+    ) -> int:
+        """The outer step for these peers' decoded deltas (weighted by their ``work`` shares),
+        on the global copy and the live weights. Rank 0 sends them in wire form (the compact
+        encoding); every rank decodes."""
         cfg = self.hp.compression
         wire = [encode(d, cfg) for d in deltas] if self.ctx.is_main else None
-        return self._cmd("apply", wire)
+        shares = None if work is None else [float(w) for w in work]
+        return self._cmd("apply", wire, shares)
 
-    def _do_apply(self, wire) -> int:
+    def _do_apply(self, wire, work=None) -> int:
         cfg = self.hp.compression
         peers = [decode(t, self.shapes, cfg, m).sparse() for t, m in wire]
         reshard_all(self.model)
@@ -185,6 +189,7 @@ class ShardedTrainer(RankCommands, Trainer):
             world=self.ctx.world,
             lr=self.hp.outer.lr,
             clip_to_median=self.hp.outer.clip_to_median,
+            work=work,
         )
         self.overlap.rebase(LocalShards(self.model))
         return n

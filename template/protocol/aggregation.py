@@ -3,6 +3,12 @@
 Live, a node gathers the peer list's uploads from the miners' buckets; on catch-up it
 reads the same bytes from the leader's aggregate bundle. Either way the blobs go through
 ``decode_peer_uploads`` then ``apply_uploads``, so both paths give identical weights.
+
+Each peer counts by its share of a window's work (``upload_work``: the pages it claims over
+``pages_per_window``), as FedAvg weighs clients by their samples: a peer that trained on a
+quarter of the pages moves the model a quarter as much as one that trained on all of them,
+instead of diluting the full peers' mean. A claim can only lower a peer's weight below the
+plain mean's, never raise it.
 """
 
 from __future__ import annotations
@@ -50,8 +56,15 @@ def decode_peer_uploads(
     return out
 
 
+def upload_work(upload: Upload, hp: HParams) -> float:
+    """The share of a window's work an upload claims: its pages over ``pages_per_window``,
+    at most 1 (the validator caps pay by it, and the outer step weighs peers by it)."""
+    return min(1.0, len(upload.pages) / max(1, hp.pages_per_window))
+
+
 def apply_uploads(model: torch.nn.Module, uploads: Sequence[Upload], hp: HParams) -> int:
-    """Apply the outer step for these uploads (in the given order); returns how many applied."""
+    """Apply the outer step for these uploads (in the given order, each weighted by its
+    ``upload_work``); returns how many applied."""
     if not uploads:
         return 0
     device = next(model.parameters()).device
@@ -60,5 +73,6 @@ def apply_uploads(model: torch.nn.Module, uploads: Sequence[Upload], hp: HParams
         [u.delta.to(device).sparse() for u in uploads],
         lr=hp.outer.lr,
         clip_to_median=hp.outer.clip_to_median,
+        work=[upload_work(u, hp) for u in uploads],
     )
     return len(uploads)

@@ -3,14 +3,19 @@
 All names live under ``v{SPEC_VERSION}/``, so an incompatible release never reads the old
 layout. Windows are zero-padded to 10 digits so a listing sorts them in order.
 
-    v2/uploads/{window}/{hotkey}            a node's compressed pseudo-gradient for a window
-    v2/peers/{window}.safetensors           the leader's peer list for a window
-    v2/aggregates/{window}                  the aggregated update of a window
-    v2/fingerprints/{window}.safetensors    the model fingerprint after a window
-    v2/checkpoints/{window}/{file}          a checkpoint's files
-    v2/checkpoints/latest.safetensors       signed pointer to the newest checkpoint
-    v2/datasets/{name}/manifest.json        a dataset's manifest
-    v2/datasets/{name}/{shard}              its token shards
+    v3/uploads/{window}/{hotkey}            a node's compressed pseudo-gradient for a window
+    v3/peers/{window}.safetensors           the leader's peer list for a window
+    v3/aggregates/{window}                  the aggregated update of a window
+    v3/fingerprints/{window}.safetensors    the model fingerprint after a window
+    v3/checkpoints/{window}/{file}          a checkpoint's files
+    v3/checkpoints/latest.safetensors       signed pointer to the newest checkpoint
+
+A dataset lives under the prefix its owner publishes (``--dataset.prefix``, default
+``v1/datasets/default``; ``dataset_prefix`` builds one under ``v{SPEC_VERSION}/``), so a
+protocol release does not move the training data:
+
+    {prefix}manifest.json                   a dataset's manifest
+    {prefix}{shard}                         its token shards
 """
 
 from __future__ import annotations

@@ -3,9 +3,11 @@
 SparseLoCo: each peer sends a sparse pseudo-gradient (flat indices + values per
 tensor). Peers are clipped to the median peer norm, averaged (a mean over peers,
 with zeros where a peer sent nothing, so overlapping indices add up and are divided
-by the number of peers), and applied as ``theta -= lr * mean``. The same inputs in
-the same order give bit-identical results: each peer is accumulated with one
-``index_add_`` whose indices are unique.
+by the number of peers), and applied as ``theta -= lr * mean``. When the peers' shares
+of a window's work differ (a peer that trained a quarter of the pages), the mean is
+weighted by them, as FedAvg weighs clients by their samples (``peer_factors``). The
+same inputs in the same order give bit-identical results: each peer is accumulated
+with one ``index_add_`` whose indices are unique.
 
 Dense DiLoCo (outer Nesterov SGD on the averaged dense delta) stays as a baseline.
 """
@@ -40,17 +42,38 @@ def clip_scales(norms: Sequence[float], clip_to_median: bool = True) -> list[flo
     return [1.0 if n <= median or n == 0 else median / n for n in norms]
 
 
+def peer_factors(
+    peers: Sequence[SparseDelta],
+    work: Sequence[float] | None = None,
+    clip_to_median: bool = True,
+) -> tuple[list[float], float]:
+    """Each peer's factor (its clip scale times its work share) and the divisor of the
+    weighted mean (the total work). Without ``work``, or when all of it is 0: equal weights,
+    and the divisor is the number of peers (so full shares give the plain mean, bit for bit)."""
+    scales = clip_scales([sparse_norm(p) for p in peers], clip_to_median)
+    shares = [1.0] * len(peers)
+    if work is not None:
+        if len(work) != len(peers):
+            raise ValueError(f"{len(work)} work shares for {len(peers)} peers")
+        clamped = [max(0.0, min(1.0, float(w))) if math.isfinite(w) else 0.0 for w in work]
+        if sum(clamped) > 0:
+            shares = clamped
+    return [s * w for s, w in zip(scales, shares, strict=True)], float(sum(shares))
+
+
 def aggregate_sparse(
     peers: Sequence[SparseDelta],
     shapes: Mapping[str, tuple[int, ...]],
     *,
     clip_to_median: bool = True,
     device: str | torch.device = "cpu",
+    work: Sequence[float] | None = None,
 ) -> dict[str, torch.Tensor]:
-    """Mean of the peers' (clipped) sparse deltas as dense tensors, by parameter name."""
+    """Mean of the peers' (clipped) sparse deltas as dense tensors, by parameter name,
+    weighted by ``work`` (each peer's share of a window's work; default equal)."""
     if not peers:
         return {}
-    scales = clip_scales([sparse_norm(p) for p in peers], clip_to_median)
+    scales, total = peer_factors(peers, work, clip_to_median)
     out: dict[str, torch.Tensor] = {}
     for name, shape in shapes.items():
         acc = torch.zeros(math.prod(shape), dtype=torch.float32, device=device)
@@ -59,7 +82,7 @@ def aggregate_sparse(
                 continue
             idx, vals = peer[name]
             acc.index_add_(0, idx.to(device), vals.to(device, torch.float32) * scale)
-        out[name] = (acc / len(peers)).view(shape)
+        out[name] = (acc / total).view(shape)
     return out
 
 
@@ -155,10 +178,14 @@ def sparse_outer_step(
     *,
     lr: float,
     clip_to_median: bool = True,
+    work: Sequence[float] | None = None,
 ) -> dict[str, torch.Tensor]:
-    """The network's outer step: clip, average and apply the peers' sparse deltas in order."""
+    """The network's outer step: clip, average (weighted by ``work``) and apply the peers'
+    sparse deltas in order."""
     device = next(model.parameters()).device
-    agg = aggregate_sparse(peers, param_shapes(model), clip_to_median=clip_to_median, device=device)
+    agg = aggregate_sparse(
+        peers, param_shapes(model), clip_to_median=clip_to_median, device=device, work=work
+    )
     if agg:
         apply_delta(model, agg, lr)
     return agg

@@ -27,6 +27,7 @@ import torch
 from template.chain.protocol import Chain
 from template.hparams import HParams, hparams_hash
 from template.node.status import write_status
+from template.protocol.aggregation import upload_work
 from template.protocol.catchup import current_leader
 from template.protocol.directory import PeerDirectory
 from template.protocol.windows import WindowClock
@@ -243,8 +244,7 @@ class Validator:
             self.state.last_evaluated[uid] = window
             report.evaluated.append(uid)
         clusters = [c.undecided for c in report.clusters]
-        budget_pages = max(1, self.hp.pages_per_window)
-        work = {c.uid: min(1.0, len(c.upload.pages) / budget_pages) for c in standing}
+        work = {c.uid: upload_work(c.upload, self.hp) for c in standing}
         report.decisions = judge_window(measured, clusters, self.evidence, self.judge_rules, work)
         for c in standing:
             if c.uid not in report.decisions and c.uid not in report.rejected:

@@ -32,7 +32,8 @@ def test_chunk_alignment():
     assert chunk_aligned((257, 128), 4096, 1)
 
 
-def test_outer_step_on_shards_is_bit_identical():
+@pytest.mark.parametrize("work", [None, [1.0, 0.25, 0.5]])
+def test_outer_step_on_shards_is_bit_identical(work):
     g = torch.Generator().manual_seed(1)
     model = torch.nn.Sequential(torch.nn.Linear(6, 9), torch.nn.Linear(9, 4))
     shapes = {n: tuple(p.shape) for n, p in model.named_parameters()}
@@ -58,8 +59,8 @@ def test_outer_step_on_shards_is_bit_identical():
             }
         )
     for r in range(world):
-        apply_sparse_to_shards([shards[r]], peers, shapes, rank=r, world=world, lr=0.7)
-    sparse_outer_step(model, peers, lr=0.7)
+        apply_sparse_to_shards([shards[r]], peers, shapes, rank=r, world=world, lr=0.7, work=work)
+    sparse_outer_step(model, peers, lr=0.7, work=work)
     for n, p in model.named_parameters():
         joined = torch.cat([shards[r][n] for r in range(world)])
         assert torch.equal(joined, p.detach().reshape(-1)), n

@@ -7,6 +7,7 @@ from template.training.outer import (
     aggregate_sparse,
     apply_delta,
     clip_scales,
+    peer_factors,
     sparse_norm,
 )
 
@@ -101,3 +102,36 @@ def test_diloco_without_momentum_is_plain_sgd():
     opt.step({"weight": torch.tensor([[0.25]])})
     opt.step({"weight": torch.tensor([[0.25]])})
     assert float(m.weight.detach()) == 0.5
+
+
+def test_work_weighted_mean_by_hand():
+    """A peer that trained a quarter of the window counts a quarter (FedAvg weights)."""
+    shapes = {"w": (2, 3)}
+    a = {"w": sp([0, 4], [3.0, 4.0])}
+    b = {"w": sp([0, 5], [1.0, 2.0])}
+    out = aggregate_sparse([a, b], shapes, clip_to_median=False, work=[1.0, 0.25])
+    expected = torch.tensor([[3.25, 0, 0], [0, 4.0, 0.5]]) / 1.25
+    torch.testing.assert_close(out["w"], expected)
+    assert peer_factors([a, b], [1.0, 0.25], clip_to_median=False) == ([1.0, 0.25], 1.25)
+
+
+def test_full_work_shares_give_the_plain_mean_bit_for_bit():
+    g = torch.Generator().manual_seed(3)
+    shapes = {"a": (32, 16)}
+    peers = []
+    for _ in range(4):
+        idx = torch.randperm(512, generator=g)[:64]
+        peers.append({"a": (idx, torch.randn(64, generator=g))})
+    plain = aggregate_sparse(peers, shapes)
+    full = aggregate_sparse(peers, shapes, work=[1.0] * 4)
+    assert torch.equal(plain["a"], full["a"])
+    lazy = aggregate_sparse(peers, shapes, work=[1.0, 1.0, 1.0, 0.25])
+    assert not torch.equal(plain["a"], lazy["a"])
+
+
+def test_bad_work_shares():
+    peers = [{"w": sp([0], [1.0])}, {"w": sp([1], [2.0])}]
+    assert peer_factors(peers, [0.0, 0.0], clip_to_median=False) == ([1.0, 1.0], 2.0)
+    assert peer_factors(peers, [float("nan"), 3.0], clip_to_median=False) == ([0.0, 1.0], 1.0)
+    with pytest.raises(ValueError, match="2 work shares for 1 peers"):
+        peer_factors(peers[:1], [1.0, 1.0])

@@ -1,0 +1,56 @@
+"""The outer step from decoded uploads weighs each peer by the share of a window it claims."""
+
+from __future__ import annotations
+
+import torch
+
+from template.hparams import hparams_hash, load_hparams
+from template.protocol.aggregation import apply_uploads, upload_work
+from template.training.compression import Compressor
+from template.training.model import build_model, param_shapes
+from template.training.outer import sparse_outer_step
+from template.training.wire import SPEC_VERSION, Upload
+
+HP = load_hparams("tiny")
+
+
+def make_upload(uid: int, pages: int, seed: int) -> Upload:
+    gen = torch.Generator().manual_seed(seed)
+    shapes = param_shapes(build_model(HP.model))
+    delta = {n: torch.randn(s, generator=gen) * 0.01 for n, s in shapes.items()}
+    return Upload(
+        window=0,
+        uid=uid,
+        hotkey=f"hk{uid}",
+        spec_version=SPEC_VERSION,
+        hparams_hash=hparams_hash(HP),
+        golomb_m=0,
+        delta=Compressor(HP.compression).compress(delta),
+        pages=tuple(range(100 * uid, 100 * uid + pages)),
+    )
+
+
+def test_upload_work_is_the_claimed_share_of_a_window():
+    ppw = HP.pages_per_window
+    assert ppw >= 4
+    assert upload_work(make_upload(1, ppw, 0), HP) == 1.0
+    assert upload_work(make_upload(1, ppw // 4, 0), HP) == (ppw // 4) / ppw
+    assert upload_work(make_upload(1, 0, 0), HP) == 0.0
+
+
+def test_apply_uploads_weighs_peers_by_their_claimed_work():
+    ppw = HP.pages_per_window
+    full, part = make_upload(1, ppw, 1), make_upload(2, ppw // 4, 2)
+    torch.manual_seed(0)
+    model = build_model(HP.model)
+    weighted, plain = build_model(HP.model), build_model(HP.model)
+    weighted.load_state_dict(model.state_dict())
+    plain.load_state_dict(model.state_dict())
+    assert apply_uploads(model, [full, part], HP) == 2
+    deltas = [full.delta.sparse(), part.delta.sparse()]
+    sparse_outer_step(weighted, deltas, lr=HP.outer.lr, work=[1.0, (ppw // 4) / ppw])
+    sparse_outer_step(plain, deltas, lr=HP.outer.lr)
+    for (n, p), q in zip(model.named_parameters(), weighted.parameters(), strict=True):
+        assert torch.equal(p, q), n
+    pairs = zip(model.parameters(), plain.parameters(), strict=True)
+    assert any(not torch.equal(p, r) for p, r in pairs)  # the plain mean differs
