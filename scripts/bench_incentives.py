@@ -53,6 +53,10 @@ from template.validator.watch import poll_round  # noqa: E402
 MIXERS = ("lazy_mixer", "full_claim_mixer")
 ADVERSARIES = [c for c in sim.CLASSES if c not in ("honest", "lazy", *MIXERS)]
 LAZY_MIX_COSINE = 0.45  # the lazy mixer keeps its cosine to the honest sum under this
+# coasting_copier (opt-in) trains honestly for COAST_AFTER windows, banking evidence, then
+# uploads copies of an honest miner's upload; its windows to weight 0 count from then
+COASTER, COAST_AFTER = "coasting_copier", 12
+DEFAULT_CLASSES = ["lazy", "lazy_mixer", *(c for c in ADVERSARIES if c != COASTER)]
 
 
 def preset(name: str) -> HParams:
@@ -136,6 +140,7 @@ class Run:
         self.train_seconds = 0.0
         self.trainings, self.full_seconds = 0, 0.0
         self.mix_shares: dict[str, list[float]] = {}  # each mixer's copied share per window
+        self.windows_done = 0
 
     def _train(self, a: sim.Actor, w: int, page_uid: int, steps: int):
         if a.trainee is None:
@@ -167,9 +172,12 @@ class Run:
         hp, steps = self.hp, self.hp.train.inner_steps
         n_pages = -(-steps * hp.train.batch_size // hp.data.seqs_per_page)
         honest: list = []
+        coasting = self.windows_done >= COAST_AFTER
         for a in self.actors:
-            if a.kind in ("honest", "lazy", "wrong_pages", *MIXERS) or (
-                a.kind == "replay" and not a.history
+            if (
+                a.kind in ("honest", "lazy", "wrong_pages", *MIXERS)
+                or (a.kind == "replay" and not a.history)
+                or (a.kind == COASTER and not coasting)
             ):
                 s = max(1, steps // 4) if a.kind in ("lazy", *MIXERS) else steps
                 page_uid = a.uid + 1000 if a.kind == "wrong_pages" else a.uid
@@ -192,13 +200,20 @@ class Run:
                 self.mix_shares.setdefault(a.kind, []).append(c)
                 await self._put(a, w, self._sign(a, mixed, w, claim, s))
                 continue
+            if a.kind == COASTER and not coasting:
+                continue  # uploaded its honest training above
             delta = self._adversary_delta(a, w, honest, dense, norms)
             if delta is not None:
                 await self._put(a, w, self._sign(a, delta, w, n_pages, steps))
 
     def _adversary_delta(self, a: sim.Actor, w: int, honest, dense, norms):
         hp, k = self.hp, a.kind
-        victim = {"backdating_copier": 0, "same_second_copier": 1, "evasive_copier": 2}
+        victim = {
+            "backdating_copier": 0,
+            "same_second_copier": 1,
+            "evasive_copier": 2,
+            COASTER: 2,
+        }
         if k in victim:
             src = honest[victim[k] % len(honest)]
             if k != "evasive_copier":
@@ -235,7 +250,9 @@ class Run:
         ww.closed = True
         ww.done.set()
         self.state.advance(self.clock.upload_cutoff(w) + 1)
-        return await self.v.run_window(w)
+        report = await self.v.run_window(w)
+        self.windows_done += 1
+        return report
 
 
 def second_half_shares(weights: dict[str, list[float]]) -> dict[str, float]:
@@ -269,7 +286,9 @@ async def simulate(
     classes: list[str],
     overrides=None,
     mix_cosine: float = LAZY_MIX_COSINE,
+    first_window: int | None = None,
 ) -> dict:
+    """One run of ``windows`` windows from ``first_window`` (default 10 + 1000 x seed)."""
     run = Run(hp, ds, tmp, seed, honest, classes, overrides, mix_cosine)
     kinds = {a.uid: a.kind for a in run.actors}
     actors = {a.uid: a for a in run.actors}
@@ -277,11 +296,11 @@ async def simulate(
         k: {"weights": [], "ever_peer": False, "credited": 0, "measured": 0, "rejected": 0, "z": []}
         for k in set(kinds.values())
     }
-    honest_uploads = false_rejections = 0
+    honest_uploads = false_rejections = unattributed = 0
     first_credit: dict[int, int] = {}
     reasons: dict[str, int] = {}
     t0 = time.perf_counter()
-    w0 = 10 + seed * 1000
+    w0 = 10 + seed * 1000 if first_window is None else first_window
     for i in range(windows):
         w = w0 + i
         r = await run.window(w)
@@ -290,11 +309,15 @@ async def simulate(
             d = r.decisions.get(uid)
             if kind == "replay" and w == min(actors[uid].history):
                 continue  # the upload it replays later: honestly trained, not an attack window
+            if kind == COASTER and i < COAST_AFTER:
+                continue  # it trains honestly until then: not an attack window
             if kind == "honest":
                 honest_uploads += 1
                 if uid in r.rejected:
                     false_rejections += 1
                     reasons[str(r.rejected[uid])] = reasons.get(str(r.rejected[uid]), 0) + 1
+            if kind == "honest" and d is not None and d.verdict == "unattributed":
+                unattributed += 1  # left without credit in a near-duplicate cluster
             if d is not None and d.verdict != "not_evaluated":
                 c["measured"] += 1
                 c["z"].append(d.fit_z)
@@ -318,6 +341,7 @@ async def simulate(
         "honest_uploads": honest_uploads,
         "honest_false_rejections": false_rejections,
         "honest_rejection_reasons": reasons,
+        "honest_unattributed": unattributed,
         "honest_windows_to_first_credit": [first_credit.get(u) for u in honest_uids],
         "min_honest_share_of_equal": min(honest_w) * len(honest_uids) if honest_w else None,
         "adversary_incentive_share": sum(v for k, v in final.items() if k in ADVERSARIES) / total,
@@ -326,7 +350,9 @@ async def simulate(
                 "incentive_share": final[k] / total,
                 "incentive_share_second_half": later[k],
                 "ever_peer": c["ever_peer"],
-                "windows_to_weight_zero": _windows_to_zero(c["weights"]),
+                "windows_to_weight_zero": _windows_to_zero(
+                    c["weights"][COAST_AFTER:] if k == COASTER else c["weights"]
+                ),
                 "credited_of_measured": [c["credited"], c["measured"]],
                 "rejected_windows": c["rejected"],
                 "fit_z": c["z"],
@@ -365,6 +391,7 @@ def summarise(runs: list[dict], clean: list[dict], z_proof: float) -> dict:
     out = {
         "honest_uploads": sum(r["honest_uploads"] for r in runs),
         "honest_false_rejections": sum(r["honest_false_rejections"] for r in runs),
+        "honest_unattributed": sum(r["honest_unattributed"] for r in runs),
         "adversary_incentive_share": max(r["adversary_incentive_share"] for r in runs),
         "adversary_incentive_share_mean": statistics.mean(
             r["adversary_incentive_share"] for r in runs
@@ -456,7 +483,7 @@ def main() -> None:
     p.add_argument("--first-seed", type=int, default=0)
     p.add_argument("--windows", type=int, default=24)
     p.add_argument("--honest", type=int, default=3)
-    p.add_argument("--classes", default=",".join(["lazy", "lazy_mixer", *ADVERSARIES]))
+    p.add_argument("--classes", default=",".join(DEFAULT_CLASSES))
     p.add_argument(
         "--clean-seeds", type=int, default=-1, help="seeds with an honest-only run (-1: all)"
     )
@@ -488,6 +515,13 @@ def main() -> None:
         "keeps their cosine to the honest sum under this",
     )
     p.add_argument(
+        "--first-window",
+        type=int,
+        default=None,
+        help="the first window of every run (default 10 + 1000 x seed; the inner lr schedule "
+        "depends on the window, so seeds 2 and up start at its tail)",
+    )
+    p.add_argument(
         "--corpus",
         type=Path,
         default=sim.CORPUS,
@@ -496,6 +530,8 @@ def main() -> None:
     args = p.parse_args()
     if not args.corpus.is_file():
         p.error(f"--corpus {args.corpus}: no such file")
+    if args.first_window is not None and args.first_window < 0:
+        p.error(f"--first-window {args.first_window}: must be >= 0")
     if args.quick:
         args.presets, args.seeds, args.windows, args.clean_seeds = "small", 1, 6, 0
     torch.set_num_threads(args.threads)
@@ -517,6 +553,7 @@ def main() -> None:
         "overrides": dict(args.set),
         "corpus": args.corpus.name,
         "lazy_mix_cosine": args.lazy_mix_cosine,
+        "first_window": args.first_window,
     }
     names = [n for n in args.presets.split(",") if n]
     if not names or set(names) - {"tiny", "small"}:
@@ -543,6 +580,7 @@ def main() -> None:
                             classes,
                             over,
                             args.lazy_mix_cosine,
+                            args.first_window,
                         )
                     )
                 )
@@ -550,7 +588,15 @@ def main() -> None:
                     clean.append(
                         asyncio.run(
                             simulate(
-                                hp, ds, Path(tmp) / "c", seed, args.windows, args.honest, [], over
+                                hp,
+                                ds,
+                                Path(tmp) / "c",
+                                seed,
+                                args.windows,
+                                args.honest,
+                                [],
+                                over,
+                                first_window=args.first_window,
                             )
                         )
                     )

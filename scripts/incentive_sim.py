@@ -37,6 +37,7 @@ CLASSES = (
     "zero",
     "lazy_mixer",
     "full_claim_mixer",
+    "coasting_copier",
 )
 
 

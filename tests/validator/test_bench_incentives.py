@@ -135,3 +135,35 @@ def test_lazy_mixer_copies_the_largest_share_that_stays_under_its_cosine_bar():
     bar = 0.5 * (sim.dense_cosine(own.to_dense(), total) + 1.0)
     mixed, c = sim.lazy_mix(own, honest, hp, below=bar)
     assert c > 0.0 and sim.dense_cosine(mixed.to_dense(), total) < bar
+
+
+def test_coasting_copier_trains_until_it_coasts_then_copies_its_victim(
+    tiny_dataset, tmp_path, monkeypatch
+):
+    monkeypatch.setattr(bench, "COAST_AFTER", 1)
+    hp = bench.preset("small")
+    ds = sim.open_dataset(tiny_dataset, hp)
+    run = bench.Run(hp, ds, tmp_path, 0, 3, [bench.COASTER])
+    coaster = next(a for a in run.actors if a.kind == bench.COASTER)
+    victim = [a for a in run.actors if a.kind == "honest"][2]
+
+    def same_delta(w: int) -> bool:
+        mine, theirs = (
+            sim.delta_of_blob(a.history[w], hp, run.v.shapes) for a in (coaster, victim)
+        )
+        return all(
+            torch.equal(mine.tensors[n].to_dense(), theirs.tensors[n].to_dense())
+            for n in theirs.tensors
+        )
+
+    for w in (10, 11):
+        asyncio.run(run.window(w))
+    assert not same_delta(10)  # its own training, on its own pages
+    assert same_delta(11)  # from COAST_AFTER on: the victim's delta
+
+
+def test_first_window_flag_refuses_a_negative_window(monkeypatch, capsys):
+    monkeypatch.setattr(sys, "argv", ["bench_incentives.py", "--first-window", "-1"])
+    with pytest.raises(SystemExit) as e:
+        bench.main()
+    assert e.value.code == 2 and "--first-window -1" in capsys.readouterr().err
