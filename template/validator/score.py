@@ -99,11 +99,14 @@ def rejection_value(r: Rejection, *, invalid_penalty: float, missing_penalty: fl
 
 
 def par_gain(decisions: Mapping[int, Decision]) -> float:
-    """The gain that earns a full share this window: the upper median of the credited gains
-    (the larger of the two middle ones). With the maximum, one upload whose gain is inflated
-    by copying (the lazy mixer, docs/scoring.md section 10) shrank every other value; the
-    median takes a majority of the credited uploads to move."""
-    gains = [d.gain for d in decisions.values() if d.credited and math.isfinite(d.gain)]
+    """The gain that earns a full share this window: the upper median of the positive credited
+    gains (the larger of the two middle ones). With the maximum, one upload whose gain is
+    inflated by copying (the lazy mixer, docs/scoring.md section 10) shrank every other value;
+    the median takes a majority of the credited uploads to move. Gains within noise (<= 0)
+    earn nothing and do not count, so they cannot pull the par to 0 and void the window."""
+    gains = [
+        d.gain for d in decisions.values() if d.credited and math.isfinite(d.gain) and d.gain > 0
+    ]
     return statistics.median_high(gains) if gains else 0.0
 
 

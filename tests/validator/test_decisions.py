@@ -391,3 +391,16 @@ def test_pay_grows_with_the_evidence_so_a_chance_credit_earns_no_weight():
         flat.update(1, "hk1", 1.0)
         flat.update(2, "hk2", 1.0 if w >= 9 else 0.0)
     assert incentive_scores(flat.scores)[2] > 0.3 * incentive_scores(flat.scores)[1]
+
+
+def test_gains_within_noise_do_not_pull_the_par_to_zero():
+    """Credited uploads whose gain is <= 0 earn 0 and are left out of the par: a majority of
+    them must not void the positive gains of the window (the median of all gains would be
+    <= 0 here, and every value 0)."""
+    window = {
+        1: Decision(1, "credited", gain=0.010),
+        2: Decision(2, "credited", gain=-0.002),
+        3: Decision(3, "credited", gain=-0.001),
+    }
+    vals = window_values(window, {}, **PENALTIES)
+    assert vals == {1: 1.0, 2: 0.0, 3: 0.0}
