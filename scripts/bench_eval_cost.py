@@ -5,9 +5,9 @@
 Times, on this machine, a forward pass of a few sequences (what the validator's ``Measurer``
 runs) and a training step on the same number of sequences (forward, backward and AdamW: what
 a miner runs), at each preset's sequence length and model size, then scales both to one
-upload: the validator measures ``2 x (own + control)`` sequences per upload (after the
-leave-one-out reference and after the upload) plus the window's shared control "before"
-losses; the miner trains ``H x batch_size`` sequences. The ratio of the two is the issue's
+upload: the validator measures ``3 x own + 2 x control`` sequences per upload (own ones
+before, after the leave-one-out reference and after the upload; control ones after both) plus
+the window's shared control "before" losses; the miner trains ``H x batch_size`` sequences. The ratio of the two is the issue's
 "evaluation cost per upload over the miner's training cost" (target: at most 0.10). Random
 tokens stand in for text: the cost of a pass does not depend on them. Passes run on the
 preset's batch (at most ``--seqs``), so the optimizer step is shared as in a real step; with
@@ -58,7 +58,8 @@ def sequence_counts(name: str, uploads: int) -> dict:
     count-based estimate of their cost ratio (a training step ~ three forward passes)."""
     hp = load_hparams(name)
     cfg = ValidatorConfig()
-    eval_seqs = 2 * (cfg.eval_own_seqs + cfg.eval_control_seqs) + cfg.eval_control_seqs / uploads
+    own, ctrl = cfg.eval_own_seqs, cfg.eval_control_seqs
+    eval_seqs = 3 * own + 2 * ctrl + ctrl / uploads
     train_seqs = hp.train.inner_steps * hp.train.batch_size
     return {
         "seq_len": hp.model.seq_len,

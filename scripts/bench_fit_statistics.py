@@ -1,6 +1,7 @@
 """Which per-window fit statistic separates training from not training best, at a known rate?
 
     python scripts/bench_fit_statistics.py --seeds 2 --first-seed 0 --windows 16 --json
+    python scripts/bench_fit_statistics.py --seeds 2 --first-seed 6 --first-window 10 --json
 
 Runs scripts/bench_incentives.py's simulation (tiny preset: ``--honest`` honest miners, a lazy
 miner and ``--nulls`` wrong-pages miners, which train honestly on pages they were not assigned:
@@ -11,7 +12,10 @@ mean, the SD and the share of windows above z(0.98) = 2.054:
 
 - ``iid``: the pooled two-sample z of the paired excesses (the judge's statistic until
   2026-12-02);
-- ``clustered``: ``Measurement.fit_z`` (own sequences clustered by page, Welch df, t to z);
+- ``clustered``: ``Measurement.fit_z``, the judge's (own sequences clustered by page, Welch
+  df, t to z, the crowd's gain as a control variate with a fitted slope);
+- ``clustered_slope_1``: the same with slope 1, the plain excess over the reference (the
+  judge's statistic until the eleventh pass);
 - ``ancova_ref``: the excess regressed on the reference's gain (a per-sequence covariate);
 - ``rank``: a Mann-Whitney z of own against control excesses;
 - ``gain``: the unpaired gain (before - after) instead of the excess over the reference.
@@ -24,6 +28,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import json
 import math
 import statistics
@@ -95,6 +100,7 @@ def statistics_of(rec: dict) -> dict[str, float]:
     out = {
         "iid": _pooled_z(oe, ce),
         "clustered": m.fit_z,
+        "clustered_slope_1": dataclasses.replace(m, own_gain=None).fit_z,
         "ancova_ref": _ancova_z(y, group, torch.cat([own_ref_gain, ctrl_ref_gain])),
         "rank": _rank_z(oe, ce),
         "gain": _pooled_z(own_gain, m.control_gain),
@@ -127,8 +133,17 @@ def main() -> None:
         metavar="KEY=VALUE",
         help="an hparams override of the preset, e.g. data.seqs_per_page=2 (repeatable)",
     )
+    p.add_argument(
+        "--first-window",
+        type=int,
+        default=None,
+        help="the first window of every run (default 10 + 1000 x seed: seeds 2 and up start at "
+        "the inner lr schedule's tail; 10 is its peak, where a new subnet starts)",
+    )
     p.add_argument("--json", action="store_true")
     args = p.parse_args()
+    if args.first_window is not None and args.first_window < 0:
+        p.error(f"--first-window {args.first_window}: must be >= 0")
     torch.set_num_threads(1)
     records: list[dict] = []
     measure.Measurer.measure = _recording(records)
@@ -142,7 +157,18 @@ def main() -> None:
         for seed in range(args.first_seed, args.first_seed + args.seeds):
             records.clear()
             run_dir = Path(tmp) / f"run{seed}"
-            asyncio.run(bench.simulate(hp, ds, run_dir, seed, args.windows, args.honest, classes))
+            asyncio.run(
+                bench.simulate(
+                    hp,
+                    ds,
+                    run_dir,
+                    seed,
+                    args.windows,
+                    args.honest,
+                    classes,
+                    first_window=args.first_window,
+                )
+            )
             for rec in records:
                 kind = "null" if kinds[rec["uid"]] == "wrong_pages" else kinds[rec["uid"]]
                 for name, z in statistics_of(rec).items():
@@ -154,6 +180,7 @@ def main() -> None:
         "overrides": dict(args.set),
         "seeds": list(range(args.first_seed, args.first_seed + args.seeds)),
         "windows": args.windows,
+        "first_window": args.first_window,
         "statistics": {
             name: {kind: summary(v) for kind, v in sorted(by.items())} for name, by in per.items()
         },

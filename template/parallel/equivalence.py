@@ -159,7 +159,8 @@ def _measure(measurer: Measurer, plan: Plan, record: dict, hp: HParams) -> torch
     parts = []
     for uid in sorted(got):
         m = got[uid]
-        parts += [m.own_excess, m.control_excess, m.control_gain, torch.tensor([m.control_before])]
+        parts += [m.own_excess, m.control_excess, m.control_gain, m.own_gain]
+        parts.append(torch.tensor([m.control_before]))
     return torch.cat([p.double() for p in parts])
 
 

@@ -17,12 +17,22 @@ no other upload, the global model itself), so each sequence gives a paired figur
 Sequence difficulty and the common part of every delta cancel; what is left on own sequences
 and not on control ones is the upload's fit to its own pages.
 
+The crowd's gain is a control variate. Per sequence, the upload's gain ``u = L_before -
+L_upload`` is compared with ``beta x r``, the crowd's gain ``r = L_before - L_ref`` scaled by
+the slope of u on r within the two groups (a pooled regression, ``Measurement.crowd_slope``).
+The plain excess is ``beta = 1``. When the crowd holds weaker deltas than the upload (lazy or
+adversarial uploads, or early in training, where the common part of every honest delta is
+large), the fitted slope is above 1 and cancels more of the common part: honest fit z rose
+from +0.61 to +0.85 per window on tiny at the schedule's start (docs/scoring.md, the eleventh
+pass). Own and control sequences get the same slope, so a fit that is not there stays N(0, 1).
+
 Sequences of one page are one document's text and move together, so the standard error of
 that fit is clustered by page and the t statistic is read with its Welch degrees of freedom
 (``Measurement.fit_z``): without a fit the z is N(0, 1), as the judge's alpha assumes.
 
-Cost per upload: 2 x (own + control) sequences of forward passes (after the reference and
-after the upload); the control "before" losses (for the contribution) are shared by the window.
+Cost per upload: 3 x own + 2 x control sequences of forward passes (own sequences before,
+after the reference and after the upload; control sequences after both); the control
+"before" losses are shared by the window.
 """
 
 from __future__ import annotations
@@ -201,18 +211,48 @@ class Measurement:
     control_gain: torch.Tensor  # L_before - L_upload on control sequences
     control_before: float  # mean control loss of the global model
     control_pages: tuple[int, ...] = ()  # the page of each control sequence (empty: distinct)
+    own_gain: torch.Tensor | None = None  # L_before - L_upload on own sequences (None: slope 1)
+
+    @property
+    def crowd_slope(self) -> float:
+        """The slope of the upload's per-sequence gain on the crowd's, pooled within own and
+        control sequences (1 without ``own_gain`` or without spread in the crowd's gain)."""
+        if self.own_gain is None:
+            return 1.0
+        r_own, r_ctrl = self.own_gain - self.own_excess, self.control_gain - self.control_excess
+        r = torch.cat([r_own - r_own.mean(), r_ctrl - r_ctrl.mean()])
+        u = torch.cat(
+            [self.own_gain - self.own_gain.mean(), self.control_gain - self.control_gain.mean()]
+        )
+        spread = float(r @ r)
+        if not math.isfinite(spread) or spread <= 1e-12 * max(1.0, float(u @ u)):
+            return 1.0
+        slope = float(r @ u) / spread
+        return slope if math.isfinite(slope) else 1.0
+
+    def adjusted(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """Per-sequence ``u - slope x r`` on own and on control sequences (the module
+        docstring); with slope 1 these are ``own_excess`` and ``control_excess``."""
+        slope = self.crowd_slope
+        if slope == 1.0 or self.own_gain is None:
+            return self.own_excess, self.control_excess
+        own = self.own_gain - slope * (self.own_gain - self.own_excess)
+        ctrl = self.control_gain - slope * (self.control_gain - self.control_excess)
+        return own, ctrl
 
     @property
     def fit_excess(self) -> float:
-        """How much better the upload does on its own pages than on control ones, vs the crowd."""
-        return float(self.own_excess.mean() - self.control_excess.mean())
+        """How much better the upload does on its own pages than on control ones, against the
+        crowd's gain on the same sequences."""
+        own, ctrl = self.adjusted()
+        return float(own.mean() - ctrl.mean())
 
     def _fit_variance(self) -> tuple[float, float]:
         """(variance of ``fit_excess``, Welch degrees of freedom), each sample clustered by
         page: one upload's own sequences come from a few pages, and sequences of one page are
         correlated (measured: an intra-page correlation near 0.08 on tiny, which made the
         i.i.d. z's SD 1.14 and its tail above z(0.98) 4% instead of 2%)."""
-        a, b = self.own_excess, self.control_excess
+        a, b = self.adjusted()
         if a.numel() < 2 or b.numel() < 2:
             return math.inf, 0.0
         va, da = clustered_var_of_mean(a, self.own_pages)
@@ -245,10 +285,10 @@ class Measurement:
 
     @property
     def finite(self) -> bool:
-        return all(
-            bool(torch.isfinite(t).all())
-            for t in (self.own_excess, self.control_excess, self.control_gain)
-        )
+        parts = [self.own_excess, self.control_excess, self.control_gain]
+        if self.own_gain is not None:
+            parts.append(self.own_gain)
+        return all(bool(torch.isfinite(t).all()) for t in parts)
 
 
 def _var_of_mean(x: torch.Tensor) -> float:
@@ -314,6 +354,7 @@ class Measurer:
         if w is None:
             raise RuntimeError("begin_window first (the model changed since)")
         pages, own = own_sequences(self.dataset, upload, self.own, w.window, self.salt)
+        own_before = self.losses(own)
         left_out = [upload, *near]
         with reference_applied(self.applied, w.total, w.count, left_out, w.scale):
             own_ref = self.losses(own)
@@ -330,6 +371,7 @@ class Measurer:
             w.before - ctrl_after,
             float(w.before.mean()),
             w.control_pages,
+            own_before - own_after,
         )
 
 

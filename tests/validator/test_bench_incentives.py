@@ -71,7 +71,7 @@ def test_fit_statistics_agree_in_sign_and_the_clustered_one_is_the_judges():
     own_after = own_before - (own_excess + 0.5)  # the reference gains 0.5 as on control
     stats = fit_stats.statistics_of({"m": m, "own_before": own_before, "own_after": own_after})
     assert stats["clustered"] == m.fit_z
-    assert set(stats) == {"iid", "clustered", "ancova_ref", "rank", "gain"}
+    assert set(stats) == {"iid", "clustered", "clustered_slope_1", "ancova_ref", "rank", "gain"}
     assert all(z > 2.0 for z in stats.values())  # a clear fit shows in every statistic
     null = Measurement(1, 1.0, pages, noise(), noise(), noise(), 3.0)
     flat = fit_stats.statistics_of({"m": null, "own_before": own_before, "own_after": own_before})
@@ -82,7 +82,7 @@ def test_eval_cost_counts_what_the_validator_reads_and_the_miner_trains():
     cfg, hp = ValidatorConfig(), load_hparams("tiny")
     tiny = eval_cost.sequence_counts("tiny", uploads=8)
     own, ctrl = cfg.eval_own_seqs, cfg.eval_control_seqs
-    assert tiny["eval_seqs_per_upload"] == 2 * (own + ctrl) + ctrl / 8  # shared "before" pass
+    assert tiny["eval_seqs_per_upload"] == 3 * own + 2 * ctrl + ctrl / 8  # shared "before" pass
     assert tiny["train_seqs_per_upload"] == hp.train.inner_steps * hp.train.batch_size
     shared = eval_cost.sequence_counts("tiny", uploads=64)
     assert shared["eval_seqs_per_upload"] < tiny["eval_seqs_per_upload"]
@@ -162,8 +162,9 @@ def test_coasting_copier_trains_until_it_coasts_then_copies_its_victim(
     assert same_delta(11)  # from COAST_AFTER on: the victim's delta
 
 
-def test_first_window_flag_refuses_a_negative_window(monkeypatch, capsys):
-    monkeypatch.setattr(sys, "argv", ["bench_incentives.py", "--first-window", "-1"])
+@pytest.mark.parametrize("script", [bench, fit_stats])
+def test_first_window_flag_refuses_a_negative_window(script, monkeypatch, capsys):
+    monkeypatch.setattr(sys, "argv", ["bench.py", "--first-window", "-1"])
     with pytest.raises(SystemExit) as e:
-        bench.main()
+        script.main()
     assert e.value.code == 2 and "--first-window -1" in capsys.readouterr().err

@@ -99,6 +99,45 @@ def test_fit_z_of_pages_that_move_together_keeps_the_false_positive_rate():
     assert one_page.fit_z == 0.0  # one page tells nothing of how pages vary: no evidence
 
 
+def _crowd_measurement(g, *, slope: float, fit: float, pages=6, per_page=6, spread=1.0):
+    """Own and control sequences where the upload gains ``slope`` x the crowd's gain (a
+    per-sequence spread ``spread``) plus ``fit`` on its own pages, plus unit noise with a page
+    effect on the own side."""
+    n = pages * per_page
+    labels = tuple(p for _ in range(per_page) for p in range(pages))
+    randn = lambda k: torch.randn(k, generator=g, dtype=torch.float64)  # noqa: E731
+    r_own, r_ctrl = spread * randn(n), spread * randn(n)
+    page = 0.4 * randn(pages)
+    u_own = slope * r_own + fit + page.repeat(per_page) + randn(n) * math.sqrt(1 - 0.16)
+    u_ctrl = slope * r_ctrl + randn(n)
+    return Measurement(0, 1.0, labels, u_own - r_own, u_ctrl - r_ctrl, u_ctrl, 3.0, own_gain=u_own)
+
+
+def test_the_crowds_gain_is_a_control_variate_with_a_fitted_slope():
+    """An upload that gains twice what the crowd gains on each sequence: the plain excess
+    (slope 1) keeps half of that spread as noise, the fitted slope removes it."""
+    m = _crowd_measurement(torch.Generator().manual_seed(2), slope=2.0, fit=1.0, spread=3.0)
+    assert abs(m.crowd_slope - 2.0) < 0.1
+    plain = dataclasses.replace(m, own_gain=None)
+    assert plain.crowd_slope == 1.0
+    assert math.isclose(plain.fit_excess, float(m.own_excess.mean() - m.control_excess.mean()))
+    assert m.fit_z > RULES.z_proof > plain.fit_z
+    assert m.fit_z > 2 * plain.fit_z
+    flat = dataclasses.replace(m, own_excess=m.own_gain, control_excess=m.control_gain)
+    assert flat.crowd_slope == 1.0  # no crowd (it gains 0 everywhere): the plain excess
+
+
+def test_a_fitted_slope_keeps_the_false_positive_rate():
+    """Without a fit the slope is fitted on noise too; the test still proves at rate alpha."""
+    g = torch.Generator().manual_seed(9)
+    bar = RULES.z_proof
+    zs = [_crowd_measurement(g, slope=1.7, fit=0.0, spread=2.0).fit_z for _ in range(3000)]
+    above = sum(z > bar for z in zs) / len(zs)
+    assert 0.005 < above < 0.03  # alpha 0.02 and 3,000 draws: SE 0.0026
+    sd = math.sqrt(sum(z * z for z in zs) / len(zs))
+    assert 0.9 < sd < 1.1
+
+
 def replace_pages(m: Measurement) -> Measurement:
     return dataclasses.replace(m, own_pages=tuple(range(m.own_excess.numel())))
 
@@ -315,6 +354,8 @@ def test_measurement_pairs_sequences_and_leaves_the_model_unchanged(tiny_dataset
     m.begin_window(3, [up], 2.0)  # alone: the reference is the global model itself
     alone = m.measure(up)
     assert torch.allclose(alone.control_excess, alone.control_gain)
+    assert torch.allclose(alone.own_excess, alone.own_gain)
+    assert alone.crowd_slope == 1.0  # the crowd gains nothing: the plain excess
     assert all(torch.equal(a, b) for a, b in zip(before, model.parameters(), strict=True))
 
 
