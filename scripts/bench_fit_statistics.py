@@ -2,6 +2,8 @@
 
     python scripts/bench_fit_statistics.py --seeds 2 --first-seed 0 --windows 16 --json
     python scripts/bench_fit_statistics.py --seeds 2 --first-seed 6 --first-window 10 --json
+    python scripts/bench_fit_statistics.py --seeds 1 --first-seed 6 --first-window 10 \
+        --windows 16 --classes lazy,lazy_mixer,aggregator,... --json
 
 Runs scripts/bench_incentives.py's simulation (tiny preset: ``--honest`` honest miners, a lazy
 miner and ``--nulls`` wrong-pages miners, which train honestly on pages they were not assigned:
@@ -140,14 +142,27 @@ def main() -> None:
         help="the first window of every run (default 10 + 1000 x seed: seeds 2 and up start at "
         "the inner lr schedule's tail; 10 is its peak, where a new subnet starts)",
     )
+    p.add_argument(
+        "--classes",
+        default=None,
+        help="comma list of the other miners' classes instead of lazy + --nulls wrong-pages "
+        "miners (e.g. bench_incentives.py's defaults, to see the statistics in a crowd of "
+        "adversaries); every class is reported under its own name, wrong_pages as null",
+    )
     p.add_argument("--json", action="store_true")
     args = p.parse_args()
     if args.first_window is not None and args.first_window < 0:
         p.error(f"--first-window {args.first_window}: must be >= 0")
+    if args.classes is None:
+        classes = ["lazy"] + ["wrong_pages"] * args.nulls
+    else:
+        classes = [c for c in args.classes.split(",") if c]
+        unknown = sorted(set(classes) - set(sim.CLASSES))
+        if unknown:
+            p.error(f"--classes: unknown {', '.join(unknown)} (known: {', '.join(sim.CLASSES)})")
     torch.set_num_threads(1)
     records: list[dict] = []
     measure.Measurer.measure = _recording(records)
-    classes = ["lazy"] + ["wrong_pages"] * args.nulls
     kinds = ["honest"] * args.honest + classes
     per: dict[str, dict[str, list[float]]] = {}
     with tempfile.TemporaryDirectory() as tmp:

@@ -22,9 +22,10 @@ L_upload`` is compared with ``beta x r``, the crowd's gain ``r = L_before - L_re
 the slope of u on r within the two groups (a pooled regression, ``Measurement.crowd_slope``).
 The plain excess is ``beta = 1``. When the crowd holds weaker deltas than the upload (lazy or
 adversarial uploads, or early in training, where the common part of every honest delta is
-large), the fitted slope is above 1 and cancels more of the common part: honest fit z rose
-from +0.61 to +0.85 per window on tiny at the schedule's start (docs/scoring.md, the eleventh
-pass). Own and control sequences get the same slope, so a fit that is not there stays N(0, 1).
+large), the fitted slope is above 1 and cancels more of the common part. Measured on the
+same uploads (tiny, docs/scoring.md, the eleventh pass) the honest fit z per window rose by
++0.02 to +0.24, and the lazy miner's (slope below 1) by up to +0.9. Own and control sequences
+get the same slope, so a fit that is not there stays N(0, 1).
 
 Sequences of one page are one document's text and move together, so the standard error of
 that fit is clustered by page and the t statistic is read with its Welch degrees of freedom

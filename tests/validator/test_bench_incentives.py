@@ -162,6 +162,13 @@ def test_coasting_copier_trains_until_it_coasts_then_copies_its_victim(
     assert same_delta(11)  # from COAST_AFTER on: the victim's delta
 
 
+def test_fit_statistics_refuses_an_unknown_class(monkeypatch, capsys):
+    monkeypatch.setattr(sys, "argv", ["bench_fit_statistics.py", "--classes", "lazy,bogus"])
+    with pytest.raises(SystemExit) as e:
+        fit_stats.main()
+    assert e.value.code == 2 and "unknown bogus" in capsys.readouterr().err
+
+
 @pytest.mark.parametrize("script", [bench, fit_stats])
 def test_first_window_flag_refuses_a_negative_window(script, monkeypatch, capsys):
     monkeypatch.setattr(sys, "argv", ["bench.py", "--first-window", "-1"])
