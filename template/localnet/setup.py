@@ -341,20 +341,19 @@ def neuron_command(cfg: LocalnetConfig, net: Network, node: NodeSpec) -> list[st
     return cmd + list(cfg.extra_args) + list(role_args)
 
 
-def neuron_env(cfg: LocalnetConfig) -> dict[str, str]:
-    """Few threads per process: N neurons share the machine's cores."""
-    n = str(cfg.threads_per_node)
+def neuron_env(cfg: LocalnetConfig, role: str) -> dict[str, str]:
+    """Few threads per process: N neurons share the machine's cores (``cfg.threads_of``)."""
+    n = str(cfg.threads_of(role))
     return {
         "OMP_NUM_THREADS": n,
         "MKL_NUM_THREADS": n,
-        "TEMPLATE_TORCH_THREADS": n,
         "PYTHONUNBUFFERED": "1",
         "PYTHONPATH": str(ROOT),
     }
 
 
 def start_neurons(cfg: LocalnetConfig, net: Network, children: Children) -> None:
-    env = neuron_env(cfg)
     for node in net.validators + net.miners:
         cmd = neuron_command(cfg, net, node)
+        env = neuron_env(cfg, node.role)
         children.add(start_child(node.name, cmd, Path(node.log), env=env, cwd=ROOT))

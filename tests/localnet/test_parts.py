@@ -120,3 +120,16 @@ def test_dataset_falls_back_to_the_standard_library(tmp_path, monkeypatch):
     assert manifest.total_tokens >= 300_000  # bytes of the text plus one EOT per document
     with pytest.raises(ValueError, match="vocab_size"):
         setup_mod.prepare_dataset(cfg, vocab_size=32000)
+
+
+def test_validators_get_the_cores_miners_one_thread_each(monkeypatch):
+    from template.localnet import config
+    from template.localnet.setup import neuron_env
+
+    monkeypatch.setattr(config, "usable_cores", lambda: 4)
+    cfg = LocalnetConfig(miners=3, validators=2)
+    assert neuron_env(cfg, "miner")["OMP_NUM_THREADS"] == "1"
+    assert neuron_env(cfg, "validator")["OMP_NUM_THREADS"] == "2"  # 4 cores, 2 validators
+    assert LocalnetConfig(validators=8).threads_of("validator") == 1
+    assert LocalnetConfig(validator_threads=3, threads_per_node=2).threads_of("validator") == 3
+    assert LocalnetConfig(threads_per_node=2).threads_of("miner") == 2
