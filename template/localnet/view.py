@@ -59,7 +59,7 @@ def summary_text(s: dict[str, Any]) -> str:
     for n in s["nodes"]:
         extra = (
             f"uploads {n.get('uploads_done')} done / {n.get('uploads_missed')} missed, "
-            f"loss {_num(n.get('loss'))}"
+            f"{n.get('windows_behind', 0)} trained behind, loss {_num(n.get('loss'))}"
             if n["role"] == "miner"
             else f"weights set {n.get('weights_set')}, leader {n.get('is_leader')}"
         )

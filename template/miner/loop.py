@@ -199,6 +199,7 @@ class Miner:
         def should_end() -> bool:
             return self.clock.block_now() >= end
 
+        base = self.trainer.applied_through
         try:
             res = await asyncio.to_thread(self.trainer.train_window, w, should_end)
         except Exception as e:  # noqa: BLE001 - a bad window must not stop the miner
@@ -206,6 +207,7 @@ class Miner:
             await self._sleep_until(end)
             return WindowResult(w, {})
         self._train_run += res.train_seconds
+        res.base = base
         return res
 
     # --- after a window: upload, save, report --------------------------------------
@@ -227,6 +229,15 @@ class Miner:
             self.position.uploads_done += 1
         else:
             self.position.uploads_missed += 1
+        if r.trained_behind:
+            self.position.windows_behind += 1
+            logger.info(
+                "window %d: trained from the model through window %d: the aggregate of window "
+                "%d had not arrived by its publish deadline (a slow or absent leader)",
+                w,
+                r.base,
+                w - 1,
+            )
         self.position.last_window = w
         self.stats = stats
         try:
@@ -347,6 +358,7 @@ class Miner:
             upload_seconds=round(stats.upload_seconds, 3),
             uploads_done=pos.uploads_done,
             uploads_missed=pos.uploads_missed,
+            windows_behind=pos.windows_behind,
             steps=stats.steps,
             pages=stats.pages,
         )

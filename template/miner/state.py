@@ -40,6 +40,7 @@ class Position:
     last_window: int = -1  # last window trained and handled (uploaded or missed)
     uploads_done: int = 0
     uploads_missed: int = 0
+    windows_behind: int = 0  # windows trained from a model without the previous aggregate
     train_seconds_total: float = 0.0
     wall_seconds_total: float = 0.0
     extra: dict = field(default_factory=dict)

@@ -46,6 +46,12 @@ class WindowResult:
     tokens: int = 0
     loss: float = math.nan
     train_seconds: float = 0.0
+    base: int = -1  # the last window whose aggregate was in the model it trained from
+
+    @property
+    def trained_behind(self) -> bool:
+        """Trained without the previous window's aggregate (it came after its deadline)."""
+        return self.steps > 0 and self.base < self.window - 1
 
 
 class PageStream:

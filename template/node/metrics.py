@@ -43,6 +43,7 @@ COUNTERS = frozenset(
     {
         "uploads_done",
         "uploads_missed",
+        "windows_behind",
         "weights_set",
         "train_seconds_total",
         "wall_seconds_total",
@@ -60,6 +61,7 @@ HELP = {
     "upload_seconds": "Seconds the last upload took.",
     "uploads_done": "Uploads that landed in time.",
     "uploads_missed": "Windows whose upload did not land in time.",
+    "windows_behind": "Windows trained without the previous window's aggregate (a late leader).",
     "uploads_seen": "Uploads the validator found in the last window.",
     "uploads_valid": "Uploads of the last window that passed every check.",
     "uploads_rejected": "Uploads of the last window that failed a check.",

@@ -49,6 +49,7 @@ class MinerStatus(NodeStatus):
     upload_seconds: float = 0.0
     uploads_done: int = 0
     uploads_missed: int = 0
+    windows_behind: int = 0  # windows trained without the previous window's aggregate
     steps: int = 0
     pages: int = 0
 

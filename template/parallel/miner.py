@@ -195,7 +195,8 @@ def _restore(trainer: ShardedTrainer, miner: Miner) -> None:
     except (ShardedStateError, RuntimeError, ValueError, KeyError) as e:
         logger.warning("sharded state unusable (%s); optimizer and error feedback start fresh", e)
         return
-    for key in ("uploads_done", "uploads_missed", "train_seconds_total", "wall_seconds_total"):
+    counters = ("uploads_done", "uploads_missed", "windows_behind")
+    for key in (*counters, "train_seconds_total", "wall_seconds_total"):
         if key in saved and getattr(pos, key) == 0:
             setattr(pos, key, saved[key])
     logger.info(

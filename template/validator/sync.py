@@ -141,10 +141,25 @@ class ValidatorSync:
         elif published or await self._publish_until_too_late(window, own_list):
             # followers apply it once published
             self.landed[window] = self._landed_at(await self._block())
+            self._warn_if_late(window)
             await self._lead(window, own_list.peers)
         else:  # never published: followers apply the bootstrap rule, and so does the leader
             self.own_lists.pop(window, None)
             await self.apply_window(window, wait_until=0)
+
+    def _warn_if_late(self, window: int) -> None:
+        """A leader's list after its publish deadline: the miners trained the next window from
+        the model one aggregate behind (it is then measured on the current one)."""
+        due, at = self.clock.publish_deadline(window), self.landed[window]
+        if at > due:
+            logger.warning(
+                "window %d: peer list published at block %d, after its deadline %d: miners "
+                "trained window %d without it (give the validator more cores or time)",
+                window,
+                at,
+                due,
+                window + 1,
+            )
 
     async def _publish_until_too_late(self, window: int, own_list: PeerList) -> bool:
         """The leader's list could not be stored (its bucket down): retry while followers still

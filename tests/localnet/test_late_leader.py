@@ -72,6 +72,17 @@ def test_the_validator_records_when_each_aggregate_reached_the_followers():
     assert 7 not in v.landed  # bounded
 
 
+def test_a_leader_past_its_publish_deadline_says_so(caplog):
+    v = ValidatorSync.__new__(ValidatorSync)
+    v.clock, v.landed = CLOCK, {7: CLOCK.publish_deadline(7)}
+    with caplog.at_level("WARNING", logger="template.validator.sync"):
+        v._warn_if_late(7)
+        assert caplog.records == []  # on time
+        v.landed[7] = CLOCK.publish_deadline(7) + 3
+        v._warn_if_late(7)
+    assert "after its deadline" in caplog.text and "trained window 8 without it" in caplog.text
+
+
 def test_a_restarted_leader_applies_the_list_it_published_before_the_restart(monkeypatch):
     asked = []
 

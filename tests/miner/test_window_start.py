@@ -7,6 +7,7 @@ from types import SimpleNamespace
 
 from template.hparams import WindowConfig
 from template.miner.loop import Miner
+from template.miner.trainer import WindowResult
 from template.protocol.windows import WindowClock
 
 
@@ -62,3 +63,20 @@ def test_no_wait_when_already_applied_or_stopping():
     m = _miner(50, 3)
     m._stop.set()
     asyncio.run(asyncio.wait_for(Miner._await_previous_aggregate(m, 5), 1))
+
+
+def test_a_window_trained_without_the_previous_aggregate_is_counted_behind():
+    m = _miner(block=56, applied=3)  # the leader missed its deadline for window 4
+    m._train_run = 0.0
+
+    def train_window(w, should_end):
+        return WindowResult(w, {}, steps=2, train_seconds=0.5)
+
+    m.trainer.train_window = train_window
+    m._await_previous_aggregate = lambda w: Miner._await_previous_aggregate(m, w)
+    late = asyncio.run(Miner._train(m, 5))
+    assert (late.base, late.trained_behind) == (3, True)
+    m.trainer.applied_through = 4
+    on_time = asyncio.run(Miner._train(m, 5))
+    assert (on_time.base, on_time.trained_behind) == (4, False)
+    assert not WindowResult(5, {}, steps=0, base=3).trained_behind  # nothing trained
