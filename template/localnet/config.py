@@ -56,11 +56,41 @@ def _words(text: str) -> tuple[str, ...]:
     return tuple(shlex.split(text))
 
 
+CGROUP_QUOTA_FILES = (
+    ("/sys/fs/cgroup/cpu.max", None),  # cgroup v2: "<quota> <period>" or "max <period>"
+    ("/sys/fs/cgroup/cpu/cpu.cfs_quota_us", "/sys/fs/cgroup/cpu/cpu.cfs_period_us"),  # v1
+)
+
+
+def cgroup_cpu_limit(files=CGROUP_QUOTA_FILES) -> float | None:
+    """The container's CPU quota in cores (a `docker --cpus` limit), None when unlimited or
+    unknown: the affinity of a container still lists every core of its host."""
+    for quota_file, period_file in files:
+        try:
+            words = Path(quota_file).read_text().split()
+            if period_file is not None:
+                words = [words[0], Path(period_file).read_text().strip()]
+            quota, period = words[0], float(words[1])
+        except (OSError, IndexError, ValueError):
+            continue
+        if quota in ("max", "-1") or period <= 0:
+            return None
+        try:
+            return float(quota) / period if float(quota) > 0 else None
+        except ValueError:
+            return None
+    return None
+
+
 def usable_cores() -> int:
-    """Cores this process may run on (its CPU affinity where the OS reports it)."""
+    """Cores this process may use: its CPU affinity (where the OS reports it), at most the
+    container's CPU quota."""
     if hasattr(os, "sched_getaffinity"):
-        return len(os.sched_getaffinity(0)) or 1
-    return os.cpu_count() or 1
+        cores = len(os.sched_getaffinity(0)) or 1
+    else:
+        cores = os.cpu_count() or 1
+    limit = cgroup_cpu_limit()
+    return max(1, min(cores, int(limit))) if limit else cores
 
 
 @dataclass(frozen=True)
@@ -128,8 +158,8 @@ class LocalnetConfig:
     )
     validator_threads: int = setting(
         0,
-        "Torch/OMP threads per validator process (0: the machine's cores shared among the "
-        "validators). A validator evaluates while the miners wait for its aggregate; with one "
+        "Torch/OMP threads per validator process (0: the machine's cores, at most a container's "
+        "CPU quota, shared among the validators). A validator evaluates while the miners wait for its aggregate; with one "
         "thread on 2 cores the tiny leader missed its publish deadline in 39 of 45 miner windows.",
         NON_NEGATIVE,
         flag="--validator.threads",

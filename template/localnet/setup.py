@@ -316,16 +316,22 @@ async def publish_dataset(endpoint: str, local_dir: Path, run_dir: Path) -> list
 # --- neurons ----------------------------------------------------------------------------------
 
 
+def node_ranks(cfg: LocalnetConfig, net: Network, node: NodeSpec) -> int:
+    """Processes of ``node``: the first miner and the first validator may run as N ranks
+    (docs/multi_gpu.md); every other node is one process."""
+    if net.miners and node is net.miners[0]:
+        return cfg.miner_ranks
+    if net.validators and node is net.validators[0]:
+        return cfg.validator_ranks
+    return 1
+
+
 def neuron_command(cfg: LocalnetConfig, net: Network, node: NodeSpec) -> list[str]:
     if cfg.neurons_dir is None:  # the installed neurons (template/commands)
         cmd = [sys.executable, "-m", f"template.commands.{node.role}"]
     else:
         cmd = [sys.executable, str(Path(cfg.neurons_dir) / f"{node.role}.py")]
-    ranks = 1  # the first miner and the first validator may run as N ranks: docs/multi_gpu.md
-    if net.miners and node is net.miners[0]:
-        ranks = cfg.miner_ranks
-    elif net.validators and node is net.validators[0]:
-        ranks = cfg.validator_ranks
+    ranks = node_ranks(cfg, net, node)
     if ranks > 1:
         launch = ["-m", "template.parallel.launch", "--ranks", str(ranks), "--"]
         cmd = [cmd[0], *launch, *cmd[1:]]
@@ -341,9 +347,11 @@ def neuron_command(cfg: LocalnetConfig, net: Network, node: NodeSpec) -> list[st
     return cmd + list(cfg.extra_args) + list(role_args)
 
 
-def neuron_env(cfg: LocalnetConfig, role: str) -> dict[str, str]:
-    """Few threads per process: N neurons share the machine's cores (``cfg.threads_of``)."""
-    n = str(cfg.threads_of(role))
+def neuron_env(cfg: LocalnetConfig, role: str, ranks: int = 1) -> dict[str, str]:
+    """Few threads per process: N neurons share the machine's cores (``cfg.threads_of``); a
+    validator run as ``ranks`` processes splits its share among them."""
+    n = cfg.threads_of(role)
+    n = str(max(1, n // ranks) if role == "validator" else n)
     return {
         "OMP_NUM_THREADS": n,
         "MKL_NUM_THREADS": n,
@@ -355,5 +363,5 @@ def neuron_env(cfg: LocalnetConfig, role: str) -> dict[str, str]:
 def start_neurons(cfg: LocalnetConfig, net: Network, children: Children) -> None:
     for node in net.validators + net.miners:
         cmd = neuron_command(cfg, net, node)
-        env = neuron_env(cfg, node.role)
+        env = neuron_env(cfg, node.role, node_ranks(cfg, net, node))
         children.add(start_child(node.name, cmd, Path(node.log), env=env, cwd=ROOT))

@@ -130,6 +130,26 @@ def test_validators_get_the_cores_miners_one_thread_each(monkeypatch):
     cfg = LocalnetConfig(miners=3, validators=2)
     assert neuron_env(cfg, "miner")["OMP_NUM_THREADS"] == "1"
     assert neuron_env(cfg, "validator")["OMP_NUM_THREADS"] == "2"  # 4 cores, 2 validators
+    assert neuron_env(cfg, "validator", ranks=2)["OMP_NUM_THREADS"] == "1"  # split per rank
+    assert neuron_env(cfg, "miner", ranks=2)["OMP_NUM_THREADS"] == "1"
     assert LocalnetConfig(validators=8).threads_of("validator") == 1
     assert LocalnetConfig(validator_threads=3, threads_per_node=2).threads_of("validator") == 3
     assert LocalnetConfig(threads_per_node=2).threads_of("miner") == 2
+
+
+def test_a_container_cpu_quota_caps_the_cores(tmp_path):
+    from template.localnet.config import cgroup_cpu_limit
+
+    v2 = tmp_path / "cpu.max"
+    v2.write_text("200000 100000\n")
+    assert cgroup_cpu_limit(((str(v2), None),)) == 2.0
+    v2.write_text("max 100000\n")
+    assert cgroup_cpu_limit(((str(v2), None),)) is None
+    quota, period = tmp_path / "q", tmp_path / "p"
+    quota.write_text("150000\n")
+    period.write_text("100000\n")
+    assert cgroup_cpu_limit(((str(tmp_path / "absent"), None), (str(quota), str(period)))) == 1.5
+    quota.write_text("-1\n")
+    assert cgroup_cpu_limit(((str(quota), str(period)),)) is None
+    v2.write_text("garbage")
+    assert cgroup_cpu_limit(((str(v2), None),)) is None
