@@ -15,7 +15,8 @@ A window's value for a uid (``window_values``):
   unreadable) costs ``missing_penalty``; copies, mixes, free riders and harmful uploads earn 0
   (they never earn; a copy verdict must never push an honest original below zero, and an
   honest upload trained on a model one aggregate behind can hurt when applied alone);
-- passed every check but not measured this window (rotation): no update.
+- passed every check but not measured this window (rotation): no update;
+- a window in which no miner's upload was found at all: no update for anyone.
 
 Scores are an exponential moving average of the values (``Scoreboard``), so incentive
 follows sustained contribution and one false alarm cannot zero an honest score.
@@ -118,7 +119,13 @@ def window_values(
     missing_penalty: float,
 ) -> dict[int, float]:
     """The value each uid earned this window (see the module docstring). ``rejected``: the
-    rejections of the stages before the judge (gather, verify, copies, mixes)."""
+    rejections of the stages before the judge (gather, verify, copies, mixes).
+
+    A window in which no miner's upload was found at all holds nothing against anyone (no
+    update): a fresh subnet's first window, whose model no miner had yet, or this validator's
+    own outage (every HEAD failing), not a fault of each miner."""
+    if not decisions and rejected and all(r.code is RejectCode.MISSING for r in rejected.values()):
+        return {}
     par = par_gain(decisions)
     out: dict[int, float] = {}
     for uid, r in rejected.items():

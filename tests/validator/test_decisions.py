@@ -248,6 +248,15 @@ def test_values_by_what_a_rejection_proves():
     assert 8 not in vals  # rotation: the score stays as it was
 
 
+def test_a_window_without_any_upload_holds_nothing_against_anyone():
+    everyone_missing = {3: MISSING, 4: MISSING}
+    assert window_values({}, everyone_missing, **PENALTIES) == {}  # no update
+    one_arrived = {**everyone_missing, 5: Rejection(RejectCode.BAD_SIGNATURE, "x")}
+    assert window_values({}, one_arrived, **PENALTIES) == {3: -0.25, 4: -0.25, 5: -1.0}
+    measured = {6: Decision(6, "unproven")}
+    assert window_values(measured, everyone_missing, **PENALTIES) == {3: -0.25, 4: -0.25, 6: 0.0}
+
+
 def test_one_false_alarm_does_not_zero_an_honest_miner():
     board = Scoreboard(alpha=0.3)
     for _ in range(8):
