@@ -158,9 +158,10 @@ class LocalnetConfig:
     )
     validator_threads: int = setting(
         0,
-        "Torch/OMP threads per validator process (0: the machine's cores, at most a container's "
-        "CPU quota, shared among the validators). A validator evaluates while the miners wait for its aggregate; with one "
-        "thread on 2 cores the tiny leader missed its publish deadline in 39 of 45 miner windows.",
+        "Torch/OMP threads per validator process (0: the machine's cores, at most a "
+        "container's CPU quota, shared among the validators). A validator evaluates while the "
+        "miners wait for its aggregate; with one thread on 2 cores the tiny leader missed its "
+        "publish deadline in 39 of 45 miner windows.",
         NON_NEGATIVE,
         flag="--validator.threads",
     )
