@@ -7,12 +7,12 @@ runs) and a training step on the same number of sequences (forward, backward and
 a miner runs), at each preset's sequence length and model size, then scales both to one
 upload: the validator measures ``3 x own + 2 x control`` sequences per upload (own ones
 before, after the leave-one-out reference and after the upload; control ones after both) plus
-the window's shared control "before" losses; the miner trains ``H x batch_size`` sequences. The ratio of the two is the issue's
-"evaluation cost per upload over the miner's training cost" (target: at most 0.10). Random
-tokens stand in for text: the cost of a pass does not depend on them. Passes run on the
-preset's batch (at most ``--seqs``), so the optimizer step is shared as in a real step; with
-fewer sequences than the batch (large presets on a CPU) training per sequence is
-overestimated slightly, by the AdamW step's share.
+the window's shared control "before" losses; the miner trains ``H x batch_size`` sequences.
+The ratio of the two is the issue's "evaluation cost per upload over the miner's training
+cost" (target: at most 0.10). Random tokens stand in for text: the cost of a pass does not
+depend on them. Passes run on the preset's batch (at most ``--seqs``), so the optimizer step
+is shared as in a real step; with fewer sequences than the batch (large presets on a CPU)
+training per sequence is overestimated slightly, by the AdamW step's share.
 
 Presets too large to time on the machine (``--estimate``, e.g. 1b and 8b on a CPU) get the
 count-based figure only: a training step costs about three forward passes (forward and a

@@ -159,20 +159,13 @@ class LocalnetConfig:
     validator_threads: int = setting(
         0,
         "Torch/OMP threads per validator process (0: the machine's cores, at most a "
-        "container's CPU quota, shared among the validators). A validator evaluates while the "
-        "miners wait for its aggregate; with one thread on 2 cores the tiny leader missed its "
-        "publish deadline in 39 of 45 miner windows.",
+        "container's CPU quota, shared among the validators and a validator's ranks). A "
+        "validator evaluates while the miners wait for its aggregate; with one thread on 2 "
+        "cores the tiny leader missed its publish deadline, and 39 of 45 miner windows were "
+        "trained without it.",
         NON_NEGATIVE,
         flag="--validator.threads",
     )
-
-    def threads_of(self, role: str) -> int:
-        """Torch threads of a ``role`` ("miner" or "validator") process."""
-        if role != "validator":
-            return self.threads_per_node
-        if self.validator_threads:
-            return self.validator_threads
-        return max(1, usable_cores() // self.validators)
 
     log_level: str = "INFO"  # --logging.level / --logging.debug (template/node/logs.py)
     extra_args: tuple[str, ...] = ()  # after --: appended to every neuron's command line
@@ -217,6 +210,14 @@ class LocalnetConfig:
     @property
     def logs_dir(self) -> Path:
         return self.run_dir / "logs"
+
+    def threads_of(self, role: str, ranks: int = 1) -> int:
+        """Torch threads of each process of a ``role`` ("miner" or "validator") node run as
+        ``ranks`` processes: a miner's are set per process, a validator's share is split."""
+        if role != "validator":
+            return self.threads_per_node
+        share = self.validator_threads or usable_cores() // self.validators
+        return max(1, share // ranks)
 
 
 def _stamp() -> str:

@@ -350,8 +350,7 @@ def neuron_command(cfg: LocalnetConfig, net: Network, node: NodeSpec) -> list[st
 def neuron_env(cfg: LocalnetConfig, role: str, ranks: int = 1) -> dict[str, str]:
     """Few threads per process: N neurons share the machine's cores (``cfg.threads_of``); a
     validator run as ``ranks`` processes splits its share among them."""
-    n = cfg.threads_of(role)
-    n = str(max(1, n // ranks) if role == "validator" else n)
+    n = str(cfg.threads_of(role, ranks))
     return {
         "OMP_NUM_THREADS": n,
         "MKL_NUM_THREADS": n,

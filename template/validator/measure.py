@@ -23,9 +23,10 @@ the slope of u on r within the two groups (a pooled regression, ``Measurement.cr
 The plain excess is ``beta = 1``. When the crowd holds weaker deltas than the upload (lazy or
 adversarial uploads, or early in training, where the common part of every honest delta is
 large), the fitted slope is above 1 and cancels more of the common part. Measured on the
-same uploads (tiny, docs/scoring.md, the eleventh pass) the honest fit z per window rose by
-+0.02 to +0.24, and the lazy miner's (slope below 1) by up to +0.9. Own and control sequences
-get the same slope, so a fit that is not there stays N(0, 1).
+same uploads (tiny, docs/scoring.md, the eleventh pass; scripts/bench_fit_statistics.py) the
+honest fit z per window rose by only +0.02 to +0.05 in three reproducible runs (+0.24 in a
+first ad-hoc recording that could not be rerun), and the lazy miner's (slope below 1) by up to
++0.9. Own and control sequences get the same slope, so a fit that is not there stays N(0, 1).
 
 Sequences of one page are one document's text and move together, so the standard error of
 that fit is clustered by page and the t statistic is read with its Welch degrees of freedom

@@ -135,6 +135,7 @@ def test_validators_get_the_cores_miners_one_thread_each(monkeypatch):
     assert LocalnetConfig(validators=8).threads_of("validator") == 1
     assert LocalnetConfig(validator_threads=3, threads_per_node=2).threads_of("validator") == 3
     assert LocalnetConfig(threads_per_node=2).threads_of("miner") == 2
+    assert LocalnetConfig(validator_threads=3).threads_of("validator", ranks=2) == 1
 
 
 def test_a_container_cpu_quota_caps_the_cores(tmp_path):
