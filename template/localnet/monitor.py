@@ -44,6 +44,7 @@ class WindowRecord:
     miner_upload_seconds: dict[int, float | None]
     eval_seconds_per_upload: float | None
     rejected: dict[str, str]  # uid -> why the leader rejected that upload
+    decisions: dict[str, str]  # uid -> the leader's verdict on that upload, with its evidence
     in_sync: dict[str, bool | None]
     seconds: float  # since the run started
 
@@ -69,6 +70,11 @@ def _uid_map(d: Any) -> dict[int, float]:
             except (TypeError, ValueError):
                 continue
     return out
+
+
+def _str_map(d: Any) -> dict[str, str]:
+    """{uid: text} from a status field (empty when absent or not a mapping)."""
+    return {str(k): str(v) for k, v in d.items()} if isinstance(d, dict) else {}
 
 
 class Tracker:
@@ -139,9 +145,8 @@ class Tracker:
                 miner_upload_bytes=self._miner_field(w, "upload_bytes"),
                 miner_upload_seconds=self._miner_field(w, "upload_seconds"),
                 eval_seconds_per_upload=_float(lead.get("eval_seconds_per_upload")),
-                rejected={str(k): str(v) for k, v in (lead.get("rejected") or {}).items()}
-                if isinstance(lead.get("rejected"), dict)
-                else {},
+                rejected=_str_map(lead.get("rejected")),
+                decisions=_str_map(lead.get("decisions")),
                 in_sync={name: (st or {}).get("in_sync") for name, st in snap.statuses.items()},
                 seconds=now if first is None else first.seconds,
             )

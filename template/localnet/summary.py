@@ -92,6 +92,7 @@ HISTORY_KEYS = (
     "uploads_seen",
     "uploads_valid",
     "rejected",
+    "decisions",
     "scores",
     "weights",
     "weights_set",

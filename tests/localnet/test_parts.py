@@ -80,6 +80,7 @@ def test_summary_json_plot_and_text(tmp_path):
             "uploads_valid": 2,
             "weights_set": w,
             "in_sync": True,
+            "decisions": {"1": f"uid 1: credited, window {w}", "2": "uid 2: unproven"},
         }
         st = {"validator-0": v, "miner-0": {"window": w, "loss": loss, "in_sync": True}}
         st["miner-1"] = {"window": w, "loss": loss + 0.1, "in_sync": True}
@@ -100,6 +101,9 @@ def test_summary_json_plot_and_text(tmp_path):
     rows = read_history(history)
     assert [r["window"] for r in rows] == [1, 2] and rows[-1]["heldout_loss"] == 4.0
     assert rows[-1]["incentive"] == {"0": 0.0, "1": 0.7, "2": 0.3} and "rejected" in rows[0]
+    # each window keeps the leader's verdicts of that window, not the last ones
+    assert rows[0]["decisions"] == {"1": "uid 1: credited, window 1", "2": "uid 2: unproven"}
+    assert rows[1]["decisions"]["1"] == "uid 1: credited, window 2"
     png = plot_history(history)
     assert png == tmp_path / "history.png" and png.stat().st_size > 5000
     assert "held-out loss 5.0000 -> 4.0000" in summary_text(s)

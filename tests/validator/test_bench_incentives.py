@@ -175,3 +175,16 @@ def test_first_window_flag_refuses_a_negative_window(script, monkeypatch, capsys
     with pytest.raises(SystemExit) as e:
         script.main()
     assert e.value.code == 2 and "--first-window -1" in capsys.readouterr().err
+
+
+def test_evidence_power_model_runs_the_judge_and_scoreboard():
+    """The power model pays a miner whose evidence is strong and never one without any."""
+    import bench_evidence_power as power
+
+    from template.validator.judge import JudgeRules
+
+    rules = JudgeRules(alpha=0.02)
+    never = power.unpaid_share(-1.0, 2.0, 2, 10, rules, 0.3, trials=40, seed=0)
+    always = power.unpaid_share(3.0, 2.0, 2, 10, rules, 0.3, trials=40, seed=0)
+    weak = power.unpaid_share(0.7, 2.0, 2, 10, rules, 0.3, trials=400, seed=0)
+    assert never == 1.0 and always == 0.0 and 0.0 < weak < 1.0
