@@ -58,7 +58,9 @@ def _recording(records: list[dict]):
     def measure_and_record(self, upload, near=()):
         m = original(self, upload, near)
         w = self._w
-        _, own = measure.own_sequences(self.dataset, upload, self.own, w.window, self.salt)
+        _, own = measure.own_sequences(
+            self.dataset, upload, self.own, w.window, self.salt, w.shared
+        )
         before = self.losses(own)
         with self.applied(upload.delta.sparse(), w.scale):
             after = self.losses(own)

@@ -142,12 +142,15 @@ def _at_poll(k: int, fn: Callable[[], None]) -> Callable[[], bool]:
 
 
 def _measure(measurer: Measurer, plan: Plan, record: dict, hp: HParams) -> torch.Tensor:
-    """The validator's measurements of both recorded uploads (as two uids claiming the
-    window's pages, each the other's leave-one-out reference), flattened in order."""
+    """The validator's measurements of both recorded uploads (as two uids claiming one half
+    of the window's pages each: a page both claim is nobody's own; each upload is the other's
+    leave-one-out reference), flattened in order."""
     pages = tuple(int(p) for p in record["pages"])
+    half = (len(pages) + 1) // 2
+    claims = (pages[:half], pages[half:])
     uploads = {
         plan.uid + i: Upload(
-            plan.window, plan.uid + i, "-", 0, "-", 1, _decoded(record, i, hp), pages
+            plan.window, plan.uid + i, "-", 0, "-", 1, _decoded(record, i, hp), claims[i]
         )
         for i in (0, 1)
     }

@@ -6,10 +6,14 @@ touched indices only, written back exactly afterwards) and measured on:
 
 - own sequences: one sequence from each of ``own`` of the pages the upload claims (all
   inside its assignment), drawn with a seed the miner cannot predict (validator hotkey,
-  window, uid): one sequence per page keeps the sample's sequences nearly independent;
+  window, uid): one sequence per page keeps the sample's sequences nearly independent. Pages
+  that another upload of the window claims too are left out: assignments are drawn
+  independently per uid, so two can share a page, and an upload built from the others'
+  deltas (a mix, an ALIE shift) would fit the page its owner trained on;
 - control sequences: one sequence from each of ``control`` training pages the validator draws
-  for the window (the same distribution as any miner's assignment, never the held-out tail),
-  shared by every upload of the window.
+  for the window (the same distribution as any miner's assignment, never the held-out tail,
+  and none that an upload of the window claims: pages nobody trained on), shared by every
+  upload of the window.
 
 The reference of an upload is the mean of the window's *other* uploads (leave-one-out; with
 no other upload, the global model itself), so each sequence gives a paired figure
@@ -44,7 +48,8 @@ import logging
 import math
 import random
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections import Counter
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, ExitStack, contextmanager
 from dataclasses import dataclass
 
@@ -64,6 +69,8 @@ def sequence_losses(
     model: torch.nn.Module, seqs: torch.Tensor, *, device: str = "cpu", batch_size: int = 64
 ) -> torch.Tensor:
     """Mean next-token loss of each sequence (float64, on the CPU), in order."""
+    if seqs.shape[0] == 0:
+        return torch.empty(0, dtype=torch.float64)
     was_training = model.training
     model.eval()
     out = []
@@ -158,19 +165,45 @@ def pick_sequences(
 
 
 def own_sequences(
-    dataset: PageDataset, upload: Upload, count: int, window: int, salt: str
+    dataset: PageDataset,
+    upload: Upload,
+    count: int,
+    window: int,
+    salt: str,
+    exclude: Collection[int] = (),
 ) -> tuple[list[int], torch.Tensor]:
-    return pick_sequences(dataset, upload.pages, count, _rng(salt, "own", window, upload.uid))
+    """Sequences of the pages ``upload`` claims, but those in ``exclude`` (pages another
+    upload of the window claims too: its trainer's work, not only this upload's)."""
+    pages = [p for p in upload.pages if p not in exclude]
+    return pick_sequences(dataset, pages, count, _rng(salt, "own", window, upload.uid))
+
+
+def draw_pages(rng: random.Random, n: int, count: int, exclude: Collection[int] = ()) -> list[int]:
+    """``count`` distinct pages of ``range(n)`` outside ``exclude``, uniformly (fewer when
+    fewer are left)."""
+    excluded = {p for p in exclude if 0 <= p < n}
+    free = n - len(excluded)
+    want = max(0, min(count, free))
+    if 2 * want >= free:  # dense: list what is left
+        return rng.sample([p for p in range(n) if p not in excluded], want)
+    out: list[int] = []
+    seen = set(excluded)
+    while len(out) < want:  # at least half of the draws land
+        p = rng.randrange(n)
+        if p not in seen:
+            seen.add(p)
+            out.append(p)
+    return out
 
 
 def control_sequences(
-    dataset: PageDataset, count: int, window: int, salt: str
+    dataset: PageDataset, count: int, window: int, salt: str, exclude: Collection[int] = ()
 ) -> tuple[list[int], torch.Tensor]:
     """One sequence from each of ``count`` training pages drawn for ``window`` (uniform, like
-    any miner's assignment; the miner cannot know which)."""
+    any miner's assignment; the miner cannot know which), none in ``exclude`` (the pages the
+    window's uploads claim: control pages are pages nobody trained on this window)."""
     rng = _rng(salt, "control", window)
-    n = dataset.layout.num_train
-    pages = rng.sample(range(n), min(count, n))
+    pages = draw_pages(rng, dataset.layout.num_train, count, exclude)
     return pick_sequences(dataset, pages, count, rng)
 
 
@@ -247,6 +280,8 @@ class Measurement:
         """How much better the upload does on its own pages than on control ones, against the
         crowd's gain on the same sequences."""
         own, ctrl = self.adjusted()
+        if own.numel() == 0 or ctrl.numel() == 0:
+            return 0.0  # no own page left to measure: no evidence
         return float(own.mean() - ctrl.mean())
 
     def _fit_variance(self) -> tuple[float, float]:
@@ -307,6 +342,7 @@ class _Window:
     control: torch.Tensor
     control_pages: tuple[int, ...]
     before: torch.Tensor  # control losses of the global model
+    shared: frozenset[int] = frozenset()  # pages two or more of the window's uploads claim
 
 
 class Measurer:
@@ -336,12 +372,15 @@ class Measurer:
 
     def begin_window(self, window: int, uploads: Sequence[Upload], scale: float) -> None:
         """Shared work of ``window``: the sum of ``uploads`` (every upload to be measured must
-        be among them) and the control sequences' losses before."""
+        be among them), the pages their claims share and the control sequences' losses
+        before."""
         shapes = {n: tuple(p.shape) for n, p in self.model.named_parameters()}
         total = sum_delta(uploads, shapes)
-        cpages, ctrl = control_sequences(self.dataset, self.control, window, self.salt)
+        claims = Counter(p for up in uploads for p in set(up.pages))
+        cpages, ctrl = control_sequences(self.dataset, self.control, window, self.salt, claims)
+        shared = frozenset(p for p, n in claims.items() if n > 1)
         self._w = _Window(
-            window, scale, total, len(uploads), ctrl, tuple(cpages), self.losses(ctrl)
+            window, scale, total, len(uploads), ctrl, tuple(cpages), self.losses(ctrl), shared
         )
 
     def forget(self) -> None:
@@ -355,7 +394,7 @@ class Measurer:
         w = self._w
         if w is None:
             raise RuntimeError("begin_window first (the model changed since)")
-        pages, own = own_sequences(self.dataset, upload, self.own, w.window, self.salt)
+        pages, own = own_sequences(self.dataset, upload, self.own, w.window, self.salt, w.shared)
         own_before = self.losses(own)
         left_out = [upload, *near]
         with reference_applied(self.applied, w.total, w.count, left_out, w.scale):

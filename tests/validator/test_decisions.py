@@ -28,6 +28,7 @@ from template.validator.measure import (
     Measurer,
     clustered_var_of_mean,
     control_sequences,
+    draw_pages,
     own_sequences,
     t_to_z,
 )
@@ -323,6 +324,43 @@ def test_only_credited_uploads_are_peers():
     assert empty.peers == () and empty.basis == "scores"  # never the bootstrap rule
 
 
+def test_draw_pages_skips_excluded_pages_sparse_and_dense():
+    import random
+
+    sparse = draw_pages(random.Random(1), 1000, 20, exclude={0, 1, 2, 5, 999, -4, 5000})
+    assert len(sparse) == len(set(sparse)) == 20
+    assert not {0, 1, 2, 5, 999} & set(sparse) and all(0 <= p < 1000 for p in sparse)
+    dense = draw_pages(random.Random(1), 10, 8, exclude=range(4))
+    assert sorted(dense) == [4, 5, 6, 7, 8, 9]  # fewer left than asked: all of them
+    assert draw_pages(random.Random(1), 5, 3, exclude=range(5)) == []
+
+
+def test_pages_two_uploads_claim_are_nobodys_own_and_claimed_pages_are_never_control(
+    tiny_dataset,
+):
+    """Assignments are drawn per uid, so two uploads can share a page: neither may count it
+    as its own (a mix of the other's delta fits it), and no claimed page is a control page."""
+    ds = PageDataset(TokenStream(tiny_dataset), HP)
+    model = build_model(HP.model)
+    a, b = _upload(ds, model, 3, 1), _upload(ds, model, 3, 2)
+    shared = a.pages[0]
+    b = dataclasses.replace(b, pages=(shared, *b.pages[1:]))
+    cpages, _ = control_sequences(ds, 6, 3, "v")
+    c = dataclasses.replace(_upload(ds, model, 3, 4), pages=tuple(cpages[:3]))
+    m = Measurer(model, ds, own=8, control=6, salt="v")
+    m.begin_window(3, [a, b, c], 1.0)
+    for up in (a, b):
+        res = m.measure(up)
+        assert shared not in res.own_pages and res.own_pages
+        assert set(res.own_pages) <= set(up.pages)
+        assert not set(res.control_pages) & {*a.pages, *b.pages, *c.pages}
+    # an upload whose every page is shared has no own sequence: no evidence, not a crash
+    twin = dataclasses.replace(_upload(ds, model, 3, 5), pages=a.pages)
+    m.begin_window(3, [a, twin], 1.0)
+    alone = m.measure(twin)
+    assert alone.own_pages == () and alone.fit_z == 0.0 and alone.fit_excess == 0.0
+
+
 def _upload(ds, model, window: int, uid: int, scale: float = 0.01):
     shapes = {n: tuple(p.shape) for n, p in model.named_parameters()}
     g = torch.Generator().manual_seed(uid)
@@ -355,7 +393,9 @@ def test_measurement_pairs_sequences_and_leaves_the_model_unchanged(tiny_dataset
     cpages, _ = control_sequences(ds, 6, 3, "v")
     assert all(not ds.layout.is_heldout(p) for p in cpages)  # same distribution, not the tail
     m = Measurer(model, ds, own=6, control=6, salt="v")
-    twin = _upload(ds, model, 3, 1)  # same content: the leave-one-out reference equals it
+    # same content, its own pages: the leave-one-out reference equals the upload
+    twin = dataclasses.replace(_upload(ds, model, 3, 1), pages=tuple(ds.layout.pages(3, 2, 4)))
+    assert not set(twin.pages) & set(up.pages)
     m.begin_window(3, [up, twin], 2.0)
     res = m.measure(up)
     assert torch.allclose(res.own_excess, torch.zeros(6, dtype=torch.float64), atol=1e-5)
