@@ -342,7 +342,7 @@ class _Window:
     control: torch.Tensor
     control_pages: tuple[int, ...]
     before: torch.Tensor  # control losses of the global model
-    shared: frozenset[int] = frozenset()  # pages two or more of the window's uploads claim
+    shared: frozenset[int]  # pages two or more of the window's uploads claim
 
 
 class Measurer:
