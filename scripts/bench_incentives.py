@@ -11,6 +11,12 @@ so CPU load never makes a window missed. The validator polls the uploads (its fi
 clock) before they land, after they all landed (copiers land in the same polling interval as
 their victims: the hardest case for the clock) and after the cut-off.
 
+Uploads are sealed (training/seal.py) and their keys published after the cut-off, so by
+default an adversary that uses the others' uploads (copiers, aggregator, ALIE, mixers) works
+from the previous window's revealed ones: the most a miner can read before its own upload
+is due. ``--leaked-seal`` gives them the current window's uploads instead, as if every seal
+key leaked early: it measures the defences behind the seal (copy, mix and page-fit checks).
+
 Prints one JSON object (``--json``) with the issue's figures and which targets were met.
 """
 
@@ -36,6 +42,7 @@ from incentive_net import ChainState, FakeChain, MemoryStore  # noqa: E402
 
 from template.hparams import HParams, HParamsError, hparams_hash, load_hparams  # noqa: E402
 from template.protocol.directory import PeerDirectory  # noqa: E402
+from template.protocol.uploads import stored_objects  # noqa: E402
 from template.protocol.windows import WindowClock  # noqa: E402
 from template.signing import dev_keypair  # noqa: E402
 from template.training.model import build_model  # noqa: E402
@@ -91,9 +98,11 @@ class Run:
         classes: list[str],
         overrides=None,
         mix_cosine: float = LAZY_MIX_COSINE,
+        leaked_seal: bool = False,
     ):
         self.hp, self.ds, self.seed = hp, ds, seed
-        self.mix_cosine = mix_cosine
+        self.mix_cosine, self.leaked_seal = mix_cosine, leaked_seal
+        self.revealed = None  # (honest deltas, dense, norms) of the last window, once revealed
         self.state, self.store = ChainState(), MemoryStore()
         self.clock = WindowClock(hp.window)
         kinds = ["honest"] * honest + classes
@@ -157,12 +166,17 @@ class Run:
         return self.ds.layout.pages(w, a.uid, n)
 
     async def _put(self, a: sim.Actor, w: int, blob: bytes) -> None:
-        from template.storage import keys
+        """Store ``blob`` sealed; its key waits for ``reveal``."""
+        (name, sealed), key = stored_objects(blob, window=w, hotkey=a.key.ss58_address)
+        await self.store.buckets[a.key.ss58_address].put_bytes(name, sealed)
+        a.history[w], a.reveal = blob, key
 
-        await self.store.buckets[a.key.ss58_address].put_bytes(
-            keys.upload_key(a.key.ss58_address, w), blob
-        )
-        a.history[w] = blob
+    async def reveal(self) -> None:
+        """Every actor publishes the seal key of its upload (after the cut-off)."""
+        for a in self.actors:
+            if a.reveal is not None:
+                await self.store.buckets[a.key.ss58_address].put_bytes(*a.reveal)
+                a.reveal = None
 
     def _sign(self, a: sim.Actor, delta, w: int, n_pages: int, steps: int) -> bytes:
         return sim.sign(delta, self.hp, a.key, a.uid, w, self._claim(a, w, n_pages), steps)
@@ -192,22 +206,34 @@ class Run:
         norms = [
             sum(float(t.values().pow(2).sum()) for t in d.tensors.values()) ** 0.5 for d in honest
         ]
-        dense = [d.to_dense() for d in honest]
+        current = (honest, [d.to_dense() for d in honest], norms)
+        seen = current if self.leaked_seal else self.revealed  # what adversaries can read
+        self.revealed = current
         for a in self.actors:
             if a.kind in MIXERS:  # its own lazy delta padded with the honest mean
                 own, claim, s = a.own
+                dense = [] if seen is None else seen[1]
                 mixed, c = sim.lazy_mix(own, dense, hp, below=self.mix_cosine)
                 self.mix_shares.setdefault(a.kind, []).append(c)
                 await self._put(a, w, self._sign(a, mixed, w, claim, s))
                 continue
             if a.kind == COASTER and not coasting:
                 continue  # uploaded its honest training above
-            delta = self._adversary_delta(a, w, honest, dense, norms)
+            delta = self._adversary_delta(a, w, seen)
             if delta is not None:
                 await self._put(a, w, self._sign(a, delta, w, n_pages, steps))
 
-    def _adversary_delta(self, a: sim.Actor, w: int, honest, dense, norms):
+    def _adversary_delta(self, a: sim.Actor, w: int, seen):
+        """Its upload of ``w`` from ``seen`` (honest deltas it could read); None: no upload."""
         hp, k = self.hp, a.kind
+        if k == "replay" and a.history and w not in a.history:
+            return sim.delta_of_blob(a.history[min(a.history)], hp, self.v.shapes)
+        if k == "zero":
+            shapes = self.v.shapes
+            return sim.recompress({n: torch.zeros(s) for n, s in shapes.items()}, hp)
+        if seen is None:
+            return None  # nothing revealed yet to copy, mix or size itself on
+        honest, dense, norms = seen
         victim = {
             "backdating_copier": 0,
             "same_second_copier": 1,
@@ -226,10 +252,6 @@ class Run:
             return sim.recompress({n: mean[n] - std[n] for n in mean}, hp)
         if k == "random":
             return sim.random_delta(self.v.model, hp, statistics.median(norms), self.gen)
-        if k == "zero":
-            return sim.recompress({n: torch.zeros_like(t) for n, t in dense[0].items()}, hp)
-        if k == "replay" and a.history and w not in a.history:
-            return sim.delta_of_blob(a.history[min(a.history)], hp, self.v.shapes)
         return None
 
     async def poll(self, w: int) -> None:
@@ -249,7 +271,8 @@ class Run:
         await self.poll(w)
         ww.closed = True
         ww.done.set()
-        self.state.advance(self.clock.upload_cutoff(w) + 1)
+        self.state.advance(self.clock.reveal_start(w))
+        await self.reveal()
         report = await self.v.run_window(w)
         self.windows_done += 1
         return report
@@ -287,9 +310,10 @@ async def simulate(
     overrides=None,
     mix_cosine: float = LAZY_MIX_COSINE,
     first_window: int | None = None,
+    leaked_seal: bool = False,
 ) -> dict:
     """One run of ``windows`` windows from ``first_window`` (default 10 + 1000 x seed)."""
-    run = Run(hp, ds, tmp, seed, honest, classes, overrides, mix_cosine)
+    run = Run(hp, ds, tmp, seed, honest, classes, overrides, mix_cosine, leaked_seal)
     kinds = {a.uid: a.kind for a in run.actors}
     actors = {a.uid: a for a in run.actors}
     per_class: dict[str, dict] = {
@@ -522,6 +546,12 @@ def main() -> None:
         "depends on the window, so seeds 2 and up start at its tail)",
     )
     p.add_argument(
+        "--leaked-seal",
+        action="store_true",
+        help="adversaries read the current window's honest uploads, as if every seal key leaked "
+        "before the cut-off (default: only the previous window's, revealed ones)",
+    )
+    p.add_argument(
         "--corpus",
         type=Path,
         default=sim.CORPUS,
@@ -554,6 +584,7 @@ def main() -> None:
         "corpus": args.corpus.name,
         "lazy_mix_cosine": args.lazy_mix_cosine,
         "first_window": args.first_window,
+        "leaked_seal": args.leaked_seal,
     }
     names = [n for n in args.presets.split(",") if n]
     if not names or set(names) - {"tiny", "small"}:
@@ -581,6 +612,7 @@ def main() -> None:
                             over,
                             args.lazy_mix_cosine,
                             args.first_window,
+                            args.leaked_seal,
                         )
                     )
                 )

@@ -4,8 +4,8 @@ Two modes, each printing one JSON object:
 
 ``--uploads 16 64 256`` (default): N signed tiny-preset uploads (synthetic but realistic:
 a shared gradient direction plus per-miner noise, compressed with error feedback like a
-miner) go through the model-free stages: verify (signature, decode, page claims), replay,
-sketch, copies, mix, free riders. Seconds per stage, their total, the share of a tiny
+miner) go through the model-free stages: unseal (seal.py), verify (signature, decode, page
+claims), replay, sketch, copies, mix, free riders. Seconds per stage, their total, the share of a tiny
 window (blocks_per_window x --block-time) and the growth from the smallest to the largest
 N relative to linear (all of these include decoding; ``decode_streams`` is its own stage,
 after ``signature_and_header``). ``--eval`` adds the evaluation cost of one upload against the
@@ -38,6 +38,7 @@ from template.hparams import hparams_hash, load_hparams  # noqa: E402
 from template.signing import dev_keypair  # noqa: E402
 from template.training.compression import Compressor  # noqa: E402
 from template.training.model import build_model  # noqa: E402
+from template.training.seal import seal_upload, unseal_upload  # noqa: E402
 from template.training.wire import (  # noqa: E402
     decode_streams,
     encode_upload,
@@ -80,15 +81,21 @@ def synthetic_blobs(hp, shapes, n: int, window: int, seed: int) -> list[tuple[in
 
 
 def open_and_decode(hp, shapes, blobs, window: int, cap: int):
-    """(uploads, wall s, CPU s) of the two halves of ``decode_checked`` over all blobs:
+    """(uploads, wall s, CPU s) of opening every sealed blob and then the two halves of
+    ``decode_checked``: ``unseal`` (AES-GCM with the revealed key, seal.py),
     ``signature_and_header`` (size cap, envelope, signature, header fields) and
     ``decode_streams`` (the Golomb index and value streams)."""
     expected = {"window": window, "spec_version": SPEC_VERSION, "hparams_hash": hparams_hash(hp)}
-    wall = {"signature_and_header": 0.0, "decode_streams": 0.0}
+    wall = {"unseal": 0.0, "signature_and_header": 0.0, "decode_streams": 0.0}
     cpu = dict(wall)
     uploads = {}
-    for uid, hotkey, blob in blobs:
+    for uid, hotkey, signed in blobs:
+        sealed = seal_upload(signed, window=window, hotkey=hotkey)
+        tu, cu = time.perf_counter(), time.process_time()
+        blob = unseal_upload(sealed.data, sealed.key, window=window, hotkey=hotkey)
         t0, c0 = time.perf_counter(), time.process_time()
+        wall["unseal"] += t0 - tu
+        cpu["unseal"] += c0 - cu
         opened = open_upload(
             blob,
             max_bytes=cap,

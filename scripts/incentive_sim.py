@@ -169,7 +169,9 @@ def lazy_mix(
     """The lazy mixer's upload: its own lazy delta plus the largest share c of the honest
     uploads' mean (c from 1 down to 1/8) whose cosine to their sum stays under ``below``: an
     attacker that reads the others' uploads and tunes the copied part to pass a mix check.
-    Returns the upload and c (0: nothing passed, its own delta alone)."""
+    Returns the upload and c (0: nothing passed or nothing to copy, its own delta alone)."""
+    if not dense:
+        return own, 0.0
     mine = own.to_dense()
     mean = {n: sum(d[n] for d in dense) / len(dense) for n in dense[0]}
     total = {n: sum(d[n] for d in dense) for n in dense[0]}
@@ -199,3 +201,4 @@ class Actor:
     trainee: Trainee | None = None
     history: dict[int, bytes] = field(default_factory=dict)  # window -> its signed upload
     own: tuple | None = None  # this window's (delta, pages, steps) before it is mixed
+    reveal: tuple[str, bytes] | None = None  # (name, key) of its sealed upload, until revealed

@@ -16,4 +16,5 @@ __version__ = "0.1.0"
 # live under ``v{SPEC_VERSION}/``. 2: signed documents are .safetensors envelopes (1 named
 # them .json) and the latest-checkpoint pointer carries spec_version. 3: the outer step weighs
 # each peer by the share of a window's pages it claims (protocol.aggregation.upload_work).
-SPEC_VERSION = 3
+# 4: uploads are sealed until the cut-off and opened by a key revealed after it (seal.py).
+SPEC_VERSION = 4

@@ -95,6 +95,7 @@ class WindowConfig:
     blocks_per_window: int = 20
     upload_blocks: int = 4  # window w's uploads must land within this many blocks after it ends
     grace_blocks: int = 1  # tolerance on the upload deadline for clock and listing skew
+    reveal_blocks: int = 3  # seal keys of w: out from cut-off + 1, due before cut-off + this
     publish_blocks: int = 10  # the leader's peer list for w is due this many blocks after w ends
     peers_per_window: int = 8  # top-G uploads aggregated each window
     reserve_peers: int = 2  # next-best uploads listed in case a peer's object disappears
@@ -199,6 +200,12 @@ def validate(hp: HParams) -> None:
         (
             0 < w.upload_blocks + w.grace_blocks < w.publish_blocks < w.blocks_per_window,
             "window: need 0 < upload_blocks + grace_blocks < publish_blocks < blocks_per_window",
+        ),
+        (
+            w.reveal_blocks >= 2
+            and w.upload_blocks + w.grace_blocks + w.reveal_blocks < w.publish_blocks,
+            "window: need reveal_blocks >= 2 and upload_blocks + grace_blocks + reveal_blocks < "
+            "publish_blocks (the leader needs revealed uploads before its deadline)",
         ),
         (w.leader_timeout_windows >= 1, "window.leader_timeout_windows must be >= 1"),
         (w.peers_per_window >= 1, "window.peers_per_window must be >= 1"),

@@ -3,7 +3,7 @@ that was not theirs (every miner of a local subnet is honest).
 
 Per window and uid, from the leading validator's records:
 
-- excused: an upload missing, late, unreadable or whose download failed in a window a fault
+- excused: an upload missing, late, unreadable, unrevealed or whose download failed in a window a fault
   touched (the fault's window and the next: an outage makes everyone late), or while the
   miner itself was down (from the window it was killed in to the one it was running again
   in): being late during an outage, or absent while killed, is not a penalty for a fault
@@ -19,7 +19,8 @@ from dataclasses import dataclass, field
 
 from .monitor import Tracker
 
-OUTAGE_CODES = ("missing", "late", "unreadable", "download_failed", "early")
+# "unrevealed": a seal key lost with a killed miner, or not readable during an outage
+OUTAGE_CODES = ("missing", "late", "unreadable", "download_failed", "early", "unrevealed")
 
 
 @dataclass

@@ -6,8 +6,9 @@
 A window's work is H (train.inner_steps) steps on its pages_per_window pages. They start once
 ``Sync`` (sync.py) has applied the previous window's aggregate, or at the leader's publish
 deadline without it (the aggregate is then applied between steps when it comes). The delta
-goes to a background task (``finish_window``: compress with error feedback, sign, upload before
-the deadline, save the local state, write the status file).
+goes to a background task (``finish_window``: compress with error feedback, sign, seal and
+upload before the deadline, save the local state, write the status file). Once the upload
+cut-off has passed, ``reveal`` publishes the key that opens the sealed upload (seal.py).
 """
 
 from __future__ import annotations
@@ -27,8 +28,10 @@ from template.node.status import MinerStatus, write_status
 from template.protocol.windows import WindowClock
 from template.storage import StorageClient, StorageError, keys
 from template.training.compression import Compressor
+from template.training.seal import seal_upload
 from template.training.wire import encode_upload
 
+from . import seal_keys
 from .clock import BlockClock
 from .landing import Fate, upload_fate
 from .state import Position, Snapshot, optimizer_tensors, save_state
@@ -102,6 +105,8 @@ class Miner:
         self._wall_base = position.wall_seconds_total
         self._t0: float | None = None
         self._train_run = 0.0
+        self._seal: tuple[int, bytes] | None = None  # (window, key) of the last sealed upload
+        self._reveals: set[asyncio.Task] = set()
 
     @property
     def hotkey(self) -> str:
@@ -125,6 +130,7 @@ class Miner:
         last = self.position.last_window
         self._t0 = time.monotonic()
         await self.clock.refresh()
+        self._resume_reveals()
         await self.report_ready()
         try:
             while not self._stop.is_set():
@@ -144,7 +150,11 @@ class Miner:
                     break
             if finishing is not None:
                 await asyncio.wait_for(finishing, FINISH_TIMEOUT_S)
+            if self._reveals:  # the last upload counts only once its key is out
+                await asyncio.wait(self._reveals, timeout=FINISH_TIMEOUT_S)
         finally:
+            for t in self._reveals:
+                t.cancel()
             for t in background:
                 t.cancel()
             await asyncio.gather(*background, return_exceptions=True)
@@ -227,6 +237,7 @@ class Miner:
             await self._settle_failed_upload(w, stats, sent[1])
         if stats.uploaded:
             self.position.uploads_done += 1
+            self._start_reveal(w)
         else:
             self.position.uploads_missed += 1
         if r.trained_behind:
@@ -269,6 +280,51 @@ class Miner:
                 return
         self.compressor.unsend(comp)  # the delta reached nobody: it stays in error feedback
 
+    def _start_reveal(self, w: int, key: bytes | None = None) -> None:
+        if key is None:
+            if self._seal is None or self._seal[0] != w:
+                return
+            key = self._seal[1]
+
+        async def reveal_then_forget() -> None:
+            await self.reveal(w, key)
+            seal_keys.forget(self.settings.state_dir, w)
+
+        task = asyncio.create_task(reveal_then_forget(), name=f"reveal-{w}")
+        self._reveals.add(task)
+        task.add_done_callback(self._reveals.discard)
+
+    def _resume_reveals(self) -> None:
+        """Reveal the keys a previous run of this miner stored but did not publish."""
+        block = self.clock.block_now()
+        for w, key in seal_keys.kept(self.settings.state_dir).items():
+            if block < self.windows.reveal_deadline(w):
+                logger.info("window %d: revealing the seal key kept from before the restart", w)
+                self._start_reveal(w, key)
+            else:
+                seal_keys.forget(self.settings.state_dir, w)
+
+    async def reveal(self, w: int, key: bytes) -> bool:
+        """Publish the key of window ``w``'s sealed upload once its cut-off block has passed
+        (never earlier: until then nobody must read the upload), before the reveal deadline."""
+        await self.clock.until(self.windows.reveal_start(w))
+        due = self.windows.reveal_deadline(w)
+        left = self.clock.seconds_until(due)
+        if left <= 0:
+            logger.warning("window %d: reveal deadline passed before the seal key went out", w)
+            return False
+        try:
+            await self.bucket.put_bytes(
+                keys.reveal_key(self.hotkey, w), key, deadline=time.monotonic() + left
+            )
+        except StorageError as e:
+            logger.warning(
+                "window %d: seal key not published (%s): the upload counts for nothing", w, e
+            )
+            return False
+        logger.debug("window %d: seal key published", w)
+        return True
+
     async def _upload(self, r: WindowResult, stats: Stats) -> None:
         w, hp = r.window, self.settings.hp
         comp = await asyncio.to_thread(self.compressor.compress, r.delta)
@@ -285,7 +341,10 @@ class Miner:
                 steps=r.steps,
             )
         )
-        stats.upload_bytes = len(blob)
+        sealed = await asyncio.to_thread(seal_upload, blob, window=w, hotkey=self.hotkey)
+        self._seal = (w, sealed.key)
+        await asyncio.to_thread(seal_keys.keep, self.settings.state_dir, w, sealed.key)
+        stats.upload_bytes = len(sealed.data)
         left = self.clock.seconds_until(self.windows.upload_cutoff(w))
         if left <= 0:
             logger.warning("window %d: upload deadline passed before the upload was ready", w)
@@ -294,7 +353,7 @@ class Miner:
         self._put_sent = w  # from here on the object may be stored even if the PUT fails
         try:
             await self.bucket.put_bytes(
-                keys.upload_key(self.hotkey, w), blob, deadline=time.monotonic() + left
+                keys.upload_key(self.hotkey, w), sealed.data, deadline=time.monotonic() + left
             )
         except StorageError as e:
             logger.warning("window %d: upload did not land in time (%s)", w, e)

@@ -6,9 +6,10 @@ Window ``a``'s aggregate is applied during window ``a + 1`` (the one-window-dela
 1. when the node is more than a window behind, the leader's published Aggregate of ``a``
    (it carries the exact bytes the leader applied);
 2. otherwise the leader's signed peer list for ``a`` (polled until a given block), the listed
-   uploads fetched from the miners' buckets under the upload size cap;
+   uploads fetched from the miners' buckets under the upload size cap and opened with their
+   revealed keys (uploads.py);
 3. when no peer list comes, the bootstrap rule: every miner's upload of ``a`` that is stored
-   inside the window's upload span and decodes strictly, lowest uids first;
+   inside the window's upload span, opens and decodes strictly, lowest uids first;
 4. decode strictly, apply the outer step through the node's ``GlobalModel`` (in place, or the
    miner's training-thread job) and record the model fingerprint.
 
@@ -31,7 +32,6 @@ from typing import Protocol
 import torch
 
 from template.hparams import HParams
-from template.storage import StorageError, keys
 from template.training.wire import Upload, upload_size_cap
 
 from .aggregation import apply_uploads, decode_peer_uploads
@@ -46,6 +46,7 @@ from .directory import PeerDirectory
 from .documents import PeerList
 from .fingerprint import fingerprints_match, model_fingerprint
 from .selection import bootstrap_peers
+from .uploads import fetch_opened
 from .windows import WindowClock, upload_time_verdict
 
 logger = logging.getLogger(__name__)
@@ -227,11 +228,8 @@ class WindowApplier:
             client = self.directory.client(hotkey)
             if client is None:
                 return None
-            try:
-                return await client.get_bytes(keys.upload_key(hotkey, a), self.cap)
-            except StorageError as e:
-                logger.debug("window %d: upload of %s unavailable: %s", a, hotkey[:8], e)
-                return None
+            got = await fetch_opened(client, hotkey, a, self.cap)
+            return None if got is None else got.blob
 
         return list(await asyncio.gather(*(one(u, hk) for u, hk in peers)))
 
@@ -250,11 +248,10 @@ class WindowApplier:
                 client = self.directory.client(hotkey)
                 if client is None:
                     return None
-                try:
-                    obj = await client.get(keys.upload_key(hotkey, a), self.cap)
-                except StorageError:
+                got = await fetch_opened(client, hotkey, a, self.cap)
+                if got is None:
                     return None
-                data, stamp = obj.data, obj.info.last_modified_unix
+                data, stamp = got.blob, got.last_modified
             if data is None or not _in_upload_span(stamp, open_ts, cutoff_ts):
                 return None
             ok = await asyncio.to_thread(

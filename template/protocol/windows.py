@@ -2,15 +2,17 @@
 
 Window w covers blocks [start(w), start(w + 1)). Miners train H steps on window w's pages,
 starting once window w - 1's aggregate is applied (or at its publish deadline without it),
-then upload their delta; the upload cut-off is a few blocks after the window ends. Evaluation
-and aggregation of window w happen during window w + 1, and miners wait for that aggregate
-before training w + 1:
+then upload their delta sealed (training/seal.py) before the upload cut-off, a few blocks
+after the window ends. From the block after the cut-off to the reveal deadline they publish
+the keys that open the uploads. Evaluation and aggregation of window w happen during window w + 1, and
+miners wait for that aggregate before training w + 1:
 
-    start(w)                   start(w+1)                                  start(w+2)
-    |                          | upload cutoff(w)    publish deadline(w)     |
-    |-- wait --|-- train w --| |-- uploads of w --|  |                       |
-                               |                  |-- leader publishes w --| |
-                               |                     |-- train w+1 --|       |
+    start(w)                   start(w+1)                                    start(w+2)
+    |                          |     upload cutoff(w)  reveal deadline(w)      |
+    |                          |                  |    |   publish deadline(w) |
+    |-- wait --|-- train w --| |-- uploads of w --|keys|  |                    |
+                               |                       |-- leader publishes w -|
+                               |                          |-- train w+1 --|    |
 """
 
 from __future__ import annotations
@@ -46,6 +48,15 @@ class WindowClock:
     def upload_cutoff(self, window: int) -> int:
         """The hard cut-off: deadline plus grace. Later uploads are rejected as late."""
         return self.upload_deadline(window) + self.cfg.grace_blocks
+
+    def reveal_start(self, window: int) -> int:
+        """Seal keys of ``window`` go out from this block on: one after the cut-off, so every
+        validator's last look at the uploads (at the cut-off block) precedes them."""
+        return self.upload_cutoff(window) + 1
+
+    def reveal_deadline(self, window: int) -> int:
+        """Seal keys of ``window`` are due before this block."""
+        return self.upload_cutoff(window) + self.cfg.reveal_blocks
 
     def publish_deadline(self, window: int) -> int:
         """The leader's peer list for ``window`` is due before this block."""

@@ -3,12 +3,13 @@
 All names live under ``v{SPEC_VERSION}/``, so an incompatible release never reads the old
 layout. Windows are zero-padded to 10 digits so a listing sorts them in order.
 
-    v3/uploads/{window}/{hotkey}            a node's compressed pseudo-gradient for a window
-    v3/peers/{window}.safetensors           the leader's peer list for a window
-    v3/aggregates/{window}                  the aggregated update of a window
-    v3/fingerprints/{window}.safetensors    the model fingerprint after a window
-    v3/checkpoints/{window}/{file}          a checkpoint's files
-    v3/checkpoints/latest.safetensors       signed pointer to the newest checkpoint
+    v4/uploads/{window}/{hotkey}            a node's sealed compressed pseudo-gradient for a window
+    v4/reveals/{window}/{hotkey}            the key that opens it, published after the cut-off
+    v4/peers/{window}.safetensors           the leader's peer list for a window
+    v4/aggregates/{window}                  the aggregated update of a window
+    v4/fingerprints/{window}.safetensors    the model fingerprint after a window
+    v4/checkpoints/{window}/{file}          a checkpoint's files
+    v4/checkpoints/latest.safetensors       signed pointer to the newest checkpoint
 
 A dataset lives under the prefix its owner publishes (``--dataset.prefix``, default
 ``v1/datasets/default``; ``dataset_prefix`` builds one under ``v{SPEC_VERSION}/``), so a
@@ -29,14 +30,15 @@ WINDOW_DIGITS = 10
 MANIFEST_NAME = "manifest.json"
 
 # Kinds of per-window objects; retention sweeps them by the window in the name.
-UPLOADS, PEERS, AGGREGATES, FINGERPRINTS, CHECKPOINTS = (
+UPLOADS, REVEALS, PEERS, AGGREGATES, FINGERPRINTS, CHECKPOINTS = (
     "uploads",
+    "reveals",
     "peers",
     "aggregates",
     "fingerprints",
     "checkpoints",
 )
-WINDOWED_KINDS = (UPLOADS, PEERS, AGGREGATES, FINGERPRINTS, CHECKPOINTS)
+WINDOWED_KINDS = (UPLOADS, REVEALS, PEERS, AGGREGATES, FINGERPRINTS, CHECKPOINTS)
 
 _SS58_RE = re.compile(r"^[1-9A-HJ-NP-Za-km-z]{40,50}$")  # base58 alphabet, no separators
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")  # one path segment, no '..' start
@@ -71,6 +73,11 @@ def check_hotkey(hotkey: str) -> str:
 def upload_key(hotkey: str, window: int) -> str:
     """A node's upload (compressed pseudo-gradient) for ``window``."""
     return f"{ROOT}/{UPLOADS}/{_window(window)}/{check_hotkey(hotkey)}"
+
+
+def reveal_key(hotkey: str, window: int) -> str:
+    """The key that opens a node's sealed upload of ``window`` (published after the cut-off)."""
+    return f"{ROOT}/{REVEALS}/{_window(window)}/{check_hotkey(hotkey)}"
 
 
 def uploads_prefix(window: int) -> str:

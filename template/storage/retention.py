@@ -9,7 +9,7 @@ from .client import StorageClient
 
 logger = logging.getLogger(__name__)
 
-DEFAULT_KINDS = (keys.UPLOADS, keys.PEERS, keys.AGGREGATES, keys.FINGERPRINTS)
+DEFAULT_KINDS = (keys.UPLOADS, keys.REVEALS, keys.PEERS, keys.AGGREGATES, keys.FINGERPRINTS)
 
 
 async def delete_old_objects(

@@ -26,6 +26,7 @@ from template.training.compression import (
 )
 from template.training.envelope import Schema, TensorRule, WireError, pack_signed, unpack_signed
 from template.training.index_coding import golomb_parameter
+from template.training.seal import SEAL_OVERHEAD
 
 logger = logging.getLogger(__name__)
 
@@ -198,7 +199,7 @@ def decode_streams(
 
 
 def upload_size_cap(param_shapes: Mapping[str, tuple[int, ...]], config: CompressionConfig) -> int:
-    """Bytes no honest upload of this parameter set can exceed (use as ``max_bytes``).
+    """Bytes no honest upload of this parameter set can exceed, sealed or not (``max_bytes``).
 
     Bounds every chunk's Golomb code for the smallest M the encoder may pick.
     """
@@ -213,4 +214,4 @@ def upload_size_cap(param_shapes: Mapping[str, tuple[int, ...]], config: Compres
         sizes, counts = chunk_layout(numel, config.chunk, config.topk)
         bits += int((sizes // m_min).sum()) + int(counts.sum()) * (1 + b + config.value_bits) + 64
     levels = 1 << (config.value_bits - 1)
-    return bits // 8 + 4 * levels * len(param_shapes) + _HEADER_SLACK
+    return bits // 8 + 4 * levels * len(param_shapes) + _HEADER_SLACK + SEAL_OVERHEAD

@@ -1,12 +1,15 @@
 """Fetch a window's uploads and run the checks that come before any comparison.
 
 Per miner, in order: a bucket commitment exists; HEAD the object (missing?); its size is
-under the cap (oversized objects are never downloaded); it is on time; then the body is
-downloaded (bounded parallelism, time budget) and strictly decoded (``verify``).
+under the cap (oversized objects are never downloaded); it is on time; then the sealed body is
+downloaded (bounded parallelism, time budget), opened with the key the miner reveals after
+the cut-off (polled until the reveal deadline; training/seal.py) and strictly decoded
+(``verify``).
 
 On time, by the validator's own clock when its watcher (``watch.py``) covered the window:
 the content must have been seen before the cut-off, unchanged since (same ETag, and the
-body's MD5 when the ETag is one), and not provably first readable after the cut-off. Only
+body's MD5 when the ETag is one), not provably first readable after the cut-off, and not
+first seen once seal keys could be out (a copy made from a revealed upload). Only
 when the window was not watched (e.g. the validator started during it) does the miner's
 ``LastModified`` decide, against the block timestamps. ``LastModified`` before the window
 opened is always ``EARLY`` (a lie there only hurts the liar).
@@ -18,13 +21,15 @@ import asyncio
 import hashlib
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 
 from template.hparams import HParams
 from template.protocol.directory import PeerDirectory
+from template.protocol.uploads import reveal_of
 from template.protocol.windows import upload_time_verdict
 from template.storage import GetRequest, ObjectInfo, ObjectNotFound, StorageError, gather, keys
+from template.training.seal import SealError, unseal_upload
 from template.training.wire import Upload, upload_size_cap
 
 from .outcomes import MISSING, RejectCode, Rejection
@@ -88,6 +93,9 @@ def timing_rejection(
     cut = watch.cutoff_seen
     if cut is not None and seen.absent_before is not None and seen.absent_before > cut + skew:
         return Rejection(RejectCode.LATE, "first readable after the upload cut-off")
+    keys_out = watch.keys_out_seen
+    if keys_out is not None and seen.first_seen >= keys_out:
+        return Rejection(RejectCode.LATE, "first seen once seal keys could be out")
     c.sighting = seen
     return None
 
@@ -105,8 +113,12 @@ async def fetch_uploads(
     concurrency: int,
     time_budget: float,
     watch: WindowWatch | None = None,
+    reveal_wait: RevealWait | None = None,
 ) -> list[Candidate]:
-    """Every miner's candidate for ``window`` (never raises for a bad peer)."""
+    """Every miner's candidate for ``window`` (never raises for a bad peer).
+
+    Seal keys are polled until ``reveal_wait`` says to stop (default: one look).
+    """
     cap = upload_size_cap(shapes, hp.compression)
     deadline = time.monotonic() + time_budget
     sem = asyncio.Semaphore(concurrency)
@@ -154,12 +166,52 @@ async def fetch_uploads(
         ):
             c.reason = Rejection(RejectCode.LATE, "body differs from the content seen in time")
             continue
-        c.blob = res
+        c.blob = res  # sealed until open_sealed replaces it with the signed upload
+    fetched = [c for c in todo if c.reason is None]
+    await open_sealed(directory, fetched, window, deadline, reveal_wait)
+    for c in fetched:
+        if c.reason is not None:
+            continue
         got = decode_checked(
-            res, window=window, uid=c.uid, hotkey=c.hotkey, hp=hp, shapes=shapes, cap=cap
+            c.blob, window=window, uid=c.uid, hotkey=c.hotkey, hp=hp, shapes=shapes, cap=cap
         )
         if isinstance(got, Rejection):
             c.reason = got
         else:
             c.upload = got
     return cands
+
+
+# awaited between looks for missing seal keys; False: stop looking (the reveal deadline)
+RevealWait = Callable[[], Awaitable[bool]]
+
+
+async def open_sealed(
+    directory: PeerDirectory,
+    cands: Sequence[Candidate],
+    window: int,
+    deadline: float,
+    wait: RevealWait | None = None,
+) -> None:
+    """Open each candidate's sealed ``blob`` with its revealed key, in place: the signed
+    upload, or ``reason`` UNREVEALED (no key by the end) or BAD_SEAL (the key does not open it)."""
+    pending = list(cands)
+    while pending:
+        found = await asyncio.gather(
+            *(reveal_of(directory.client(c.hotkey), c.hotkey, window, deadline) for c in pending)
+        )
+        for c, key in zip(pending, found, strict=True):
+            if key is None:
+                continue
+            try:
+                c.blob = unseal_upload(c.blob, key, window=window, hotkey=c.hotkey)
+            except SealError as e:
+                c.reason, c.blob = Rejection(RejectCode.BAD_SEAL, str(e)), None
+        pending = [c for c, key in zip(pending, found, strict=True) if key is None]
+        if not pending or time.monotonic() >= deadline or wait is None or not await wait():
+            break
+    for c in pending:
+        c.reason, c.blob = (
+            Rejection(RejectCode.UNREVEALED, "no seal key by the reveal deadline"),
+            None,
+        )

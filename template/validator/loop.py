@@ -4,7 +4,8 @@
   1. refresh the metagraph and bucket commitments; reset scores of replaced hotkeys;
   2. bring the model to "every aggregate through w - 1 applied" (leader's peer lists,
      the bootstrap rule where a leader published none, fingerprint check, catch-up);
-  3. gather w's uploads (gather.py, with watch.py's first-seen times), screen them without a
+  3. gather w's sealed uploads and open them with the keys revealed after the cut-off
+     (gather.py, with watch.py's first-seen times), screen them without a
      model (screen.py: verify, replay, copies, mixes), measure a fair sample (sampling.py,
      measure.py), judge the evidence (judge.py);
   4. update scores (score.py), publish this validator's peer list (heartbeat); the leader also
@@ -17,6 +18,7 @@ Nothing a peer sends can raise out of it: bad uploads become rejections.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import time
 from dataclasses import dataclass, field
@@ -177,7 +179,15 @@ class Validator:
             concurrency=self.cfg.gather_concurrency,
             time_budget=self.cfg.gather_time_budget,
             watch=self.first_seen.get(window),
+            reveal_wait=functools.partial(self._await_reveals, window),
         )
+
+    async def _await_reveals(self, window: int) -> bool:
+        """Between looks for missing seal keys: False once the reveal deadline has passed."""
+        if await self.chain.block() >= self.clock.reveal_deadline(window):
+            return False
+        await asyncio.sleep(min(1.0, max(0.1, self.sync.applier.poll_s() / 2)))
+        return True
 
     def _check(
         self, window: int, candidates: list[Candidate], report: WindowReport

@@ -21,6 +21,8 @@ class RejectCode(enum.Enum):
     LATE = "late"  # first seen after the upload cut-off
     OVERSIZE = "oversize"  # larger than any honest upload can be
     DOWNLOAD_FAILED = "download_failed"  # body could not be fetched within the budget
+    UNREVEALED = "unrevealed"  # its seal key was not published by the reveal deadline
+    BAD_SEAL = "bad_seal"  # not a sealed upload, or its revealed key does not open it
     MALFORMED = "malformed"  # not a valid signed upload document
     BAD_SIGNATURE = "bad_signature"  # signature or payload digest does not verify
     WRONG_FIELD = "wrong_field"  # uid, hotkey, spec version, hparams or shapes differ

@@ -40,6 +40,8 @@ PENALTY = {
     RejectCode.EARLY: ACCIDENT,
     RejectCode.LATE: ACCIDENT,
     RejectCode.DOWNLOAD_FAILED: ACCIDENT,
+    RejectCode.UNREVEALED: ACCIDENT,
+    RejectCode.BAD_SEAL: INVALID,
     RejectCode.OVERSIZE: INVALID,
     RejectCode.MALFORMED: INVALID,
     RejectCode.BAD_SIGNATURE: INVALID,

@@ -6,7 +6,8 @@ For each (window, hotkey) the log keeps a ``Sighting`` of the latest content (ET
 ``first_seen`` is when a HEAD response first showed it, and ``absent_before`` the send time
 of the previous HEAD, which did not show it. So the content became readable in
 ``(absent_before, first_seen]``, by the validator's clock alone. Content that changes gets
-a new sighting. Cost: one HEAD per miner per ``interval`` seconds during the upload period
+a new sighting. Content first seen after the watcher saw the reveal start (the block after
+the cut-off, when seal keys may be out) is late: it could be a copy of a revealed upload. Cost: one HEAD per miner per ``interval`` seconds during the upload period
 (``upload_blocks + grace_blocks`` blocks), at most ``concurrency`` at once.
 """
 
@@ -41,6 +42,7 @@ class WindowWatch:
     sightings: dict[str, Sighting] = field(default_factory=dict)  # hotkey -> latest content
     last_sent: dict[str, float] = field(default_factory=dict)  # hotkey -> last HEAD's send time
     cutoff_seen: float | None = None  # when the watcher saw the cut-off block
+    keys_out_seen: float | None = None  # when it saw the reveal start: keys may be out since
     closed: bool = False  # a full round ran after the cut-off: absent means late
     done: asyncio.Event = field(default_factory=asyncio.Event)
 
@@ -144,6 +146,8 @@ async def watch_uploads(
                     continue
                 if past and ww.cutoff_seen is None:
                     ww.cutoff_seen = clock()
+                if block >= wclock.reveal_start(window) and ww.keys_out_seen is None:
+                    ww.keys_out_seen = clock()  # a closing round this late proves less
                 hotkeys = [hk for _, hk in miners()]
                 await poll_round(
                     ww, directory, hotkeys, window, concurrency=concurrency, clock=clock

@@ -52,6 +52,9 @@ class Clock:
     def block_now(self):
         return 0
 
+    async def until(self, block):
+        return None
+
     async def timestamp(self, block):  # window 0 opens at 990, its cut-off block is at 1010
         return 990.0 if block == 0 else 1010.0
 
@@ -64,6 +67,7 @@ def make_miner(tmp_path: Path, bucket: Bucket, error: dict[str, torch.Tensor]) -
     m.position = Position(hparams_hash="h" * 64, hotkey="hk", applied_through=0)
     m.compressor = Compressor(HP.compression)
     m.compressor.load_state_dict(error)
+    m._seal, m._reveals = None, set()
 
     async def nothing():
         return None

@@ -1,7 +1,7 @@
 """A scripted leader for miner tests: a validator that follows the protocol's publishing side.
 
-Registers with stake, publishes its bucket commitment, and for every window ``a``, after
-``upload_cutoff(a)``: gathers the miners' uploads, keeps those passing the self-checks (time,
+Registers with stake, publishes its bucket commitment, and for every window ``a``, at
+``reveal_deadline(a)`` (the miners' seal keys are out): gathers the miners' uploads, keeps those passing the self-checks (time,
 signature, decode), selects peers with the bootstrap rule (``WindowApplier.bootstrap``), publishes the peer list, the
 aggregate and the fingerprint after applying it, and a checkpoint every ``checkpoint_every``
 windows. It records every upload's time verdict so tests can assert uploads were on time.
@@ -87,7 +87,7 @@ class ScriptedLeader:
         while True:
             a = self.next_window
             try:
-                await self.chain.wait_for_block(self.windows.upload_cutoff(a), timeout=30)
+                await self.chain.wait_for_block(self.windows.reveal_deadline(a), timeout=30)
                 if self.paused:
                     await asyncio.sleep(0.2)
                     continue

@@ -30,6 +30,7 @@ from template.protocol.documents import (
     encode_peer_list,
 )
 from template.protocol.fingerprint import model_fingerprint
+from template.protocol.uploads import stored_objects
 from template.protocol.window_apply import InPlaceModel, WindowApplier
 from template.protocol.windows import WindowClock
 from template.signing import dev_keypair
@@ -54,7 +55,8 @@ HP = load_hparams("tiny").replace(
         "window.blocks_per_window": 10,
         "window.upload_blocks": 3,
         "window.grace_blocks": 1,
-        "window.publish_blocks": 6,
+        "window.reveal_blocks": 2,
+        "window.publish_blocks": 7,
         "window.peers_per_window": 2,
         "window.reserve_peers": 0,
     }
@@ -102,6 +104,7 @@ class Directory:
     def __init__(self, leader: str, miners: list[tuple[int, str]]):
         self.leaders, self._miners = [leader], miners  # leader candidates, by stake
         self.buckets = {hk: Bucket() for hk in [leader, *(hk for _, hk in miners)]}
+        self.opened: dict[tuple[str, int], tuple[bytes, float]] = {}  # a gather's opened uploads
 
     def client(self, hotkey: str) -> Bucket | None:
         return self.buckets.get(hotkey)
@@ -156,7 +159,9 @@ def build_network():
         data = data or upload(miners[uid], uid, window, seed=100 * window + uid)
         blobs[(window, uid)] = data
         hotkey = miners[uid].ss58_address
-        net.buckets[hotkey].put(keys.upload_key(hotkey, window), data, block)
+        for name, content in stored_objects(data, window=window, hotkey=hotkey):
+            net.buckets[hotkey].put(name, content, block)
+        net.opened[(hotkey, window)] = (data, stamp(block))
 
     def peers(*uids: int) -> tuple[tuple[int, str], ...]:
         return tuple((u, miners[u].ss58_address) for u in uids)
@@ -217,7 +222,7 @@ async def run_both(net, expected) -> tuple[Trainer, torch.nn.Module, list[int], 
 
     def held(window: int, uid: int, hotkey: str):
         """The validator's own gather of window 1 (same bytes and stamps as the buckets)."""
-        found = net.buckets[hotkey].objects.get(keys.upload_key(hotkey, window))
+        found = net.opened.get((hotkey, window))
         return found if window == 1 and found is not None else None
 
     model = build_model(HP.model)

@@ -8,9 +8,11 @@ HOTKEY = "5GrwvaEF5zXb26Fz9rcQpDWS57CtERHpNehXCPcNoHGKutQY"
 
 def test_keys_are_versioned_and_windowed():
     assert keys.upload_key(HOTKEY, 42) == f"v{SPEC_VERSION}/uploads/0000000042/{HOTKEY}"
+    assert keys.reveal_key(HOTKEY, 42) == f"v{SPEC_VERSION}/reveals/0000000042/{HOTKEY}"
     assert keys.peers_key(7).startswith(f"v{SPEC_VERSION}/peers/")
     for k in (
         keys.upload_key(HOTKEY, 42),
+        keys.reveal_key(HOTKEY, 42),
         keys.peers_key(42),
         keys.aggregate_key(42),
         keys.fingerprint_key(42),

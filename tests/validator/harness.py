@@ -14,9 +14,10 @@ from pathlib import Path
 import torch
 
 from template.hparams import HParams, hparams_hash, load_hparams
+from template.protocol.uploads import stored_objects
 from template.protocol.windows import WindowClock
 from template.signing import dev_keypair, sign
-from template.storage import NodeStorageConfig, StorageClient, encode_commitment, keys
+from template.storage import NodeStorageConfig, StorageClient, encode_commitment
 from template.training.compression import Compressor
 from template.training.inner import make_optimizer, train_steps
 from template.training.outer import pseudo_gradient, snapshot
@@ -47,6 +48,7 @@ def small_hparams() -> HParams:
             "window.blocks_per_window": 20,
             "window.upload_blocks": 8,
             "window.grace_blocks": 1,
+            "window.reveal_blocks": 2,
             "window.publish_blocks": 12,
             "window.peers_per_window": 3,
             "window.reserve_peers": 1,
@@ -82,7 +84,8 @@ class Uploader:
     uid: int = -1
     client: StorageClient | None = None
     compressor: Compressor | None = None
-    history: dict[int, bytes] = field(default_factory=dict)
+    history: dict[int, bytes] = field(default_factory=dict)  # window -> its signed upload
+    reveals: dict[int, tuple[str, bytes]] = field(default_factory=dict)  # keys still held
 
     @property
     def hotkey(self) -> str:
@@ -197,8 +200,11 @@ class Subnet:
         raise TimeoutError("validators never got permits")
 
     async def put(self, u: Uploader, window: int, blob: bytes) -> None:
-        await u.client.put_bytes(keys.upload_key(u.hotkey, window), blob)
+        """Store ``blob`` sealed; its key goes out after the cut-off (``after_cutoff``)."""
+        (name, sealed), reveal = stored_objects(blob, window=window, hotkey=u.hotkey)
+        await u.client.put_bytes(name, sealed)
         u.history[window] = blob
+        u.reveals[window] = reveal
 
     async def upload_window(self, window: int, model) -> None:
         """Every uploader's behaviour for ``window`` (the late one uploads in ``late_uploads``)."""
@@ -244,10 +250,10 @@ class Subnet:
                     )
                     await self.put(u, window, sign_upload(u, old.delta, hp, ds, window))
         copier = by_kind.get("copier")
-        if copier is not None:
+        if copier is not None:  # as if the victim's seal had leaked: the copy defences' case
             victim = self.uploaders[0]
             await asyncio.sleep(1.1)  # LastModified has one-second resolution
-            theirs = await victim.client.get_bytes(keys.upload_key(victim.hotkey, window), 1 << 30)
+            theirs = victim.history[window]
             up = decode_upload(
                 theirs,
                 max_bytes=1 << 30,
@@ -278,8 +284,12 @@ class Subnet:
         return w
 
     async def after_cutoff(self, window: int) -> None:
+        """Wait for the reveal start of ``window``, then publish every uploader's seal key."""
         c = await self.chain.client(self.alice)
-        await c.wait_for_block(WindowClock(self.hp.window).upload_cutoff(window) + 1, timeout=60)
+        await c.wait_for_block(WindowClock(self.hp.window).reveal_start(window), timeout=60)
+        for u in self.uploaders:
+            if window in u.reveals:
+                await u.client.put_bytes(*u.reveals.pop(window))
 
     async def close(self) -> None:
         for v in self.validators.values():

@@ -143,23 +143,39 @@ def test_coasting_copier_trains_until_it_coasts_then_copies_its_victim(
     monkeypatch.setattr(bench, "COAST_AFTER", 1)
     hp = bench.preset("small")
     ds = sim.open_dataset(tiny_dataset, hp)
-    run = bench.Run(hp, ds, tmp_path, 0, 3, [bench.COASTER])
-    coaster = next(a for a in run.actors if a.kind == bench.COASTER)
-    victim = [a for a in run.actors if a.kind == "honest"][2]
+    for leaked in (False, True):
+        run = bench.Run(hp, ds, tmp_path / str(leaked), 0, 3, [bench.COASTER], leaked_seal=leaked)
+        coaster = next(a for a in run.actors if a.kind == bench.COASTER)
+        victim = [a for a in run.actors if a.kind == "honest"][2]
+        for w in (10, 11):
+            asyncio.run(run.window(w))
 
-    def same_delta(w: int) -> bool:
-        mine, theirs = (
-            sim.delta_of_blob(a.history[w], hp, run.v.shapes) for a in (coaster, victim)
-        )
-        return all(
-            torch.equal(mine.tensors[n].to_dense(), theirs.tensors[n].to_dense())
-            for n in theirs.tensors
-        )
+        def delta(actor, w: int, shapes=run.v.shapes):
+            return sim.delta_of_blob(actor.history[w], hp, shapes).tensors
 
-    for w in (10, 11):
-        asyncio.run(run.window(w))
-    assert not same_delta(10)  # its own training, on its own pages
-    assert same_delta(11)  # from COAST_AFTER on: the victim's delta
+        def same(a, b) -> bool:
+            return all(torch.equal(a[n].to_dense(), b[n].to_dense()) for n in b)
+
+        assert not same(delta(coaster, 10), delta(victim, 10))  # its own training
+        # from COAST_AFTER on the victim's delta: sealed, the one revealed last window
+        now, last = delta(victim, 11), delta(victim, 10)
+        assert same(delta(coaster, 11), now if leaked else last)
+        assert not same(delta(coaster, 11), last if leaked else now)
+
+
+def test_sealed_uploads_leave_same_window_adversaries_nothing_to_copy(tiny_dataset, tmp_path):
+    """In the first window nothing is revealed yet: copiers, the aggregator and ALIE upload
+    nothing, the mixer its own delta alone; with a leaked seal they all upload."""
+    hp = bench.preset("small")
+    ds = sim.open_dataset(tiny_dataset, hp)
+    users = ["same_second_copier", "aggregator", "alie", "lazy_mixer"]
+    for leaked in (False, True):
+        run = bench.Run(hp, ds, tmp_path / str(leaked), 0, 2, users, leaked_seal=leaked)
+        asyncio.run(run.window(10))
+        uploaded = {a.kind for a in run.actors if 10 in a.history}
+        assert uploaded == ({"honest", *users} if leaked else {"honest", "lazy_mixer"})
+        if not leaked:
+            assert run.mix_shares["lazy_mixer"] == [0.0]
 
 
 def test_fit_statistics_refuses_an_unknown_class(monkeypatch, capsys):

@@ -1,17 +1,21 @@
 """Pre-evaluation checks of gather.py against a real local S3: missing, early, late, oversized,
-wrong header, and a good upload passing."""
+wrong header, sealed but never revealed, a key that does not open it, and a good upload
+passing."""
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import time
 from datetime import UTC, datetime
 
 import torch
 
-from template.hparams import hparams_hash
+from template.hparams import WindowConfig, hparams_hash
+from template.protocol.uploads import stored_objects
+from template.protocol.windows import WindowClock
 from template.signing import dev_keypair
-from template.storage import StorageClient, keys
+from template.storage import ObjectNotFound, StorageClient, keys
 from template.storage.local_server import start_local_s3
 from template.training.compression import Compressor
 from template.training.model import build_model
@@ -21,9 +25,18 @@ from template.validator.gather import MISSING, fetch_uploads
 from template.validator.outcomes import RejectCode
 from template.validator.replay import content_digest
 from template.validator.sketch import flatten
-from template.validator.watch import WindowWatch, poll_round
+from template.validator.watch import FirstSeenLog, WindowWatch, poll_round, watch_uploads
 
 from .harness import small_hparams
+
+
+async def put_sealed(client, blob: bytes, hotkey: str, window: int, *, reveal: bool = True):
+    """Store ``blob`` as a miner does: sealed, then (``reveal``) its key; returns the key."""
+    (up, sealed), (rk, key) = stored_objects(blob, window=window, hotkey=hotkey)
+    await client.put_bytes(up, sealed)
+    if reveal:
+        await client.put_bytes(rk, key)
+    return key
 
 
 class Directory:
@@ -42,7 +55,7 @@ async def test_pre_evaluation_checks():
     client = StorageClient(s3.bucket("miners"))
     try:
         await client.create_bucket()
-        ks = [dev_keypair(f"//Alice//g{i}") for i in range(5)]
+        ks = [dev_keypair(f"//Alice//g{i}") for i in range(9)]
         miners = [(i + 1, k.ss58_address) for i, k in enumerate(ks)]
 
         def upload(i, window=7, uid=None):
@@ -56,11 +69,22 @@ async def test_pre_evaluation_checks():
                 pages=[1],
             )
 
-        await client.put_bytes(keys.upload_key(ks[0].ss58_address, 7), upload(0))
-        await client.put_bytes(keys.upload_key(ks[1].ss58_address, 7), upload(1, window=6))
-        await client.put_bytes(keys.upload_key(ks[2].ss58_address, 7), upload(2, uid=9))
+        hk = [k.ss58_address for k in ks]
+        await put_sealed(client, upload(0), hk[0], 7)
+        await put_sealed(client, upload(1, window=6), hk[1], 7)
+        await put_sealed(client, upload(2, uid=9), hk[2], 7)
         cap = upload_size_cap(shapes, hp.compression)
-        await client.put_bytes(keys.upload_key(ks[3].ss58_address, 7), b"x" * (cap + 1))
+        await client.put_bytes(keys.upload_key(hk[3], 7), b"x" * (cap + 1))
+        # uid 5 uploads nothing; uid 6 never reveals; uid 7 reveals another key; uid 8 stores
+        # its signed upload in the clear; uid 9 seals for hotkey 0's folder name
+        await put_sealed(client, upload(5), hk[5], 7, reveal=False)
+        await put_sealed(client, upload(6), hk[6], 7, reveal=False)
+        await client.put_bytes(keys.reveal_key(hk[6], 7), b"k" * 32)
+        await client.put_bytes(keys.upload_key(hk[7], 7), upload(7))
+        await client.put_bytes(keys.reveal_key(hk[7], 7), b"k" * 32)
+        (_, sealed), (_, key) = stored_objects(upload(8), window=7, hotkey=hk[0])
+        await client.put_bytes(keys.upload_key(hk[8], 7), sealed)
+        await client.put_bytes(keys.reveal_key(hk[8], 7), key)
         directory = Directory({k.ss58_address: client for k in ks})
         now = time.time()
 
@@ -85,6 +109,10 @@ async def test_pre_evaluation_checks():
         assert c[3].reason.code is RejectCode.WRONG_FIELD and "uid" in str(c[3].reason)
         assert c[4].reason.code is RejectCode.OVERSIZE and c[4].blob is None
         assert c[5].reason == MISSING and c[5].reason.missing
+        assert c[6].reason.code is RejectCode.UNREVEALED and c[6].blob is None
+        assert c[7].reason.code is RejectCode.BAD_SEAL and "key hash" in str(c[7].reason)
+        assert c[8].reason.code is RejectCode.BAD_SEAL and "not a sealed" in str(c[8].reason)
+        assert c[9].reason.code is RejectCode.BAD_SEAL and "another" in str(c[9].reason)
         c = await run(now + 60, now + 120)
         assert c[1].reason.code is RejectCode.EARLY
         c = await run(now - 120, now - 60)  # not watched: LastModified decides
@@ -111,7 +139,8 @@ class BackdatingClient:
 async def test_watched_window_orders_by_the_validators_clock_not_last_modified():
     """The original is seen first by the validator's own polling; the copier's storage
     back-dates its LastModified; the copy is the one found provably later, the original
-    stands; content appearing only after the cut-off round is late."""
+    stands; content appearing only after the cut-off round, or first seen once the seal keys
+    could be out, is late."""
     hp = small_hparams()
     shapes = {n: tuple(p.shape) for n, p in build_model(hp.model).named_parameters()}
     delta = Compressor(hp.compression).compress({n: torch.randn(s) for n, s in shapes.items()})
@@ -119,7 +148,7 @@ async def test_watched_window_orders_by_the_validators_clock_not_last_modified()
     client = StorageClient(s3.bucket("watch"))
     try:
         await client.create_bucket()
-        ks = [dev_keypair(f"//Alice//w{i}") for i in range(3)]
+        ks = [dev_keypair(f"//Alice//w{i}") for i in range(4)]
         miners = [(i + 1, k.ss58_address) for i, k in enumerate(ks)]
         now = time.time()
         directory = Directory(
@@ -127,6 +156,7 @@ async def test_watched_window_orders_by_the_validators_clock_not_last_modified()
                 ks[0].ss58_address: client,
                 ks[1].ss58_address: BackdatingClient(client, now - 30),
                 ks[2].ss58_address: client,
+                ks[3].ss58_address: client,
             }
         )
 
@@ -142,17 +172,29 @@ async def test_watched_window_orders_by_the_validators_clock_not_last_modified()
             )
 
         hotkeys = [k.ss58_address for k in ks]
+        sealed = {}
+
+        async def put(i):
+            sealed[i] = await put_sealed(client, upload(i), hotkeys[i], 7, reveal=False)
+
         ww = WindowWatch()
         await poll_round(ww, directory, hotkeys, 7, concurrency=4)  # nothing there yet
-        await client.put_bytes(keys.upload_key(ks[0].ss58_address, 7), upload(0))
+        await put(0)
         await poll_round(ww, directory, hotkeys, 7, concurrency=4)  # the original
         await poll_round(ww, directory, hotkeys, 7, concurrency=4)  # the copier still absent
-        await client.put_bytes(keys.upload_key(ks[1].ss58_address, 7), upload(1))  # the copy
+        await put(1)  # the copy (as if the seal had leaked)
         await poll_round(ww, directory, hotkeys, 7, concurrency=4)
         ww.cutoff_seen = time.time()
         await poll_round(ww, directory, hotkeys, 7, concurrency=4)
+        await put(
+            3
+        )  # in time by its LastModified, but only after the watcher saw keys could be out
+        ww.keys_out_seen = time.time()
+        await poll_round(ww, directory, hotkeys, 7, concurrency=4)
         ww.closed = True
-        await client.put_bytes(keys.upload_key(ks[2].ss58_address, 7), upload(2))  # too late
+        await put(2)  # too late
+        for i, key in sealed.items():  # the reveals, after the cut-off
+            await client.put_bytes(keys.reveal_key(hotkeys[i], 7), key)
 
         got = await fetch_uploads(
             directory,
@@ -171,7 +213,8 @@ async def test_watched_window_orders_by_the_validators_clock_not_last_modified()
         assert c[1].ok and c[2].ok
         assert c[2].last_modified < c[1].last_modified  # the copier's clock claims priority
         assert c[1].first_seen < c[2].sighting.absent_before  # the validator's clock says no
-        assert c[3].reason.code is RejectCode.LATE
+        assert c[3].reason.code is RejectCode.LATE and "not seen" in str(c[3].reason)
+        assert c[4].reason.code is RejectCode.LATE and "keys could be out" in str(c[4].reason)
         rules = CopyRules()
         prints = [
             make_print(x.uid, content_digest(x.upload), flatten(x.upload), rules, 1)
@@ -180,6 +223,79 @@ async def test_watched_window_orders_by_the_validators_clock_not_last_modified()
         sightings = {x.uid: x.sighting for x in (c[1], c[2])}
         (cluster,) = find_clusters(prints, sightings, rules)
         assert cluster.uids == (1, 2) and set(cluster.rejections()) == {2}
+    finally:
+        await client.close()
+        s3.stop()
+
+
+class StubChain:
+    def __init__(self, block: int):
+        self.now = block
+
+    async def block(self) -> int:
+        return self.now
+
+
+class EmptyBucket:
+    async def head(self, key, deadline=None):
+        raise ObjectNotFound(key)
+
+
+async def test_the_watcher_notes_when_it_first_looked_after_the_keys_could_be_out():
+    """Window 4 (10-block windows): cut-off 53, reveal from 54. A watcher that saw block 53
+    closes with no such note; one that first looked at block 54 notes it, so what it sees
+    first in that round is late (gather's rule above)."""
+    clock = WindowClock(
+        WindowConfig(blocks_per_window=10, upload_blocks=2, grace_blocks=1, reveal_blocks=2)
+    )
+    hk = dev_keypair("//Alice//watch").ss58_address
+    directory = Directory({hk: EmptyBucket()})
+    for last in (53, 54):
+        chain, log = StubChain(51), FirstSeenLog()
+        task = asyncio.create_task(
+            watch_uploads(log, chain, clock, directory, lambda: [(1, hk)], interval=0.01)
+        )
+        try:
+            while 4 not in log.windows or not log.windows[4].last_sent:
+                await asyncio.sleep(0.01)  # polling window 4 before its cut-off
+            chain.now = last
+            assert await log.wait_closed(4, timeout=5)
+        finally:
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+        ww = log.get(4)
+        assert ww.cutoff_seen is not None
+        assert (ww.keys_out_seen is not None) == (last == 54)
+
+
+async def test_gather_waits_for_a_key_revealed_after_its_first_look():
+    hp = small_hparams()
+    shapes = {n: tuple(p.shape) for n, p in build_model(hp.model).named_parameters()}
+    delta = Compressor(hp.compression).compress({n: torch.randn(s) for n, s in shapes.items()})
+    s3 = start_local_s3()
+    client = StorageClient(s3.bucket("reveal"))
+    try:
+        await client.create_bucket()
+        key = dev_keypair("//Alice//r0")
+        hk = key.ss58_address
+        blob = encode_upload(
+            delta, window=7, uid=1, hparams_hash=hparams_hash(hp), config=hp.compression,
+            key=key, pages=[1],
+        )  # fmt: skip
+        seal_key = await put_sealed(client, blob, hk, 7, reveal=False)
+        looks = []
+
+        async def wait() -> bool:  # the miner reveals between the validator's looks
+            looks.append(1)
+            await client.put_bytes(keys.reveal_key(hk, 7), seal_key)
+            return True
+
+        now = time.time()
+        (c,) = await fetch_uploads(
+            Directory({hk: client}), [(1, hk)], 7, hp, shapes, open_ts=now - 60,
+            cutoff_ts=now + 60, skew=1.0, concurrency=2, time_budget=20, reveal_wait=wait,
+        )  # fmt: skip
+        assert c.ok and c.blob == blob and looks == [1]
     finally:
         await client.close()
         s3.stop()
