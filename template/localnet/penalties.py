@@ -3,11 +3,11 @@ that was not theirs (every miner of a local subnet is honest).
 
 Per window and uid, from the leading validator's records:
 
-- excused: an upload missing, late, unreadable, unrevealed or whose download failed in a window a fault
-  touched (the fault's window and the next: an outage makes everyone late), or while the
-  miner itself was down (from the window it was killed in to the one it was running again
-  in): being late during an outage, or absent while killed, is not a penalty for a fault
-  that was not the miner's;
+- excused: an upload missing, late, unreadable, unrevealed or whose download failed in a
+  window a fault touched (the fault's window and the next: an outage makes everyone late),
+  or while the miner itself was down (from the window it was killed in to the one it was
+  running again in): being late during an outage, or absent while killed, is not a penalty
+  for a fault that was not the miner's;
 - penalised: every other rejection (a harmful, out-of-sync or invalid verdict on an honest
   upload is always a fault of the subnet), and every other missing upload.
 """

@@ -240,6 +240,7 @@ class Miner:
             self._start_reveal(w)
         else:
             self.position.uploads_missed += 1
+            seal_keys.forget(self.settings.state_dir, w)  # nothing stored that it could open
         if r.trained_behind:
             self.position.windows_behind += 1
             logger.info(

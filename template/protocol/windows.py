@@ -4,8 +4,8 @@ Window w covers blocks [start(w), start(w + 1)). Miners train H steps on window 
 starting once window w - 1's aggregate is applied (or at its publish deadline without it),
 then upload their delta sealed (training/seal.py) before the upload cut-off, a few blocks
 after the window ends. From the block after the cut-off to the reveal deadline they publish
-the keys that open the uploads. Evaluation and aggregation of window w happen during window w + 1, and
-miners wait for that aggregate before training w + 1:
+the keys that open the uploads. Evaluation and aggregation of window w happen during window
+w + 1, and miners wait for that aggregate before training w + 1:
 
     start(w)                   start(w+1)                                    start(w+2)
     |                          |     upload cutoff(w)  reveal deadline(w)      |

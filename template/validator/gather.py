@@ -194,8 +194,11 @@ async def open_sealed(
     wait: RevealWait | None = None,
 ) -> None:
     """Open each candidate's sealed ``blob`` with its revealed key, in place: the signed
-    upload, or ``reason`` UNREVEALED (no key by the end) or BAD_SEAL (the key does not open it)."""
-    pending = list(cands)
+    upload, or ``reason`` UNREVEALED (no key by the end) or BAD_SEAL (the key does not open it).
+
+    Keys are looked for until ``wait`` returns False, then once more: a key that landed just
+    before the deadline counts even if this validator saw the deadline block late."""
+    pending, last = list(cands), wait is None
     while pending:
         found = await asyncio.gather(
             *(reveal_of(directory.client(c.hotkey), c.hotkey, window, deadline) for c in pending)
@@ -208,8 +211,9 @@ async def open_sealed(
             except SealError as e:
                 c.reason, c.blob = Rejection(RejectCode.BAD_SEAL, str(e)), None
         pending = [c for c, key in zip(pending, found, strict=True) if key is None]
-        if not pending or time.monotonic() >= deadline or wait is None or not await wait():
+        if not pending or last or time.monotonic() >= deadline:
             break
+        last = not await wait()  # past the reveal deadline: one final look, then stop
     for c in pending:
         c.reason, c.blob = (
             Rejection(RejectCode.UNREVEALED, "no seal key by the reveal deadline"),

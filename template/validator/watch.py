@@ -7,7 +7,8 @@ For each (window, hotkey) the log keeps a ``Sighting`` of the latest content (ET
 of the previous HEAD, which did not show it. So the content became readable in
 ``(absent_before, first_seen]``, by the validator's clock alone. Content that changes gets
 a new sighting. Content first seen after the watcher saw the reveal start (the block after
-the cut-off, when seal keys may be out) is late: it could be a copy of a revealed upload. Cost: one HEAD per miner per ``interval`` seconds during the upload period
+the cut-off, when seal keys may be out) is late: it could be a copy of a revealed upload.
+Cost: one HEAD per miner per ``interval`` seconds during the upload period
 (``upload_blocks + grace_blocks`` blocks), at most ``concurrency`` at once.
 """
 

@@ -9,6 +9,7 @@ from pathlib import Path
 import torch
 
 from template.hparams import load_hparams
+from template.miner import seal_keys
 from template.miner.loop import Miner, MinerSettings, Stats
 from template.miner.state import Position
 from template.miner.trainer import WindowResult
@@ -90,6 +91,7 @@ def test_failed_upload_keeps_its_part_of_the_error_feedback(tmp_path):
     failed = make_miner(tmp_path, Bucket(fail=True), e0)
     asyncio.run(failed.finish_window(window(delta)))
     assert failed.bucket.puts == 1 and failed.position.uploads_missed == 1
+    assert seal_keys.kept(tmp_path) == {}  # the key of an upload that never landed is dropped
     for n in shapes:  # nothing was sent, so nothing left the buffer
         torch.testing.assert_close(failed.compressor.error[n], accumulated[n])
 

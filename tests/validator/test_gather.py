@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import functools
 import time
 from datetime import UTC, datetime
 
@@ -285,17 +286,21 @@ async def test_gather_waits_for_a_key_revealed_after_its_first_look():
         seal_key = await put_sealed(client, blob, hk, 7, reveal=False)
         looks = []
 
-        async def wait() -> bool:  # the miner reveals between the validator's looks
+        async def wait(more: bool) -> bool:  # the miner reveals between the validator's looks
             looks.append(1)
             await client.put_bytes(keys.reveal_key(hk, 7), seal_key)
-            return True
+            return more
 
         now = time.time()
-        (c,) = await fetch_uploads(
-            Directory({hk: client}), [(1, hk)], 7, hp, shapes, open_ts=now - 60,
-            cutoff_ts=now + 60, skew=1.0, concurrency=2, time_budget=20, reveal_wait=wait,
-        )  # fmt: skip
-        assert c.ok and c.blob == blob and looks == [1]
+        for more in (True, False):  # False: the key landed as the deadline block was seen
+            looks.clear()
+            (c,) = await fetch_uploads(
+                Directory({hk: client}), [(1, hk)], 7, hp, shapes, open_ts=now - 60,
+                cutoff_ts=now + 60, skew=1.0, concurrency=2, time_budget=20,
+                reveal_wait=functools.partial(wait, more),
+            )  # fmt: skip
+            assert c.ok and c.blob == blob and looks == [1]
+            await client.delete([keys.reveal_key(hk, 7)])
     finally:
         await client.close()
         s3.stop()
