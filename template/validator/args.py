@@ -78,7 +78,10 @@ class ValidatorConfig:
     )
     gather_concurrency: int = setting(16, "Parallel downloads.", at_least(1))
     gather_time_budget: float = setting(
-        60.0, "Seconds allowed to download one window's uploads.", POSITIVE
+        60.0,
+        "Seconds allowed to download one window's uploads; the wait for their seal keys"
+        " (until the reveal deadline) has a budget of its own of the same length.",
+        POSITIVE,
     )
     gather_clock_skew: float = setting(
         2.0, "Seconds of clock difference tolerated between buckets and the chain.", NON_NEGATIVE

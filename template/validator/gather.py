@@ -168,7 +168,8 @@ async def fetch_uploads(
             continue
         c.blob = res  # sealed until open_sealed replaces it with the signed upload
     fetched = [c for c in todo if c.reason is None]
-    await open_sealed(directory, fetched, window, deadline, reveal_wait)
+    # keys get their own budget: slow downloads must not cut the wait for the reveal deadline
+    await open_sealed(directory, fetched, window, time_budget, reveal_wait)
     for c in fetched:
         if c.reason is not None:
             continue
@@ -185,23 +186,28 @@ async def fetch_uploads(
 # awaited between looks for missing seal keys; False: stop looking (the reveal deadline)
 RevealWait = Callable[[], Awaitable[bool]]
 
+KEY_LOOK_S = 5.0  # one look for the missing keys: a peer that never answers holds up no one
+
 
 async def open_sealed(
     directory: PeerDirectory,
     cands: Sequence[Candidate],
     window: int,
-    deadline: float,
+    budget: float,
     wait: RevealWait | None = None,
 ) -> None:
     """Open each candidate's sealed ``blob`` with its revealed key, in place: the signed
     upload, or ``reason`` UNREVEALED (no key by the end) or BAD_SEAL (the key does not open it).
 
     Keys are looked for until ``wait`` returns False, then once more: a key that landed just
-    before the deadline counts even if this validator saw the deadline block late."""
+    before the deadline counts even if this validator saw the deadline block late. ``budget``
+    seconds bound the whole wait (a stalled chain); each look lasts at most ``KEY_LOOK_S``."""
     pending, last = list(cands), wait is None
+    stop_at = time.monotonic() + budget
     while pending:
+        look_until = min(stop_at, time.monotonic() + KEY_LOOK_S)
         found = await asyncio.gather(
-            *(reveal_of(directory.client(c.hotkey), c.hotkey, window, deadline) for c in pending)
+            *(reveal_of(directory.client(c.hotkey), c.hotkey, window, look_until) for c in pending)
         )
         for c, key in zip(pending, found, strict=True):
             if key is None:
@@ -211,7 +217,7 @@ async def open_sealed(
             except SealError as e:
                 c.reason, c.blob = Rejection(RejectCode.BAD_SEAL, str(e)), None
         pending = [c for c, key in zip(pending, found, strict=True) if key is None]
-        if not pending or last or time.monotonic() >= deadline:
+        if not pending or last or time.monotonic() >= stop_at:
             break
         last = not await wait()  # past the reveal deadline: one final look, then stop
     for c in pending:

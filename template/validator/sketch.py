@@ -70,17 +70,31 @@ class FlatUpload:
 
 
 def flatten(upload: Upload) -> FlatUpload:
-    """The upload's sparse vector over all model coordinates (tensor order: by name)."""
+    """The upload's sparse vector over all model coordinates (tensor order: by name).
+
+    Values are dequantised in one numpy pass over every tensor (the same float32 values as
+    ``CompressedTensor.values``): per-tensor torch calls cost more than the work here."""
     tensors = upload.delta.tensors
-    offsets = tensor_offsets({n: t.shape for n, t in tensors.items()})
-    idx, val = [], []
-    for name in sorted(tensors):
-        t = tensors[name]
-        idx.append(t.indices.cpu().numpy().astype(np.int64) + offsets[name])
-        val.append(t.values().cpu().numpy().astype(np.float32))
-    if not idx:
+    if not tensors:
         return FlatUpload(np.zeros(0, np.int64), np.zeros(0, np.float32))
-    return FlatUpload(np.concatenate(idx), np.concatenate(val))
+    offsets = tensor_offsets({n: t.shape for n, t in tensors.items()})
+    names = sorted(tensors)
+    parts = [tensors[n] for n in names]
+    idx = np.concatenate(
+        [
+            t.indices.cpu().numpy().astype(np.int64) + offsets[n]
+            for n, t in zip(names, parts, strict=True)
+        ]
+    )
+    codes = np.concatenate([t.codes.cpu().numpy() for t in parts]).astype(np.int64)
+    books = [t.codebook.cpu().numpy().astype(np.float32) for t in parts]
+    width = max(b.size for b in books)
+    table = np.zeros((len(parts), max(1, width)), dtype=np.float32)
+    for i, b in enumerate(books):
+        table[i, : b.size] = b
+    which = np.repeat(np.arange(len(parts)), [t.codes.numel() for t in parts])
+    sign = np.where(codes & 1, np.float32(-1.0), np.float32(1.0))
+    return FlatUpload(idx, table[which, codes >> 1] * sign)
 
 
 def minhash(indices: np.ndarray, salt: int, bins: int = 128) -> np.ndarray:

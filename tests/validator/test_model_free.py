@@ -25,7 +25,7 @@ from template.validator.outcomes import MISSING, RejectCode, Rejection, rejectio
 from template.validator.replay import ReplayMemory, content_digest, index_digest, replay_windows
 from template.validator.sampling import choose_for_evaluation, evaluation_budget, rotation_bound
 from template.validator.screen import screen_window
-from template.validator.sketch import flatten, minhash, minhash_agreement
+from template.validator.sketch import flatten, minhash, minhash_agreement, tensor_offsets
 from template.validator.verify import free_riders, page_claim_rejection
 from template.validator.watch import Sighting, WindowWatch
 
@@ -220,6 +220,23 @@ def test_honest_uploads_are_never_flagged(honest):
         last = list(windows[w - 1].values()) if w else ()
         res = screen(w, ups, layout, last=last)
         assert not res.rejected and not res.clusters, (w, res.rejected, res.clusters)
+
+
+def test_flatten_is_the_upload_in_one_coordinate_space(honest):
+    """flatten gives every tensor's indices at its name-order offset and exactly the values
+    ``CompressedTensor.values`` dequantises (sketches and copy checks read these)."""
+    _, windows = honest
+    up = windows[0][1]
+    flat, offsets = flatten(up), tensor_offsets(up.delta.shapes())
+    pos = 0
+    for name in sorted(up.delta.tensors):
+        t = up.delta.tensors[name]
+        n = t.indices.numel()
+        assert flat.indices[pos : pos + n].tolist() == (t.indices + offsets[name]).tolist()
+        assert flat.values[pos : pos + n].tolist() == t.values().tolist()
+        pos += n
+    assert pos == flat.nnz and (flat.indices[1:] > flat.indices[:-1]).all()
+    assert flat.values.dtype.name == "float32" and flat.indices.dtype.name == "int64"
 
 
 def test_minhash_agreement_tracks_overlap():
