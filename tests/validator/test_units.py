@@ -11,8 +11,10 @@ from template.chain.types import Metagraph, Neuron, SubnetParams
 from template.hparams import hparams_hash
 from template.signing import dev_keypair
 from template.training.compression import Compressor
+from template.training.inner import sequence_loss
 from template.training.model import build_model
 from template.training.wire import decode_upload, encode_upload
+from template.validator.measure import sequence_losses
 from template.validator.sampling import choose_for_evaluation, evaluation_budget
 from template.validator.score import Scoreboard
 from template.validator.state import ValidatorState, load_state, save_state
@@ -144,3 +146,18 @@ async def test_set_weights_failures_are_retried_and_never_raise():
 
     res = await set_weights_with_retry(Broken(), {1: 1.0}, attempts=2, backoff=0.0)
     assert not res.success and "boom" in res.message
+
+
+def test_sequence_losses_are_each_sequences_training_loss():
+    """The validator's per-sequence losses are, one by one, the loss a miner trains on (and a
+    batch split does not change them)."""
+    torch.manual_seed(0)
+    model = build_model(HP.model)
+    seqs = torch.randint(0, HP.model.vocab_size, (5, HP.model.seq_len + 1))
+    with torch.no_grad():
+        each = [sequence_loss(model, seqs[i : i + 1]).item() for i in range(5)]
+    for batch in (5, 2):
+        got = sequence_losses(model, seqs, batch_size=batch)
+        assert got.dtype == torch.float64 and got.shape == (5,)
+        assert got.tolist() == pytest.approx(each, rel=1e-6)
+    assert len(set(each)) == 5  # distinct sequences, distinct losses: the order is checked
