@@ -461,6 +461,9 @@ def summarise(runs: list[dict], clean: list[dict], z_proof: float) -> dict:
         "adversaries_at_most_2pct": out["adversary_incentive_share"] <= 0.02,
         "adversaries_weight_zero_within_8": all(z is not None and z <= 8 for z in adv_zero),
         "lazy_paid_less_than_honest": lazy is None or lazy < honest_mean,
+        # wall-clock validator seconds over miner training seconds per upload; the tiny and
+        # small presets train too few sequences per window to meet it (docs/scoring.md, 4)
+        "eval_cost_at_most_10pct": out["eval_cost_share"] <= 0.10,
     }
     return out
 

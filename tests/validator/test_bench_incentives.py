@@ -52,6 +52,16 @@ def test_micro_run_reports_every_figure_and_pays_no_copier(tiny_dataset, tmp_pat
     ):
         assert key in summary
     assert "incentive_share_second_half_mean" in summary["classes"]["honest"]
+    # every target of the issue is reported, the evaluation cost too
+    assert set(summary["targets"]) == {
+        "zero_honest_false_rejections",
+        "honest_at_least_half_equal_share",
+        "adversaries_at_most_2pct",
+        "adversaries_weight_zero_within_8",
+        "lazy_paid_less_than_honest",
+        "eval_cost_at_most_10pct",
+    }
+    assert summary["targets"]["eval_cost_at_most_10pct"] == (summary["eval_cost_share"] <= 0.10)
 
 
 def test_second_half_shares_average_the_later_windows_and_skip_empty_ones():
