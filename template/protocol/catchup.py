@@ -15,7 +15,7 @@ from template.training.model import param_shapes
 from template.training.wire import upload_size_cap
 
 from .aggregation import apply_uploads, decode_peer_uploads
-from .directory import PeerDirectory
+from .directory import PeerDirectory, read_or_none
 from .documents import (
     MAX_JSON_DOC_BYTES,
     Aggregate,
@@ -39,14 +39,7 @@ def aggregate_size_cap(hp: HParams, shapes) -> int:
 
 
 async def _get(directory: PeerDirectory, hotkey: str, key: str, max_bytes: int) -> bytes | None:
-    client = directory.client(hotkey)
-    if client is None:
-        return None
-    try:
-        return await client.get_bytes(key, max_bytes)
-    except StorageError as e:
-        logger.debug("no %s from %s: %s", key, hotkey[:8], e)
-        return None
+    return await read_or_none(directory.client(hotkey), key, max_bytes)
 
 
 async def _fetch_doc(directory: PeerDirectory, hotkey: str, key: str, what: str, decode):

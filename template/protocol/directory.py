@@ -6,11 +6,31 @@ import logging
 
 from template.chain.protocol import Chain
 from template.chain.types import Metagraph
-from template.storage import BucketConfig, StorageClient, TransferConfig, parse_commitments
+from template.storage import (
+    BucketConfig,
+    StorageClient,
+    StorageError,
+    TransferConfig,
+    parse_commitments,
+)
 
 from .leader import leader_candidates
 
 logger = logging.getLogger(__name__)
+
+
+async def read_or_none(
+    client: StorageClient | None, key: str, max_bytes: int, deadline: float | None = None
+) -> bytes | None:
+    """A peer's object ``key`` (at most ``max_bytes``), or None when the peer has no bucket or
+    the object is missing or unreadable (logged at debug: a peer's gap is never an error)."""
+    if client is None:
+        return None
+    try:
+        return await client.get_bytes(key, max_bytes, deadline=deadline)
+    except StorageError as e:
+        logger.debug("no %s: %s", key, e)
+        return None
 
 
 class PeerDirectory:

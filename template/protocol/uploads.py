@@ -13,6 +13,8 @@ from dataclasses import dataclass
 from template.storage import StorageClient, StorageError, keys
 from template.training.seal import KEY_BYTES, SealError, seal_upload, unseal_upload
 
+from .directory import read_or_none
+
 logger = logging.getLogger(__name__)
 
 
@@ -28,13 +30,7 @@ async def reveal_of(
     client: StorageClient | None, hotkey: str, window: int, deadline: float | None = None
 ) -> bytes | None:
     """The key ``hotkey`` revealed for its upload of ``window``; None when absent or unreadable."""
-    if client is None:
-        return None
-    try:
-        return await client.get_bytes(keys.reveal_key(hotkey, window), KEY_BYTES, deadline=deadline)
-    except StorageError as e:
-        logger.debug("window %d: no readable seal key from %s: %s", window, hotkey[:8], e)
-        return None
+    return await read_or_none(client, keys.reveal_key(hotkey, window), KEY_BYTES, deadline)
 
 
 async def fetch_opened(

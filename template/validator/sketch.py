@@ -87,11 +87,8 @@ def flatten(upload: Upload) -> FlatUpload:
         ]
     )
     codes = np.concatenate([t.codes.cpu().numpy() for t in parts]).astype(np.int64)
-    books = [t.codebook.cpu().numpy().astype(np.float32) for t in parts]
-    width = max(b.size for b in books)
-    table = np.zeros((len(parts), max(1, width)), dtype=np.float32)
-    for i, b in enumerate(books):
-        table[i, : b.size] = b
+    # one row per tensor: every codebook has 2 ** (value_bits - 1) levels (wire.py checks)
+    table = np.stack([t.codebook.cpu().numpy().astype(np.float32) for t in parts])
     which = np.repeat(np.arange(len(parts)), [t.codes.numel() for t in parts])
     sign = np.where(codes & 1, np.float32(-1.0), np.float32(1.0))
     return FlatUpload(idx, table[which, codes >> 1] * sign)
