@@ -144,6 +144,7 @@ class Run:
             measurer=Measurer(
                 model, ds, own=cfg.eval_own_seqs, control=cfg.eval_control_seqs, salt=vhk
             ),
+            secret=vhk,  # no simulated miner reads it; the recorded runs were seeded so
         )
         self.gen = torch.Generator().manual_seed(seed)
         self.train_seconds = 0.0

@@ -83,8 +83,10 @@ def make_print(uid: int, digest: str, flat: FlatUpload, rules: CopyRules, salt: 
     )
 
 
-def window_salt(validator_hotkey: str, window: int) -> int:
-    return salt_of("copies", validator_hotkey, window)
+def window_salt(secret: str, window: int) -> int:
+    """The copy and mix checks' hash salt for ``window`` from the validator's sampling secret
+    (secret.py): a miner who cannot predict it cannot shape an upload to miss the sketches."""
+    return salt_of("copies", secret, window)
 
 
 @dataclass(frozen=True)

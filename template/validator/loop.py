@@ -98,6 +98,7 @@ class Validator:
         directory: PeerDirectory,
         bucket: StorageClient,
         measurer: Measurer,
+        secret: str,
         device: str = "cpu",
         metrics=None,
     ):
@@ -115,6 +116,7 @@ class Validator:
         self.first_seen = FirstSeenLog()  # the validator's own clock (watch.py)
         self.copy_rules = CopyRules(overlap=cfg.copy_overlap, similarity=cfg.copy_similarity)
         self.measurer = measurer
+        self.secret = secret  # seeds the copy sketches (secret.py); the measurer holds it too
         self.evidence = Evidence(dict(state.evidence_s), dict(state.evidence_v))
         self.judge_rules = JudgeRules(
             cfg.judge_alpha, cfg.judge_memory, cfg.judge_harm_z, cfg.judge_lean_z
@@ -207,7 +209,7 @@ class Validator:
             layout=self.dataset.layout,
             replays=self.replays,
             rules=self.copy_rules,
-            salt=window_salt(self.hotkey, window),
+            salt=window_salt(self.secret, window),
             sightings={c.uid: c.sighting for c in decoded if c.sighting is not None},
             last_aggregate=[
                 last[u].upload

@@ -5,11 +5,12 @@ upload is applied at the scale ``s`` of its weight in the outer step (θ - s · 
 touched indices only, written back exactly afterwards) and measured on:
 
 - own sequences: one sequence from each of ``own`` of the pages the upload claims (all
-  inside its assignment), drawn with a seed the miner cannot predict (validator hotkey,
-  window, uid): one sequence per page keeps the sample's sequences nearly independent. Pages
-  that another upload of the window claims too are left out: assignments are drawn
-  independently per uid, so two can share a page, and an upload built from the others'
-  deltas (a mix, an ALIE shift) would fit the page its owner trained on;
+  inside its assignment), drawn with a seed the miner cannot predict (the validator's
+  secret, secret.py, with the window and uid): one sequence per page keeps the sample's
+  sequences nearly independent. Pages that another upload of the window claims too are left
+  out: assignments are drawn independently per uid, so two can share a page, and an upload
+  built from the others' deltas (a mix, an ALIE shift) would fit the page its owner trained
+  on;
 - control sequences: one sequence from each of ``control`` training pages the validator draws
   for the window (the same distribution as any miner's assignment, never the held-out tail,
   and none that an upload of the window claims: pages nobody trained on), shared by every
@@ -359,6 +360,7 @@ class Measurer:
         salt: str,
         device: str = "cpu",
     ):
+        """``salt``: seeds which sequences are measured (the validator's secret, secret.py)."""
         self.model, self.dataset = model, dataset
         self.own, self.control = own, control
         self.salt, self.device = salt, device

@@ -42,6 +42,7 @@ from .args import (  # noqa: F401 - build_parser re-exported
 )
 from .loop import Validator
 from .measure import Measurer
+from .secret import load_or_create_secret
 from .state import ValidatorState, load_state
 from .status import write_ready_status
 
@@ -93,12 +94,13 @@ async def prepare_validator(
     except BaseException:
         await close_all([directory, bucket])
         raise
+    secret = load_or_create_secret(state_dir)
     measurer = make_measurer(
         model,
         dataset,
         own=cfg.eval_own_seqs,
         control=cfg.eval_control_seqs,
-        salt=hotkey,
+        salt=secret,
         device=device,
     )
     return Validator(
@@ -114,6 +116,7 @@ async def prepare_validator(
         directory=directory,
         bucket=bucket,
         measurer=measurer,
+        secret=secret,
         device=device,
         metrics=metrics,
     )

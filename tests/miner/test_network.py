@@ -145,6 +145,7 @@ async def test_two_miners_stay_in_sync_and_upload_on_time(tmp_path, s3, tiny_dat
         assert any({u for u, _ in peers} == both for peers in lead.peers.values())
 
 
+@pytest.mark.timeout(240)  # above its own waits (180 s): a stall names the step that stalled
 async def test_late_miner_catches_up_from_checkpoint_and_aggregates(tmp_path, s3, tiny_dataset):
     async with network(tmp_path, s3, tiny_dataset) as net:
         first = await net.start_miner("early")

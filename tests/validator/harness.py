@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import copy
+import hashlib
 import json
 import struct
 import time
@@ -25,6 +26,7 @@ from template.training.pages import PageDataset, batches
 from template.training.shards import TokenStream
 from template.training.wire import decode_upload, encode_upload, upload_size_cap
 from template.validator import Validator, ValidatorConfig
+from template.validator.secret import SECRET_FILE, write_secret
 from template.validator.startup import prepare_validator
 
 ALICE = "//Alice"
@@ -177,6 +179,9 @@ class Subnet:
     async def start_validator(self, name: str, cfg: ValidatorConfig | None = None) -> Validator:
         key = self.vkeys[name]
         chain = await self.chain.client(key)
+        state_dir = self.tmp / f"state-{name}"
+        if not (state_dir / SECRET_FILE).exists():  # fixed samples: reproducible decisions
+            write_secret(state_dir / SECRET_FILE, hashlib.sha256(name.encode()).hexdigest())
         v = await prepare_validator(
             chain=chain,
             key=key,
@@ -184,7 +189,7 @@ class Subnet:
             hp=self.hp,
             dataset=self.ds,
             cfg=cfg or validator_config(),
-            state_dir=self.tmp / f"state-{name}",
+            state_dir=state_dir,
             allow_private=True,
         )
         self.validators[name] = v

@@ -19,8 +19,10 @@ import bench_incentives as bench  # noqa: E402
 import incentive_sim as sim  # noqa: E402
 
 from template.hparams import load_hparams  # noqa: E402
+from template.training.compression import Compressor  # noqa: E402
+from template.training.model import build_model  # noqa: E402
 from template.validator.args import ValidatorConfig  # noqa: E402
-from template.validator.measure import Measurement  # noqa: E402
+from template.validator.measure import Measurement, Measurer  # noqa: E402
 
 
 def test_micro_run_reports_every_figure_and_pays_no_copier(tiny_dataset, tmp_path):
@@ -214,3 +216,41 @@ def test_evidence_power_model_runs_the_judge_and_scoreboard():
     always = power.unpaid_share(3.0, 2.0, 2, 10, rules, 0.3, trials=40, seed=0)
     weak = power.unpaid_share(0.7, 2.0, 2, 10, rules, 0.3, trials=400, seed=0)
     assert never == 1.0 and always == 0.0 and 0.0 < weak < 1.0
+
+
+def test_sample_secret_bench_predicts_what_a_public_seed_measures(tiny_dataset):
+    """The attackers of bench_sample_secret.py see exactly the control sequences a validator
+    seeded with the public value measures, and other ones under a secret."""
+    import bench_sample_secret as secret_bench
+
+    hp, cfg = load_hparams("tiny"), ValidatorConfig()
+    ds = sim.open_dataset(tiny_dataset, hp)
+    model = build_model(hp.model)
+    zero = Compressor(hp.compression).compress(
+        {n: torch.zeros_like(p) for n, p in model.named_parameters()}
+    )
+    uploads = [secret_bench.as_upload(zero, 5, uid, ds.layout.pages(5, uid, 6)) for uid in range(4)]
+    claims = {p for up in uploads for p in up.pages}
+    predicted = secret_bench.predicted_controls(ds, cfg, 5, "public", claims)
+    for salt, same in (("public", True), ("a" * 64, False)):
+        m = Measurer(model, ds, own=4, control=cfg.eval_control_seqs, salt=salt)
+        m.begin_window(5, uploads, 1.0)
+        assert torch.equal(m._w.control, predicted) is same
+
+
+def test_sample_secret_bench_figures_are_ratios_of_means_and_counts():
+    import bench_sample_secret as secret_bench
+
+    cfg = ValidatorConfig()
+    rows = {}
+    for kind in secret_bench.CLASSES:
+        rows[f"{kind}/heldout_change"] = [0.0, 0.0]
+        for label in ("public", "secret"):
+            rows[f"{kind}/gain_{label}"] = [1.0, 3.0] if kind == "honest" else [4.0, 0.0]
+            rows[f"{kind}/harm_z_{label}"] = [-3.5, 0.0]
+            rows[f"{kind}/fit_z_{label}"] = [2.1, 2.0]
+    got = secret_bench.per_class(rows, cfg)
+    assert got["honest"]["public"]["gain_over_honest"] == 1.0
+    assert got["control_gamer"]["secret"]["gain_over_honest"] == 1.0  # 2 / 2
+    assert got["masked_poison"]["public"]["harm_rejected"] == 1
+    assert got["masked_trojan"]["secret"]["fit_z_at_bar"] == 1  # 2.1 >= 2.054 > 2.0

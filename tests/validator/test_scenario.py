@@ -92,12 +92,13 @@ async def test_honest_beat_adversaries_restart_and_failover(tmp_path, tiny_datas
             assert status["heldout_loss"] < initial
             assert status["decisions"] and status["rejected"]  # every verdict is kept
 
-            # restart the follower: scores and model position survive
+            # restart the follower: scores, model position and sampling secret survive
             before = dict(v1.scores.scores)
-            applied = v1.state.applied_through
+            applied, secret = v1.state.applied_through, v1.secret
             await v1.close()
             v1 = await net.start_validator("follower")
             assert v1.scores.scores == before and v1.state.applied_through == applied
+            assert v1.secret == secret == v1.measurer.salt != v0.secret
 
             # a follower whose model drifted notices the leader's fingerprint and re-syncs
             with torch.no_grad():
