@@ -71,6 +71,13 @@ async def prepare_validator(
     leader's latest checkpoint plus aggregates, otherwise (fresh subnet) the initial model.
     ``make_measurer``: called like ``Measurer`` (a multi-GPU node passes its sharded one).
     """
+    try:
+        secret = load_or_create_secret(state_dir)
+    except OSError as e:
+        raise StartupError(
+            f"cannot keep the sampling secret in {state_dir} ({e}): give --state.dir a folder "
+            "this user can write"
+        ) from e
     hotkey = key.ss58_address
     uid = await check_registered(chain, hotkey, *wallet)
     bucket = StorageClient(storage.write)
@@ -94,7 +101,6 @@ async def prepare_validator(
     except BaseException:
         await close_all([directory, bucket])
         raise
-    secret = load_or_create_secret(state_dir)
     measurer = make_measurer(
         model,
         dataset,

@@ -10,8 +10,11 @@ import pytest
 
 from template.chain.devchain.testing import running_devchain
 from template.node.errors import StartupError
+from template.signing import dev_keypair
 from template.storage import decode_commitment
 from template.storage.local_server import start_local_s3
+from template.validator import ValidatorConfig
+from template.validator.startup import prepare_validator
 
 from .harness import Subnet, small_hparams
 
@@ -24,8 +27,6 @@ async def test_unregistered_and_unpermitted_validators_are_refused(tmp_path, tin
     async with running_devchain(tmp_path, block_time=0.1, tempo=3) as chain:
         net = Subnet(chain, s3, tmp_path, small_hparams(), tiny_dataset)
         try:
-            from template.signing import dev_keypair
-
             net.vkeys["ghost"] = dev_keypair("//Alice//ghost")
             with pytest.raises(StartupError, match="btcli subnets register"):
                 await net.start_validator("ghost")
@@ -52,3 +53,25 @@ def test_entry_point_prints_one_line_and_exits_2(tmp_path):
     lines = proc.stderr.strip().splitlines()
     assert lines[-1].startswith("validator: wallet") and "btcli wallet create" in lines[-1]
     assert "Traceback" not in proc.stderr
+
+
+async def test_a_state_dir_that_cannot_keep_the_secret_stops_start_up_first(tmp_path):
+    """Before any chain call: a validator whose samples would not survive a restart (or
+    could not be drawn) says which folder to fix."""
+    blocker = tmp_path / "not-a-folder"
+    blocker.write_text("a file where the state folder should be")
+
+    class NoChain:
+        def __getattr__(self, name):
+            raise AssertionError(f"the chain was used ({name}) before the state dir was checked")
+
+    with pytest.raises(StartupError, match="sampling secret .* --state.dir"):
+        await prepare_validator(
+            chain=NoChain(),
+            key=dev_keypair("//Alice//v"),
+            storage=None,
+            hp=small_hparams(),
+            dataset=None,
+            cfg=ValidatorConfig(),
+            state_dir=blocker / "validator",
+        )
