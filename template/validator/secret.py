@@ -41,7 +41,9 @@ def load_or_create_secret(state_dir: Path) -> str:
         if _FORMAT.fullmatch(text):
             return text
         logger.warning("sampling secret %s is not 64 hex digits; making a new one", path)
-    return write_secret(path, secrets.token_hex(32))
+    secret = write_secret(path, secrets.token_hex(32))
+    logger.info("made a new sampling secret in %s (keep it private; it survives restarts)", path)
+    return secret
 
 
 def write_secret(path: Path, secret: str) -> str:
