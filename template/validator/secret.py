@@ -4,9 +4,9 @@ Which own and control sequences a validator measures (``measure.py``) and how it
 uploads for the copy and mix checks (``copies.window_salt``) are seeded from this secret.
 Seeded from public facts only (the validator's hotkey and the window, as before 2026-12-04),
 a miner could compute the sample before uploading and game it: train on just the measured
-own sequences (a proof at a fraction of the work), memorise the control sequences (pay
-capped at the top, and a poison that improves them passes the harm test), or shape a
-mix so that it misses the sketches.
+own sequences (a proof at a fraction of the work), memorise the control sequences (a larger
+paid gain, and a harmful upload that looks helpful: scripts/bench_sample_secret.py), or
+shape a mix so that it misses the sketches.
 
 The secret is 32 random bytes, made on the first start and kept in the state dir
 (``sample_secret``, mode 0600) so a restarted validator keeps its samples. It is never
