@@ -47,8 +47,6 @@ from bench_fit_signal import pretrained  # noqa: E402
 from bench_validator_honest import as_upload  # noqa: E402
 
 from template.hparams import load_hparams  # noqa: E402
-from template.training.inner import train_steps  # noqa: E402
-from template.training.outer import pseudo_gradient, snapshot  # noqa: E402
 from template.validator.args import ValidatorConfig  # noqa: E402
 from template.validator.evaluate import fixed_heldout_loss  # noqa: E402
 from template.validator.measure import (  # noqa: E402
@@ -65,28 +63,6 @@ CLASSES = ("honest", "control_gamer", "masked_poison", "masked_trojan")
 def predicted_controls(ds, cfg, window: int, salt: str, claims) -> torch.Tensor:
     """The control sequences a validator seeded with ``salt`` measures in ``window``."""
     return control_sequences(ds, cfg.eval_control_seqs, window, salt, claims)[1]
-
-
-def own_batches(ds, hp, w: int, uid: int) -> tuple[list[torch.Tensor], list[int]]:
-    """A window's H batches of the pages assigned to ``uid`` (as the miner trains them)."""
-    bs, steps = hp.train.batch_size, hp.train.inner_steps
-    pages = ds.layout.pages(w, uid, -(-steps * bs // hp.data.seqs_per_page))
-    seqs = ds.sequences(pages)
-    return [seqs[i * bs : (i + 1) * bs] for i in range(steps)], pages
-
-
-def trained_delta(t: sim.Trainee, base, hp, batches, w: int, shift=None):
-    """The compressed delta of training ``batches`` from ``base`` (+ ``shift``: a poison)."""
-    with torch.no_grad():
-        for p, q in zip(base.parameters(), t.model.parameters(), strict=True):
-            q.copy_(p)
-        if shift is not None:
-            params = dict(t.model.named_parameters())
-            for name, v in shift.items():
-                params[name].data.add_(v)
-    start = snapshot(base)
-    train_steps(t.model, t.optimizer, batches, hp.train, start_step=w * hp.train.inner_steps)
-    return t.compressor.compress(pseudo_gradient(start, t.model))
 
 
 def control_batches(controls: torch.Tensor, hp, extra: int) -> list[torch.Tensor]:
@@ -120,9 +96,9 @@ def window_uploads(w, hp, ds, cfg, base, trainees, shapes, public, args) -> dict
         "masked_trojan": poison_shift(honest_sum, shapes, args.trojan_poison),
     }
     for uid, kind in enumerate(CLASSES[1:], start=HONEST):
-        own, pages = own_batches(ds, hp, w, uid)
+        own, pages = sim.window_batches(ds, hp, w, uid, H)
         batches = {"control_gamer": own, "masked_poison": [], "masked_trojan": own}[kind]
-        delta = trained_delta(trainees[uid], base, hp, batches + gaming, w, shifts.get(kind))
+        delta = sim.train_from(trainees[uid], base, hp, batches + gaming, w, shifts.get(kind))
         out[uid] = (kind, as_upload(delta, w, uid, pages))
     return out
 

@@ -74,6 +74,40 @@ def new_trainee(global_model: torch.nn.Module, hp: HParams) -> Trainee:
     return Trainee(m, make_optimizer(m, hp.train), Compressor(hp.compression))
 
 
+def window_batches(
+    ds: PageDataset, hp: HParams, window: int, page_uid: int, steps: int
+) -> tuple[list[torch.Tensor], list[int]]:
+    """The ``steps`` batches of the pages of (window, page_uid) in protocol order, and the
+    pages."""
+    bs, spp = hp.train.batch_size, hp.data.seqs_per_page
+    pages = ds.layout.pages(window, page_uid, -(-steps * bs // spp))
+    seqs = ds.sequences(pages)
+    return [seqs[i * bs : (i + 1) * bs] for i in range(steps)], pages
+
+
+def train_from(
+    t: Trainee,
+    global_model: torch.nn.Module,
+    hp: HParams,
+    batches: list[torch.Tensor],
+    window: int,
+    shift: dict[str, torch.Tensor] | None = None,
+) -> CompressedDelta:
+    """Train ``batches`` from the global model (moved by ``shift`` first, if given) and return
+    the compressed delta against the global model (as template/miner does)."""
+    with torch.no_grad():
+        for p, q in zip(global_model.parameters(), t.model.parameters(), strict=True):
+            q.copy_(p)
+    start = snapshot(t.model)
+    if shift is not None:
+        with torch.no_grad():
+            params = dict(t.model.named_parameters())
+            for name, v in shift.items():
+                params[name].add_(v)
+    train_steps(t.model, t.optimizer, batches, hp.train, start_step=window * hp.train.inner_steps)
+    return t.compressor.compress(pseudo_gradient(start, t.model))
+
+
 def train_window(
     t: Trainee,
     global_model: torch.nn.Module,
@@ -86,17 +120,9 @@ def train_window(
 ) -> tuple[CompressedDelta, list[int]]:
     """Train ``steps`` steps from the global model on the pages of (window, page_uid) in
     protocol order (as template/miner does); return the compressed delta and the pages used."""
-    with torch.no_grad():
-        for p, q in zip(global_model.parameters(), t.model.parameters(), strict=True):
-            q.copy_(p)
-    bs, spp = hp.train.batch_size, hp.data.seqs_per_page
-    n_pages = -(-steps * bs // spp)
-    pages = ds.layout.pages(window if page_window is None else page_window, page_uid, n_pages)
-    seqs = ds.sequences(pages)
-    data = [seqs[i * bs : (i + 1) * bs] for i in range(steps)]
-    start = snapshot(t.model)
-    train_steps(t.model, t.optimizer, data, hp.train, start_step=window * hp.train.inner_steps)
-    return t.compressor.compress(pseudo_gradient(start, t.model)), pages
+    pw = window if page_window is None else page_window
+    batches, pages = window_batches(ds, hp, pw, page_uid, steps)
+    return train_from(t, global_model, hp, batches, window), pages
 
 
 def sign(delta: CompressedDelta, hp: HParams, key, uid: int, window: int, pages, steps) -> bytes:
