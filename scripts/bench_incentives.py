@@ -58,12 +58,17 @@ from template.validator.watch import poll_round  # noqa: E402
 # mean; full_claim_mixer (opt-in) does the same but claims a whole window's pages. Both do
 # some real work: judged against the lazy miner's pay, not the adversaries' 2%
 MIXERS = ("lazy_mixer", "full_claim_mixer")
-ADVERSARIES = [c for c in sim.CLASSES if c not in ("honest", "lazy", *MIXERS)]
+# lazy_inflated (opt-in) trains like the lazy miner and multiplies its values by INFLATE;
+# amplifier (opt-in) trains honestly and does the same. Both do real work: each should earn
+# what its work is worth in the outer step, where a delta is clipped to the median norm
+INFLATED, INFLATE = ("lazy_inflated", "amplifier"), 4.0
+ADVERSARIES = [c for c in sim.CLASSES if c not in ("honest", "lazy", *MIXERS, *INFLATED)]
 LAZY_MIX_COSINE = 0.45  # the lazy mixer keeps its cosine to the honest sum under this
 # coasting_copier (opt-in) trains honestly for COAST_AFTER windows, banking evidence, then
 # uploads copies of an honest miner's upload; its windows to weight 0 count from then
 COASTER, COAST_AFTER = "coasting_copier", 12
 DEFAULT_CLASSES = ["lazy", "lazy_mixer", *(c for c in ADVERSARIES if c != COASTER)]
+LAZY_KINDS = ("lazy", "lazy_inflated", *MIXERS)  # train a quarter of the steps
 
 
 def preset(name: str) -> HParams:
@@ -99,9 +104,10 @@ class Run:
         overrides=None,
         mix_cosine: float = LAZY_MIX_COSINE,
         leaked_seal: bool = False,
+        inflate: float = INFLATE,
     ):
         self.hp, self.ds, self.seed = hp, ds, seed
-        self.mix_cosine, self.leaked_seal = mix_cosine, leaked_seal
+        self.mix_cosine, self.leaked_seal, self.inflate = mix_cosine, leaked_seal, inflate
         self.revealed = None  # (honest deltas, dense, norms) of the last window, once revealed
         self.state, self.store = ChainState(), MemoryStore()
         self.clock = WindowClock(hp.window)
@@ -190,17 +196,19 @@ class Run:
         coasting = self.windows_done >= COAST_AFTER
         for a in self.actors:
             if (
-                a.kind in ("honest", "lazy", "wrong_pages", *MIXERS)
+                a.kind in ("honest", "lazy", "wrong_pages", *MIXERS, *INFLATED)
                 or (a.kind == "replay" and not a.history)
                 or (a.kind == COASTER and not coasting)
             ):
-                s = max(1, steps // 4) if a.kind in ("lazy", *MIXERS) else steps
+                s = max(1, steps // 4) if a.kind in LAZY_KINDS else steps
                 page_uid = a.uid + 1000 if a.kind == "wrong_pages" else a.uid
                 delta, pages = self._train(a, w, page_uid, s)
                 if a.kind in MIXERS:  # uploads once it has seen the honest uploads
                     claim = n_pages if a.kind == "full_claim_mixer" else len(pages)
                     a.own = (delta, claim, s)
                     continue
+                if a.kind in INFLATED:
+                    delta = sim.scaled(delta, self.inflate)
                 await self._put(a, w, self._sign(a, delta, w, len(pages), s))
                 if a.kind == "honest":
                     honest.append(delta)
@@ -312,9 +320,10 @@ async def simulate(
     mix_cosine: float = LAZY_MIX_COSINE,
     first_window: int | None = None,
     leaked_seal: bool = False,
+    inflate: float = INFLATE,
 ) -> dict:
     """One run of ``windows`` windows from ``first_window`` (default 10 + 1000 x seed)."""
-    run = Run(hp, ds, tmp, seed, honest, classes, overrides, mix_cosine, leaked_seal)
+    run = Run(hp, ds, tmp, seed, honest, classes, overrides, mix_cosine, leaked_seal, inflate)
     kinds = {a.uid: a.kind for a in run.actors}
     actors = {a.uid: a for a in run.actors}
     per_class: dict[str, dict] = {
@@ -556,6 +565,12 @@ def main() -> None:
         "before the cut-off (default: only the previous window's, revealed ones)",
     )
     p.add_argument(
+        "--inflate",
+        type=float,
+        default=INFLATE,
+        help="the lazy_inflated and amplifier classes multiply their values by this",
+    )
+    p.add_argument(
         "--corpus",
         type=Path,
         default=sim.CORPUS,
@@ -589,6 +604,7 @@ def main() -> None:
         "lazy_mix_cosine": args.lazy_mix_cosine,
         "first_window": args.first_window,
         "leaked_seal": args.leaked_seal,
+        "inflate": args.inflate,
     }
     names = [n for n in args.presets.split(",") if n]
     if not names or set(names) - {"tiny", "small"}:
@@ -617,6 +633,7 @@ def main() -> None:
                             args.lazy_mix_cosine,
                             args.first_window,
                             args.leaked_seal,
+                            args.inflate,
                         )
                     )
                 )

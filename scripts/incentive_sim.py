@@ -38,6 +38,8 @@ CLASSES = (
     "lazy_mixer",
     "full_claim_mixer",
     "coasting_copier",
+    "lazy_inflated",
+    "amplifier",
 )
 
 
@@ -177,9 +179,17 @@ def random_delta(
     noise = {n: torch.randn(p.shape, generator=gen) for n, p in model.named_parameters()}
     delta = recompress(noise, hp)
     have = sum(float(t.values().pow(2).sum()) for t in delta.tensors.values()) ** 0.5
-    f = norm / have if have > 0 else 0.0
+    return scaled(delta, norm / have if have > 0 else 0.0)
+
+
+def scaled(delta: CompressedDelta, factor: float) -> CompressedDelta:
+    """``delta`` with every value times ``factor`` (its 2-bit codebooks scaled): an inflated
+    upload, as large as its miner likes."""
     return CompressedDelta(
-        {n: type(t)(t.shape, t.indices, t.codes, t.codebook * f) for n, t in delta.tensors.items()}
+        {
+            n: type(t)(t.shape, t.indices, t.codes, t.codebook * factor)
+            for n, t in delta.tensors.items()
+        }
     )
 
 

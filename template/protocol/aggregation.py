@@ -20,7 +20,7 @@ import torch
 
 from template.hparams import HParams, hparams_hash
 from template.training.envelope import WireError
-from template.training.outer import sparse_outer_step
+from template.training.outer import clip_scales, sparse_norm, sparse_outer_step
 from template.training.wire import Upload, decode_upload, upload_size_cap
 
 logger = logging.getLogger(__name__)
@@ -60,6 +60,15 @@ def upload_work(upload: Upload, hp: HParams) -> float:
     """The share of a window's work an upload claims: its pages over ``pages_per_window``,
     at most 1 (the validator caps pay by it, and the outer step weighs peers by it)."""
     return min(1.0, len(upload.pages) / max(1, hp.pages_per_window))
+
+
+def clip_factors(uploads: Mapping[int, Upload], hp: HParams) -> dict[int, float]:
+    """uid -> the factor the outer step's clip would give each upload if these were the peers
+    (at most 1: a delta above the median norm is scaled down to it). The validator measures an
+    upload at this size, so values inflated past the median earn nothing they do not add."""
+    uids = list(uploads)
+    norms = [sparse_norm(uploads[u].delta.sparse()) for u in uids]
+    return dict(zip(uids, clip_scales(norms, hp.outer.clip_to_median), strict=True))
 
 
 def apply_uploads(model: torch.nn.Module, uploads: Sequence[Upload], hp: HParams) -> int:

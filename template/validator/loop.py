@@ -29,7 +29,7 @@ import torch
 from template.chain.protocol import Chain
 from template.hparams import HParams, hparams_hash
 from template.node.status import write_status
-from template.protocol.aggregation import upload_work
+from template.protocol.aggregation import clip_factors, upload_work
 from template.protocol.catchup import current_leader
 from template.protocol.directory import PeerDirectory
 from template.protocol.windows import WindowClock
@@ -246,7 +246,7 @@ class Validator:
         uploads = {c.uid: c.upload for c in standing}
         near = {u: c.uids for c in report.clusters for u in c.uids}
         measured, failed, seconds = measure_window(
-            self.measurer, window, uploads, chosen, scale, near
+            self.measurer, window, uploads, chosen, scale, near, clip_factors(uploads, self.hp)
         )
         for uid, why in failed.items():
             report.rejected[uid] = Rejection(RejectCode.EVAL_FAILED, why)

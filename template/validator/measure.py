@@ -1,8 +1,10 @@
 """Measure: per-sequence loss effects of an upload on its own pages and on control pages.
 
 For window w the validator holds the global model θ (every aggregate through w - 1). Each
-upload is applied at the scale ``s`` of its weight in the outer step (θ - s · Δ on the
-touched indices only, written back exactly afterwards) and measured on:
+upload is applied at the scale ``s`` of its weight in the outer step, times the factor the
+outer step's clip to the median norm would give it (θ - s · c · Δ on the touched indices
+only, written back exactly afterwards: values inflated past the median count at the median's
+size, as in the aggregate) and measured on:
 
 - own sequences: one sequence from each of ``own`` of the pages the upload claims (all
   inside its assignment), drawn with a seed the miner cannot predict (the validator's
@@ -105,15 +107,22 @@ def delta_applied(model: torch.nn.Module, delta: SparseDelta, scale: float) -> I
                 flat[idx] = orig
 
 
-def sum_delta(uploads: Sequence[Upload], shapes: Mapping[str, tuple[int, ...]]) -> SparseDelta:
-    """The sum of the uploads' sparse deltas, on the union of their indices."""
+def sum_delta(
+    uploads: Sequence[Upload],
+    shapes: Mapping[str, tuple[int, ...]],
+    factors: Mapping[int, float] | None = None,
+) -> SparseDelta:
+    """The sum of the uploads' sparse deltas, each times its ``factors[uid]`` (default 1), on
+    the union of their indices."""
     out = {}
     for name, shape in shapes.items():
         acc = torch.zeros(math.prod(shape), dtype=torch.float32)
         for up in uploads:
             t = up.delta.tensors.get(name)
             if t is not None:
-                acc.index_add_(0, t.indices.cpu(), t.values().float().cpu())
+                f = 1.0 if factors is None else factors.get(up.uid, 1.0)
+                values = t.values().float().cpu()
+                acc.index_add_(0, t.indices.cpu(), values if f == 1.0 else values * f)
         idx = acc.nonzero().view(-1)
         out[name] = (idx, acc[idx])
     return out
@@ -126,10 +135,11 @@ def reference_applied(
     count: int,
     left_out: Sequence[Upload],
     scale: float,
+    factors: Mapping[int, float] | None = None,
 ) -> Iterator[None]:
     """θ - scale x (mean of the uploads but ``left_out``) through ``apply(delta, scale)``:
-    ``total`` is the sum over ``count`` uploads, ``left_out`` among them. With no other upload
-    the model is left as it is."""
+    ``total`` is the sum over ``count`` uploads (each times its ``factors[uid]``),
+    ``left_out`` among them. With no other upload the model is left as it is."""
     rest = count - len(left_out)
     if rest <= 0:
         yield
@@ -137,7 +147,8 @@ def reference_applied(
     with ExitStack() as stack:
         stack.enter_context(apply(total, scale / rest))
         for up in left_out:
-            stack.enter_context(apply(up.delta.sparse(), -scale / rest))
+            f = 1.0 if factors is None else factors.get(up.uid, 1.0)
+            stack.enter_context(apply(up.delta.sparse(), -scale * f / rest))
         yield
 
 
@@ -345,6 +356,7 @@ class _Window:
     control_pages: tuple[int, ...]
     before: torch.Tensor  # control losses of the global model
     shared: frozenset[int]  # pages two or more of the window's uploads claim
+    factors: dict[int, float]  # uid -> the size it is measured at (its outer-step clip)
 
 
 class Measurer:
@@ -373,17 +385,34 @@ class Measurer:
         """``delta_applied`` to the model (``losses`` and this are the sharded node's seams)."""
         return delta_applied(self.model, delta, scale)
 
-    def begin_window(self, window: int, uploads: Sequence[Upload], scale: float) -> None:
+    def begin_window(
+        self,
+        window: int,
+        uploads: Sequence[Upload],
+        scale: float,
+        factors: Mapping[int, float] | None = None,
+    ) -> None:
         """Shared work of ``window``: the sum of ``uploads`` (every upload to be measured must
         be among them), the pages their claims share and the control sequences' losses
-        before."""
+        before. ``factors``: uid -> the size each upload counts at (``clip_factors``, the
+        outer step's clip to the median norm; default 1), in its own measurement and in the
+        others' reference."""
         shapes = {n: tuple(p.shape) for n, p in self.model.named_parameters()}
-        total = sum_delta(uploads, shapes)
+        factors = {} if factors is None else {int(u): float(f) for u, f in factors.items()}
+        total = sum_delta(uploads, shapes, factors)
         claims = Counter(p for up in uploads for p in set(up.pages))
         cpages, ctrl = control_sequences(self.dataset, self.control, window, self.salt, claims)
         shared = frozenset(p for p, n in claims.items() if n > 1)
         self._w = _Window(
-            window, scale, total, len(uploads), ctrl, tuple(cpages), self.losses(ctrl), shared
+            window,
+            scale,
+            total,
+            len(uploads),
+            ctrl,
+            tuple(cpages),
+            self.losses(ctrl),
+            shared,
+            factors,
         )
 
     def forget(self) -> None:
@@ -400,15 +429,16 @@ class Measurer:
         pages, own = own_sequences(self.dataset, upload, self.own, w.window, self.salt, w.shared)
         own_before = self.losses(own)
         left_out = [upload, *near]
-        with reference_applied(self.applied, w.total, w.count, left_out, w.scale):
+        with reference_applied(self.applied, w.total, w.count, left_out, w.scale, w.factors):
             own_ref = self.losses(own)
             ctrl_ref = self.losses(w.control) if w.count > len(left_out) else w.before
-        with self.applied(upload.delta.sparse(), w.scale):
+        scale = w.scale * w.factors.get(upload.uid, 1.0)
+        with self.applied(upload.delta.sparse(), scale):
             own_after = self.losses(own)
             ctrl_after = self.losses(w.control)
         return Measurement(
             upload.uid,
-            w.scale,
+            scale,
             tuple(pages),
             own_ref - own_after,
             ctrl_ref - ctrl_after,
@@ -426,16 +456,18 @@ def measure_window(
     chosen: Sequence[int],
     scale: float,
     near: Mapping[int, Sequence[int]],
+    factors: Mapping[int, float] | None = None,
 ) -> tuple[dict[int, Measurement], dict[int, str], dict[int, float]]:
     """Measure the ``chosen`` of the window's standing ``uploads`` (uid -> upload), each with
-    its ``near``-duplicates left out of its reference. Returns the measurements, the failures
-    (uid -> exception type: a hostile upload must not stop the window) and seconds per upload."""
+    its ``near``-duplicates left out of its reference and at its ``factors`` size
+    (``Measurer.begin_window``). Returns the measurements, the failures (uid -> exception
+    type: a hostile upload must not stop the window) and seconds per upload."""
     measured: dict[int, Measurement] = {}
     failed: dict[int, str] = {}
     seconds: dict[int, float] = {}
     if not chosen:
         return measured, failed, seconds
-    measurer.begin_window(window, list(uploads.values()), scale)
+    measurer.begin_window(window, list(uploads.values()), scale, factors)
     for uid in chosen:
         t0 = time.perf_counter()
         others = [uploads[u] for u in near.get(uid, ()) if u != uid and u in uploads]

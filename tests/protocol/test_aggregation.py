@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import dataclasses
+
+import pytest
 import torch
 
 from template.hparams import hparams_hash, load_hparams
-from template.protocol.aggregation import apply_uploads, upload_work
-from template.training.compression import Compressor
+from template.protocol.aggregation import apply_uploads, clip_factors, upload_work
+from template.training.compression import CompressedDelta, Compressor
 from template.training.model import build_model, param_shapes
-from template.training.outer import sparse_outer_step
+from template.training.outer import sparse_norm, sparse_outer_step
 from template.training.wire import SPEC_VERSION, Upload
 
 HP = load_hparams("tiny")
@@ -54,3 +57,27 @@ def test_apply_uploads_weighs_peers_by_their_claimed_work():
         assert torch.equal(p, q), n
     pairs = zip(model.parameters(), plain.parameters(), strict=True)
     assert any(not torch.equal(p, r) for p, r in pairs)  # the plain mean differs
+
+
+def inflated(up: Upload, factor: float) -> Upload:
+    """``up`` with every value times ``factor`` (its codebooks scaled)."""
+    tensors = {
+        n: type(t)(t.shape, t.indices, t.codes, t.codebook * factor)
+        for n, t in up.delta.tensors.items()
+    }
+    return dataclasses.replace(up, delta=CompressedDelta(tensors))
+
+
+def test_clip_factors_bring_an_inflated_upload_to_the_median_norm():
+    ups = {u: make_upload(u, 4, u) for u in (1, 2, 3)}
+    ups[4] = inflated(make_upload(4, 4, 4), 4.0)
+    f = clip_factors(ups, HP)
+    norms = {u: sparse_norm(up.delta.sparse()) for u, up in ups.items()}
+    median = sorted(norms.values())[1:3]
+    median = (median[0] + median[1]) / 2  # four uploads: the mean of the middle two
+    assert f[4] * norms[4] == pytest.approx(median)  # the outer step's clip, as measured
+    assert 0.2 < f[4] < 0.3
+    assert all(f[u] <= 1.0 for u in ups) and sum(f[u] == 1.0 for u in (1, 2, 3)) >= 2
+    off = HP.replace(**{"outer.clip_to_median": False})
+    assert clip_factors(ups, off) == {u: 1.0 for u in ups}
+    assert clip_factors({}, HP) == {}

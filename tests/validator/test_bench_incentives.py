@@ -254,3 +254,24 @@ def test_sample_secret_bench_figures_are_ratios_of_means_and_counts():
     assert got["control_gamer"]["secret"]["gain_over_honest"] == 1.0  # 2 / 2
     assert got["masked_poison"]["public"]["harm_rejected"] == 1
     assert got["masked_trojan"]["secret"]["fit_z_at_bar"] == 1  # 2.1 >= 2.054 > 2.0
+
+
+def test_inflated_classes_send_their_trained_delta_times_the_factor(tiny_dataset, tmp_path):
+    hp = bench.preset("small")
+    ds = sim.open_dataset(tiny_dataset, hp)
+    run = bench.Run(hp, ds, tmp_path, 0, 3, ["lazy", *bench.INFLATED], inflate=5.0)
+    asyncio.run(run.window(10))
+
+    def norm(kind: str) -> list[float]:
+        out = []
+        for a in run.actors:
+            if a.kind == kind:
+                tensors = sim.delta_of_blob(a.history[10], hp, run.v.shapes).tensors.values()
+                out.append(sum(float(t.values().pow(2).sum()) for t in tensors) ** 0.5)
+        return out
+
+    honest = sorted(norm("honest"))[1]
+    assert 2.5 < norm("amplifier")[0] / honest < 10  # an honest window, 5 times over
+    assert norm("lazy_inflated")[0] > 2.5 * norm("lazy")[0]
+    assert bench.INFLATED[0] in bench.LAZY_KINDS and bench.INFLATED[1] not in bench.LAZY_KINDS
+    assert not set(bench.INFLATED) & set(bench.ADVERSARIES)  # real work: judged by their pay

@@ -5,10 +5,12 @@ from __future__ import annotations
 import dataclasses
 import math
 
+import pytest
 import torch
 
 from template.chain.types import SubnetParams
 from template.hparams import hparams_hash
+from template.protocol.aggregation import clip_factors
 from template.signing import dev_keypair
 from template.training.compression import Compressor
 from template.training.model import build_model
@@ -36,6 +38,7 @@ from template.validator.outcomes import MISSING, RejectCode, Rejection
 from template.validator.score import Scoreboard, incentive_scores, window_values
 from template.validator.weights import compute_weights
 
+from ..protocol.test_aggregation import inflated
 from .harness import small_hparams
 
 HP = small_hparams()
@@ -379,6 +382,44 @@ def _upload(ds, model, window: int, uid: int, scale: float = 0.01):
     return decode_upload(
         blob, max_bytes=1 << 26, expected={}, param_shapes=shapes, config=HP.compression
     )
+
+
+def test_an_inflated_upload_is_measured_at_the_size_the_outer_step_clips_it_to(tiny_dataset):
+    """Values multiplied past the median norm must not buy a larger measured gain: the
+    aggregate clips them, so the measurement does too (``clip_factors``)."""
+    ds = PageDataset(TokenStream(tiny_dataset), HP)
+    model = build_model(HP.model)
+    ups = {u: _upload(ds, model, 3, u) for u in (1, 2, 3)}
+    base = _upload(ds, model, 3, 4)
+    big = inflated(base, 4.0)
+    factors = clip_factors({**ups, 4: big}, HP)
+    f = factors[4]
+    assert 0.2 < f < 0.3
+    m = Measurer(model, ds, own=6, control=6, salt="v")
+    m.begin_window(3, [*ups.values(), big], 2.0, factors)
+    clipped = m.measure(big)
+    assert clipped.scale == pytest.approx(2.0 * f)
+    # the same as an upload already at the clipped size (which the clip leaves alone)
+    small = inflated(base, 4.0 * f)
+    m.begin_window(3, [*ups.values(), small], 2.0, {**factors, 4: 1.0})
+    plain = m.measure(small)
+    for a, b in [
+        (clipped.control_gain, plain.control_gain),
+        (clipped.own_excess, plain.own_excess),
+        (clipped.control_excess, plain.control_excess),
+    ]:
+        assert torch.allclose(a, b, atol=1e-5)
+    # unclipped, the inflated values move the losses four times as far
+    m.begin_window(3, [*ups.values(), big], 2.0)
+    raw = m.measure(big)
+    assert raw.scale == 2.0
+    assert float(raw.control_gain.abs().mean()) > 2 * float(clipped.control_gain.abs().mean())
+    # another upload's reference holds the inflated one at its clipped size too
+    m.begin_window(3, [*ups.values(), big], 2.0, factors)
+    ref_clipped = m.measure(ups[1])
+    m.begin_window(3, [*ups.values(), small], 2.0, {**factors, 4: 1.0})
+    ref_plain = m.measure(ups[1])
+    assert torch.allclose(ref_clipped.control_excess, ref_plain.control_excess, atol=1e-5)
 
 
 def test_measurement_pairs_sequences_and_leaves_the_model_unchanged(tiny_dataset):
