@@ -391,11 +391,19 @@ def test_an_inflated_upload_is_measured_at_the_size_the_outer_step_clips_it_to(t
     model = build_model(HP.model)
     ups = {u: _upload(ds, model, 3, u) for u in (1, 2, 3)}
     base = _upload(ds, model, 3, 4)
+    m = Measurer(model, ds, own=6, control=6, salt="v")
+    # a hostile upload with enormous (finite) values: measured at the median size, not NaN
+    huge = inflated(base, 1e30)
+    hf = clip_factors({**ups, 4: huge}, HP)
+    m.begin_window(3, [*ups.values(), huge], 2.0, hf)
+    tamed = m.measure(huge)
+    assert tamed.finite and 1e-31 < hf[4] < 1e-29
+    m.begin_window(3, [*ups.values(), huge], 2.0)
+    assert not m.measure(huge).finite  # unclipped it breaks the model
     big = inflated(base, 4.0)
     factors = clip_factors({**ups, 4: big}, HP)
     f = factors[4]
     assert 0.2 < f < 0.3
-    m = Measurer(model, ds, own=6, control=6, salt="v")
     m.begin_window(3, [*ups.values(), big], 2.0, factors)
     clipped = m.measure(big)
     assert clipped.scale == pytest.approx(2.0 * f)
@@ -409,6 +417,7 @@ def test_an_inflated_upload_is_measured_at_the_size_the_outer_step_clips_it_to(t
         (clipped.control_excess, plain.control_excess),
     ]:
         assert torch.allclose(a, b, atol=1e-5)
+    assert torch.allclose(tamed.control_gain, plain.control_gain, atol=1e-4)
     # unclipped, the inflated values move the losses four times as far
     m.begin_window(3, [*ups.values(), big], 2.0)
     raw = m.measure(big)
