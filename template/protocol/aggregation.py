@@ -14,7 +14,7 @@ plain mean's, never raise it.
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 
 import torch
 
@@ -62,13 +62,19 @@ def upload_work(upload: Upload, hp: HParams) -> float:
     return min(1.0, len(upload.pages) / max(1, hp.pages_per_window))
 
 
-def clip_factors(uploads: Mapping[int, Upload], hp: HParams) -> dict[int, float]:
-    """uid -> the factor the outer step's clip would give each upload if these were the peers
-    (at most 1: a delta above the median norm is scaled down to it). The validator measures an
+def clip_factors(
+    uploads: Mapping[int, Upload], hp: HParams, peers: Collection[int] = ()
+) -> dict[int, float]:
+    """uid -> the factor the outer step's clip would give each upload (at most 1: a delta
+    above the peers' median norm is scaled down to it). ``peers``: the uids whose norms set the
+    median, as the outer step takes it over its peers only (the validator passes the last
+    window's; those among ``uploads``, or all of them when none is). The validator measures an
     upload at this size, so values inflated past the median earn nothing they do not add."""
     uids = list(uploads)
     norms = [sparse_norm(uploads[u].delta.sparse()) for u in uids]
-    return dict(zip(uids, clip_scales(norms, hp.outer.clip_to_median), strict=True))
+    basis = set(peers)
+    ref = [n for u, n in zip(uids, norms, strict=True) if u in basis]
+    return dict(zip(uids, clip_scales(norms, hp.outer.clip_to_median, ref), strict=True))
 
 
 def apply_uploads(model: torch.nn.Module, uploads: Sequence[Upload], hp: HParams) -> int:

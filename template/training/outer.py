@@ -34,11 +34,14 @@ def sparse_norm(delta: SparseDelta) -> float:
     return math.sqrt(total)
 
 
-def clip_scales(norms: Sequence[float], clip_to_median: bool = True) -> list[float]:
-    """Per-peer factors that bring every norm down to at most the median norm."""
+def clip_scales(
+    norms: Sequence[float], clip_to_median: bool = True, reference: Sequence[float] = ()
+) -> list[float]:
+    """Per-peer factors that bring every norm down to at most the median norm (of
+    ``reference`` when given, else of ``norms``)."""
     if not norms or not clip_to_median:
         return [1.0] * len(norms)
-    median = statistics.median(norms)
+    median = statistics.median(reference or norms)
     return [1.0 if n <= median or n == 0 else median / n for n in norms]
 
 

@@ -245,8 +245,10 @@ class Validator:
         scale = self.cfg.eval_lr_scale * self.hp.outer.lr / n
         uploads = {c.uid: c.upload for c in standing}
         near = {u: c.uids for c in report.clusters for u in c.uids}
+        last = self.sync.own_lists.get(window - 1)  # the outer step clips to its peers' median
+        clip = clip_factors(uploads, self.hp, [u for u, _ in (last.peers if last else ())])
         measured, failed, seconds = measure_window(
-            self.measurer, window, uploads, chosen, scale, near, clip_factors(uploads, self.hp)
+            self.measurer, window, uploads, chosen, scale, near, clip
         )
         for uid, why in failed.items():
             report.rejected[uid] = Rejection(RejectCode.EVAL_FAILED, why)

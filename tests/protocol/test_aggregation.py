@@ -81,3 +81,18 @@ def test_clip_factors_bring_an_inflated_upload_to_the_median_norm():
     off = HP.replace(**{"outer.clip_to_median": False})
     assert clip_factors(ups, off) == {u: 1.0 for u in ups}
     assert clip_factors({}, HP) == {}
+
+
+def test_clip_factors_take_the_median_over_the_peers_given():
+    """Uploads that will not be peers (small noise here) must not pull the bar down: the
+    outer step clips to its peers' median only."""
+    ups = {u: make_upload(u, 4, u) for u in (1, 2, 3)}
+    ups |= {u: inflated(make_upload(u, 4, u), 0.1) for u in (4, 5, 6, 7)}
+    everyone = clip_factors(ups, HP)
+    assert all(everyone[u] < 0.5 for u in (1, 2, 3))  # the small ones set the median
+    peers = clip_factors(ups, HP, peers=(1, 2, 3, 99))  # 99 sent nothing this window
+    norms = {u: sparse_norm(up.delta.sparse()) for u, up in ups.items()}
+    top = max((1, 2, 3), key=norms.get)
+    assert peers[top] * norms[top] == pytest.approx(sorted(norms[u] for u in (1, 2, 3))[1])
+    assert all(peers[u] == 1.0 for u in ups if u != top)
+    assert clip_factors(ups, HP, peers=(99,)) == everyone  # no peer here: all of them
