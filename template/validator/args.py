@@ -32,7 +32,8 @@ class ValidatorConfig:
         1.0,
         "An upload is applied as theta - scale * outer lr / n * delta to evaluate it (n: the "
         "window's uploads, at most peers_per_window: its weight in the outer step; a delta "
-        "above the window's median norm counts at that norm, as the outer step clips it).",
+        "above the median norm of the last window's peers counts at that norm, as the outer "
+        "step clips it).",
         POSITIVE,
     )
     eval_own_seqs: int = setting(
