@@ -124,6 +124,10 @@ def time_window(hp, shapes, n: int, seed: int) -> dict:
         for uid in range(n):
             memory.remember(w, uid, (f"{w}-{uid}-c", f"{w}-{uid}-i"))
     last = [uploads[u] for u in range(min(n, hp.window.peers_per_window))]
+    # the last window's n uploads: each upload is also compared with them (stale copies)
+    earlier, _, _ = open_and_decode(
+        hp, shapes, synthetic_blobs(hp, shapes, n, window - 1, seed + 1), window - 1, cap
+    )
     res = screen_window(
         window,
         uploads,
@@ -133,6 +137,7 @@ def time_window(hp, shapes, n: int, seed: int) -> dict:
         salt=window_salt("bench", window),
         last_aggregate=last,
         freerider_min_norm=0.05,
+        earlier=earlier,
     )
     stages.update(res.seconds)
     cpu.update(res.cpu_seconds)

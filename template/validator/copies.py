@@ -16,13 +16,14 @@ Two questions per window:
    the sum of every other upload of the window outside its own cluster (leave-one-out; each
    other cluster counts once, as its mean) and with the last aggregate. Mixers are peeled one
    at a time, most similar first, so a swarm of mixers cannot make honest uploads look like
-   mixes of the mixers.
+   mixes of the mixers. The bar rises with what the last window's peers reach, so a large
+   honest crowd (whose members all lean towards its common direction) is not a mix.
 """
 
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -151,23 +152,48 @@ def candidate_pairs(prints: Sequence[Print], rules: CopyRules) -> set[tuple[int,
     return pairs
 
 
+def link(a: Print, b: Print, rules: CopyRules) -> Link | None:
+    """The near-duplicate link between two candidate prints, or None (exact comparison once
+    the MinHash estimate comes near the threshold)."""
+    if a.uid > b.uid:
+        a, b = b, a
+    if a.digest == b.digest:
+        return Link(a.uid, b.uid, 1.0, 1.0, True)
+    est = minhash_agreement(a.signature, b.signature)
+    if est < rules.jaccard_floor(a.flat.nnz, b.flat.nnz) - rules.slack:
+        return None
+    ov, sim = shared_overlap_and_cosine(a.flat, b.flat)
+    if ov >= rules.overlap and sim >= rules.similarity:
+        return Link(a.uid, b.uid, ov, sim, False)
+    return None
+
+
 def find_links(prints: Sequence[Print], rules: CopyRules) -> list[Link]:
     """Every near-duplicate pair among the candidates (exact comparison)."""
-    links = []
-    for i, j in sorted(candidate_pairs(prints, rules)):
-        a, b = prints[i], prints[j]
-        if a.uid > b.uid:
-            a, b = b, a
-        if a.digest == b.digest:
-            links.append(Link(a.uid, b.uid, 1.0, 1.0, True))
+    found = (link(prints[i], prints[j], rules) for i, j in sorted(candidate_pairs(prints, rules)))
+    return [lk for lk in found if lk is not None]
+
+
+def find_stale_copies(
+    prints: Sequence[Print], earlier: Sequence[Print], rules: CopyRules
+) -> dict[int, Rejection]:
+    """uid -> DUPLICATE for uploads near another uid's upload of the last window (``earlier``:
+    its prints under this window's salt). That upload's key was revealed before this window's
+    cut-off, so anyone could copy it, move some indices and sign it as new work; its owner's
+    own next upload is not compared (error feedback carries a miner's indices over)."""
+    both = [*earlier, *prints]
+    n = len(earlier)
+    out: dict[int, Rejection] = {}
+    for i, j in sorted(candidate_pairs(both, rules)):
+        if not i < n <= j or both[i].uid == both[j].uid or both[j].uid in out:
             continue
-        est = minhash_agreement(a.signature, b.signature)
-        if est < rules.jaccard_floor(a.flat.nnz, b.flat.nnz) - rules.slack:
-            continue
-        ov, sim = shared_overlap_and_cosine(a.flat, b.flat)
-        if ov >= rules.overlap and sim >= rules.similarity:
-            links.append(Link(a.uid, b.uid, ov, sim, False))
-    return links
+        if (lk := link(both[i], both[j], rules)) is not None:
+            out[both[j].uid] = Rejection(
+                RejectCode.DUPLICATE,
+                f"near copy of uid {both[i].uid}'s upload of the last window "
+                f"(index overlap {lk.overlap:.2f}, value similarity {lk.similarity:.2f})",
+            )
+    return out
 
 
 def _groups(uids: Sequence[int], links: Sequence[Link]) -> list[list[int]]:
@@ -267,14 +293,19 @@ def find_mixes(
     clusters: Sequence[Cluster],
     rules: CopyRules,
     aggregate: np.ndarray | None = None,
+    trusted: Collection[int] = (),
 ) -> dict[int, Rejection]:
     """uid -> MIX_OF_OTHERS for uploads close to the others' sum or to the last aggregate.
 
-    Close to the others' sum: cosine >= ``mix_cosine`` and >= the window's lower quartile
-    + ``mix_margin``. Honest uploads share a common direction, so their own cosine grows with
-    the number of uploads (towards the square root of the honest pairwise cosine); the
-    relative condition keeps that growth from flagging them; the absolute one keeps an honest
-    upload that merely stands out from its peers (far from any mix) from being flagged.
+    Close to the others' sum: cosine >= ``mix_cosine`` and >= a baseline + ``mix_margin``.
+    Honest uploads share a common direction, so their own cosine grows with the number of
+    uploads (towards the square root of the honest pairwise cosine); the relative condition
+    keeps that growth from flagging them; the absolute one keeps an honest upload that merely
+    stands out from its peers (far from any mix) from being flagged. The baseline is the
+    window's lower quartile, or the median over ``trusted`` (uids whose training was proven:
+    the last window's peers) when that is higher: uploads that share no direction (random or
+    zero deltas, which cost nothing to send) can fill the lower quartile and must not lower
+    the bar under honest uploads.
 
     Peels the most similar upload first and recomputes without it, so honest uploads are
     judged against a sum that holds no flagged mix (a swarm of mixers cannot make the honest
@@ -296,14 +327,23 @@ def find_mixes(
         if not scores:
             return out
         worst = max(scores.values(), key=lambda f: f.loo_cosine)
-        quartile = float(np.quantile([f.loo_cosine for f in scores.values()], 0.25))
-        if worst.loo_cosine < max(rules.mix_cosine, quartile + rules.mix_margin):
+        if worst.loo_cosine < max(
+            rules.mix_cosine, mix_baseline(scores, trusted) + rules.mix_margin
+        ):
             return out
         flagged.add(worst.uid)  # only this one: a linked honest upload is judged on its own
         out[worst.uid] = Rejection(
             RejectCode.MIX_OF_OTHERS,
             f"close to the sum of this window's other uploads (cosine {worst.loo_cosine:.2f})",
         )
+
+
+def mix_baseline(scores: Mapping[int, MixFinding], trusted: Collection[int] = ()) -> float:
+    """The cosine to the others' sum that honest uploads reach this window: the lower
+    quartile over every live upload, or the median over the live ``trusted`` ones if higher."""
+    base = float(np.quantile([f.loo_cosine for f in scores.values()], 0.25))
+    proven = [scores[u].loo_cosine for u in trusted if u in scores]
+    return max(base, float(np.median(proven))) if proven else base
 
 
 def aggregate_sketch(peers: Sequence[FlatUpload], rules: CopyRules, salt: int) -> np.ndarray | None:

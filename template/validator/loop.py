@@ -218,6 +218,8 @@ class Validator:
             ],
             freerider_min_norm=self.cfg.freerider_min_norm,
             page_budget=self.hp.pages_per_window,
+            trusted=[u for u, _ in (peers.peers if peers else ())],
+            earlier={u: c.upload for u, c in last.items() if c.upload is not None},
         )
         for uid, why in screening.rejected.items():
             report.rejected.setdefault(uid, why)

@@ -7,7 +7,7 @@ settles by page fit. Seconds per stage are recorded for the benchmark and the st
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
@@ -21,6 +21,7 @@ from .copies import (
     aggregate_sketch,
     find_clusters,
     find_mixes,
+    find_stale_copies,
     make_print,
 )
 from .outcomes import Rejection
@@ -66,13 +67,18 @@ def screen_window(
     last_aggregate: Sequence[Upload] = (),
     freerider_min_norm: float = 0.0,
     page_budget: int = 0,
+    trusted: Collection[int] = (),
+    earlier: Mapping[int, Upload] | None = None,
 ) -> Screening:
     """Run the model-free stages on ``uploads`` (uid -> decoded upload) of ``window``.
 
     ``salt``: the validator's secret for this window (``copies.window_salt``);
     ``sightings``: uid -> the validator's first sight of the upload (``watch``);
     ``last_aggregate``: the uploads that made the last aggregate (mix reference);
-    ``page_budget``: the most pages an upload may claim (0: no cap)."""
+    ``page_budget``: the most pages an upload may claim (0: no cap);
+    ``trusted``: uids whose training was proven (the last window's peers), the mix check's
+    baseline; ``earlier``: uid -> the last window's decoded upload, which anyone could copy
+    once its key was revealed."""
     out = Screening()
     with out.stage("verify"):
         for uid, up in uploads.items():
@@ -92,9 +98,15 @@ def screen_window(
         for cluster in out.clusters:
             for uid, why in cluster.rejections().items():
                 out.reject(uid, why)
+        old = [
+            make_print(u, content_digest(up), flatten(up), rules, salt)
+            for u, up in sorted((earlier or {}).items())
+        ]
+        for uid, why in find_stale_copies(prints, old, rules).items():
+            out.reject(uid, why)
     with out.stage("mix"):
         agg = aggregate_sketch([flatten(u) for u in last_aggregate], rules, salt)
-        for uid, why in find_mixes(prints, out.clusters, rules, agg).items():
+        for uid, why in find_mixes(prints, out.clusters, rules, agg, trusted).items():
             out.reject(uid, why)
     with out.stage("free_riders"):
         standing = {u: l2_norm(flats[u]) for u in uploads if u not in out.rejected}

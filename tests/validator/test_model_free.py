@@ -61,7 +61,9 @@ def honest(tiny_dataset):
     return ds.layout, windows
 
 
-def screen(window, uploads, layout, sightings=None, last=(), replays=None):
+def screen(
+    window, uploads, layout, sightings=None, last=(), replays=None, trusted=(), earlier=None
+):
     return screen_window(
         window,
         uploads,
@@ -72,6 +74,8 @@ def screen(window, uploads, layout, sightings=None, last=(), replays=None):
         sightings=sightings,
         last_aggregate=last,
         freerider_min_norm=0.05,
+        trusted=trusted,
+        earlier=earlier,
     )
 
 
@@ -318,3 +322,57 @@ def test_rotation_budget_yields_to_the_max_wait():
     assert evaluation_budget(0, 10.0, 1.0, uploads=256, max_wait=4) == 64
     assert rotation_bound(256, evaluation_budget(0, 10.0, 1.0, uploads=256, max_wait=4)) == 4
     assert evaluation_budget(0, 0.0, None, uploads=256, max_wait=4) is None
+
+
+def test_unrelated_uploads_cannot_lower_the_mix_bar_under_a_crowd(honest):
+    """Many trainers share a direction, so each one's cosine to the others' sum passes the
+    absolute bar, and uploads that share nothing (random deltas, free to send) fill the
+    window's lower quartile. Measured against the median of the last window's peers, no
+    trainer is a mix; their recompressed mean still is."""
+    layout, _ = honest
+    w = 2
+    shapes = {n: p.shape for n, p in build_model(HP.model).named_parameters()}
+    gen = torch.Generator().manual_seed(0)
+
+    def noise():
+        return {n: torch.randn(s, generator=gen) for n, s in shapes.items()}
+
+    def compress(d):
+        return Compressor(HP.compression).compress(d)  # no error feedback across uploads
+
+    common = noise()
+    dense = {
+        u: {n: common[n] + (0.5 + 0.04 * u) * x for n, x in noise().items()} for u in range(1, 13)
+    }
+    dense.update({u: noise() for u in range(20, 30)})
+    ups = {u: as_upload(compress(d), u, layout.pages(w, u, 2), w) for u, d in dense.items()}
+    trainers = [u for u in dense if u < 20]
+    plain = screen(w, ups, layout)
+    scores = mix_scores(list(plain.prints.values()), plain.clusters, None)
+    assert min(scores[u].loo_cosine for u in trainers) > 0.35
+    assert max(scores[u].loo_cosine for u in trainers) > RULES.mix_cosine
+    assert set(plain.rejected) & set(trainers)  # the quartile alone: a crowd looks like mixes
+    peers = trainers[1::2]  # every other one: the median of a spread
+    res = screen(w, ups, layout, trusted=peers)
+    assert not res.rejected, res.rejected
+    mean = {n: sum(dense[u][n] for u in trainers) / len(trainers) for n in shapes}
+    ups[40] = as_upload(compress(mean), 40, layout.pages(w, 40, 2), w)
+    res = screen(w, ups, layout, trusted=peers)
+    assert set(res.rejected) == {40} and res.rejected[40].code is RejectCode.MIX_OF_OTHERS
+
+
+def test_a_partial_copy_of_the_last_windows_upload_is_a_duplicate(honest):
+    """Keys of window w - 1 are out before w's cut-off: an upload of w that is another uid's
+    revealed upload with 20% of its indices moved is a copy; the honest uploads of w, each
+    carrying its own miner's indices over from w - 1, are not."""
+    layout, windows = honest
+    earlier = windows[1]
+    ups = dict(windows[2])
+    assert not screen(2, ups, layout, earlier=earlier).rejected
+    stolen = swap_share(windows[1][3], 0.2)
+    ups[9] = as_upload(stolen, 9, layout.pages(2, 9, 2), 2)
+    ups[3] = as_upload(stolen, 3, layout.pages(2, 3, 2), 2)  # its owner sending it again
+    res = screen(2, ups, layout, earlier=earlier)
+    assert set(res.rejected) == {9}, res.rejected
+    assert res.rejected[9].code is RejectCode.DUPLICATE
+    assert "uid 3's upload of the last window" in res.rejected[9].detail
