@@ -369,6 +369,9 @@ def test_a_partial_copy_of_the_last_windows_upload_is_a_duplicate(honest):
     earlier = windows[1]
     ups = dict(windows[2])
     assert not screen(2, ups, layout, earlier=earlier).rejected
+    # a copier's copy of uid 3's last upload does not make uid 3's next upload a copy of it
+    copied = {**earlier, 9: dataclasses.replace(earlier[3], uid=9, hotkey="hk9")}
+    assert not screen(2, ups, layout, earlier=copied).rejected
     stolen = swap_share(windows[1][3], 0.2)
     ups[9] = as_upload(stolen, 9, layout.pages(2, 9, 2), 2)
     ups[3] = as_upload(stolen, 3, layout.pages(2, 3, 2), 2)  # its owner sending it again
