@@ -99,8 +99,9 @@ class ValidatorConfig:
     )
     copy_overlap: float = setting(
         0.7,
-        "Index overlap (shared / the smaller index set) at which two uploads of a window are "
-        "linked as near-duplicates (measured: honest pairs <= 0.35, a 20%-swapped copy 0.80).",
+        "Index overlap (shared / the smaller index set) at which two uploads of a window, or an "
+        "upload and another uid's upload of the last window, are linked as near-duplicates "
+        "(measured: honest pairs <= 0.35, a 20%-swapped copy 0.80).",
         between(0, 1, lo_open=True),
     )
     copy_similarity: float = setting(
