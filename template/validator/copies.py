@@ -1,6 +1,6 @@
 """Copy and mix detection without a model, near-linear in the number of uploads.
 
-Two questions per window:
+Three questions per window:
 
 1. **Who is near whom** (``find_clusters``). Candidate pairs come from byte-identical
    digests and from LSH banding of MinHash signatures of the index sets; only candidates
@@ -18,6 +18,8 @@ Two questions per window:
    at a time, most similar first, so a swarm of mixers cannot make honest uploads look like
    mixes of the mixers. The bar rises with what the last window's peers reach, so a large
    honest crowd (whose members all lean towards its common direction) is not a mix.
+3. **Who re-sent another uid's last upload** (``find_stale_copies``): the links of question 1
+   between this window's uploads and the last window's uploads of other uids.
 """
 
 from __future__ import annotations

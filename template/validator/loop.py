@@ -202,7 +202,7 @@ class Validator:
             elif c.reason is not None:
                 report.rejected[c.uid] = c.reason
         last = self.cache.get(window - 1, {})
-        peers = self.sync.own_lists.get(window - 1)
+        peers = self._last_peers(window)
         screening = screen_window(
             window,
             {c.uid: c.upload for c in decoded},
@@ -211,20 +211,22 @@ class Validator:
             rules=self.copy_rules,
             salt=window_salt(self.secret, window),
             sightings={c.uid: c.sighting for c in decoded if c.sighting is not None},
-            last_aggregate=[
-                last[u].upload
-                for u, _ in (peers.peers if peers else ())
-                if u in last and last[u].ok
-            ],
+            last_aggregate=[last[u].upload for u in peers if u in last and last[u].ok],
             freerider_min_norm=self.cfg.freerider_min_norm,
             page_budget=self.hp.pages_per_window,
-            trusted=[u for u, _ in (peers.peers if peers else ())],
+            trusted=peers,
             earlier={u: c.upload for u, c in last.items() if c.upload is not None},
         )
         for uid, why in screening.rejected.items():
             report.rejected.setdefault(uid, why)
         report.clusters = screening.clusters
         return [c for c in decoded if c.uid not in report.rejected]
+
+    def _last_peers(self, window: int) -> list[int]:
+        """The uids of this validator's own peer list of ``window - 1`` (proven trainers: the
+        last aggregate, the mix check's baseline and the clip's median come from them)."""
+        own = self.sync.own_lists.get(window - 1)
+        return [u for u, _ in own.peers] if own else []
 
     def _measure_and_judge(
         self, window: int, standing: list[Candidate], report: WindowReport
@@ -247,8 +249,7 @@ class Validator:
         scale = self.cfg.eval_lr_scale * self.hp.outer.lr / n
         uploads = {c.uid: c.upload for c in standing}
         near = {u: c.uids for c in report.clusters for u in c.uids}
-        last = self.sync.own_lists.get(window - 1)  # the outer step clips to its peers' median
-        clip = clip_factors(uploads, self.hp, [u for u, _ in (last.peers if last else ())])
+        clip = clip_factors(uploads, self.hp, self._last_peers(window))  # as the outer step
         measured, failed, seconds = measure_window(
             self.measurer, window, uploads, chosen, scale, near, clip
         )
