@@ -116,6 +116,15 @@ class Decision:
     def credited(self) -> bool:
         return self.verdict == "credited"
 
+    @property
+    def earns(self) -> bool:
+        """Credited and lowers the control loss (gain > 0): what a window pays for
+        (score.window_values) and what may be a peer. A non-trainer credited by chance (rate
+        alpha) whose delta does not help, such as a random one, earns nothing and stays out of
+        the aggregate (before, in the tiny benchmark, seed 0, a random delta was a peer in 6
+        windows)."""
+        return self.credited and math.isfinite(self.gain) and self.gain > 0
+
     def helps(self, gain_z: float, lean_z: float) -> bool:
         """Unproven, not a member of a near-duplicate cluster, lowers the control loss by
         ``gain_z`` standard errors and leans towards training (evidence >= ``lean_z``): a peer

@@ -25,26 +25,37 @@ from template.protocol.selection import top_peers
 from template.protocol.windows import WindowClock
 from template.storage import StorageClient, StorageError, keys
 
+from .judge import Decision, JudgeRules, helpful_uploads
+
 logger = logging.getLogger(__name__)
 
 
 def choose_peers(
     window: int,
     scores: Mapping[int, float],
-    credited: Mapping[int, str],
+    decisions: Mapping[int, Decision],
+    hotkeys: Mapping[int, str],
     hp: HParams,
-    helpful: Sequence[tuple[int, str]] = (),
+    rules: JudgeRules,
 ) -> PeerList:
-    """Top-G by score of the uploads the judge credited (proven training, not a copy or a mix,
-    not harmful: judge.py), plus reserves. While none is credited (a young subnet): the
-    ``helpful`` uploads, best first (they lower the control loss beyond noise, their training
-    evidence reaches ``JudgeRules.lean_z`` and none is a near-duplicate), so the model and the
-    miners' error feedback keep moving; never the bootstrap rule, which would pick random or
-    ALIE-shifted deltas."""
+    """This validator's peer list for ``window`` from the judge's ``decisions`` on the standing
+    uploads (``hotkeys``: uid -> hotkey of each).
+
+    Top-G by score of the uploads the judge credited (proven training, not a copy or a mix,
+    not harmful: judge.py) that lower the control loss (``Decision.earns``), plus reserves.
+    While there is none (a young subnet): the ``helpful`` uploads (``judge.helpful_uploads``),
+    best first (they lower the control loss beyond noise, their training evidence reaches
+    ``JudgeRules.lean_z`` and none is a near-duplicate), so the model and the miners' error
+    feedback keep moving; never the bootstrap rule, which would pick random or ALIE-shifted
+    deltas."""
     g, r = hp.window.peers_per_window, hp.window.reserve_peers
-    chosen, spare = top_peers(scores, credited, g, r)
+    earning = {u: hotkeys[u] for u, d in decisions.items() if d.earns and u in hotkeys}
+    chosen, spare = top_peers(scores, earning, g, r)
     if not chosen:
-        chosen, spare = list(helpful[:g]), list(helpful[g : g + r])
+        helpful = [
+            (d.uid, hotkeys[d.uid]) for d in helpful_uploads(decisions, rules) if d.uid in hotkeys
+        ]
+        chosen, spare = helpful[:g], helpful[g : g + r]
     return PeerList(window, tuple(chosen), tuple(spare), "scores", hparams_hash(hp))
 
 

@@ -40,7 +40,7 @@ from template.training.pages import PageDataset
 from .args import ValidatorConfig
 from .copies import Cluster, CopyRules, window_salt
 from .gather import MISSING, Candidate, fetch_uploads
-from .judge import Decision, Evidence, JudgeRules, helpful_uploads, judge_window, log_decisions
+from .judge import Decision, Evidence, JudgeRules, judge_window, log_decisions
 from .leader import choose_peers
 from .measure import Measurer, measure_window
 from .outcomes import RejectCode, Rejection
@@ -135,6 +135,7 @@ class Validator:
         )
         self.uid: int | None = uid
         self.cache: dict[int, dict[int, Candidate]] = {}
+        self.restored_peers = dict(state.peers)  # the peers of the window before a restart
         self.last_report: WindowReport | None = None
         self.weights_tracker = WeightsTracker()  # sends verified after the reveal delay
         self.weights_check: WeightsCheck | None = None
@@ -224,9 +225,13 @@ class Validator:
 
     def _last_peers(self, window: int) -> list[int]:
         """The uids of this validator's own peer list of ``window - 1`` (proven trainers: the
-        last aggregate, the mix check's baseline and the clip's median come from them)."""
+        last aggregate, the mix check's baseline and the clip's median come from them); after a
+        restart, the list saved in the state (without it a crowd's first window fell back to
+        the quartile mix bar, which flags honest uploads: docs/scoring.md, "Mixes")."""
         own = self.sync.own_lists.get(window - 1)
-        return [u for u, _ in own.peers] if own else []
+        if own:
+            return [u for u, _ in own.peers]
+        return list(self.restored_peers.get(window - 1, []))
 
     def _measure_and_judge(
         self, window: int, standing: list[Candidate], report: WindowReport
@@ -306,19 +311,9 @@ class Validator:
         for old in [w for w in self.cache if w <= window - KEEP_WINDOWS]:
             del self.cache[old]
 
-        credited = {
-            c.uid: c.hotkey
-            for c in standing
-            if (d := report.decisions.get(c.uid)) is not None and d.credited
-        }
-        helpful = helpful_uploads(report.decisions, self.judge_rules)
         hotkeys = {c.uid: c.hotkey for c in standing}
         doc = choose_peers(
-            window,
-            self.scores.scores,
-            credited,
-            self.hp,
-            [(d.uid, hotkeys[d.uid]) for d in helpful],
+            window, self.scores.scores, report.decisions, hotkeys, self.hp, self.judge_rules
         )
         report.peers = list(doc.peers)
         await self.sync.settle(window, doc, leader)  # publish, then lead or follow
@@ -329,6 +324,7 @@ class Validator:
         self.state.hotkeys = dict(self.scores.hotkeys)
         self.state.digests = dict(self.replays.seen)
         self.state.evidence_s, self.state.evidence_v = dict(self.evidence.s), dict(self.evidence.v)
+        self.state.peers = {window: [u for u, _ in doc.peers]}
         save_state(self.state_dir, self.state, self.model)
         report.seconds = time.perf_counter() - t0
         self.last_report = report

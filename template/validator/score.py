@@ -107,9 +107,7 @@ def par_gain(decisions: Mapping[int, Decision]) -> float:
     inflated by copying (the lazy mixer, docs/scoring.md section 10) shrank every other value;
     the median takes a majority of the credited uploads to move. Gains within noise (<= 0)
     earn nothing and do not count, so they cannot pull the par to 0 and void the window."""
-    gains = [
-        d.gain for d in decisions.values() if d.credited and math.isfinite(d.gain) and d.gain > 0
-    ]
+    gains = [d.gain for d in decisions.values() if d.earns]
     return statistics.median_high(gains) if gains else 0.0
 
 
@@ -139,7 +137,7 @@ def window_values(
             out[uid] = rejection_value(
                 d.rejection, invalid_penalty=invalid_penalty, missing_penalty=missing_penalty
             )
-        elif d.credited and par > 0 and d.gain > 0:
+        elif d.earns and par > 0:
             share = min(1.0, d.gain / par, max(0.0, d.work))
             out[uid] = share * max(0.0, min(1.0, d.pay))
         elif d.verdict != "not_evaluated":

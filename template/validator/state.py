@@ -41,6 +41,7 @@ class ValidatorState:
     evidence_s: dict[int, float] = field(default_factory=dict)  # judge.Evidence sums
     evidence_v: dict[int, float] = field(default_factory=dict)
     eval_seconds: float | None = None  # moving average of seconds per evaluated upload
+    peers: dict[int, list[int]] = field(default_factory=dict)  # last window -> its peer uids
     hparams_hash: str = ""
 
 
@@ -106,6 +107,7 @@ def load_state(state_dir: Path, model: torch.nn.Module, hparams_hash: str) -> Va
             evidence_s=_finite_map(raw.get("evidence_s", {})),
             evidence_v=_finite_map(raw.get("evidence_v", {})),
             eval_seconds=None if eval_seconds is None else float(eval_seconds),
+            peers={int(w): [int(u) for u in us] for w, us in raw.get("peers", {}).items()},
             hparams_hash=raw["hparams_hash"],
         )
     except (OSError, ValueError, KeyError, TypeError) as e:

@@ -319,12 +319,34 @@ def test_a_proven_original_keeps_its_credit_next_to_a_close_copier():
     assert d[1].credited and d[2].verdict == "unattributed" and d[2].rejection is None
 
 
+HOTKEYS = {u: f"hk{u}" for u in range(1, 6)}
+
+
 def test_only_credited_uploads_are_peers():
-    credited = {1: "hk1"}
-    doc = choose_peers(4, {1: 0.5, 2: 0.9, 3: 0.7}, credited, HP)
+    decisions = {
+        1: Decision(1, "credited", gain=0.1),
+        2: Decision(2, "unproven", gain=0.1),
+        3: Decision(3, "unattributed", gain=0.1),
+    }
+    doc = choose_peers(4, {1: 0.5, 2: 0.9, 3: 0.7}, decisions, HOTKEYS, HP, RULES)
     assert [u for u, _ in doc.peers] == [1]
-    empty = choose_peers(4, {2: 0.9}, {}, HP)
+    empty = choose_peers(4, {2: 0.9}, {}, HOTKEYS, HP, RULES)
     assert empty.peers == () and empty.basis == "scores"  # never the bootstrap rule
+
+
+def test_a_chance_credit_that_does_not_lower_the_loss_is_no_peer():
+    """A non-trainer credited by chance (rate alpha) whose delta does not help (a random
+    delta: gain below 0) earns nothing and stays out of the aggregate, though the list has
+    room; a credited upload that lowers the loss keeps its place."""
+    chance = Decision(2, "credited", gain=-0.002, gain_z=-1.5, evidence_z=2.2, pay=0.07)
+    good = Decision(1, "credited", gain=0.05, gain_z=9.0, evidence_z=6.0, pay=1.0)
+    assert good.earns and not chance.earns
+    assert not Decision(3, "credited", gain=float("nan")).earns
+    doc = choose_peers(4, {1: 0.2, 2: 0.9}, {1: good, 2: chance}, HOTKEYS, HP, RULES)
+    assert HP.window.peers_per_window >= 2
+    assert [u for u, _ in doc.peers] == [1] and doc.reserves == ()
+    values = window_values({1: good, 2: chance}, {}, **PENALTIES)
+    assert values[1] > 0 and values[2] == 0.0
 
 
 def test_draw_pages_skips_excluded_pages_sparse_and_dense():
@@ -459,12 +481,14 @@ def test_measurement_pairs_sequences_and_leaves_the_model_unchanged(tiny_dataset
 
 
 def test_helpful_uploads_are_peers_only_while_none_is_credited():
-    helpful = [(3, "hk3")]
-    young = choose_peers(4, {}, {}, HP, helpful)
-    assert [u for u, _ in young.peers] == [3]
-    mature = choose_peers(4, {1: 0.5}, {1: "hk1"}, HP, helpful)
-    assert [u for u, _ in mature.peers] == [1]
     d = Decision(3, "unproven", gain=0.1, evidence_z=1.2, gain_z=4.0)
+    young = choose_peers(4, {}, {3: d}, HOTKEYS, HP, RULES)
+    assert [u for u, _ in young.peers] == [3]
+    credited = Decision(1, "credited", gain=0.1)
+    mature = choose_peers(4, {1: 0.5}, {1: credited, 3: d}, HOTKEYS, HP, RULES)
+    assert [u for u, _ in mature.peers] == [1]
+    gone = choose_peers(4, {}, {3: d}, {1: "hk1"}, HP, RULES)  # uid 3 no longer standing
+    assert gone.peers == ()
     assert d.helps(3.0, 1.0)
     assert not Decision(3, "unproven", gain_z=4.0, evidence_z=0.9).helps(3.0, 1.0)
     assert not Decision(3, "unattributed", gain_z=9.0, evidence_z=1.5).helps(3.0, 1.0)

@@ -100,9 +100,13 @@ async def test_honest_beat_adversaries_restart_and_failover(tmp_path, tiny_datas
             # restart the follower: scores, model position and sampling secret survive
             before = dict(v1.scores.scores)
             applied, secret = v1.state.applied_through, v1.secret
+            nxt = reports[-1][1].window + 1
+            peers = v1._last_peers(nxt)  # the mix bar's and the clip's reference next window
+            assert peers, "the follower chose no peers; the restart below would test nothing"
             await v1.close()
             v1 = await net.start_validator("follower")
             assert v1.scores.scores == before and v1.state.applied_through == applied
+            assert not v1.sync.own_lists and v1._last_peers(nxt) == peers  # from the state
             assert v1.secret == secret == v1.measurer.salt != v0.secret
 
             # a follower whose model drifted notices the leader's fingerprint and re-syncs

@@ -99,12 +99,14 @@ def test_state_roundtrip_and_refuses_tampering(tmp_path):
         digests={"d": (6, 1)},
         evidence_s={1: 0.3},
         evidence_v={1: 1.0},
+        peers={6: [1, 3]},
         hparams_hash="h",
     )
     save_state(tmp_path, st, model)
     fresh = build_model(HP.model.__class__(**{**HP.model.__dict__, "init_seed": 1}))
     got = load_state(tmp_path, fresh, "h")
     assert got is not None and got.scores == {1: 0.5} and got.digests == {"d": (6, 1)}
+    assert got.peers == {6: [1, 3]}
     assert all(
         torch.equal(a, b) for a, b in zip(model.parameters(), fresh.parameters(), strict=True)
     )
