@@ -1,14 +1,26 @@
-"""How often does an honest miner end a run unpaid, for a given per-window training evidence?
+"""How often does an honest miner end a run unpaid, and a non-trainer hold weight late in it,
+for a given per-window training evidence and decision rules?
 
     python scripts/bench_evidence_power.py --mu 0.5,0.7,1.0 --windows 9,13 --alpha 0.45,0.02 --json
+    python scripts/bench_evidence_power.py --mu 1.1,1.4,2.0 --nulls 3 --alpha 0.02,0.01 --json
 
 A model of the evidence, decided by the validator's own code: each window every miner's fit z
 (``Measurement.fit_z``) is drawn from N(mu, 1) and its control-page gain from N(1, 0.1); the
 window then goes through ``judge.Evidence`` and ``JudgeRules.pay`` (the accumulated evidence
 test and its pay ramp), ``score.window_values`` (par gain, credited or unproven),
 ``score.Scoreboard`` (the moving average) and ``score.incentive_scores`` (the weights floor).
-It prints, per mu, windows and alpha, the share of trials in which the first miner (whose
-evidence mean is mu; the others' is ``--others-mu``) ends with no weight.
+
+It prints, per rule, windows and mu:
+
+- ``unpaid``: the share of trials in which the first miner (whose evidence mean is mu; the
+  others' is ``--others-mu``, by default mu too) ends with no weight;
+- with ``--nulls N``: N more uids whose fit z is N(0, 1) (they never trained on their pages)
+  and whose gain is an honest one's (the wrong-pages miner: it trains, on other pages), and
+  ``null_late``, the share of them with weight in any window from ``--late`` on (the issue's
+  target: every adversary class at weight 0 within 8 windows).
+
+Every rule that lowers ``null_late`` (a lower alpha, a higher floor) raises ``unpaid`` where
+the evidence is weak; the two figures side by side are the trade-off.
 
 It measures the power of the decision rules, not of the statistic: what mu an honest upload
 has is measured by scripts/bench_fit_signal.py, scripts/bench_fit_statistics.py and the local
@@ -27,7 +39,59 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from template.validator.judge import Decision, Evidence, JudgeRules  # noqa: E402
-from template.validator.score import Scoreboard, incentive_scores, window_values  # noqa: E402
+from template.validator.score import (  # noqa: E402
+    SCORE_FLOOR,
+    Scoreboard,
+    incentive_scores,
+    window_values,
+)
+
+
+def run_trials(
+    mu: float,
+    others_mu: float,
+    miners: int,
+    windows: int,
+    rules: JudgeRules,
+    score_alpha: float,
+    trials: int,
+    seed: int,
+    *,
+    nulls: int = 0,
+    floor: float = SCORE_FLOOR,
+    late: int = 8,
+) -> dict[str, float]:
+    """``unpaid``: share of trials in which miner 0 (evidence mean ``mu``) ends without weight;
+    ``null_late``: share of the ``nulls`` non-trainers with weight in a window >= ``late``."""
+    rng = random.Random(seed)
+    unpaid = late_weight = 0
+    for _ in range(trials):
+        evidence, board = Evidence(), Scoreboard(score_alpha)
+        seen_late: set[int] = set()
+        for w in range(windows):
+            decisions = {}
+            for uid in range(miners + nulls):
+                mean = mu if uid == 0 else others_mu if uid < miners else 0.0
+                z = evidence.add(uid, rng.gauss(mean, 1.0), rules.memory)
+                gain = max(1e-6, rng.gauss(1.0, 0.1))
+                if z >= rules.z_proof:
+                    decisions[uid] = Decision(
+                        uid, "credited", gain=gain, evidence_z=z, pay=rules.pay(z)
+                    )
+                else:
+                    decisions[uid] = Decision(uid, "unproven", gain=gain, evidence_z=z)
+            values = window_values(decisions, {}, invalid_penalty=1.0, missing_penalty=0.25)
+            for uid, v in values.items():
+                board.update(uid, str(uid), v)
+            if w >= late:
+                paid = incentive_scores(board.scores, floor)
+                seen_late |= {u for u in paid if u >= miners}
+        unpaid += 0 not in incentive_scores(board.scores, floor)
+        late_weight += len(seen_late)
+    return {
+        "unpaid": unpaid / trials,
+        "null_late": late_weight / (trials * nulls) if nulls else 0.0,
+    }
 
 
 def unpaid_share(
@@ -39,28 +103,12 @@ def unpaid_share(
     score_alpha: float,
     trials: int,
     seed: int,
+    floor: float = SCORE_FLOOR,
 ) -> float:
     """Share of ``trials`` in which miner 0 (evidence mean ``mu``) ends without weight."""
-    rng = random.Random(seed)
-    unpaid = 0
-    for _ in range(trials):
-        evidence, board = Evidence(), Scoreboard(score_alpha)
-        for _w in range(windows):
-            decisions = {}
-            for uid in range(miners):
-                z = evidence.add(uid, rng.gauss(mu if uid == 0 else others_mu, 1.0), rules.memory)
-                gain = max(1e-6, rng.gauss(1.0, 0.1))
-                if z >= rules.z_proof:
-                    decisions[uid] = Decision(
-                        uid, "credited", gain=gain, evidence_z=z, pay=rules.pay(z)
-                    )
-                else:
-                    decisions[uid] = Decision(uid, "unproven", gain=gain, evidence_z=z)
-            values = window_values(decisions, {}, invalid_penalty=1.0, missing_penalty=0.25)
-            for uid, v in values.items():
-                board.update(uid, str(uid), v)
-        unpaid += 0 not in incentive_scores(board.scores)
-    return unpaid / trials
+    return run_trials(
+        mu, others_mu, miners, windows, rules, score_alpha, trials, seed, floor=floor
+    )["unpaid"]
 
 
 def _floats(text: str) -> list[float]:
@@ -70,37 +118,66 @@ def _floats(text: str) -> list[float]:
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     p.add_argument("--mu", default="0.5,0.7,1.0,1.3", help="per-window fit z means of miner 0")
-    p.add_argument("--others-mu", type=float, default=1.0, help="the other miners' mean")
+    p.add_argument(
+        "--others-mu", type=float, default=None, help="the other miners' mean (default: mu)"
+    )
     p.add_argument("--miners", type=int, default=2)
+    p.add_argument("--nulls", type=int, default=0, help="non-trainers beside the miners")
+    p.add_argument("--late", type=int, default=8, help="null_late counts weight from here on")
     p.add_argument("--windows", default="9,13,15", help="windows with uploads")
     p.add_argument("--alpha", default="0.45,0.02", help="--judge.alpha values")
+    p.add_argument("--floor", default=str(SCORE_FLOOR), help="weights floors (score.SCORE_FLOOR)")
     p.add_argument("--memory", type=float, default=JudgeRules.memory)
     p.add_argument("--score-alpha", type=float, default=0.3)
     p.add_argument("--trials", type=int, default=20000)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--json", action="store_true", help="print one JSON object")
     a = p.parse_args()
-    if a.miners < 1 or a.trials < 1:
-        p.error("--miners and --trials must be at least 1")
+    if a.miners < 1 or a.trials < 1 or a.nulls < 0 or a.late < 0:
+        p.error("--miners and --trials must be at least 1, --nulls and --late at least 0")
     rows = []
-    for alpha in _floats(a.alpha):
-        if not 0 < alpha < 0.5:
-            p.error(f"--alpha {alpha}: must be in (0, 0.5)")
-        rules = JudgeRules(alpha=alpha, memory=a.memory)
-        for windows in (int(w) for w in _floats(a.windows)):
-            for mu in _floats(a.mu):
-                share = unpaid_share(
-                    mu, a.others_mu, a.miners, windows, rules, a.score_alpha, a.trials, a.seed
-                )
-                rows.append({"alpha": alpha, "windows": windows, "mu": mu, "unpaid": share})
-                if not a.json:
-                    print(f"alpha {alpha:<5} windows {windows:>3} mu {mu:<4} unpaid {share:.4f}")
+    for floor in _floats(a.floor):
+        if not 0 <= floor < 1:
+            p.error(f"--floor {floor}: must be in [0, 1)")
+        for alpha in _floats(a.alpha):
+            if not 0 < alpha < 0.5:
+                p.error(f"--alpha {alpha}: must be in (0, 0.5)")
+            rules = JudgeRules(alpha=alpha, memory=a.memory)
+            for windows in (int(w) for w in _floats(a.windows)):
+                for mu in _floats(a.mu):
+                    others = mu if a.others_mu is None else a.others_mu
+                    got = run_trials(
+                        mu,
+                        others,
+                        a.miners,
+                        windows,
+                        rules,
+                        a.score_alpha,
+                        a.trials,
+                        a.seed,
+                        nulls=a.nulls,
+                        floor=floor,
+                        late=a.late,
+                    )
+                    row = {"alpha": alpha, "floor": floor, "windows": windows, "mu": mu, **got}
+                    if not a.nulls:
+                        row.pop("null_late")
+                    rows.append(row)
+                    if not a.json:
+                        late = f" null_late {got['null_late']:.4f}" if a.nulls else ""
+                        print(
+                            f"alpha {alpha:<5} floor {floor:<4} windows {windows:>3} mu {mu:<4} "
+                            f"unpaid {got['unpaid']:.4f}{late}"
+                        )
     if a.json:
         print(
             json.dumps(
                 {
                     "miners": a.miners,
                     "others_mu": a.others_mu,
+                    "nulls": a.nulls,
+                    "late": a.late,
+                    "memory": a.memory,
                     "trials": a.trials,
                     "seed": a.seed,
                     "rows": rows,

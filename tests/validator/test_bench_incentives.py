@@ -218,6 +218,23 @@ def test_evidence_power_model_runs_the_judge_and_scoreboard():
     assert never == 1.0 and always == 0.0 and 0.0 < weak < 1.0
 
 
+def test_evidence_power_model_counts_non_trainers_with_late_weight():
+    """Non-trainers (fit z N(0, 1)) hold weight after window 8 in most runs when the test is
+    nearly a coin (alpha 0.45), in few at alpha 0.02, and in fewer still behind a higher
+    weights floor, while the honest miners stay paid."""
+    import bench_evidence_power as power
+
+    from template.validator.judge import JudgeRules
+
+    def late(alpha: float, floor: float) -> dict[str, float]:
+        rules = JudgeRules(alpha=alpha)
+        return power.run_trials(2.0, 2.0, 3, 16, rules, 0.3, 300, 0, nulls=3, floor=floor)
+
+    coin, strict, floored = late(0.45, 0.1), late(0.02, 0.1), late(0.02, 0.3)
+    assert coin["null_late"] > 0.5 > 0.1 > strict["null_late"] > floored["null_late"]
+    assert coin["unpaid"] == strict["unpaid"] == floored["unpaid"] == 0.0
+
+
 def test_sample_secret_bench_predicts_what_a_public_seed_measures(tiny_dataset):
     """The attackers of bench_sample_secret.py see exactly the control sequences a validator
     seeded with the public value measures, and other ones under a secret."""
