@@ -94,23 +94,6 @@ def run_trials(
     }
 
 
-def unpaid_share(
-    mu: float,
-    others_mu: float,
-    miners: int,
-    windows: int,
-    rules: JudgeRules,
-    score_alpha: float,
-    trials: int,
-    seed: int,
-    floor: float = SCORE_FLOOR,
-) -> float:
-    """Share of ``trials`` in which miner 0 (evidence mean ``mu``) ends without weight."""
-    return run_trials(
-        mu, others_mu, miners, windows, rules, score_alpha, trials, seed, floor=floor
-    )["unpaid"]
-
-
 def _floats(text: str) -> list[float]:
     return [float(x) for x in text.split(",") if x.strip()]
 

@@ -212,9 +212,9 @@ def test_evidence_power_model_runs_the_judge_and_scoreboard():
     from template.validator.judge import JudgeRules
 
     rules = JudgeRules(alpha=0.02)
-    never = power.unpaid_share(-1.0, 2.0, 2, 10, rules, 0.3, trials=40, seed=0)
-    always = power.unpaid_share(3.0, 2.0, 2, 10, rules, 0.3, trials=40, seed=0)
-    weak = power.unpaid_share(0.7, 2.0, 2, 10, rules, 0.3, trials=400, seed=0)
+    never = power.run_trials(-1.0, 2.0, 2, 10, rules, 0.3, trials=40, seed=0)["unpaid"]
+    always = power.run_trials(3.0, 2.0, 2, 10, rules, 0.3, trials=40, seed=0)["unpaid"]
+    weak = power.run_trials(0.7, 2.0, 2, 10, rules, 0.3, trials=400, seed=0)["unpaid"]
     assert never == 1.0 and always == 0.0 and 0.0 < weak < 1.0
 
 
