@@ -53,7 +53,9 @@ class ValidatorConfig:
     judge_alpha: float = setting(
         0.02,
         "False-positive rate per window of the training-evidence test (one-sided): an upload "
-        "earns and can be a peer only while its uid's accumulated evidence passes it.",
+        "earns and can be a peer only while its uid's accumulated evidence passes it. Lower "
+        "values give non-trainers fewer chance credits and honest miners with weak evidence a "
+        "slower proof (the trade-off: docs/scoring.md section 5).",
         between(0, 0.5, lo_open=True, hi_open=True),
     )
     judge_memory: float = setting(

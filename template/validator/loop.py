@@ -185,6 +185,15 @@ class Validator:
             reveal_wait=functools.partial(self._await_reveals, window),
         )
 
+    async def _recall(self, window: int) -> None:
+        """On the first window after a (re)start: gather ``window`` (the last one) once, so the
+        stale-copy and last-aggregate checks have its uploads (they lived in memory) and the
+        aggregate is applied from the blobs held. Its keys are out: no waiting."""
+        if self.cache or window < 0:
+            return
+        self.cache[window] = {c.uid: c for c in await self._gather(window)}
+        logger.info("window %d: recalled %d uploads after a start", window, len(self.cache[window]))
+
     async def _await_reveals(self, window: int) -> bool:
         """Between looks for missing seal keys: False once the reveal deadline has passed."""
         if await self.chain.block() >= self.clock.reveal_deadline(window):
@@ -284,6 +293,7 @@ class Validator:
             logger.info("uid %d has a new hotkey: score reset", uid)
         leader = await current_leader(self.directory, window, self.hp)
         report.leader, report.is_leader = leader, leader == self.hotkey
+        await self._recall(window - 1)
         await self.sync.advance_to(window - 1)  # sync.py: the shared window-apply path
 
         candidates = await self._gather(window)

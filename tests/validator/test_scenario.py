@@ -107,6 +107,7 @@ async def test_honest_beat_adversaries_restart_and_failover(tmp_path, tiny_datas
             v1 = await net.start_validator("follower")
             assert v1.scores.scores == before and v1.state.applied_through == applied
             assert not v1.sync.own_lists and v1._last_peers(nxt) == peers  # from the state
+            assert not v1.cache  # the last window's uploads lived in memory
             assert v1.secret == secret == v1.measurer.salt != v0.secret
 
             # a follower whose model drifted notices the leader's fingerprint and re-syncs
@@ -116,6 +117,7 @@ async def test_honest_beat_adversaries_restart_and_failover(tmp_path, tiny_datas
             await net.upload_window(w, v0.model)
             await net.after_cutoff(w)
             reports.append((await v0.run_window(w), await v1.run_window(w)))
+            assert {u.uid for u in honest} <= set(v1.cache[w - 1])  # w - 1 recalled at start
             assert v1.sync.applier.fingerprint_ok is False and v1.sync.applier.in_sync
             assert fingerprints_match(model_fingerprint(v1.model), model_fingerprint(v0.model))
 
