@@ -72,17 +72,20 @@ class Print:
     digest: str  # content digest: byte-identical payloads share it
     flat: FlatUpload
     signature: np.ndarray  # MinHash of the index set
-    sketch: np.ndarray  # count sketch of the values
+    sketch: np.ndarray | None  # count sketch of the values (None: links only, no mix check)
 
 
-def make_print(uid: int, digest: str, flat: FlatUpload, rules: CopyRules, salt: int) -> Print:
-    """One upload's print; ``salt`` is the validator's per-window secret (``window_salt``)."""
+def make_print(
+    uid: int, digest: str, flat: FlatUpload, rules: CopyRules, salt: int, *, sketch: bool = True
+) -> Print:
+    """One upload's print; ``salt`` is the validator's per-window secret (``window_salt``).
+    ``sketch=False``: only what the links need (the last window's uploads, stale copies)."""
     return Print(
         uid,
         digest,
         flat,
         minhash(flat.indices, salt_of(salt, "minhash"), rules.bins),
-        count_sketch(flat, salt_of(salt, "sketch"), rules.sketch_width),
+        count_sketch(flat, salt_of(salt, "sketch"), rules.sketch_width) if sketch else None,
     )
 
 

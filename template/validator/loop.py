@@ -192,7 +192,8 @@ class Validator:
         if self.cache or window < 0:
             return
         self.cache[window] = {c.uid: c for c in await self._gather(window)}
-        logger.info("window %d: recalled %d uploads after a start", window, len(self.cache[window]))
+        held = sum(1 for c in self.cache[window].values() if c.upload is not None)
+        logger.info("window %d: recalled %d uploads after a start", window, held)
 
     async def _await_reveals(self, window: int) -> bool:
         """Between looks for missing seal keys: False once the reveal deadline has passed."""

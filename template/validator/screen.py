@@ -99,7 +99,7 @@ def screen_window(
             for uid, why in cluster.rejections().items():
                 out.reject(uid, why)
         old = [
-            make_print(u, content_digest(up), flatten(up), rules, salt)
+            make_print(u, content_digest(up), flatten(up), rules, salt, sketch=False)
             for u, up in sorted((earlier or {}).items())
         ]
         for uid, why in find_stale_copies(prints, old, rules).items():

@@ -110,7 +110,7 @@ def load_state(state_dir: Path, model: torch.nn.Module, hparams_hash: str) -> Va
             peers={int(w): [int(u) for u in us] for w, us in raw.get("peers", {}).items()},
             hparams_hash=raw["hparams_hash"],
         )
-    except (OSError, ValueError, KeyError, TypeError) as e:
+    except (OSError, ValueError, KeyError, TypeError, AttributeError) as e:
         logger.warning("ignoring saved validator state in %s (%s); starting fresh", state_dir, e)
         return None
     with torch.no_grad():

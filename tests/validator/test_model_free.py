@@ -363,8 +363,8 @@ def test_unrelated_uploads_cannot_lower_the_mix_bar_under_a_crowd(honest):
 
 def test_a_partial_copy_of_the_last_windows_upload_is_a_duplicate(honest):
     """Keys of window w - 1 are out before w's cut-off: an upload of w that is another uid's
-    revealed upload with 20% of its indices moved is a copy; the honest uploads of w, each
-    carrying its own miner's indices over from w - 1, are not."""
+    revealed upload with 20% of its indices moved is a copy; the honest uploads of w are not
+    (a miner's consecutive uploads share only 3-10% of their indices)."""
     layout, windows = honest
     earlier = windows[1]
     ups = dict(windows[2])

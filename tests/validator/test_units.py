@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 
 import pytest
@@ -111,6 +112,14 @@ def test_state_roundtrip_and_refuses_tampering(tmp_path):
         torch.equal(a, b) for a, b in zip(model.parameters(), fresh.parameters(), strict=True)
     )
     assert load_state(tmp_path, fresh, "other-run") is None
+    path = tmp_path / "validator_state.json"
+    good = path.read_text()
+    doc = json.loads(good)
+    doc["state"]["peers"] = [1, 3]  # a hand-edited or foreign file: refused, not a crash
+    path.write_text(json.dumps(doc))
+    assert load_state(tmp_path, fresh, "h") is None
+    path.write_text(good)
+    assert load_state(tmp_path, fresh, "h") is not None
     (tmp_path / "model.safetensors").write_bytes(b"garbage")
     assert load_state(tmp_path, fresh, "h") is None
 
