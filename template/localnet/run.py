@@ -203,7 +203,8 @@ class Run:
                     self.request_stop(f"timeout after {self.cfg.timeout:.0f}s")
                     break
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self.stop.wait(), interval)
+                    async with asyncio.timeout(interval):
+                        await self.stop.wait()
             with contextlib.suppress(Exception):  # the chain's last word before teardown
                 for kind, payload in tr.update(await snapshot(reader, net)):
                     self.say(event_line(kind, payload, len(miners)))

@@ -92,8 +92,11 @@ class BlockClock:
         """Return once ``block`` is reached (or, during an outage, estimated to be)."""
         while self.block_now() < block:
             wait = max(0.05, min(self.seconds_until(block), 5.0))
+            # asyncio.timeout, not wait_for: on Python 3.11 wait_for swallows a cancel that
+            # lands as the event fires, and the sync task then never stops
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._changed.wait(), wait)
+                async with asyncio.timeout(wait):
+                    await self._changed.wait()
 
     async def timestamp(self, block: int) -> float | None:
         """The chain's timestamp of ``block`` (cached), or None when it cannot be read."""

@@ -149,7 +149,8 @@ class Miner:
                 if self.settings.max_windows and done >= self.settings.max_windows:
                     break
             if finishing is not None:
-                await asyncio.wait_for(finishing, FINISH_TIMEOUT_S)
+                async with asyncio.timeout(FINISH_TIMEOUT_S):
+                    await finishing
             if self._reveals:  # the last upload counts only once its key is out
                 await asyncio.wait(self._reveals, timeout=FINISH_TIMEOUT_S)
         finally:
@@ -157,7 +158,13 @@ class Miner:
                 t.cancel()
             for t in background:
                 t.cancel()
-            await asyncio.gather(*background, return_exceptions=True)
+            # bounded: a background task that ignored its cancel must not hang shutdown
+            stopped, stuck = await asyncio.wait(background, timeout=FINISH_TIMEOUT_S)
+            for t in stopped:
+                if not t.cancelled() and t.exception() is not None:
+                    logger.warning("%s ended with: %s", t.get_name(), t.exception())
+            for t in stuck:
+                logger.warning("shutdown: background task %s did not stop", t.get_name())
             await self.sync.close()
 
     async def report_ready(self) -> None:
@@ -166,7 +173,8 @@ class Miner:
         the last applied window against the leader's, when published; a mismatch re-syncs)."""
         a = self.trainer.applied_through
         try:
-            ok = await asyncio.wait_for(self.sync.applier.check_fingerprint(a, None), 10.0)
+            async with asyncio.timeout(10.0):
+                ok = await self.sync.applier.check_fingerprint(a, None)
             if ok is False:
                 self.sync.needs_resync = True
         except Exception as e:  # noqa: BLE001 - checked again after the next window

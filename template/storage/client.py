@@ -106,9 +106,8 @@ class StorageClient:
                     break
             cancel = _Cancel(time.monotonic() + timeout)
             try:
-                return await asyncio.wait_for(
-                    loop.run_in_executor(self._executor, fn, cancel), timeout
-                )
+                async with asyncio.timeout(timeout):
+                    return await loop.run_in_executor(self._executor, fn, cancel)
             except BaseException as e:
                 cancel.event.set()  # stop the worker thread at its next chunk
                 if not isinstance(e, Exception):

@@ -81,7 +81,8 @@ class FirstSeenLog:
         if ww is None:
             return False
         try:
-            await asyncio.wait_for(ww.done.wait(), timeout)
+            async with asyncio.timeout(timeout):
+                await ww.done.wait()
         except TimeoutError:
             return False
         return ww.closed

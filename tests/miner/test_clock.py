@@ -61,3 +61,16 @@ async def test_clock_measures_block_time_and_survives_an_outage():
     finally:
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)
+
+
+async def test_a_cancel_that_lands_as_a_block_arrives_stops_the_waiter():
+    """On Python 3.11 ``asyncio.wait_for`` swallows a cancel when the awaited event fires in
+    the same loop turn; the miner's sync task then never stopped and shutdown hung (CI)."""
+    clock = BlockClock(FakeChain(bt=60.0))
+    clock._observe(1)
+    waiter = asyncio.create_task(clock.until(1000))
+    await asyncio.sleep(0.01)  # parked on the block event
+    clock._observe(2)  # the block arrives ...
+    waiter.cancel()  # ... and the cancel lands in the same turn
+    done, _ = await asyncio.wait({waiter}, timeout=1.0)
+    assert waiter in done and waiter.cancelled()

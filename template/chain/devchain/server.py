@@ -201,12 +201,10 @@ class DevChainServer:
         if store.current_block(self.conn) < wait_for and timeout > 0:
             async with self.new_block:
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(
-                        self.new_block.wait_for(
+                    async with asyncio.timeout(timeout):
+                        await self.new_block.wait_for(
                             lambda: self._stopping or store.current_block(self.conn) >= wait_for
-                        ),
-                        timeout,
-                    )
+                        )
         return web.json_response({"block": store.current_block(self.conn)})
 
     async def blocks(self, request: web.Request) -> web.Response:
