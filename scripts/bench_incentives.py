@@ -67,7 +67,11 @@ LAZY_MIX_COSINE = 0.45  # the lazy mixer keeps its cosine to the honest sum unde
 # coasting_copier (opt-in) trains honestly for COAST_AFTER windows, banking evidence, then
 # uploads copies of an honest miner's upload; its windows to weight 0 count from then
 COASTER, COAST_AFTER = "coasting_copier", 12
-DEFAULT_CLASSES = ["lazy", "lazy_mixer", *(c for c in ADVERSARIES if c != COASTER)]
+# older_copier (opt-in) sends an honest upload of two windows back with 20% of its indices
+# moved (the stale-copy check first compared the last window alone; the replay memory
+# catches exact and re-quantised copies of any window)
+OLDER = "older_copier"
+DEFAULT_CLASSES = ["lazy", "lazy_mixer", *(c for c in ADVERSARIES if c not in (COASTER, OLDER))]
 LAZY_KINDS = ("lazy", "lazy_inflated", *MIXERS)  # train a quarter of the steps
 
 
@@ -109,6 +113,8 @@ class Run:
         self.hp, self.ds, self.seed = hp, ds, seed
         self.mix_cosine, self.leaked_seal, self.inflate = mix_cosine, leaked_seal, inflate
         self.revealed = None  # (honest deltas, dense, norms) of the last window, once revealed
+        self.revealed_before = None  # ... of the window before it
+        self.older_seen = None  # what the older copier reads this window
         self.state, self.store = ChainState(), MemoryStore()
         self.clock = WindowClock(hp.window)
         kinds = ["honest"] * honest + classes
@@ -217,7 +223,9 @@ class Run:
         ]
         current = (honest, [d.to_dense() for d in honest], norms)
         seen = current if self.leaked_seal else self.revealed  # what adversaries can read
-        self.revealed = current
+        # two windows back (one back with a leaked seal): what the older copier sends again
+        self.older_seen = self.revealed if self.leaked_seal else self.revealed_before
+        self.revealed_before, self.revealed = self.revealed, current
         for a in self.actors:
             if a.kind in MIXERS:  # its own lazy delta padded with the honest mean
                 own, claim, s = a.own
@@ -240,6 +248,11 @@ class Run:
         if k == "zero":
             shapes = self.v.shapes
             return sim.recompress({n: torch.zeros(s) for n, s in shapes.items()}, hp)
+        if k == OLDER:
+            if self.older_seen is None:
+                return None
+            src = self.older_seen[0][2 % len(self.older_seen[0])]
+            return sim.recompress(sim.swap_indices_dense(src, 0.2, self.gen), hp)
         if seen is None:
             return None  # nothing revealed yet to copy, mix or size itself on
         honest, dense, norms = seen

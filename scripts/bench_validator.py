@@ -46,6 +46,7 @@ from template.training.wire import (  # noqa: E402
     upload_size_cap,
 )
 from template.validator.copies import CopyRules, window_salt  # noqa: E402
+from template.validator.loop import KEEP_WINDOWS  # noqa: E402
 from template.validator.replay import ReplayMemory, replay_windows  # noqa: E402
 from template.validator.screen import screen_window  # noqa: E402
 
@@ -124,10 +125,12 @@ def time_window(hp, shapes, n: int, seed: int) -> dict:
         for uid in range(n):
             memory.remember(w, uid, (f"{w}-{uid}-c", f"{w}-{uid}-i"))
     last = [uploads[u] for u in range(min(n, hp.window.peers_per_window))]
-    # the last window's n uploads: each upload is also compared with them (stale copies)
-    earlier, _, _ = open_and_decode(
-        hp, shapes, synthetic_blobs(hp, shapes, n, window - 1, seed + 1), window - 1, cap
-    )
+    # the n uploads of each window the validator holds (the last KEEP_WINDOWS): each upload
+    # is also compared with them (stale copies)
+    earlier = {
+        w: open_and_decode(hp, shapes, synthetic_blobs(hp, shapes, n, w, seed + k), w, cap)[0]
+        for k, w in enumerate(range(window - KEEP_WINDOWS, window), start=1)
+    }
     res = screen_window(
         window,
         uploads,

@@ -40,6 +40,7 @@ CLASSES = (
     "coasting_copier",
     "lazy_inflated",
     "amplifier",
+    "older_copier",
 )
 
 

@@ -18,8 +18,9 @@ Three questions per window:
    at a time, most similar first, so a swarm of mixers cannot make honest uploads look like
    mixes of the mixers. The bar rises with what the last window's peers reach, so a large
    honest crowd (whose members all lean towards its common direction) is not a mix.
-3. **Who re-sent another uid's last upload** (``find_stale_copies``): the links of question 1
-   between this window's uploads and the last window's uploads of other uids.
+3. **Who re-sent another uid's earlier upload** (``find_stale_copies``): the links of
+   question 1 between this window's uploads and other uids' uploads of the windows the
+   validator still holds (the last three).
 """
 
 from __future__ import annotations
@@ -180,26 +181,28 @@ def find_links(prints: Sequence[Print], rules: CopyRules) -> list[Link]:
 
 
 def find_stale_copies(
-    prints: Sequence[Print], earlier: Sequence[Print], rules: CopyRules
+    prints: Sequence[Print], earlier: Mapping[int, Sequence[Print]], rules: CopyRules
 ) -> dict[int, Rejection]:
-    """uid -> DUPLICATE for uploads near another uid's upload of the last window (``earlier``:
-    its prints under this window's salt). That upload's key was revealed before this window's
-    cut-off, so anyone could copy it, move some indices and sign it as new work. A miner's own
-    last upload is not compared (sending it again is the replay memory's case); a miner's
-    consecutive uploads share only 3-10% of their indices (small test preset), so a copy of
-    its last upload does not link its next one."""
-    both = [*earlier, *prints]
-    n = len(earlier)
+    """uid -> DUPLICATE for uploads near another uid's upload of an earlier window
+    (``earlier``: window -> its prints under this window's salt). Those uploads' keys were
+    revealed before this window's cut-off, so anyone could copy one, move some indices and
+    sign it as new work (the replay memory catches only exact and re-quantised copies). A
+    miner's own earlier upload is not compared (sending it again is the replay memory's
+    case); a miner's consecutive uploads share only 3-10% of their indices (small test
+    preset), so a copy of its last upload does not link its next one."""
     out: dict[int, Rejection] = {}
-    for i, j in sorted(candidate_pairs(both, rules)):
-        if not i < n <= j or both[i].uid == both[j].uid or both[j].uid in out:
-            continue
-        if (lk := link(both[i], both[j], rules)) is not None:
-            out[both[j].uid] = Rejection(
-                RejectCode.DUPLICATE,
-                f"near copy of uid {both[i].uid}'s upload of the last window "
-                f"(index overlap {lk.overlap:.2f}, value similarity {lk.similarity:.2f})",
-            )
+    for w in sorted(earlier, reverse=True):  # the newest link names the copied window
+        old = list(earlier[w])
+        both, n = [*old, *prints], len(old)
+        for i, j in sorted(candidate_pairs(both, rules)):
+            if not i < n <= j or both[i].uid == both[j].uid or both[j].uid in out:
+                continue
+            if (lk := link(both[i], both[j], rules)) is not None:
+                out[both[j].uid] = Rejection(
+                    RejectCode.DUPLICATE,
+                    f"near copy of uid {both[i].uid}'s upload of window {w} "
+                    f"(index overlap {lk.overlap:.2f}, value similarity {lk.similarity:.2f})",
+                )
     return out
 
 

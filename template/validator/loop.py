@@ -57,7 +57,7 @@ from .weights import WeightsCheck, WeightsTracker, set_weights_when_due
 
 logger = logging.getLogger(__name__)
 
-KEEP_WINDOWS = 3  # windows of gathered uploads kept in memory (to apply peer lists)
+KEEP_WINDOWS = 3  # windows of gathered uploads kept (peer lists, stale-copy checks)
 
 
 @dataclass
@@ -226,7 +226,11 @@ class Validator:
             freerider_min_norm=self.cfg.freerider_min_norm,
             page_budget=self.hp.pages_per_window,
             trusted=peers,
-            earlier={u: c.upload for u, c in last.items() if c.upload is not None},
+            earlier={
+                w: {u: c.upload for u, c in held.items() if c.upload is not None}
+                for w, held in self.cache.items()
+                if w < window
+            },
         )
         for uid, why in screening.rejected.items():
             report.rejected.setdefault(uid, why)

@@ -68,7 +68,7 @@ def screen_window(
     freerider_min_norm: float = 0.0,
     page_budget: int = 0,
     trusted: Collection[int] = (),
-    earlier: Mapping[int, Upload] | None = None,
+    earlier: Mapping[int, Mapping[int, Upload]] | None = None,
 ) -> Screening:
     """Run the model-free stages on ``uploads`` (uid -> decoded upload) of ``window``.
 
@@ -77,8 +77,8 @@ def screen_window(
     ``last_aggregate``: the uploads that made the last aggregate (mix reference);
     ``page_budget``: the most pages an upload may claim (0: no cap);
     ``trusted``: uids whose training was proven (the last window's peers), the mix check's
-    baseline; ``earlier``: uid -> the last window's decoded upload, which anyone could copy
-    once its key was revealed."""
+    baseline; ``earlier``: window -> uid -> decoded upload of the windows before this one
+    that the validator still holds, which anyone could copy once their keys were revealed."""
     out = Screening()
     with out.stage("verify"):
         for uid, up in uploads.items():
@@ -98,10 +98,14 @@ def screen_window(
         for cluster in out.clusters:
             for uid, why in cluster.rejections().items():
                 out.reject(uid, why)
-        old = [
-            make_print(u, content_digest(up), flatten(up), rules, salt, sketch=False)
-            for u, up in sorted((earlier or {}).items())
-        ]
+        old = {
+            w: [
+                make_print(u, content_digest(up), flatten(up), rules, salt, sketch=False)
+                for u, up in sorted(held.items())
+            ]
+            for w, held in (earlier or {}).items()
+            if w < window
+        }
         for uid, why in find_stale_copies(prints, old, rules).items():
             out.reject(uid, why)
     with out.stage("mix"):

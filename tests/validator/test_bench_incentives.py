@@ -175,6 +175,28 @@ def test_coasting_copier_trains_until_it_coasts_then_copies_its_victim(
         assert not same(delta(coaster, 11), last if leaked else now)
 
 
+def test_older_copier_sends_a_moved_copy_of_an_upload_two_windows_back(tiny_dataset, tmp_path):
+    """Opt-in: it reads further back than the last window (which the stale-copy check first
+    compared alone)."""
+    assert bench.OLDER not in bench.DEFAULT_CLASSES
+    hp = bench.preset("small")
+    ds = sim.open_dataset(tiny_dataset, hp)
+    run = bench.Run(hp, ds, tmp_path, 0, 3, [bench.OLDER])
+    copier = next(a for a in run.actors if a.kind == bench.OLDER)
+    victim = [a for a in run.actors if a.kind == "honest"][2]
+    for w in (10, 11, 12):
+        asyncio.run(run.window(w))
+    assert set(copier.history) == {12}  # nothing two windows back before window 12
+
+    def support(actor, w: int) -> set[tuple[str, int]]:
+        tensors = sim.delta_of_blob(actor.history[w], hp, run.v.shapes).tensors
+        return {(n, int(i)) for n, t in tensors.items() for i in t.to_dense().flatten().nonzero()}
+
+    sent = support(copier, 12)
+    assert len(sent & support(victim, 10)) >= 0.7 * len(sent)  # 20% of the indices moved
+    assert len(sent & support(victim, 11)) < 0.3 * len(sent)
+
+
 def test_sealed_uploads_leave_same_window_adversaries_nothing_to_copy(tiny_dataset, tmp_path):
     """In the first window nothing is revealed yet: copiers, the aggregator and ALIE upload
     nothing, the mixer its own delta alone; with a leaked seal they all upload."""

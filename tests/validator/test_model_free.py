@@ -361,21 +361,28 @@ def test_unrelated_uploads_cannot_lower_the_mix_bar_under_a_crowd(honest):
     assert set(res.rejected) == {40} and res.rejected[40].code is RejectCode.MIX_OF_OTHERS
 
 
-def test_a_partial_copy_of_the_last_windows_upload_is_a_duplicate(honest):
-    """Keys of window w - 1 are out before w's cut-off: an upload of w that is another uid's
-    revealed upload with 20% of its indices moved is a copy; the honest uploads of w are not
-    (a miner's consecutive uploads share only 3-10% of their indices)."""
+def test_a_partial_copy_of_an_earlier_windows_upload_is_a_duplicate(honest):
+    """Keys of windows before w are out before w's cut-off: an upload of w that is another
+    uid's revealed upload of the last window, or of the one before, with 20% of its indices
+    moved is a copy; the honest uploads of w are not, against either window (a miner's
+    consecutive uploads share only 3-10% of their indices)."""
     layout, windows = honest
-    earlier = windows[1]
+    earlier = {0: windows[0], 1: windows[1]}
     ups = dict(windows[2])
     assert not screen(2, ups, layout, earlier=earlier).rejected
     # a copier's copy of uid 3's last upload does not make uid 3's next upload a copy of it
-    copied = {**earlier, 9: dataclasses.replace(earlier[3], uid=9, hotkey="hk9")}
+    copied = {
+        0: windows[0],
+        1: {**windows[1], 9: dataclasses.replace(windows[1][3], uid=9, hotkey="hk9")},
+    }
     assert not screen(2, ups, layout, earlier=copied).rejected
-    stolen = swap_share(windows[1][3], 0.2)
-    ups[9] = as_upload(stolen, 9, layout.pages(2, 9, 2), 2)
-    ups[3] = as_upload(stolen, 3, layout.pages(2, 3, 2), 2)  # its owner sending it again
-    res = screen(2, ups, layout, earlier=earlier)
-    assert set(res.rejected) == {9}, res.rejected
-    assert res.rejected[9].code is RejectCode.DUPLICATE
-    assert "uid 3's upload of the last window" in res.rejected[9].detail
+    for w in (1, 0):  # the last window, then the one before (the stale check saw only w - 1)
+        stolen = swap_share(windows[w][3], 0.2)
+        ups[9] = as_upload(stolen, 9, layout.pages(2, 9, 2), 2)
+        ups[3] = as_upload(stolen, 3, layout.pages(2, 3, 2), 2)  # its owner sending it again
+        res = screen(2, ups, layout, earlier=earlier)
+        assert set(res.rejected) == {9}, res.rejected
+        assert res.rejected[9].code is RejectCode.DUPLICATE
+        assert f"uid 3's upload of window {w}" in res.rejected[9].detail
+        # the check reads only the windows it is given
+        assert not screen(2, ups, layout, earlier={1 - w: windows[1 - w]}).rejected
