@@ -98,9 +98,11 @@ def screen_window(
         for cluster in out.clusters:
             for uid, why in cluster.rejections().items():
                 out.reject(uid, why)
+        # no content digest for held uploads: a byte-identical resend is the replay stage's,
+        # and identical index sets still share every LSH band (a unique tag saves the hash)
         old = {
             w: [
-                make_print(u, content_digest(up), flatten(up), rules, salt, sketch=False)
+                make_print(u, f"held:{w}:{u}", flatten(up), rules, salt, sketch=False)
                 for u, up in sorted(held.items())
             ]
             for w, held in (earlier or {}).items()

@@ -386,3 +386,7 @@ def test_a_partial_copy_of_an_earlier_windows_upload_is_a_duplicate(honest):
         assert f"uid 3's upload of window {w}" in res.rejected[9].detail
         # the check reads only the windows it is given
         assert not screen(2, ups, layout, earlier={1 - w: windows[1 - w]}).rejected
+    # an exact copy links too (held uploads carry no content digest: the LSH bands find it)
+    ups = {**windows[2], 9: as_upload(windows[0][3].delta, 9, layout.pages(2, 9, 2), 2)}
+    res = screen(2, ups, layout, earlier=earlier)
+    assert set(res.rejected) == {9} and "uid 3's upload of window 0" in res.rejected[9].detail
