@@ -190,19 +190,19 @@ def find_stale_copies(
     miner's own earlier upload is not compared (sending it again is the replay memory's
     case); a miner's consecutive uploads share only 3-10% of their indices (small test
     preset), so a copy of its last upload does not link its next one."""
+    old = [(w, p) for w in sorted(earlier, reverse=True) for p in earlier[w]]  # newest first
+    both, n = [*(p for _, p in old), *prints], len(old)
     out: dict[int, Rejection] = {}
-    for w in sorted(earlier, reverse=True):  # the newest link names the copied window
-        old = list(earlier[w])
-        both, n = [*old, *prints], len(old)
-        for i, j in sorted(candidate_pairs(both, rules)):
-            if not i < n <= j or both[i].uid == both[j].uid or both[j].uid in out:
-                continue
-            if (lk := link(both[i], both[j], rules)) is not None:
-                out[both[j].uid] = Rejection(
-                    RejectCode.DUPLICATE,
-                    f"near copy of uid {both[i].uid}'s upload of window {w} "
-                    f"(index overlap {lk.overlap:.2f}, value similarity {lk.similarity:.2f})",
-                )
+    # one LSH pass over every held window; pairs in order of i: the newest linked window names
+    for i, j in sorted(candidate_pairs(both, rules)):
+        if not i < n <= j or both[i].uid == both[j].uid or both[j].uid in out:
+            continue
+        if (lk := link(both[i], both[j], rules)) is not None:
+            out[both[j].uid] = Rejection(
+                RejectCode.DUPLICATE,
+                f"near copy of uid {both[i].uid}'s upload of window {old[i][0]} "
+                f"(index overlap {lk.overlap:.2f}, value similarity {lk.similarity:.2f})",
+            )
     return out
 
 

@@ -229,7 +229,6 @@ class Validator:
             earlier={
                 w: {u: c.upload for u, c in held.items() if c.upload is not None}
                 for w, held in self.cache.items()
-                if w < window
             },
         )
         for uid, why in screening.rejected.items():
