@@ -8,7 +8,8 @@ miner) go through the model-free stages: unseal (seal.py), verify (signature, de
 claims), replay, sketch, copies, mix, free riders. Seconds per stage, their total, the share of a tiny
 window (blocks_per_window x --block-time) and the growth from the smallest to the largest
 N relative to linear (all of these include decoding; ``decode_streams`` is its own stage,
-after ``signature_and_header``). ``--eval`` adds the evaluation cost of one upload against the
+after ``signature_and_header``). ``--memory`` adds the peak of what numpy allocates in the
+model-free stages (tracemalloc, in a second pass that is not timed). ``--eval`` adds the evaluation cost of one upload against the
 miner's training cost of one window (one evaluator call vs one honest inner loop).
 
 ``--honest``: real tiny training: M honest miners for W windows from one model (each with
@@ -26,6 +27,7 @@ import argparse
 import json
 import sys
 import time
+import tracemalloc
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -114,16 +116,22 @@ def open_and_decode(hp, shapes, blobs, window: int, cap: int):
     return uploads, wall, cpu
 
 
-def time_window(hp, shapes, n: int, seed: int) -> dict:
-    """Seconds per model-free stage for ``n`` uploads of one window."""
+def full_replay_memory(hp, n: int, window: int) -> ReplayMemory:
+    """A memory as full as a long run's: n uploads per past window."""
+    memory = ReplayMemory(replay_windows(hp))
+    for w in range(window):
+        for uid in range(n):
+            memory.remember(w, uid, (f"{w}-{uid}-c", f"{w}-{uid}-i"))
+    return memory
+
+
+def time_window(hp, shapes, n: int, seed: int, trace: bool = False) -> dict:
+    """Seconds per model-free stage for ``n`` uploads of one window; ``trace``: also the peak
+    of what numpy allocates in them (tracemalloc, in a second, untimed pass)."""
     window = 7
     blobs = synthetic_blobs(hp, shapes, n, window, seed)
     cap = upload_size_cap(shapes, hp.compression)
     uploads, stages, cpu = open_and_decode(hp, shapes, blobs, window, cap)
-    memory = ReplayMemory(replay_windows(hp))
-    for w in range(window):  # a memory as full as a long run's: n uploads per past window
-        for uid in range(n):
-            memory.remember(w, uid, (f"{w}-{uid}-c", f"{w}-{uid}-i"))
     last = [uploads[u] for u in range(min(n, hp.window.peers_per_window))]
     # the n uploads of each window the validator holds (the last KEEP_WINDOWS): each upload
     # is also compared with them (stale copies)
@@ -131,19 +139,30 @@ def time_window(hp, shapes, n: int, seed: int) -> dict:
         w: open_and_decode(hp, shapes, synthetic_blobs(hp, shapes, n, w, seed + k), w, cap)[0]
         for k, w in enumerate(range(window - KEEP_WINDOWS, window), start=1)
     }
-    res = screen_window(
-        window,
-        uploads,
-        layout=FixedLayout(),
-        replays=memory,
-        rules=CopyRules(),
-        salt=window_salt("bench", window),
-        last_aggregate=last,
-        freerider_min_norm=0.05,
-        earlier=earlier,
-    )
+
+    def screen(replays: ReplayMemory):
+        return screen_window(
+            window,
+            uploads,
+            layout=FixedLayout(),
+            replays=replays,
+            rules=CopyRules(),
+            salt=window_salt("bench", window),
+            last_aggregate=last,
+            freerider_min_norm=0.05,
+            earlier=earlier,
+        )
+
+    res = screen(full_replay_memory(hp, n, window))
     stages.update(res.seconds)
     cpu.update(res.cpu_seconds)
+    peak = {}
+    if trace:
+        replays = full_replay_memory(hp, n, window)
+        tracemalloc.start()
+        screen(replays)
+        peak = {"screen_peak_numpy_mb": round(tracemalloc.get_traced_memory()[1] / 2**20, 2)}
+        tracemalloc.stop()
     return {
         "uploads": n,
         "upload_bytes_mean": round(sum(len(b) for _, _, b in blobs) / n, 1),
@@ -153,6 +172,7 @@ def time_window(hp, shapes, n: int, seed: int) -> dict:
         "total_cpu_s": round(sum(cpu.values()), 4),
         "rejected": len(res.rejected),
         "clusters": len(res.clusters),
+        **peak,
     }
 
 
@@ -167,6 +187,9 @@ def main() -> int:
     p.add_argument("--honest", action="store_true", help="measure honest closeness instead")
     p.add_argument("--miners", type=int, default=6)
     p.add_argument("--windows", type=int, default=4)
+    p.add_argument(
+        "--memory", action="store_true", help="also the model-free stages' peak numpy memory"
+    )
     p.add_argument("--json", action="store_true", help="print only the JSON object")
     a = p.parse_args()
     torch.set_num_threads(a.threads)
@@ -182,7 +205,7 @@ def main() -> int:
         print(json.dumps(measure_honest(hp, a.miners, a.windows, a.seed)))
         return 0
     shapes = {n: tuple(p.shape) for n, p in build_model(hp.model, "meta").named_parameters()}
-    runs = [time_window(hp, shapes, n, a.seed) for n in sorted(a.uploads)]
+    runs = [time_window(hp, shapes, n, a.seed, a.memory) for n in sorted(a.uploads)]
     window_s = hp.window.blocks_per_window * a.block_time
     lo, hi = runs[0], runs[-1]
     out = {

@@ -154,7 +154,7 @@ def measure_honest(hp: HParams, miners: int, windows: int, seed: int) -> dict:
             if last:
                 from template.validator.copies import aggregate_sketch
 
-                agg_sketch = aggregate_sketch([flatten(u) for u in last], rules, salt)
+                agg_sketch = aggregate_sketch(last, rules, salt)
             for f in mix_scores(prints, res.clusters, agg_sketch).values():
                 loo.append(f.loo_cosine)
                 if f.aggregate_cosine is not None:

@@ -31,11 +31,14 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from template.training.wire import Upload
+
 from .outcomes import RejectCode, Rejection
 from .sketch import (
     FlatUpload,
     cosine,
     count_sketch,
+    flatten,
     minhash,
     minhash_agreement,
     salt_of,
@@ -67,24 +70,41 @@ class CopyRules:
 
 @dataclass(frozen=True)
 class Print:
-    """What the copy and mix checks keep of one upload (fixed size but for ``flat``)."""
+    """What the copy and mix checks keep of one upload: fixed-size summaries and the upload
+    itself, never its vector (``exact`` makes it again for the rare exact comparison; a
+    window's vectors would be 256 x 25 MB at the 150m preset, 256 x 207 MB at 1b)."""
 
     uid: int
     digest: str  # content digest: byte-identical payloads share it
-    flat: FlatUpload
+    source: Upload
+    nnz: int  # size of the index set
     signature: np.ndarray  # MinHash of the index set
     sketch: np.ndarray | None  # count sketch of the values (None: links only, no mix check)
 
+    def exact(self) -> FlatUpload:
+        """The upload's sparse vector, for an exact comparison."""
+        return flatten(self.source)
+
 
 def make_print(
-    uid: int, digest: str, flat: FlatUpload, rules: CopyRules, salt: int, *, sketch: bool = True
+    uid: int,
+    digest: str,
+    upload: Upload,
+    rules: CopyRules,
+    salt: int,
+    *,
+    sketch: bool = True,
+    flat: FlatUpload | None = None,
 ) -> Print:
     """One upload's print; ``salt`` is the validator's per-window secret (``window_salt``).
-    ``sketch=False``: only what the links need (the last window's uploads, stale copies)."""
+    ``sketch=False``: only what the links need (the last window's uploads, stale copies);
+    ``flat``: the upload's vector when the caller has made it already (it is not kept)."""
+    flat = flatten(upload) if flat is None else flat
     return Print(
         uid,
         digest,
-        flat,
+        upload,
+        flat.nnz,
         minhash(flat.indices, salt_of(salt, "minhash"), rules.bins),
         count_sketch(flat, salt_of(salt, "sketch"), rules.sketch_width) if sketch else None,
     )
@@ -158,7 +178,24 @@ def candidate_pairs(prints: Sequence[Print], rules: CopyRules) -> set[tuple[int,
     return pairs
 
 
-def link(a: Print, b: Print, rules: CopyRules) -> Link | None:
+class Vectors:
+    """Makes prints' vectors for exact comparisons, keeping the last few (candidate pairs come
+    sorted, so one upload's comparisons come together)."""
+
+    def __init__(self, keep: int = 4) -> None:
+        self.keep = keep
+        self.made: dict[tuple[int, str], FlatUpload] = {}
+
+    def __call__(self, p: Print) -> FlatUpload:
+        key = (p.uid, p.digest)
+        if key not in self.made:
+            if len(self.made) >= self.keep:
+                del self.made[next(iter(self.made))]
+            self.made[key] = p.exact()
+        return self.made[key]
+
+
+def link(a: Print, b: Print, rules: CopyRules, vectors: Vectors | None = None) -> Link | None:
     """The near-duplicate link between two candidate prints, or None (exact comparison once
     the MinHash estimate comes near the threshold)."""
     if a.uid > b.uid:
@@ -166,9 +203,10 @@ def link(a: Print, b: Print, rules: CopyRules) -> Link | None:
     if a.digest == b.digest:
         return Link(a.uid, b.uid, 1.0, 1.0, True)
     est = minhash_agreement(a.signature, b.signature)
-    if est < rules.jaccard_floor(a.flat.nnz, b.flat.nnz) - rules.slack:
+    if est < rules.jaccard_floor(a.nnz, b.nnz) - rules.slack:
         return None
-    ov, sim = shared_overlap_and_cosine(a.flat, b.flat)
+    vectors = vectors or Vectors()
+    ov, sim = shared_overlap_and_cosine(vectors(a), vectors(b))
     if ov >= rules.overlap and sim >= rules.similarity:
         return Link(a.uid, b.uid, ov, sim, False)
     return None
@@ -176,7 +214,9 @@ def link(a: Print, b: Print, rules: CopyRules) -> Link | None:
 
 def find_links(prints: Sequence[Print], rules: CopyRules) -> list[Link]:
     """Every near-duplicate pair among the candidates (exact comparison)."""
-    found = (link(prints[i], prints[j], rules) for i, j in sorted(candidate_pairs(prints, rules)))
+    vectors = Vectors()
+    pairs = sorted(candidate_pairs(prints, rules))
+    found = (link(prints[i], prints[j], rules, vectors) for i, j in pairs)
     return [lk for lk in found if lk is not None]
 
 
@@ -193,11 +233,12 @@ def find_stale_copies(
     old = [(w, p) for w in sorted(earlier, reverse=True) for p in earlier[w]]  # newest first
     both, n = [*(p for _, p in old), *prints], len(old)
     out: dict[int, Rejection] = {}
+    vectors = Vectors()
     # one LSH pass over every held window; pairs in order of i: the newest linked window names
     for i, j in sorted(candidate_pairs(both, rules)):
         if not i < n <= j or both[i].uid == both[j].uid or both[j].uid in out:
             continue
-        if (lk := link(both[i], both[j], rules)) is not None:
+        if (lk := link(both[i], both[j], rules, vectors)) is not None:
             out[both[j].uid] = Rejection(
                 RejectCode.DUPLICATE,
                 f"near copy of uid {both[i].uid}'s upload of window {old[i][0]} "
@@ -356,8 +397,10 @@ def mix_baseline(scores: Mapping[int, MixFinding], trusted: Collection[int] = ()
     return max(base, float(np.median(proven))) if proven else base
 
 
-def aggregate_sketch(peers: Sequence[FlatUpload], rules: CopyRules, salt: int) -> np.ndarray | None:
-    """The sketch (under this window's ``salt``) of the sum of the last aggregate's peers."""
+def aggregate_sketch(peers: Sequence[Upload], rules: CopyRules, salt: int) -> np.ndarray | None:
+    """The sketch (under this window's ``salt``) of the sum of the last aggregate's peers,
+    flattened one at a time (15 peers' vectors are 0.4 GB at 150m)."""
     if not peers:
         return None
-    return sum(count_sketch(f, salt_of(salt, "sketch"), rules.sketch_width) for f in peers)
+    key = salt_of(salt, "sketch")
+    return sum(count_sketch(flatten(u), key, rules.sketch_width) for u in peers)

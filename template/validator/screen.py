@@ -6,6 +6,7 @@ settles by page fit. Seconds per stage are recorded for the benchmark and the st
 
 from __future__ import annotations
 
+import gc
 import time
 from collections.abc import Collection, Mapping, Sequence
 from contextlib import contextmanager
@@ -55,6 +56,23 @@ class Screening:
             self.cpu_seconds[name] = self.cpu_seconds.get(name, 0.0) + time.process_time() - c0
 
 
+@contextmanager
+def collector_paused():
+    """Pause Python's cyclic garbage collector (reference counting still frees everything
+    these stages make). Their bursts of small arrays trigger collections, each of which walks
+    every object the process holds, so with a window cache of decoded uploads the stages grew
+    faster than the number of uploads: at 256 tiny uploads 1.54 CPU s with the collector, 0.99
+    without (docs/benchmarks.md, "Validator memory")."""
+    was = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was:
+            gc.enable()
+
+
+@collector_paused()
 def screen_window(
     window: int,
     uploads: Mapping[int, Upload],
@@ -90,8 +108,11 @@ def screen_window(
         for uid in uploads:
             replays.remember(window, uid, digests[uid])
     with out.stage("sketch"):
-        flats = {uid: flatten(up) for uid, up in uploads.items()}
-        prints = [make_print(u, digests[u][0], flats[u], rules, salt) for u in sorted(uploads)]
+        prints, norms = [], {}
+        for u in sorted(uploads):  # one vector at a time: a window's are ~6 GB at 150m
+            flat = flatten(uploads[u])
+            prints.append(make_print(u, digests[u][0], uploads[u], rules, salt, flat=flat))
+            norms[u] = l2_norm(flat)
         out.prints = {p.uid: p for p in prints}
     with out.stage("copies"):
         out.clusters = find_clusters(prints, sightings or {}, rules)
@@ -102,7 +123,7 @@ def screen_window(
         # and identical index sets still share every LSH band (a unique tag saves the hash)
         old = {
             w: [
-                make_print(u, f"held:{w}:{u}", flatten(up), rules, salt, sketch=False)
+                make_print(u, f"held:{w}:{u}", up, rules, salt, sketch=False)
                 for u, up in sorted(held.items())
             ]
             for w, held in (earlier or {}).items()
@@ -111,11 +132,11 @@ def screen_window(
         for uid, why in find_stale_copies(prints, old, rules).items():
             out.reject(uid, why)
     with out.stage("mix"):
-        agg = aggregate_sketch([flatten(u) for u in last_aggregate], rules, salt)
+        agg = aggregate_sketch(last_aggregate, rules, salt)
         for uid, why in find_mixes(prints, out.clusters, rules, agg, trusted).items():
             out.reject(uid, why)
     with out.stage("free_riders"):
-        standing = {u: l2_norm(flats[u]) for u in uploads if u not in out.rejected}
+        standing = {u: norms[u] for u in uploads if u not in out.rejected}
         for uid, why in free_riders(standing, freerider_min_norm).items():
             out.reject(uid, why)
     return out

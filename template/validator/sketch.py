@@ -11,7 +11,7 @@ indices (tensor offset + flat index, tensors in name order) and values. From the
   cosines) of sketches estimate those of the full vectors, and sums of sketches are sketches
   of sums (the leave-one-out mix check).
 
-Hashes are keyed by a salt the validator chooses per window (its hotkey and the window), so
+Hashes are keyed by a salt the validator derives per window from its secret (secret.py), so
 a miner cannot shape an upload to dodge one validator's buckets.
 """
 

@@ -26,7 +26,6 @@ from template.validator.copies import CopyRules, find_clusters, make_print
 from template.validator.gather import MISSING, fetch_uploads
 from template.validator.outcomes import RejectCode
 from template.validator.replay import content_digest
-from template.validator.sketch import flatten
 from template.validator.watch import FirstSeenLog, WindowWatch, poll_round, watch_uploads
 
 from .harness import small_hparams
@@ -222,10 +221,7 @@ async def test_watched_window_orders_by_the_validators_clock_not_last_modified(c
     assert c[3].reason.code is RejectCode.LATE and "not seen" in str(c[3].reason)
     assert c[4].reason.code is RejectCode.LATE and "keys could be out" in str(c[4].reason)
     rules = CopyRules()
-    prints = [
-        make_print(x.uid, content_digest(x.upload), flatten(x.upload), rules, 1)
-        for x in (c[1], c[2])
-    ]
+    prints = [make_print(x.uid, content_digest(x.upload), x.upload, rules, 1) for x in (c[1], c[2])]
     sightings = {x.uid: x.sighting for x in (c[1], c[2])}
     (cluster,) = find_clusters(prints, sightings, rules)
     assert cluster.uids == (1, 2) and set(cluster.rejections()) == {2}

@@ -4,6 +4,7 @@ partial copies, mixes, honest uploads left alone, replays over the whole run, ro
 from __future__ import annotations
 
 import dataclasses
+import gc
 
 import pytest
 import torch
@@ -14,6 +15,7 @@ from template.training.model import build_model
 from template.training.pages import PageDataset
 from template.training.shards import TokenStream
 from template.training.wire import Upload
+from template.validator import copies
 from template.validator.copies import (
     CopyRules,
     find_clusters,
@@ -25,7 +27,13 @@ from template.validator.outcomes import MISSING, RejectCode, Rejection, rejectio
 from template.validator.replay import ReplayMemory, content_digest, index_digest, replay_windows
 from template.validator.sampling import choose_for_evaluation, evaluation_budget, rotation_bound
 from template.validator.screen import screen_window
-from template.validator.sketch import flatten, minhash, minhash_agreement, tensor_offsets
+from template.validator.sketch import (
+    flatten,
+    minhash,
+    minhash_agreement,
+    shared_overlap_and_cosine,
+    tensor_offsets,
+)
 from template.validator.verify import free_riders, page_claim_rejection
 from template.validator.watch import Sighting, WindowWatch
 
@@ -255,8 +263,8 @@ def test_minhash_agreement_tracks_overlap():
 
 def test_clusters_need_a_direct_link_for_priority():
     up = as_upload(Compressor(HP.compression).compress({"w": torch.randn(64, 64)}), 1)
-    p1 = make_print(1, content_digest(up), flatten(up), RULES, 5)
-    p2 = make_print(2, content_digest(up), flatten(up), RULES, 5)
+    p1 = make_print(1, content_digest(up), up, RULES, 5)
+    p2 = make_print(2, content_digest(up), up, RULES, 5)
     seen = {1: Sighting("a", 5.0, None), 2: Sighting("b", 5.0, None)}  # never seen absent
     (c,) = find_clusters([p1, p2], seen, RULES)
     assert c.provably_later == {}  # no proof of order without an absence observation
@@ -390,3 +398,46 @@ def test_a_partial_copy_of_an_earlier_windows_upload_is_a_duplicate(honest):
     ups = {**windows[2], 9: as_upload(windows[0][3].delta, 9, layout.pages(2, 9, 2), 2)}
     res = screen(2, ups, layout, earlier=earlier)
     assert set(res.rejected) == {9} and "uid 3's upload of window 0" in res.rejected[9].detail
+
+
+def test_exact_comparisons_make_the_vectors_again():
+    """Prints keep no vector (a window's are 256 x 25 MB at 150m): the exact comparison of a
+    candidate pair flattens the two uploads again, with the figures the vectors give."""
+    original = as_upload(Compressor(HP.compression).compress({"w": torch.randn(64, 64)}), 3)
+    copy = as_upload(swap_share(original, 0.2), 9)
+    a, b = (make_print(u.uid, content_digest(u), u, RULES, 7) for u in (original, copy))
+    assert a.nnz == flatten(original).nnz
+    assert (a.exact().indices == flatten(original).indices).all()
+    lk = copies.link(a, b, RULES)
+    ov, sim = shared_overlap_and_cosine(flatten(original), flatten(copy))
+    assert lk is not None and (lk.a, lk.b) == (3, 9)
+    assert (lk.overlap, lk.similarity) == (ov, sim) and 0.7 <= ov < 1.0
+    vectors = copies.Vectors(keep=1)
+    assert copies.link(a, b, RULES, vectors) == lk and len(vectors.made) == 1
+
+
+def test_the_stages_run_with_the_collector_paused(honest, monkeypatch):
+    """The cyclic collector is off while the stages run (its passes walk every object the
+    validator holds) and comes back as it was, also when a stage raises."""
+
+    layout, windows = honest
+    states = []
+    real = free_riders
+    monkeypatch.setattr(
+        "template.validator.screen.free_riders",
+        lambda *a: states.append(gc.isenabled()) or real(*a),
+    )
+    assert gc.isenabled()
+    assert not screen(2, windows[2], layout).rejected
+    assert states == [False] and gc.isenabled()
+    monkeypatch.setattr("template.validator.screen.free_riders", lambda *a: 1 / 0)
+    with pytest.raises(ZeroDivisionError):
+        screen(2, windows[2], layout)
+    assert gc.isenabled()
+    gc.disable()
+    try:
+        monkeypatch.setattr("template.validator.screen.free_riders", real)
+        screen(2, windows[2], layout)
+        assert not gc.isenabled()
+    finally:
+        gc.enable()
