@@ -6,19 +6,35 @@ import math
 from dataclasses import dataclass
 
 from template.hparams import HParams
+from template.training.compression import chunk_layout
 
 GB = 1e9
+# windows of uploads a validator holds at once: the KEEP_WINDOWS of its window cache
+# (validator/loop.py; stale-copy checks, peer lists) and the window it is gathering
+VALIDATOR_HELD_WINDOWS = 4
+# bytes a decoded upload takes per sent value: an int64 index and a uint8 value code
+DECODED_BYTES_PER_VALUE = 9
+
+
+def tensor_sizes(hp: HParams) -> list[int]:
+    """Element counts of the Llama-style model's tensors, from the config alone."""
+    m = hp.model
+    kv = m.num_kv_heads * (m.hidden_size // m.num_heads)
+    h, i = m.hidden_size, m.intermediate_size
+    layer = [h * h, h * kv, h * kv, h * h, h * i, h * i, i * h, h, h]  # q k v o gate up down, norms
+    embeds = [m.vocab_size * h] * (1 if m.tie_embeddings else 2)
+    return layer * m.num_layers + embeds + [h]
 
 
 def param_count(hp: HParams) -> int:
     """Exact parameter count of the Llama-style model, from the config alone."""
-    m = hp.model
-    head_dim = m.hidden_size // m.num_heads
-    attn = 2 * m.hidden_size * m.hidden_size + 2 * m.hidden_size * m.num_kv_heads * head_dim
-    mlp = 3 * m.hidden_size * m.intermediate_size
-    norms = 2 * m.hidden_size
-    embed = m.vocab_size * m.hidden_size * (1 if m.tie_embeddings else 2)
-    return m.num_layers * (attn + mlp + norms) + embed + m.hidden_size
+    return sum(tensor_sizes(hp))
+
+
+def sent_values(hp: HParams) -> int:
+    """Values in one upload: what the compressor keeps of every tensor (``chunk_layout``)."""
+    c = hp.compression
+    return sum(int(chunk_layout(n, c.chunk, c.topk)[1].sum()) for n in tensor_sizes(hp))
 
 
 def activation_bytes(hp: HParams, micro_batch: int) -> float:
@@ -38,6 +54,7 @@ class Requirements:
     upload_mb: float
     miner_window_download_mb: float
     validator_window_download_mb: float
+    validator_cache_gb: float  # the uploads of the windows a validator holds, decoded + sealed
     checkpoint_gb: float
     window_seconds: float
 
@@ -64,6 +81,10 @@ def requirements(
         upload_mb=upload / 1e6,
         miner_window_download_mb=peers * upload / 1e6,
         validator_window_download_mb=miners * upload / 1e6,
+        validator_cache_gb=VALIDATOR_HELD_WINDOWS
+        * miners
+        * (sent_values(hp) * DECODED_BYTES_PER_VALUE + upload)
+        / GB,
         checkpoint_gb=4 * p / GB,
         window_seconds=hp.window.blocks_per_window * block_seconds,
     )

@@ -3,7 +3,12 @@
 import importlib.util
 
 from template.hparams import load_hparams
-from template.requirements import param_count, requirements
+from template.requirements import (
+    VALIDATOR_HELD_WINDOWS,
+    param_count,
+    requirements,
+    sent_values,
+)
 from template.training.model import build_model, count_params
 from tests.conftest import ROOT
 
@@ -11,6 +16,24 @@ from tests.conftest import ROOT
 def test_param_count_formula_matches_the_model():
     hp = load_hparams("tiny")
     assert param_count(hp) == count_params(build_model(hp.model))
+
+
+def test_sent_values_and_the_validator_cache_follow_the_model_and_the_loop():
+    """An upload's value count is the compressor's (topk per chunk of every tensor), and the
+    validator's RAM counts every window its loop holds: the cache and the one being gathered."""
+    from template.training.compression import Compressor
+    from template.validator.loop import KEEP_WINDOWS
+
+    hp = load_hparams("tiny")
+    model = build_model(hp.model)
+    sent = Compressor(hp.compression).compress({n: p.data for n, p in model.named_parameters()})
+    assert sent_values(hp) == sum(t.indices.numel() for t in sent.tensors.values())
+    assert VALIDATOR_HELD_WINDOWS == KEEP_WINDOWS + 1
+    r = requirements(load_hparams("1b"), miners=256)
+    assert 150 < r.validator_cache_gb < 250  # 256 x 4 windows x (17.3 M values x 9 B + 20.7 MB)
+    assert (
+        requirements(load_hparams("1b"), miners=64).validator_cache_gb == r.validator_cache_gb / 4
+    )
 
 
 def test_min_compute_yml_is_up_to_date():
