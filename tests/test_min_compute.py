@@ -3,13 +3,13 @@
 import importlib.util
 
 from template.hparams import load_hparams
-from template.requirements import (
+from template.training.model import build_model, count_params
+from template.training.requirements import (
     VALIDATOR_HELD_WINDOWS,
     param_count,
     requirements,
     sent_values,
 )
-from template.training.model import build_model, count_params
 from tests.conftest import ROOT
 
 

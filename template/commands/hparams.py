@@ -30,7 +30,7 @@ def main(argv: list[str] | None = None) -> int:
     from template.hparams import hparams_hash
     from template.node.errors import StartupError
     from template.node.hparams import load_run_hparams
-    from template.requirements import param_count
+    from template.training.requirements import param_count
 
     try:
         hp = load_run_hparams(a.hparams)  # the check every neuron makes at start-up

@@ -7,7 +7,7 @@ Per rank, with P parameters, N ranks, micro-batch b (sequences per forward on on
 - gathered working set: bf16 weights of two decoder layers (the current one and the
   prefetched next), bf16 embedding and output matrices while the root runs, fp32 unsharded
   gradients of one layer before its reduce-scatter;
-- activations: ``template.requirements.activation_bytes`` (about 34 s b h bytes per layer plus
+- activations: ``template.training.requirements.activation_bytes`` (about 34 s b h bytes per layer plus
   fp32 logits); with activation checkpointing only each layer's bf16 input (2 s b h) is kept,
   plus one layer recomputed in full and the logits;
 - 1.5 GB of CUDA context, NCCL buffers and allocator slack.
@@ -21,7 +21,7 @@ import sys
 from dataclasses import dataclass
 
 from template.hparams import PRESETS, HParams, load_hparams
-from template.requirements import activation_bytes, param_count
+from template.training.requirements import activation_bytes, param_count
 
 GB = 1e9
 OVERHEAD_GB = 1.5

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from template.hparams import load_hparams
 from template.parallel.memory import fitting, min_gpus, rank_memory, table
-from template.requirements import param_count
+from template.training.requirements import param_count
 
 
 def test_sharded_state_divides_by_the_rank_count():

@@ -12,7 +12,7 @@ PACKAGE = ROOT / "template"
 
 # The layer of each part of the package: a module may import its own part and lower layers.
 LAYERS = {
-    "": 0,  # template/*.py: hparams, signing, fileio, retry, errors, requirements
+    "": 0,  # template/*.py: hparams, signing, fileio, retry, errors
     "presets": 0,
     "chain": 1,
     "storage": 1,

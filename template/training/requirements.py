@@ -6,7 +6,8 @@ import math
 from dataclasses import dataclass
 
 from template.hparams import HParams
-from template.training.compression import chunk_layout
+
+from .compression import chunk_layout
 
 GB = 1e9
 # windows of uploads a validator holds at once: the KEEP_WINDOWS of its window cache
