@@ -179,8 +179,8 @@ def candidate_pairs(prints: Sequence[Print], rules: CopyRules) -> set[tuple[int,
 
 
 class Vectors:
-    """Makes prints' vectors for exact comparisons, keeping the last few (candidate pairs come
-    sorted, so one upload's comparisons come together)."""
+    """Makes prints' vectors for exact comparisons, keeping the ``keep`` used last (candidate
+    pairs come sorted, so one upload's comparisons come together)."""
 
     def __init__(self, keep: int = 4) -> None:
         self.keep = keep
@@ -188,11 +188,13 @@ class Vectors:
 
     def __call__(self, p: Print) -> FlatUpload:
         key = (p.uid, p.digest)
-        if key not in self.made:
+        flat = self.made.pop(key, None)
+        if flat is None:
+            flat = p.exact()
             if len(self.made) >= self.keep:
-                del self.made[next(iter(self.made))]
-            self.made[key] = p.exact()
-        return self.made[key]
+                del self.made[next(iter(self.made))]  # the least recently used
+        self.made[key] = flat
+        return flat
 
 
 def link(a: Print, b: Print, rules: CopyRules, vectors: Vectors | None = None) -> Link | None:

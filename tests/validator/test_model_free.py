@@ -414,6 +414,12 @@ def test_exact_comparisons_make_the_vectors_again():
     assert (lk.overlap, lk.similarity) == (ov, sim) and 0.7 <= ov < 1.0
     vectors = copies.Vectors(keep=1)
     assert copies.link(a, b, RULES, vectors) == lk and len(vectors.made) == 1
+    # the one being compared stays while its partners come and go (least recently used out)
+    c = make_print(5, "c", as_upload(swap_share(original, 0.3), 5), RULES, 7)
+    vectors = copies.Vectors(keep=2)
+    for p in (a, b, a, c):
+        vectors(p)
+    assert set(vectors.made) == {(3, a.digest), (5, "c")}
 
 
 def test_the_stages_run_with_the_collector_paused(honest, monkeypatch):
