@@ -47,10 +47,11 @@ from template.training.wire import (  # noqa: E402
     open_upload,
     upload_size_cap,
 )
+from template.validator.cache import KEEP_WINDOWS, WindowCache, blob_decoder  # noqa: E402
 from template.validator.copies import CopyRules, window_salt  # noqa: E402
-from template.validator.loop import KEEP_WINDOWS  # noqa: E402
+from template.validator.gather import Candidate  # noqa: E402
 from template.validator.replay import ReplayMemory, replay_windows  # noqa: E402
-from template.validator.screen import screen_window  # noqa: E402
+from template.validator.screen import collector_paused, screen_window  # noqa: E402
 
 
 class FixedLayout:
@@ -92,28 +93,35 @@ def open_and_decode(hp, shapes, blobs, window: int, cap: int):
     wall = {"unseal": 0.0, "signature_and_header": 0.0, "decode_streams": 0.0}
     cpu = dict(wall)
     uploads = {}
-    for uid, hotkey, signed in blobs:
-        sealed = seal_upload(signed, window=window, hotkey=hotkey)
-        tu, cu = time.perf_counter(), time.process_time()
-        blob = unseal_upload(sealed.data, sealed.key, window=window, hotkey=hotkey)
-        t0, c0 = time.perf_counter(), time.process_time()
-        wall["unseal"] += t0 - tu
-        cpu["unseal"] += c0 - cu
-        opened = open_upload(
-            blob,
-            max_bytes=cap,
-            expected={**expected, "uid": uid, "hotkey": hotkey},
-            param_shapes=shapes,
-            config=hp.compression,
-        )
-        t1, c1 = time.perf_counter(), time.process_time()
-        uploads[uid] = decode_streams(opened, param_shapes=shapes, config=hp.compression)
-        t2, c2 = time.perf_counter(), time.process_time()
-        wall["signature_and_header"] += t1 - t0
-        wall["decode_streams"] += t2 - t1
-        cpu["signature_and_header"] += c1 - c0
-        cpu["decode_streams"] += c2 - c1
+    with collector_paused():  # as gather.fetch_uploads decodes
+        for uid, hotkey, signed in blobs:
+            sealed = seal_upload(signed, window=window, hotkey=hotkey)
+            tu, cu = time.perf_counter(), time.process_time()
+            blob = unseal_upload(sealed.data, sealed.key, window=window, hotkey=hotkey)
+            t0, c0 = time.perf_counter(), time.process_time()
+            wall["unseal"] += t0 - tu
+            cpu["unseal"] += c0 - cu
+            opened = open_upload(
+                blob,
+                max_bytes=cap,
+                expected={**expected, "uid": uid, "hotkey": hotkey},
+                param_shapes=shapes,
+                config=hp.compression,
+            )
+            t1, c1 = time.perf_counter(), time.process_time()
+            uploads[uid] = decode_streams(opened, param_shapes=shapes, config=hp.compression)
+            t2, c2 = time.perf_counter(), time.process_time()
+            wall["signature_and_header"] += t1 - t0
+            wall["decode_streams"] += t2 - t1
+            cpu["signature_and_header"] += c1 - c0
+            cpu["decode_streams"] += c2 - c1
     return uploads, wall, cpu
+
+
+def upload_bytes(up) -> int:
+    """What a decoded upload holds: indices, value codes and codebooks."""
+    ts = up.delta.tensors.values()
+    return sum(x.element_size() * x.numel() for t in ts for x in (t.indices, t.codes, t.codebook))
 
 
 def full_replay_memory(hp, n: int, window: int) -> ReplayMemory:
@@ -129,16 +137,34 @@ def time_window(hp, shapes, n: int, seed: int, trace: bool = False) -> dict:
     """Seconds per model-free stage for ``n`` uploads of one window; ``trace``: also the peak
     of what numpy allocates in them (tracemalloc, in a second, untimed pass)."""
     window = 7
-    blobs = synthetic_blobs(hp, shapes, n, window, seed)
+    rules = CopyRules()
     cap = upload_size_cap(shapes, hp.compression)
+    peers = range(min(n, hp.window.peers_per_window))
+    # the validator holds the last KEEP_WINDOWS windows of n uploads each, released as its loop
+    # releases them (blobs and prints under their own salt): each upload of this window is also
+    # compared with them (stale copies); the last one's peers give the mix reference
+    cache = WindowCache("bench", rules, blob_decoder(hp, shapes))
+    release = {}
+    for k, w in enumerate(range(window - KEEP_WINDOWS, window), start=1):
+        signed = synthetic_blobs(hp, shapes, n, w, seed + k)
+        ups = open_and_decode(hp, shapes, signed, w, cap)[0]
+        done = screen_window(
+            w,
+            ups,
+            layout=FixedLayout(),
+            replays=ReplayMemory(1),
+            rules=rules,
+            salt=window_salt("bench", w),
+            aggregate=cache.aggregate(w),
+            freerider_min_norm=0.05,
+            earlier=cache.earlier(w),
+        )
+        cache.keep(w, [Candidate(u, hk, blob=b, upload=ups[u]) for u, hk, b in signed])
+        t0, c0 = time.perf_counter(), time.process_time()
+        cache.release(w, peers, done.prints)
+        release = {"wall": time.perf_counter() - t0, "cpu": time.process_time() - c0}
+    blobs = synthetic_blobs(hp, shapes, n, window, seed)
     uploads, stages, cpu = open_and_decode(hp, shapes, blobs, window, cap)
-    last = [uploads[u] for u in range(min(n, hp.window.peers_per_window))]
-    # the n uploads of each window the validator holds (the last KEEP_WINDOWS): each upload
-    # is also compared with them (stale copies)
-    earlier = {
-        w: open_and_decode(hp, shapes, synthetic_blobs(hp, shapes, n, w, seed + k), w, cap)[0]
-        for k, w in enumerate(range(window - KEEP_WINDOWS, window), start=1)
-    }
 
     def screen(replays: ReplayMemory):
         return screen_window(
@@ -146,22 +172,31 @@ def time_window(hp, shapes, n: int, seed: int, trace: bool = False) -> dict:
             uploads,
             layout=FixedLayout(),
             replays=replays,
-            rules=CopyRules(),
+            rules=rules,
             salt=window_salt("bench", window),
-            last_aggregate=last,
+            aggregate=cache.aggregate(window),
             freerider_min_norm=0.05,
-            earlier=earlier,
+            earlier=cache.earlier(window),
         )
 
     res = screen(full_replay_memory(hp, n, window))
     stages.update(res.seconds)
     cpu.update(res.cpu_seconds)
+    stages["release"], cpu["release"] = release["wall"], release["cpu"]  # once per window too
     peak = {}
     if trace:
+        held = [c for h in cache.windows.values() for c in h.candidates.values()]
+        peak = {
+            "held_windows_blob_mb": round(sum(len(c.blob) for c in held) / 2**20, 2),
+            "held_windows_decoded_mb": round(
+                sum(upload_bytes(c.upload) for c in held if c.upload is not None) / 2**20, 2
+            ),
+            "window_decoded_mb": round(sum(map(upload_bytes, uploads.values())) / 2**20, 2),
+        }
         replays = full_replay_memory(hp, n, window)
         tracemalloc.start()
         screen(replays)
-        peak = {"screen_peak_numpy_mb": round(tracemalloc.get_traced_memory()[1] / 2**20, 2)}
+        peak["screen_peak_numpy_mb"] = round(tracemalloc.get_traced_memory()[1] / 2**20, 2)
         tracemalloc.stop()
     return {
         "uploads": n,

@@ -20,7 +20,7 @@ from template.training.pages import PageDataset, batches
 from template.training.shards import TokenStream, write_shards
 from template.training.tokenizer import ByteTokenizer
 from template.training.wire import Upload
-from template.validator.copies import CopyRules, mix_scores, window_salt
+from template.validator.copies import CopyRules, aggregate_sketch, mix_scores, window_salt
 from template.validator.replay import ReplayMemory
 from template.validator.screen import screen_window
 from template.validator.sketch import flatten, shared_overlap_and_cosine
@@ -139,6 +139,7 @@ def measure_honest(hp: HParams, miners: int, windows: int, seed: int) -> dict:
                 pair_sim.append(sim)
             salt = window_salt("bench", w)
             by_uid = {u.uid: u for u in ups}
+            agg_sketch = aggregate_sketch(last, rules, salt)
             res = screen_window(
                 w,
                 by_uid,
@@ -146,15 +147,10 @@ def measure_honest(hp: HParams, miners: int, windows: int, seed: int) -> dict:
                 replays=ReplayMemory(1),
                 rules=rules,
                 salt=salt,
-                last_aggregate=last,
+                aggregate=agg_sketch,
             )
             honest_flags += [f"w{w} uid {u}: {r}" for u, r in res.rejected.items()]
             prints = list(res.prints.values())
-            agg_sketch = None
-            if last:
-                from template.validator.copies import aggregate_sketch
-
-                agg_sketch = aggregate_sketch(last, rules, salt)
             for f in mix_scores(prints, res.clusters, agg_sketch).values():
                 loo.append(f.loo_cosine)
                 if f.aggregate_cosine is not None:
@@ -169,7 +165,7 @@ def measure_honest(hp: HParams, miners: int, windows: int, seed: int) -> dict:
                     replays=ReplayMemory(1),
                     rules=rules,
                     salt=salt,
-                    last_aggregate=last,
+                    aggregate=agg_sketch,
                 )
                 st = attack_stats.setdefault(name, {"flagged": [], "honest_flagged": [], "fig": []})
                 linked = [c.uids for c in r.clusters if uid in c.uids]

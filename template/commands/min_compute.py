@@ -75,7 +75,7 @@ def render(preset: str) -> str:
 # Derived from template/training/requirements.py: miner = fp32 weights + grads + AdamW + error feedback
 # + start snapshot (24 B/param) + activations ({r.miner_gpu_gb:.1f} GB); validator = weights + one
 # working copy + eval activations ({r.validator_gpu_gb:.1f} GB); validator RAM adds the uploads of
-# the {VALIDATOR_HELD_WINDOWS} windows it holds from 256 miners, decoded ({r.validator_cache_gb:.0f} GB); storage = 4 checkpoints of
+# the {VALIDATOR_HELD_WINDOWS} windows it holds from 256 miners, one decoded ({r.validator_cache_gb:.0f} GB); storage = 4 checkpoints of
 # {r.checkpoint_gb:.1f} GB + 50 GB; bandwidth moves a window's traffic (a validator fetching 256
 # uploads of {r.upload_mb:.1f} MB, or a tenth of a checkpoint) in a quarter of a {r.window_seconds:.0f} s window.
 # More than one GPU: the FSDP per-rank estimate of template/parallel/memory.py (docs/multi_gpu.md).

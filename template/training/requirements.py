@@ -11,7 +11,8 @@ from .compression import chunk_layout
 
 GB = 1e9
 # windows of uploads a validator holds at once: the KEEP_WINDOWS of its window cache
-# (validator/loop.py; stale-copy checks, peer lists) and the window it is gathering
+# (validator/cache.py; stale-copy checks, peer lists) and the window it is gathering; only
+# the window it is gathering is held decoded, the others as blobs
 VALIDATOR_HELD_WINDOWS = 4
 # bytes a decoded upload takes per sent value: an int64 index and a uint8 value code
 DECODED_BYTES_PER_VALUE = 9
@@ -55,7 +56,7 @@ class Requirements:
     upload_mb: float
     miner_window_download_mb: float
     validator_window_download_mb: float
-    validator_cache_gb: float  # the uploads of the windows a validator holds, decoded + sealed
+    validator_cache_gb: float  # uploads a validator holds: one window decoded, 4 sealed
     checkpoint_gb: float
     window_seconds: float
 
@@ -82,9 +83,8 @@ def requirements(
         upload_mb=upload / 1e6,
         miner_window_download_mb=peers * upload / 1e6,
         validator_window_download_mb=miners * upload / 1e6,
-        validator_cache_gb=VALIDATOR_HELD_WINDOWS
-        * miners
-        * (sent_values(hp) * DECODED_BYTES_PER_VALUE + upload)
+        validator_cache_gb=miners
+        * (sent_values(hp) * DECODED_BYTES_PER_VALUE + VALIDATOR_HELD_WINDOWS * upload)
         / GB,
         checkpoint_gb=4 * p / GB,
         window_seconds=hp.window.blocks_per_window * block_seconds,

@@ -20,14 +20,17 @@ Three questions per window:
    honest crowd (whose members all lean towards its common direction) is not a mix.
 3. **Who re-sent another uid's earlier upload** (``find_stale_copies``): the links of
    question 1 between this window's uploads and other uids' uploads of the windows the
-   validator still holds (the last three).
+   validator still holds (the last three). A held window keeps only its prints, under its own
+   salt (``HeldPrints``): this window's uploads are MinHashed again under each held salt while
+   their vectors are at hand, and a held upload is decoded from its blob again only for an
+   exact comparison.
 """
 
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Collection, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Collection, Mapping, Sequence
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -70,20 +73,27 @@ class CopyRules:
 
 @dataclass(frozen=True)
 class Print:
-    """What the copy and mix checks keep of one upload: fixed-size summaries and the upload
-    itself, never its vector (``exact`` makes it again for the rare exact comparison; a
-    window's vectors would be 256 x 25 MB at the 150m preset, 256 x 207 MB at 1b)."""
+    """What the copy and mix checks keep of one upload: fixed-size summaries and a way to get
+    the upload back, never its vector (``exact`` makes it again for the rare exact comparison;
+    a window's vectors would be 256 x 25 MB at the 150m preset, 256 x 207 MB at 1b)."""
 
     uid: int
     digest: str  # content digest: byte-identical payloads share it
-    source: Upload
+    load: Callable[[], Upload]  # the upload (in memory, or decoded again from a held blob)
     nnz: int  # size of the index set
     signature: np.ndarray  # MinHash of the index set
     sketch: np.ndarray | None  # count sketch of the values (None: links only, no mix check)
 
     def exact(self) -> FlatUpload:
         """The upload's sparse vector, for an exact comparison."""
-        return flatten(self.source)
+        return flatten(self.load())
+
+    def held(self, window: int, load: Callable[[], Upload]) -> Print:
+        """This print as kept once its window is done: links only, loading its upload with
+        ``load`` (from the blob), and a tag of its own instead of the content digest (a
+        byte-identical resend is the replay stage's; identical index sets still share every
+        LSH band)."""
+        return replace(self, digest=f"held:{window}:{self.uid}", load=load, sketch=None)
 
 
 def make_print(
@@ -103,7 +113,7 @@ def make_print(
     return Print(
         uid,
         digest,
-        upload,
+        lambda: upload,
         flat.nnz,
         minhash(flat.indices, salt_of(salt, "minhash"), rules.bins),
         count_sketch(flat, salt_of(salt, "sketch"), rules.sketch_width) if sketch else None,
@@ -114,6 +124,16 @@ def window_salt(secret: str, window: int) -> int:
     """The copy and mix checks' hash salt for ``window`` from the validator's sampling secret
     (secret.py): a miner who cannot predict it cannot shape an upload to miss the sketches."""
     return salt_of("copies", secret, window)
+
+
+@dataclass(frozen=True)
+class HeldPrints:
+    """The prints of an earlier window the validator still holds, under that window's salt
+    (the MinHash a print got in its own window; ``Print.held``)."""
+
+    window: int
+    salt: int
+    prints: tuple[Print, ...]
 
 
 @dataclass(frozen=True)
@@ -223,29 +243,28 @@ def find_links(prints: Sequence[Print], rules: CopyRules) -> list[Link]:
 
 
 def find_stale_copies(
-    prints: Sequence[Print], earlier: Mapping[int, Sequence[Print]], rules: CopyRules
+    held: Sequence[tuple[HeldPrints, Sequence[Print]]], rules: CopyRules
 ) -> dict[int, Rejection]:
-    """uid -> DUPLICATE for uploads near another uid's upload of an earlier window
-    (``earlier``: window -> its prints under this window's salt). Those uploads' keys were
-    revealed before this window's cut-off, so anyone could copy one, move some indices and
-    sign it as new work (the replay memory catches only exact and re-quantised copies). A
-    miner's own earlier upload is not compared (sending it again is the replay memory's
-    case); a miner's consecutive uploads share only 3-10% of their indices (small test
-    preset), so a copy of its last upload does not link its next one."""
-    old = [(w, p) for w in sorted(earlier, reverse=True) for p in earlier[w]]  # newest first
-    both, n = [*(p for _, p in old), *prints], len(old)
+    """uid -> DUPLICATE for uploads near another uid's upload of an earlier window. ``held``:
+    per held window, its prints and this window's prints under that window's salt. Those
+    uploads' keys were revealed before this window's cut-off, so anyone could copy one, move
+    some indices and sign it as new work (the replay memory catches only exact and
+    re-quantised copies). A miner's own earlier upload is not compared (sending it again is
+    the replay memory's case); a miner's consecutive uploads share only 3-10% of their
+    indices (small test preset), so a copy of its last upload does not link its next one."""
     out: dict[int, Rejection] = {}
     vectors = Vectors()
-    # one LSH pass over every held window; pairs in order of i: the newest linked window names
-    for i, j in sorted(candidate_pairs(both, rules)):
-        if not i < n <= j or both[i].uid == both[j].uid or both[j].uid in out:
-            continue
-        if (lk := link(both[i], both[j], rules, vectors)) is not None:
-            out[both[j].uid] = Rejection(
-                RejectCode.DUPLICATE,
-                f"near copy of uid {both[i].uid}'s upload of window {old[i][0]} "
-                f"(index overlap {lk.overlap:.2f}, value similarity {lk.similarity:.2f})",
-            )
+    for old, now in sorted(held, key=lambda h: -h[0].window):  # the newest linked window names
+        both, n = [*old.prints, *now], len(old.prints)
+        for i, j in sorted(candidate_pairs(both, rules)):
+            if not i < n <= j or both[i].uid == both[j].uid or both[j].uid in out:
+                continue
+            if (lk := link(both[i], both[j], rules, vectors)) is not None:
+                out[both[j].uid] = Rejection(
+                    RejectCode.DUPLICATE,
+                    f"near copy of uid {both[i].uid}'s upload of window {old.window} "
+                    f"(index overlap {lk.overlap:.2f}, value similarity {lk.similarity:.2f})",
+                )
     return out
 
 

@@ -33,6 +33,7 @@ from template.training.seal import SealError, unseal_upload
 from template.training.wire import Upload, upload_size_cap
 
 from .outcomes import MISSING, RejectCode, Rejection
+from .screen import collector_paused
 from .verify import decode_checked
 from .watch import Sighting, WindowWatch
 
@@ -170,16 +171,17 @@ async def fetch_uploads(
     fetched = [c for c in todo if c.reason is None]
     # keys get their own budget: slow downloads must not cut the wait for the reveal deadline
     await open_sealed(directory, fetched, window, time_budget, reveal_wait)
-    for c in fetched:
-        if c.reason is not None:
-            continue
-        got = decode_checked(
-            c.blob, window=window, uid=c.uid, hotkey=c.hotkey, hp=hp, shapes=shapes, cap=cap
-        )
-        if isinstance(got, Rejection):
-            c.reason = got
-        else:
-            c.upload = got
+    with collector_paused():  # an allocation burst, like the screening (screen.py)
+        for c in fetched:
+            if c.reason is not None:
+                continue
+            got = decode_checked(
+                c.blob, window=window, uid=c.uid, hotkey=c.hotkey, hp=hp, shapes=shapes, cap=cap
+            )
+            if isinstance(got, Rejection):
+                c.reason = got
+            else:
+                c.upload = got
     return cands
 
 

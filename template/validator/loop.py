@@ -38,7 +38,8 @@ from template.training.model import param_shapes
 from template.training.pages import PageDataset
 
 from .args import ValidatorConfig
-from .copies import Cluster, CopyRules, window_salt
+from .cache import WindowCache, blob_decoder
+from .copies import Cluster, CopyRules, Print, window_salt
 from .gather import MISSING, Candidate, fetch_uploads
 from .judge import Decision, Evidence, JudgeRules, judge_window, log_decisions
 from .leader import choose_peers
@@ -56,8 +57,6 @@ from .watch import FirstSeenLog, watch_uploads
 from .weights import WeightsCheck, WeightsTracker, set_weights_when_due
 
 logger = logging.getLogger(__name__)
-
-KEEP_WINDOWS = 3  # windows of gathered uploads kept (peer lists, stale-copy checks)
 
 
 @dataclass
@@ -134,7 +133,7 @@ class Validator:
             on_change=measurer.forget,
         )
         self.uid: int | None = uid
-        self.cache: dict[int, dict[int, Candidate]] = {}
+        self.cache = WindowCache(secret, self.copy_rules, blob_decoder(hp, self.shapes))
         self.restored_peers = dict(state.peers)  # the peers of the window before a restart
         self.last_report: WindowReport | None = None
         self.weights_tracker = WeightsTracker()  # sends verified after the reveal delay
@@ -159,7 +158,7 @@ class Validator:
 
     def _held_upload(self, window: int, uid: int, hotkey: str):
         """This validator's gather of ``window`` (blob, LastModified), when it has one."""
-        c = self.cache.get(window, {}).get(uid)
+        c = self.cache.candidate(window, uid)
         if c is None or c.hotkey != hotkey:
             return None
         return c.blob, c.last_modified
@@ -191,8 +190,10 @@ class Validator:
         aggregate is applied from the blobs held. Its keys are out: no waiting."""
         if self.cache or window < 0:
             return
-        self.cache[window] = {c.uid: c for c in await self._gather(window)}
-        held = sum(1 for c in self.cache[window].values() if c.upload is not None)
+        candidates = await self._gather(window)
+        self.cache.keep(window, candidates)
+        self.cache.release(window, self._last_peers(window + 1))
+        held = sum(1 for c in candidates if c.reason is None and c.blob is not None)
         logger.info("window %d: recalled %d uploads after a start", window, held)
 
     async def _await_reveals(self, window: int) -> bool:
@@ -204,15 +205,15 @@ class Validator:
 
     def _check(
         self, window: int, candidates: list[Candidate], report: WindowReport
-    ) -> list[Candidate]:
-        """The anti-cheat checks that need no model; returns the candidates still standing."""
+    ) -> tuple[list[Candidate], dict[int, Print]]:
+        """The anti-cheat checks that need no model; returns the candidates still standing
+        and every decoded upload's print (the window cache keeps them)."""
         decoded = [c for c in candidates if c.upload is not None]
         for c in candidates:
             if c.reason == MISSING:
                 report.missing.append(c.uid)
             elif c.reason is not None:
                 report.rejected[c.uid] = c.reason
-        last = self.cache.get(window - 1, {})
         peers = self._last_peers(window)
         screening = screen_window(
             window,
@@ -222,19 +223,16 @@ class Validator:
             rules=self.copy_rules,
             salt=window_salt(self.secret, window),
             sightings={c.uid: c.sighting for c in decoded if c.sighting is not None},
-            last_aggregate=[last[u].upload for u in peers if u in last and last[u].ok],
+            aggregate=self.cache.aggregate(window),
             freerider_min_norm=self.cfg.freerider_min_norm,
             page_budget=self.hp.pages_per_window,
             trusted=peers,
-            earlier={
-                w: {u: c.upload for u, c in held.items() if c.upload is not None}
-                for w, held in self.cache.items()
-            },
+            earlier=self.cache.earlier(window),
         )
         for uid, why in screening.rejected.items():
             report.rejected.setdefault(uid, why)
         report.clusters = screening.clusters
-        return [c for c in decoded if c.uid not in report.rejected]
+        return [c for c in decoded if c.uid not in report.rejected], screening.prints
 
     def _last_peers(self, window: int) -> list[int]:
         """The uids of this validator's own peer list of ``window - 1`` (proven trainers: the
@@ -260,9 +258,7 @@ class Validator:
         by_uid = {c.uid: c for c in standing}
         # Weigh by the miners uploading lately, not only this window's: one miner's outage must
         # not make another's honest upload look harmful (a lone upload at the full outer lr).
-        active = {
-            c.uid for held in self.cache.values() for c in held.values() if c.reason != MISSING
-        }
+        active = self.cache.active()
         n = max(1, min(len(active | set(by_uid)), self.hp.window.peers_per_window))
         scale = self.cfg.eval_lr_scale * self.hp.outer.lr / n
         uploads = {c.uid: c.upload for c in standing}
@@ -302,7 +298,7 @@ class Validator:
 
         candidates = await self._gather(window)
         report.seen = sum(1 for c in candidates if c.reason != MISSING)
-        standing = self._check(window, candidates, report)
+        standing, prints = self._check(window, candidates, report)
         self._measure_and_judge(window, standing, report)
         report.decisions = excuse_stale_harm(window, report.decisions, self.sync.landed, self.clock)
         for uid, d in report.decisions.items():
@@ -321,16 +317,17 @@ class Validator:
         hotkey_of = {c.uid: c.hotkey for c in candidates}
         for uid, v in report.values.items():
             self.scores.update(uid, hotkey_of[uid], v)
-        self.cache[window] = {c.uid: c for c in candidates}
-        for old in [w for w in self.cache if w <= window - KEEP_WINDOWS]:
-            del self.cache[old]
+        self.cache.keep(window, candidates)
 
         hotkeys = {c.uid: c.hotkey for c in standing}
         doc = choose_peers(
             window, self.scores.scores, report.decisions, hotkeys, self.hp, self.judge_rules
         )
         report.peers = list(doc.peers)
-        await self.sync.settle(window, doc, leader)  # publish, then lead or follow
+        try:
+            await self.sync.settle(window, doc, leader)  # publish, then lead or follow
+        finally:  # the next window's mix reference is this validator's list, as settled
+            self.cache.release(window, self._last_peers(window + 1), prints)
 
         report.weights_set = await self._set_weights(window, metagraph)
         self.state.window = window

@@ -12,14 +12,16 @@ from collections.abc import Collection, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
+import numpy as np
+
 from template.training.pages import PageLayout
 from template.training.wire import Upload
 
 from .copies import (
     Cluster,
     CopyRules,
+    HeldPrints,
     Print,
-    aggregate_sketch,
     find_clusters,
     find_mixes,
     find_stale_copies,
@@ -82,21 +84,22 @@ def screen_window(
     rules: CopyRules,
     salt: int,
     sightings: Mapping[int, Sighting] | None = None,
-    last_aggregate: Sequence[Upload] = (),
+    aggregate: np.ndarray | None = None,
     freerider_min_norm: float = 0.0,
     page_budget: int = 0,
     trusted: Collection[int] = (),
-    earlier: Mapping[int, Mapping[int, Upload]] | None = None,
+    earlier: Sequence[HeldPrints] = (),
 ) -> Screening:
     """Run the model-free stages on ``uploads`` (uid -> decoded upload) of ``window``.
 
     ``salt``: the validator's secret for this window (``copies.window_salt``);
     ``sightings``: uid -> the validator's first sight of the upload (``watch``);
-    ``last_aggregate``: the uploads that made the last aggregate (mix reference);
+    ``aggregate``: the count sketch, under ``salt``, of the uploads that made the last
+    aggregate (``copies.aggregate_sketch``; the mix reference);
     ``page_budget``: the most pages an upload may claim (0: no cap);
     ``trusted``: uids whose training was proven (the last window's peers), the mix check's
-    baseline; ``earlier``: window -> uid -> decoded upload of the windows before this one
-    that the validator still holds, which anyone could copy once their keys were revealed."""
+    baseline; ``earlier``: the prints of the windows before this one that the validator still
+    holds (``copies.HeldPrints``), whose uploads anyone could copy once their keys were out."""
     out = Screening()
     with out.stage("verify"):
         for uid, up in uploads.items():
@@ -107,11 +110,17 @@ def screen_window(
             out.reject(uid, replays.check(window, digests[uid]))
         for uid in uploads:
             replays.remember(window, uid, digests[uid])
+    held = [h for h in earlier if h.window < window]
     with out.stage("sketch"):
         prints, norms = [], {}
+        under: list[list[Print]] = [[] for _ in held]  # this window's, under each held salt
         for u in sorted(uploads):  # one vector at a time: a window's are ~6 GB at 150m
             flat = flatten(uploads[u])
             prints.append(make_print(u, digests[u][0], uploads[u], rules, salt, flat=flat))
+            for h, mine in zip(held, under, strict=True):
+                mine.append(
+                    make_print(u, digests[u][0], uploads[u], rules, h.salt, sketch=False, flat=flat)
+                )
             norms[u] = l2_norm(flat)
         out.prints = {p.uid: p for p in prints}
     with out.stage("copies"):
@@ -119,21 +128,10 @@ def screen_window(
         for cluster in out.clusters:
             for uid, why in cluster.rejections().items():
                 out.reject(uid, why)
-        # no content digest for held uploads: a byte-identical resend is the replay stage's,
-        # and identical index sets still share every LSH band (a unique tag saves the hash)
-        old = {
-            w: [
-                make_print(u, f"held:{w}:{u}", up, rules, salt, sketch=False)
-                for u, up in sorted(held.items())
-            ]
-            for w, held in (earlier or {}).items()
-            if w < window
-        }
-        for uid, why in find_stale_copies(prints, old, rules).items():
+        for uid, why in find_stale_copies(list(zip(held, under, strict=True)), rules).items():
             out.reject(uid, why)
     with out.stage("mix"):
-        agg = aggregate_sketch(last_aggregate, rules, salt)
-        for uid, why in find_mixes(prints, out.clusters, rules, agg, trusted).items():
+        for uid, why in find_mixes(prints, out.clusters, rules, aggregate, trusted).items():
             out.reject(uid, why)
     with out.stage("free_riders"):
         standing = {u: norms[u] for u in uploads if u not in out.rejected}

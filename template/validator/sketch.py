@@ -102,13 +102,9 @@ def minhash(indices: np.ndarray, salt: int, bins: int = 128) -> np.ndarray:
     out = np.full(bins, np.iinfo(np.uint64).max, dtype=np.uint64)
     if indices.size == 0:
         return out
-    h = np.sort(mix64(indices, salt))
+    h = mix64(indices, salt)
     shift = np.uint64(64 - (bins.bit_length() - 1))
-    bin_of = (h >> shift).astype(np.int64)
-    first = np.searchsorted(bin_of, np.arange(bins), side="left")
-    present = first < h.size
-    present[present] = bin_of[first[present]] == np.arange(bins)[present]
-    out[present] = h[first[present]]
+    np.minimum.at(out, (h >> shift).astype(np.intp), h)  # linear; a sort was 3x the cost
     return out
 
 

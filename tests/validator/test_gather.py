@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import functools
+import gc
 import time
 from datetime import UTC, datetime
 
@@ -22,6 +23,7 @@ from template.storage.local_server import start_local_s3
 from template.training.compression import Compressor
 from template.training.model import build_model
 from template.training.wire import encode_upload, upload_size_cap
+from template.validator import gather as gather_module
 from template.validator.copies import CopyRules, find_clusters, make_print
 from template.validator.gather import MISSING, fetch_uploads
 from template.validator.outcomes import RejectCode
@@ -85,8 +87,15 @@ class Directory:
         return self.clients.get(hotkey)
 
 
-async def test_pre_evaluation_checks(client):
+async def test_pre_evaluation_checks(client, monkeypatch):
     hp, shapes, delta = random_delta()
+    collector = []  # decoding runs with the cyclic collector paused, as the screening does
+    real = gather_module.decode_checked
+    monkeypatch.setattr(
+        gather_module,
+        "decode_checked",
+        lambda *a, **k: collector.append(gc.isenabled()) or real(*a, **k),
+    )
     ks = [dev_keypair(f"//Alice//g{i}") for i in range(9)]
     miners = [(i + 1, k.ss58_address) for i, k in enumerate(ks)]
 
@@ -128,6 +137,7 @@ async def test_pre_evaluation_checks(client):
         return {c.uid: c for c in got}
 
     c = await run(now - 60, now + 60)
+    assert collector and not any(collector) and gc.isenabled()
     assert c[1].ok and c[1].upload.uid == 1 and c[1].blob
     assert c[2].reason.code is RejectCode.WRONG_WINDOW and "window" in str(c[2].reason)
     assert c[3].reason.code is RejectCode.WRONG_FIELD and "uid" in str(c[3].reason)

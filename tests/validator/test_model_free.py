@@ -6,6 +6,7 @@ from __future__ import annotations
 import dataclasses
 import gc
 
+import numpy as np
 import pytest
 import torch
 
@@ -16,13 +17,16 @@ from template.training.pages import PageDataset
 from template.training.shards import TokenStream
 from template.training.wire import Upload
 from template.validator import copies
+from template.validator.cache import KEEP_WINDOWS, WindowCache
 from template.validator.copies import (
     CopyRules,
+    aggregate_sketch,
     find_clusters,
     make_print,
     mix_scores,
     window_salt,
 )
+from template.validator.gather import Candidate
 from template.validator.outcomes import MISSING, RejectCode, Rejection, rejection_of_wire_error
 from template.validator.replay import ReplayMemory, content_digest, index_digest, replay_windows
 from template.validator.sampling import choose_for_evaluation, evaluation_budget, rotation_bound
@@ -31,6 +35,7 @@ from template.validator.sketch import (
     flatten,
     minhash,
     minhash_agreement,
+    mix64,
     shared_overlap_and_cosine,
     tensor_offsets,
 )
@@ -69,21 +74,32 @@ def honest(tiny_dataset):
     return ds.layout, windows
 
 
+def held(windows: dict[int, dict[int, Upload]]) -> WindowCache:
+    """A validator's window cache holding ``windows`` (window -> uid -> upload), released as
+    the loop releases them: a held upload is "decoded again" from ``windows``."""
+    cache = WindowCache("test", RULES, lambda c, w: windows[w][c.uid])
+    for w, ups in sorted(windows.items()):
+        cache.keep(w, [Candidate(u, up.hotkey, upload=up) for u, up in ups.items()])
+        cache.release(w, peers=[])
+    return cache
+
+
 def screen(
     window, uploads, layout, sightings=None, last=(), replays=None, trusted=(), earlier=None
 ):
+    salt = window_salt("test", window)
     return screen_window(
         window,
         uploads,
         layout=layout,
         replays=replays or ReplayMemory(1),
         rules=RULES,
-        salt=window_salt("test", window),
+        salt=salt,
         sightings=sightings,
-        last_aggregate=last,
+        aggregate=aggregate_sketch(last, RULES, salt),
         freerider_min_norm=0.05,
         trusted=trusted,
-        earlier=earlier,
+        earlier=held(earlier or {}).earlier(window),
     )
 
 
@@ -261,6 +277,17 @@ def test_minhash_agreement_tracks_overlap():
     assert minhash_agreement(sa, sa) == 1.0
 
 
+def test_minhash_is_each_bins_smallest_hash():
+    """Bin = the hash's top bits; each bin holds its smallest hash, an empty one the maximum."""
+    idx = np.unique(np.random.default_rng(0).integers(0, 10**9, 300))
+    h = mix64(idx, 11)
+    for bins in (2, 256, 1024):  # 300 hashes leave some of 1024 bins empty
+        top = (h >> np.uint64(64 - bins.bit_length() + 1)).astype(np.int64)
+        want = [min(h[top == b], default=np.iinfo(np.uint64).max) for b in range(bins)]
+        assert minhash(idx, 11, bins).tolist() == [int(x) for x in want]
+    assert (minhash(idx[:0], 11, 4) == np.iinfo(np.uint64).max).all()
+
+
 def test_clusters_need_a_direct_link_for_priority():
     up = as_upload(Compressor(HP.compression).compress({"w": torch.randn(64, 64)}), 1)
     p1 = make_print(1, content_digest(up), up, RULES, 5)
@@ -398,6 +425,49 @@ def test_a_partial_copy_of_an_earlier_windows_upload_is_a_duplicate(honest):
     ups = {**windows[2], 9: as_upload(windows[0][3].delta, 9, layout.pages(2, 9, 2), 2)}
     res = screen(2, ups, layout, earlier=earlier)
     assert set(res.rejected) == {9} and "uid 3's upload of window 0" in res.rejected[9].detail
+
+
+def test_a_held_window_keeps_its_prints_and_blobs_not_its_uploads(honest):
+    """Once a window's work is done the cache drops its decoded uploads (at 150m an upload is
+    19 MB decoded, 2.5 MB as a blob). It keeps each upload's print under that window's salt,
+    decodes a held upload again only for an exact comparison (a copy's), and keeps the sketch
+    of its peers' uploads under the next window's salt (the next mix check's reference)."""
+    layout, windows = honest
+    decoded = []
+
+    def decode(c, w):
+        decoded.append((w, c.uid))
+        return windows[w][c.uid]
+
+    cache = WindowCache("test", RULES, decode)
+    cands = [Candidate(u, up.hotkey, blob=b"blob", upload=up) for u, up in windows[1].items()]
+    cache.keep(1, cands)
+    assert cache.earlier(2) == [] and cache.candidate(1, 3) is cands[2]  # kept whole
+    cache.release(1, peers=[1, 2, 77])
+    assert all(c.upload is None and c.blob == b"blob" for c in cands)
+    agg = aggregate_sketch([windows[1][1], windows[1][2]], RULES, window_salt("test", 2))
+    assert np.array_equal(cache.aggregate(2), agg) and cache.aggregate(1) is None
+    (h,) = cache.earlier(2)
+    assert (h.window, h.salt) == (1, window_salt("test", 1))
+    assert [p.uid for p in h.prints] == sorted(windows[1]) and not any(p.sketch for p in h.prints)
+    assert cache.earlier(1) == []  # only windows before the one screened
+
+    def run(ups):
+        salt = window_salt("test", 2)
+        return screen_window(
+            2, ups, layout=layout, replays=ReplayMemory(1), rules=RULES, salt=salt,
+            aggregate=cache.aggregate(2), earlier=cache.earlier(2), freerider_min_norm=0.05,
+        )  # fmt: skip
+
+    assert not run(dict(windows[2])).rejected and decoded == []
+    stolen = as_upload(swap_share(windows[1][3], 0.2), 9, layout.pages(2, 9, 2), 2)
+    res = run({**windows[2], 9: stolen})
+    assert set(res.rejected) == {9} and "uid 3's upload of window 1" in res.rejected[9].detail
+    assert decoded == [(1, 3)]
+    # it holds the last KEEP_WINDOWS windows
+    for w in range(2, 2 + KEEP_WINDOWS):
+        cache.keep(w, [Candidate(u, up.hotkey, upload=up) for u, up in windows[w % 3].items()])
+    assert sorted(cache.windows) == list(range(2, 2 + KEEP_WINDOWS))
 
 
 def test_exact_comparisons_make_the_vectors_again():

@@ -117,7 +117,10 @@ async def test_honest_beat_adversaries_restart_and_failover(tmp_path, tiny_datas
             await net.upload_window(w, v0.model)
             await net.after_cutoff(w)
             reports.append((await v0.run_window(w), await v1.run_window(w)))
-            assert {u.uid for u in honest} <= set(v1.cache[w - 1])  # w - 1 recalled at start
+            recalled = v1.cache.candidates(w - 1)  # w - 1 recalled at start, then released:
+            assert {u.uid for u in honest} <= set(recalled)
+            assert all(c.upload is None and c.blob for c in recalled.values() if c.reason is None)
+            assert v1.cache.earlier(w + 1)[-1].window == w  # and w itself once done
             assert v1.sync.applier.fingerprint_ok is False and v1.sync.applier.in_sync
             assert fingerprints_match(model_fingerprint(v1.model), model_fingerprint(v0.model))
 
