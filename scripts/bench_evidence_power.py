@@ -3,6 +3,7 @@ for a given per-window training evidence and decision rules?
 
     python scripts/bench_evidence_power.py --mu 0.5,0.7,1.0 --windows 9,13 --alpha 0.45,0.02 --json
     python scripts/bench_evidence_power.py --mu 1.1,1.4,2.0 --nulls 3 --alpha 0.02,0.01 --json
+    python scripts/bench_evidence_power.py --mu 1.1 --nulls 3 --alpha 0.005 --boost 0.5,4,1.41 --json
 
 A model of the evidence, decided by the validator's own code: each window every miner's fit z
 (``Measurement.fit_z``) is drawn from N(mu, 1) and its control-page gain from N(1, 0.1); the
@@ -21,6 +22,12 @@ It prints, per rule, windows and mu:
 
 Every rule that lowers ``null_late`` (a lower alpha, a higher floor) raises ``unpaid`` where
 the evidence is weak; the two figures side by side are the trade-off.
+
+``--boost LO,HI,G`` models an adaptive evaluation (not built): a uid whose accumulated
+evidence before the window is in [LO, HI) is measured with more sequences, which multiplies a
+trainer's fit z mean by G (sqrt(K) for K times the own and control sequences, less where the
+upload's claim caps its own sequences) and leaves a non-trainer's at N(0, 1). ``boosted_miners``
+and ``boosted_nulls`` are the shares of their uploads so measured (the extra evaluation).
 
 It measures the power of the decision rules, not of the statistic: what mu an honest upload
 has is measured by scripts/bench_fit_signal.py, scripts/bench_fit_statistics.py and the local
@@ -60,11 +67,15 @@ def run_trials(
     nulls: int = 0,
     floor: float = SCORE_FLOOR,
     late: int = 8,
+    boost: tuple[float, float, float] | None = None,
 ) -> dict[str, float]:
     """``unpaid``: share of trials in which miner 0 (evidence mean ``mu``) ends without weight;
-    ``null_late``: share of the ``nulls`` non-trainers with weight in a window >= ``late``."""
+    ``null_late``: share of the ``nulls`` non-trainers with weight in a window >= ``late``;
+    ``boost``: (lo, hi, gain), see the module docstring."""
     rng = random.Random(seed)
     unpaid = late_weight = 0
+    lo, hi, z_gain = boost or (0.0, 0.0, 1.0)
+    boosted = {True: [0, 0], False: [0, 0]}  # is a miner -> [boosted, measured]
     for _ in range(trials):
         evidence, board = Evidence(), Scoreboard(score_alpha)
         seen_late: set[int] = set()
@@ -72,7 +83,12 @@ def run_trials(
             decisions = {}
             for uid in range(miners + nulls):
                 mean = mu if uid == 0 else others_mu if uid < miners else 0.0
-                z = evidence.add(uid, rng.gauss(mean, 1.0), rules.memory)
+                more = lo <= evidence.z(uid) < hi
+                boosted[uid < miners][0] += more
+                boosted[uid < miners][1] += 1
+                z = evidence.add(
+                    uid, rng.gauss(mean * (z_gain if more else 1.0), 1.0), rules.memory
+                )
                 gain = max(1e-6, rng.gauss(1.0, 0.1))
                 if z >= rules.z_proof:
                     decisions[uid] = Decision(
@@ -88,10 +104,14 @@ def run_trials(
                 seen_late |= {u for u in paid if u >= miners}
         unpaid += 0 not in incentive_scores(board.scores, floor)
         late_weight += len(seen_late)
-    return {
+    out = {
         "unpaid": unpaid / trials,
         "null_late": late_weight / (trials * nulls) if nulls else 0.0,
     }
+    if boost is not None:
+        out["boosted_miners"] = boosted[True][0] / boosted[True][1]
+        out["boosted_nulls"] = boosted[False][0] / max(1, boosted[False][1])
+    return out
 
 
 def _floats(text: str) -> list[float]:
@@ -112,12 +132,21 @@ def main() -> None:
     p.add_argument("--floor", default=str(SCORE_FLOOR), help="weights floors (score.SCORE_FLOOR)")
     p.add_argument("--memory", type=float, default=JudgeRules.memory)
     p.add_argument("--score-alpha", type=float, default=0.3)
+    p.add_argument(
+        "--boost", default=None, help="LO,HI,G: more sequences while evidence is in [LO, HI)"
+    )
     p.add_argument("--trials", type=int, default=20000)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--json", action="store_true", help="print one JSON object")
     a = p.parse_args()
     if a.miners < 1 or a.trials < 1 or a.nulls < 0 or a.late < 0:
         p.error("--miners and --trials must be at least 1, --nulls and --late at least 0")
+    boost = None
+    if a.boost is not None:
+        parts = _floats(a.boost)
+        if len(parts) != 3 or not parts[0] < parts[1] or parts[2] < 1:
+            p.error(f"--boost {a.boost}: want LO,HI,G with LO < HI and G >= 1")
+        boost = (parts[0], parts[1], parts[2])
     rows = []
     for floor in _floats(a.floor):
         if not 0 <= floor < 1:
@@ -141,6 +170,7 @@ def main() -> None:
                         nulls=a.nulls,
                         floor=floor,
                         late=a.late,
+                        boost=boost,
                     )
                     row = {"alpha": alpha, "floor": floor, "windows": windows, "mu": mu, **got}
                     if not a.nulls:
@@ -161,6 +191,7 @@ def main() -> None:
                     "nulls": a.nulls,
                     "late": a.late,
                     "memory": a.memory,
+                    "boost": a.boost,
                     "trials": a.trials,
                     "seed": a.seed,
                     "rows": rows,

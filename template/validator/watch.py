@@ -8,8 +8,13 @@ of the previous HEAD, which did not show it. So the content became readable in
 ``(absent_before, first_seen]``, by the validator's clock alone. Content that changes gets
 a new sighting. Content first seen after the watcher saw the reveal start (the block after
 the cut-off, when seal keys may be out) is late: it could be a copy of a revealed upload.
-Cost: one HEAD per miner per ``interval`` seconds during the upload period
-(``upload_blocks + grace_blocks`` blocks), at most ``concurrency`` at once.
+Cost: one HEAD per miner per round during the upload period (``upload_blocks +
+grace_blocks`` blocks), at most ``concurrency`` at once. Rounds come every ``interval``
+seconds, or every quarter block when blocks are shorter (``round_interval``): the closing
+round must fall in the cut-off block. With rounds one second apart on one-second blocks it
+could land only at the reveal start, so an honest upload that landed in the grace block was
+first seen "once seal keys could be out" (the local subnet's end-to-end test, window 0,
+2026-12-04).
 """
 
 from __future__ import annotations
@@ -25,6 +30,33 @@ from template.protocol.windows import WindowClock
 from template.storage import ObjectNotFound, keys
 
 logger = logging.getLogger(__name__)
+
+
+MIN_ROUND_S = 0.2  # the fastest the closing rounds come
+
+
+@dataclass
+class BlockPace:
+    """Seconds per block, from the heights the watcher reads (None until the height moves)."""
+
+    seconds: float | None = None
+    last: tuple[int, float] | None = None  # (height, when it was first read)
+
+    def observe(self, block: int, now: float) -> None:
+        if self.last is not None and block > self.last[0]:
+            per = (now - self.last[1]) / (block - self.last[0])
+            self.seconds = per if self.seconds is None else 0.8 * self.seconds + 0.2 * per
+        if self.last is None or block != self.last[0]:
+            self.last = (block, now)
+
+
+def round_interval(interval: float, block_seconds: float | None) -> float:
+    """Seconds between rounds while a window's uploads are due: a quarter block (so a round
+    falls in the cut-off block; the fastest while the block time is unknown), at least
+    ``MIN_ROUND_S``, at most ``interval``."""
+    if block_seconds is None:
+        return min(interval, MIN_ROUND_S)
+    return max(MIN_ROUND_S, min(interval, block_seconds / 4))
 
 
 @dataclass(frozen=True)
@@ -132,9 +164,12 @@ async def watch_uploads(
 ) -> None:
     """Forever: poll the uploads of every window between its end and its cut-off, then one
     round after the cut-off block, then close it. Runs as a background task of the loop."""
+    pace = BlockPace()
     while True:
+        due = False  # a window's uploads are due: rounds at round_interval
         try:
             block = await chain.block()
+            pace.observe(block, time.monotonic())
             w = wclock.window_of(block) - 1
             for window in (w - 1, w):
                 if window < 0 or block < wclock.end(window):
@@ -157,8 +192,10 @@ async def watch_uploads(
                 if past:
                     ww.closed = True
                     ww.done.set()
+                else:
+                    due = True
         except asyncio.CancelledError:
             raise
         except Exception as e:  # noqa: BLE001 - retried next round
             logger.warning("upload watcher: %s", e)
-        await asyncio.sleep(interval)
+        await asyncio.sleep(round_interval(interval, pace.seconds) if due else interval)

@@ -257,6 +257,22 @@ def test_evidence_power_model_counts_non_trainers_with_late_weight():
     assert coin["unpaid"] == strict["unpaid"] == floored["unpaid"] == 0.0
 
 
+def test_evidence_power_model_boost_measures_the_undecided_more():
+    """--boost: uids with evidence in [lo, hi) get a trainer's mean times the gain; it proves
+    weak honest miners sooner, and the shares of uploads so measured are reported."""
+    import bench_evidence_power as power
+
+    from template.validator.judge import JudgeRules
+
+    rules = JudgeRules(alpha=0.005)
+    plain = power.run_trials(1.1, 1.1, 3, 15, rules, 0.3, 300, 0, nulls=3)
+    more = power.run_trials(1.1, 1.1, 3, 15, rules, 0.3, 300, 0, nulls=3, boost=(0.5, 4.0, 1.41))
+    assert more["unpaid"] < plain["unpaid"] and "boosted_miners" not in plain
+    assert 0 < more["boosted_miners"] < 1 and 0 < more["boosted_nulls"] < 1
+    never = power.run_trials(1.1, 1.1, 3, 15, rules, 0.3, 50, 0, nulls=3, boost=(50, 60, 9.0))
+    assert never["boosted_miners"] == never["boosted_nulls"] == 0.0
+
+
 def test_sample_secret_bench_predicts_what_a_public_seed_measures(tiny_dataset):
     """The attackers of bench_sample_secret.py see exactly the control sequences a validator
     seeded with the public value measures, and other ones under a secret."""

@@ -28,7 +28,15 @@ from template.validator.copies import CopyRules, find_clusters, make_print
 from template.validator.gather import MISSING, fetch_uploads
 from template.validator.outcomes import RejectCode
 from template.validator.replay import content_digest
-from template.validator.watch import FirstSeenLog, WindowWatch, poll_round, watch_uploads
+from template.validator.watch import (
+    MIN_ROUND_S,
+    BlockPace,
+    FirstSeenLog,
+    WindowWatch,
+    poll_round,
+    round_interval,
+    watch_uploads,
+)
 
 from .harness import small_hparams
 
@@ -275,6 +283,47 @@ async def test_the_watcher_notes_when_it_first_looked_after_the_keys_could_be_ou
         ww = log.get(4)
         assert ww.cutoff_seen is not None
         assert (ww.keys_out_seen is not None) == (last == 54)
+
+
+class TickingChain:
+    """A chain that makes a block every ``seconds`` (real time) from block ``start``."""
+
+    def __init__(self, start: int, seconds: float):
+        self.start, self.seconds, self.t0 = start, seconds, time.monotonic()
+
+    async def block(self) -> int:
+        return self.start + int((time.monotonic() - self.t0) / self.seconds)
+
+
+async def test_the_watcher_rounds_fall_in_the_cut_off_block_on_fast_blocks():
+    """Blocks of 0.4 s with a 2 s interval (the local subnet's 1 s blocks): rounds come every
+    quarter block while uploads are due, so the closing round falls in the cut-off block, not
+    at the reveal start (where an honest upload of the grace block would be first seen "once
+    seal keys could be out"). Slow blocks keep the interval."""
+    assert round_interval(1.0, 12.0) == 1.0 and round_interval(1.0, 0.3) == MIN_ROUND_S
+    assert round_interval(1.0, 2.0) == 0.5 and round_interval(1.0, None) == MIN_ROUND_S
+    clock = WindowClock(
+        WindowConfig(blocks_per_window=10, upload_blocks=2, grace_blocks=1, reveal_blocks=2)
+    )
+    hk = dev_keypair("//Alice//watch").ss58_address
+    directory = Directory({hk: EmptyBucket()})
+    chain, log = TickingChain(50, 0.4), FirstSeenLog()  # window 4: cut-off 53, reveal 54
+    task = asyncio.create_task(
+        watch_uploads(log, chain, clock, directory, lambda: [(1, hk)], interval=2.0)
+    )
+    try:
+        while 4 not in log.windows:
+            await asyncio.sleep(0.01)
+        assert await log.wait_closed(4, timeout=10)
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+    ww = log.get(4)
+    assert ww.closed and ww.cutoff_seen is not None and ww.keys_out_seen is None
+    pace = BlockPace()
+    for block, now in ((7, 0.0), (7, 0.5), (9, 2.0), (10, 3.0)):
+        pace.observe(block, now)
+    assert pace.seconds == pytest.approx(0.8 * 1.0 + 0.2 * 1.0)
 
 
 async def test_gather_waits_for_a_key_revealed_after_its_first_look(client):
