@@ -18,7 +18,6 @@ against 2.5 MB for a blob); a held window costs its blobs (``training.requiremen
 from __future__ import annotations
 
 import functools
-import logging
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
@@ -31,8 +30,6 @@ from .copies import CopyRules, HeldPrints, Print, aggregate_sketch, make_print, 
 from .gather import MISSING, Candidate
 from .outcomes import Rejection
 from .verify import decode_checked
-
-logger = logging.getLogger(__name__)
 
 KEEP_WINDOWS = 3  # windows of gathered uploads kept (peer lists, stale-copy checks)
 

@@ -56,7 +56,7 @@ def round_interval(interval: float, block_seconds: float | None) -> float:
     ``MIN_ROUND_S``, at most ``interval``."""
     if block_seconds is None:
         return min(interval, MIN_ROUND_S)
-    return max(MIN_ROUND_S, min(interval, block_seconds / 4))
+    return min(interval, max(MIN_ROUND_S, block_seconds / 4))
 
 
 @dataclass(frozen=True)

@@ -302,6 +302,7 @@ async def test_the_watcher_rounds_fall_in_the_cut_off_block_on_fast_blocks():
     seal keys could be out"). Slow blocks keep the interval."""
     assert round_interval(1.0, 12.0) == 1.0 and round_interval(1.0, 0.3) == MIN_ROUND_S
     assert round_interval(1.0, 2.0) == 0.5 and round_interval(1.0, None) == MIN_ROUND_S
+    assert round_interval(0.05, 12.0) == round_interval(0.05, None) == 0.05  # never slower
     clock = WindowClock(
         WindowConfig(blocks_per_window=10, upload_blocks=2, grace_blocks=1, reveal_blocks=2)
     )
