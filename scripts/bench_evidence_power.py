@@ -3,7 +3,7 @@ for a given per-window training evidence and decision rules?
 
     python scripts/bench_evidence_power.py --mu 0.5,0.7,1.0 --windows 9,13 --alpha 0.45,0.02 --json
     python scripts/bench_evidence_power.py --mu 1.1,1.4,2.0 --nulls 3 --alpha 0.02,0.01 --json
-    python scripts/bench_evidence_power.py --mu 1.1 --nulls 3 --alpha 0.005 --boost 0.5,4,1.41 --json
+    python scripts/bench_evidence_power.py --mu 1.1 --nulls 3 --alpha 0.01 --boost 0.5,4.65,1.12 --json
 
 A model of the evidence, decided by the validator's own code: each window every miner's fit z
 (``Measurement.fit_z``) is drawn from N(mu, 1) and its control-page gain from N(1, 0.1); the
@@ -23,7 +23,8 @@ It prints, per rule, windows and mu:
 Every rule that lowers ``null_late`` (a lower alpha, a higher floor) raises ``unpaid`` where
 the evidence is weak; the two figures side by side are the trade-off.
 
-``--boost LO,HI,G`` models an adaptive evaluation (not built): a uid whose accumulated
+``--boost LO,HI,G`` models the adaptive evaluation (``--eval.boost``; the validator's rule is
+``JudgeRules.undecided``: LO 0.5, HI twice the bar, 4.65 at alpha 0.01): a uid whose accumulated
 evidence before the window is in [LO, HI) is measured with more sequences, which multiplies a
 trainer's fit z mean by G (sqrt(K) for K times the own and control sequences, less where the
 upload's claim caps its own sequences) and leaves a non-trainer's at N(0, 1). ``boosted_miners``

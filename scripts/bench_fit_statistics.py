@@ -55,11 +55,11 @@ def _recording(records: list[dict]):
     """A Measurer.measure that also keeps the raw per-sequence losses of each upload."""
     original = measure.Measurer.measure
 
-    def measure_and_record(self, upload, near=()):
-        m = original(self, upload, near)
+    def measure_and_record(self, upload, near=(), boost=1):
+        m = original(self, upload, near, boost)
         w = self._w
         _, own = measure.own_sequences(
-            self.dataset, upload, self.own, w.window, self.salt, w.shared
+            self.dataset, upload, self.own * boost, w.window, self.salt, w.shared
         )
         before = self.losses(own)
         with self.applied(upload.delta.sparse(), w.scale):

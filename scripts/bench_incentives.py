@@ -340,7 +340,15 @@ async def simulate(
     kinds = {a.uid: a.kind for a in run.actors}
     actors = {a.uid: a for a in run.actors}
     per_class: dict[str, dict] = {
-        k: {"weights": [], "ever_peer": False, "credited": 0, "measured": 0, "rejected": 0, "z": []}
+        k: {
+            "weights": [],
+            "ever_peer": False,
+            "credited": 0,
+            "measured": 0,
+            "boosted": 0,
+            "rejected": 0,
+            "z": [],
+        }
         for k in set(kinds.values())
     }
     honest_uploads = false_rejections = unattributed = 0
@@ -369,6 +377,7 @@ async def simulate(
                 c["measured"] += 1
                 c["z"].append(d.fit_z)
                 c["credited"] += d.credited
+                c["boosted"] += d.boosted
                 if d.credited:
                     first_credit.setdefault(uid, i)
             c["rejected"] += uid in r.rejected
@@ -401,6 +410,7 @@ async def simulate(
                     c["weights"][COAST_AFTER:] if k == COASTER else c["weights"]
                 ),
                 "credited_of_measured": [c["credited"], c["measured"]],
+                "boosted_of_measured": [c["boosted"], c["measured"]],
                 "rejected_windows": c["rejected"],
                 "fit_z": c["z"],
             }
@@ -454,6 +464,7 @@ def summarise(runs: list[dict], clean: list[dict], z_proof: float) -> dict:
         rs = [r["classes"][k] for r in runs if k in r["classes"]]
         zeros = [x["windows_to_weight_zero"] for x in rs]
         credited = [sum(x["credited_of_measured"][i] for x in rs) for i in (0, 1)]
+        boosted = sum(x.get("boosted_of_measured", [0])[0] for x in rs)
         out["classes"][k] = {
             "incentive_share_mean": statistics.mean(x["incentive_share"] for x in rs),
             "incentive_share_max": max(x["incentive_share"] for x in rs),
@@ -463,6 +474,7 @@ def summarise(runs: list[dict], clean: list[dict], z_proof: float) -> dict:
             "ever_peer": any(x["ever_peer"] for x in rs),
             "windows_to_weight_zero_max": None if None in zeros else max(zeros),
             "credited_of_measured": credited,
+            "boosted_of_measured": [boosted, credited[1]],
             "fit_z_mean_sd": _mean_sd([z for x in rs for z in x["fit_z"]]),
         }
     out["null_fit_z"] = null_fit_z(runs, z_proof)
@@ -540,6 +552,9 @@ def main() -> None:
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--alpha", type=float, default=None, help="--judge.alpha of the validator")
     p.add_argument(
+        "--eval-boost", type=int, default=None, help="--eval.boost of the validator (1: off)"
+    )
+    p.add_argument(
         "--eval-seqs",
         type=seq_counts,
         default=None,
@@ -604,6 +619,8 @@ def main() -> None:
     z_proof = JudgeRules(alpha=alpha).z_proof
     if args.eval_lr_scale is not None:
         over |= {"eval_lr_scale": args.eval_lr_scale}
+    if args.eval_boost is not None:
+        over |= {"eval_boost": args.eval_boost}
     if args.eval_seqs is not None:
         own, control = args.eval_seqs
         over |= {"eval_own_seqs": own, "eval_control_seqs": control}

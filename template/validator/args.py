@@ -47,11 +47,19 @@ class ValidatorConfig:
         "Control sequences per window from validator-drawn training pages (shared by uploads).",
         at_least(2),
     )
+    eval_boost: int = setting(
+        2,
+        "Times the own and control sequences measured for an undecided upload: its uid's "
+        "evidence leans towards training but is not yet paid in full (1: never). More "
+        "evidence where a verdict is open lets a lower --judge.alpha keep honest miners' "
+        "proof as fast (docs/scoring.md section 5).",
+        at_least(1),
+    )
     eval_status_pages: int = setting(
         4, "Held-out pages of the fixed sample behind the status heldout_loss.", at_least(1)
     )
     judge_alpha: float = setting(
-        0.02,
+        0.01,
         "False-positive rate per window of the training-evidence test (one-sided): an upload "
         "earns and can be a peer only while its uid's accumulated evidence passes it. Lower "
         "values give non-trainers fewer chance credits and honest miners with weak evidence a "

@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from statistics import NormalDist
 
@@ -45,6 +45,7 @@ class JudgeRules:
     memory: float = 0.95  # discount of one window's evidence per window of age
     harm_z: float = 3.0  # control-page loss rise, in standard errors, that is harmful
     lean_z: float = 1.0  # evidence a fallback peer needs (a non-trainer has it 16% of windows)
+    undecided_from: float = 0.5  # evidence from which an unpaid-in-full uid is measured more
 
     @property
     def z_proof(self) -> float:
@@ -60,6 +61,14 @@ class JudgeRules:
         if bar <= 0:
             return 1.0
         return max(0.0, min(1.0, (evidence_z - bar) / bar))
+
+    def undecided(self, evidence_z: float) -> bool:
+        """Evidence that leans towards training but is not yet paid in full (``pay`` below
+        1): where more sequences can still change a verdict. A proven miner far above the bar
+        needs none, and a uid whose evidence leans against training (a non-trainer in most
+        windows) is left at the normal cost; a non-trainer's fit stays N(0, 1) at any sample
+        size, so the test's false-positive rate does not depend on who is measured more."""
+        return self.undecided_from <= evidence_z < 2.0 * self.z_proof
 
     @property
     def z_lead(self) -> float:
@@ -111,6 +120,7 @@ class Decision:
     pay: float = 1.0  # the part of its gain a credited upload earns (JudgeRules.pay)
     duplicated: bool = False  # in a near-duplicate cluster whose copier is not proven
     work: float = 1.0  # the share of a window's work (pages_per_window) its page claim covers
+    boosted: bool = False  # measured on more sequences (undecided evidence, measure.py)
 
     @property
     def credited(self) -> bool:
@@ -141,9 +151,10 @@ class Decision:
         paid = f", pay {self.pay:.2f}" if self.credited else ""
         dup = ", near-duplicate" if self.duplicated else ""
         part = f", work {self.work:.2f}" if self.work < 1.0 else ""
+        more = ", more sequences" if self.boosted else ""
         return (
             f"uid {self.uid}: {self.verdict}{why}, gain {self.gain:+.4g}, fit z {self.fit_z:+.2f}, "
-            f"evidence Z {self.evidence_z:+.2f}{paid}{part}{dup}"
+            f"evidence Z {self.evidence_z:+.2f}{paid}{part}{more}{dup}"
         )
 
 
@@ -153,11 +164,13 @@ def judge_window(
     evidence: Evidence,
     rules: JudgeRules,
     work: Mapping[int, float] | None = None,
+    boosted: Collection[int] = (),
 ) -> dict[int, Decision]:
     """Decisions for the measured uploads; ``evidence`` is updated with this window.
 
     ``clusters``: the undecided members of each near-duplicate cluster (copies.Cluster).
-    ``work``: uid -> the share of a window's pages its upload claims (default 1)."""
+    ``work``: uid -> the share of a window's pages its upload claims (default 1).
+    ``boosted``: the uids measured on more sequences (noted in their decisions)."""
     work = work or {}
     out: dict[int, Decision] = {}
     for uid, m in sorted(measured.items()):
@@ -174,6 +187,7 @@ def judge_window(
             evidence_z=z,
             gain_z=m.harm_z,
             work=work.get(uid, 1.0),
+            boosted=uid in boosted,
         )
         if m.harm_z < -rules.harm_z:
             why = Rejection(

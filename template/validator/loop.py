@@ -264,8 +264,12 @@ class Validator:
         uploads = {c.uid: c.upload for c in standing}
         near = {u: c.uids for c in report.clusters for u in c.uids}
         clip = clip_factors(uploads, self.hp, self._last_peers(window))  # as the outer step
+        boost = self.cfg.eval_boost
+        boosted = set()
+        if boost > 1:  # more sequences where the verdict is open (judge.JudgeRules.undecided)
+            boosted = {u for u in chosen if self.judge_rules.undecided(self.evidence.z(u))}
         measured, failed, seconds = measure_window(
-            self.measurer, window, uploads, chosen, scale, near, clip
+            self.measurer, window, uploads, chosen, scale, near, clip, boosted, boost
         )
         for uid, why in failed.items():
             report.rejected[uid] = Rejection(RejectCode.EVAL_FAILED, why)
@@ -276,7 +280,9 @@ class Validator:
             report.evaluated.append(uid)
         clusters = [c.undecided for c in report.clusters]
         work = {c.uid: upload_work(c.upload, self.hp) for c in standing}
-        report.decisions = judge_window(measured, clusters, self.evidence, self.judge_rules, work)
+        report.decisions = judge_window(
+            measured, clusters, self.evidence, self.judge_rules, work, boosted
+        )
         for c in standing:
             if c.uid not in report.decisions and c.uid not in report.rejected:
                 report.decisions[c.uid] = Decision(c.uid, "not_evaluated")

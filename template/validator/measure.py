@@ -41,7 +41,10 @@ that fit is clustered by page and the t statistic is read with its Welch degrees
 
 Cost per upload: 3 x own + 2 x control sequences of forward passes (own sequences before,
 after the reference and after the upload; control sequences after both); the control
-"before" losses are shared by the window.
+"before" losses are shared by the window. A *boosted* measurement (the judge's undecided
+uids, ``JudgeRules.undecided``) takes K times the own sequences, as far as the upload's claimed
+pages hold them, and K times the control ones (the window's, then an independent draw of more
+unclaimed pages): more evidence where a verdict is still open, at up to K times the cost.
 """
 
 from __future__ import annotations
@@ -54,7 +57,7 @@ import time
 from collections import Counter
 from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, ExitStack, contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 import torch.nn.functional as F
@@ -210,12 +213,18 @@ def draw_pages(rng: random.Random, n: int, count: int, exclude: Collection[int] 
 
 
 def control_sequences(
-    dataset: PageDataset, count: int, window: int, salt: str, exclude: Collection[int] = ()
+    dataset: PageDataset,
+    count: int,
+    window: int,
+    salt: str,
+    exclude: Collection[int] = (),
+    draw: str = "control",
 ) -> tuple[list[int], torch.Tensor]:
     """One sequence from each of ``count`` training pages drawn for ``window`` (uniform, like
     any miner's assignment; the miner cannot know which), none in ``exclude`` (the pages the
-    window's uploads claim: control pages are pages nobody trained on this window)."""
-    rng = _rng(salt, "control", window)
+    window's uploads claim: control pages are pages nobody trained on this window).
+    ``draw`` names an independent draw (the extra control pages of a boosted measurement)."""
+    rng = _rng(salt, draw, window)
     pages = draw_pages(rng, dataset.layout.num_train, count, exclude)
     return pick_sequences(dataset, pages, count, rng)
 
@@ -357,6 +366,10 @@ class _Window:
     before: torch.Tensor  # control losses of the global model
     shared: frozenset[int]  # pages two or more of the window's uploads claim
     factors: dict[int, float]  # uid -> the size it is measured at (its outer-step clip)
+    claims: frozenset[int] = frozenset()  # every page an upload of the window claims
+    boosted: dict[int, tuple[tuple[int, ...], torch.Tensor, torch.Tensor]] = field(
+        default_factory=dict
+    )  # boost -> (control pages, control sequences, their losses before) for that boost
 
 
 class Measurer:
@@ -413,38 +426,65 @@ class Measurer:
             self.losses(ctrl),
             shared,
             factors,
+            frozenset(claims),
         )
 
     def forget(self) -> None:
         """The model changed: the shared losses are stale."""
         self._w = None
 
+    def _control(self, boost: int) -> tuple[tuple[int, ...], torch.Tensor, torch.Tensor]:
+        """(pages, sequences, losses before) of the control sample at ``boost`` times the
+        window's control sequences: the window's own, then more pages of an independent draw
+        (none claimed, none already in the sample), drawn once per window and boost."""
+        w = self._w
+        if boost <= 1:
+            return w.control_pages, w.control, w.before
+        if boost not in w.boosted:
+            more = self.control * (boost - 1)
+            exclude = w.claims | set(w.control_pages)
+            pages, seqs = control_sequences(
+                self.dataset, more, w.window, self.salt, exclude, draw=f"control x{boost}"
+            )
+            w.boosted[boost] = (
+                w.control_pages + tuple(pages),
+                torch.cat([w.control, seqs]),
+                torch.cat([w.before, self.losses(seqs)]),
+            )
+        return w.boosted[boost]
+
     @torch.no_grad()
-    def measure(self, upload: Upload, near: Sequence[Upload] = ()) -> Measurement:
+    def measure(self, upload: Upload, near: Sequence[Upload] = (), boost: int = 1) -> Measurement:
         """Measure ``upload``; ``near``: its near-duplicates (left out of its reference too,
-        so a copy of it cannot dilute its signal)."""
+        so a copy of it cannot dilute its signal). ``boost``: measure it on that many times
+        the own and control sequences (own ones as far as its claimed pages hold them; the
+        first ``own`` are those of an unboosted measurement)."""
         w = self._w
         if w is None:
             raise RuntimeError("begin_window first (the model changed since)")
-        pages, own = own_sequences(self.dataset, upload, self.own, w.window, self.salt, w.shared)
+        boost = max(1, int(boost))
+        cpages, control, before = self._control(boost)
+        pages, own = own_sequences(
+            self.dataset, upload, self.own * boost, w.window, self.salt, w.shared
+        )
         own_before = self.losses(own)
         left_out = [upload, *near]
         with reference_applied(self.applied, w.total, w.count, left_out, w.scale, w.factors):
             own_ref = self.losses(own)
-            ctrl_ref = self.losses(w.control) if w.count > len(left_out) else w.before
+            ctrl_ref = self.losses(control) if w.count > len(left_out) else before
         scale = w.scale * w.factors.get(upload.uid, 1.0)
         with self.applied(upload.delta.sparse(), scale):
             own_after = self.losses(own)
-            ctrl_after = self.losses(w.control)
+            ctrl_after = self.losses(control)
         return Measurement(
             upload.uid,
             scale,
             tuple(pages),
             own_ref - own_after,
             ctrl_ref - ctrl_after,
-            w.before - ctrl_after,
-            float(w.before.mean()),
-            w.control_pages,
+            before - ctrl_after,
+            float(before.mean()),
+            cpages,
             own_before - own_after,
         )
 
@@ -457,11 +497,14 @@ def measure_window(
     scale: float,
     near: Mapping[int, Sequence[int]],
     factors: Mapping[int, float] | None = None,
+    boosted: Collection[int] = (),
+    boost: int = 1,
 ) -> tuple[dict[int, Measurement], dict[int, str], dict[int, float]]:
     """Measure the ``chosen`` of the window's standing ``uploads`` (uid -> upload), each with
     its ``near``-duplicates left out of its reference and at its ``factors`` size
-    (``Measurer.begin_window``). Returns the measurements, the failures (uid -> exception
-    type: a hostile upload must not stop the window) and seconds per upload."""
+    (``Measurer.begin_window``); the ``boosted`` uids on ``boost`` times the sequences.
+    Returns the measurements, the failures (uid -> exception type: a hostile upload must not
+    stop the window) and seconds per upload."""
     measured: dict[int, Measurement] = {}
     failed: dict[int, str] = {}
     seconds: dict[int, float] = {}
@@ -472,7 +515,8 @@ def measure_window(
         t0 = time.perf_counter()
         others = [uploads[u] for u in near.get(uid, ()) if u != uid and u in uploads]
         try:
-            measured[uid] = measurer.measure(uploads[uid], others)
+            k = boost if uid in boosted else 1
+            measured[uid] = measurer.measure(uploads[uid], others, k)
         except Exception as e:  # noqa: BLE001 - a hostile upload must not stop the window
             logger.warning("uid %d: evaluation failed: %s", uid, e)
             failed[uid] = type(e).__name__

@@ -100,6 +100,12 @@ def test_eval_cost_counts_what_the_validator_reads_and_the_miner_trains():
     assert shared["eval_seqs_per_upload"] < tiny["eval_seqs_per_upload"]
     big = eval_cost.sequence_counts("1b", uploads=8)  # same reads, far more training
     assert big["eval_over_train_estimate"] < tiny["eval_over_train_estimate"] / 10
+    # an undecided upload: K x the control sample; own ones only as far as the claim holds
+    k = cfg.eval_boost
+    claim = hp.pages_per_window * hp.data.seqs_per_page
+    assert k >= 2 and own < claim < k * own  # tiny: the claim caps the boosted own sample
+    assert tiny["eval_seqs_per_boosted_upload"] == 3 * claim + k * (2 * ctrl + ctrl / 8)
+    assert big["eval_seqs_per_boosted_upload"] == k * big["eval_seqs_per_upload"]
 
 
 def test_eval_seqs_flag_reads_own_and_control_counts_and_refuses_bad_text():
@@ -296,7 +302,7 @@ def test_sample_secret_bench_predicts_what_a_public_seed_measures(tiny_dataset):
 def test_sample_secret_bench_figures_are_ratios_of_means_and_counts():
     import bench_sample_secret as secret_bench
 
-    cfg = ValidatorConfig()
+    cfg = ValidatorConfig(judge_alpha=0.02)  # the bar is z(0.98) = 2.054
     rows = {}
     for kind in secret_bench.CLASSES:
         rows[f"{kind}/heldout_change"] = [0.0, 0.0]

@@ -15,7 +15,8 @@ from template.signing import dev_keypair
 from template.training.compression import Compressor
 from template.training.model import build_model
 from template.training.pages import PageDataset
-from template.training.shards import TokenStream
+from template.training.shards import TokenStream, write_shards
+from template.training.tokenizer import ByteTokenizer
 from template.training.wire import decode_upload, encode_upload
 from template.validator.judge import (
     Decision,
@@ -38,6 +39,7 @@ from template.validator.outcomes import MISSING, RejectCode, Rejection
 from template.validator.score import Scoreboard, incentive_scores, window_values
 from template.validator.weights import compute_weights
 
+from ..conftest import corpus_text
 from ..protocol.test_aggregation import inflated
 from .harness import small_hparams
 
@@ -568,3 +570,69 @@ def test_gains_within_noise_do_not_pull_the_par_to_zero():
     }
     vals = window_values(window, {}, **PENALTIES)
     assert vals == {1: 1.0, 2: 0.0, 3: 0.0}
+
+
+def _few_pages_dataset(folder, pages: int) -> PageDataset:
+    """A byte-level dataset of about ``pages`` training pages (few enough to run out)."""
+    tok = ByteTokenizer()
+    per_page = HP.data.seqs_per_page * (HP.model.seq_len + 1)
+    text = corpus_text()[: int(pages * per_page / (1 - HP.data.heldout_fraction))]
+    write_shards(
+        [tok.encode(text) + [tok.eot_id]],
+        folder,
+        vocab_size=tok.vocab_size,
+        tokenizer=tok.name,
+        shard_tokens=1 << 20,
+    )
+    return PageDataset(TokenStream(folder), HP)
+
+
+def test_a_boosted_measurement_adds_sequences_after_the_usual_ones(tmp_path):
+    """An undecided upload measured at boost 2: twice the own sequences (its claimed pages
+    hold them) and twice the control ones; the usual ones come first and the extra control
+    pages are new, unclaimed training pages shared by every boosted upload of the window
+    (here fewer are left than asked: every one of them)."""
+    ds = _few_pages_dataset(tmp_path, 40)
+    assert ds.seqs_per_page >= 2
+    model = build_model(HP.model)
+    before = [p.detach().clone() for p in model.parameters()]
+    ups = [_upload(ds, model, 3, u) for u in (1, 2, 3)]
+    claimed = {p for up in ups for p in up.pages}
+    free = ds.layout.num_train - len(claimed)
+    control = free // 2 + 2  # two draws of this many must overlap unless the second avoids it
+    m = Measurer(model, ds, own=2, control=control, salt="v")
+    m.begin_window(3, ups, 2.0)
+    plain, more = m.measure(ups[0]), m.measure(ups[0], boost=2)
+    assert len(plain.own_pages) == 2 and len(more.own_pages) == 4
+    assert more.own_pages[:2] == plain.own_pages and set(more.own_pages) <= set(ups[0].pages)
+    assert (
+        len(plain.control_pages) == control and more.control_pages[:control] == plain.control_pages
+    )
+    # the extra draw takes every unclaimed page the usual one left (then more sequences of
+    # them), never one of the usual sample's
+    assert set(more.control_pages) == set(range(ds.layout.num_train)) - claimed
+    assert not set(more.control_pages[control:]) & set(plain.control_pages)
+    for a, b in [
+        (more.own_excess[:2], plain.own_excess),
+        (more.control_gain[:control], plain.control_gain),
+        (more.control_excess[:control], plain.control_excess),
+    ]:
+        assert torch.allclose(a, b, atol=1e-6)
+    other = m.measure(ups[1], boost=2)
+    assert other.control_pages == more.control_pages  # one boosted control sample per window
+    assert m.measure(ups[1], boost=1).control_pages == plain.control_pages
+    assert all(torch.equal(a, b) for a, b in zip(before, model.parameters(), strict=True))
+
+
+def test_only_undecided_evidence_is_measured_on_more_sequences():
+    """Boost while the evidence leans towards training and pay is not yet full: not below
+    ``undecided_from``, not from twice the bar (paid in full) on."""
+    bar = RULES.z_proof
+    assert not RULES.undecided(0.0) and not RULES.undecided(0.49)
+    assert RULES.undecided(0.5) and RULES.undecided(bar) and RULES.undecided(2 * bar - 0.01)
+    assert not RULES.undecided(2 * bar) and not RULES.undecided(9.0)
+    assert RULES.pay(2 * bar - 0.01) < 1.0 == RULES.pay(2 * bar)
+    d = judge_window(
+        {1: measurement(1, 0.5), 2: measurement(2, 0.5)}, [], Evidence(), RULES, None, {2}
+    )
+    assert not d[1].boosted and d[2].boosted and "more sequences" in str(d[2])

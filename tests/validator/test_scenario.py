@@ -70,6 +70,9 @@ async def test_honest_beat_adversaries_restart_and_failover(tmp_path, tiny_datas
                     and v1.state.applied_through == w == v0.state.applied_through
                 )
 
+            # undecided evidence is measured on more sequences (--eval.boost), and said so
+            boosted = [d for r, _ in reports for d in r.decisions.values() if d.boosted]
+            assert boosted and all("more sequences" in str(d) for d in boosted)
             r0, _ = reports[-1]
             for kind, u in bad.items():  # rejected, or measured and never credited
                 d = r0.decisions.get(u.uid)
