@@ -41,7 +41,7 @@ Z_CLIP = 3.0  # one window's z counts at most this much (outliers cannot make a 
 
 @dataclass(frozen=True)
 class JudgeRules:
-    alpha: float = 0.02  # false-positive rate of the training-evidence test, per window
+    alpha: float = 0.01  # false-positive rate of the training-evidence test, per window
     memory: float = 0.95  # discount of one window's evidence per window of age
     harm_z: float = 3.0  # control-page loss rise, in standard errors, that is harmful
     lean_z: float = 1.0  # evidence a fallback peer needs (a non-trainer has it 16% of windows)

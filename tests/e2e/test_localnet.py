@@ -35,7 +35,7 @@ def summary(tmp_path_factory) -> dict:
     cmd = [sys.executable, str(SCRIPT), "--miners", "2", "--validators", "1"]
     cmd += ["--run.max-windows", str(WINDOWS), "--hparams", "tiny", "--json", "--plot"]
     cmd += ["--run.dir", str(run_dir), "--run.timeout", str(TIMEOUT_S)]
-    # A short run is little evidence for the default training-evidence test (alpha 0.02), above
+    # A short run is little evidence for the default training-evidence test (alpha 0.01), above
     # all with two miners, where each upload's reference is the other one alone (docs/scoring.md
     # section 10). On tiny an honest upload's fit z is about 1 per window in early windows, and
     # 0.6-0.7 on average for this subnet's uid 1 in some runs. A miner is paid once its

@@ -636,3 +636,13 @@ def test_only_undecided_evidence_is_measured_on_more_sequences():
         {1: measurement(1, 0.5), 2: measurement(2, 0.5)}, [], Evidence(), RULES, None, {2}
     )
     assert not d[1].boosted and d[2].boosted and "more sequences" in str(d[2])
+
+
+def test_the_judges_defaults_are_the_validators():
+    """The validator builds its rules from its flags; the rules' own defaults (the benchmarks'
+    and models' starting point) must be the same numbers."""
+    from template.validator.args import ValidatorConfig
+
+    cfg, rules = ValidatorConfig(), JudgeRules()
+    got = (rules.alpha, rules.memory, rules.harm_z, rules.lean_z)
+    assert got == (cfg.judge_alpha, cfg.judge_memory, cfg.judge_harm_z, cfg.judge_lean_z)
