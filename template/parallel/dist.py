@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import os
+import threading
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
@@ -95,16 +96,34 @@ async def run_ranks(
         close_distributed()
 
 
+class RankCommandsStopped(RuntimeError):
+    """Rank 0 asked for a collective after it released the other ranks (``shutdown``)."""
+
+
 class RankCommands:
     """Rank 0 drives, the other ranks follow: every collective rank 0 starts is announced
-    first with a small command broadcast, ``(op, args)``, and each rank runs ``_do_<op>``."""
+    first with a small command broadcast, ``(op, args)``, and each rank runs ``_do_<op>``.
+
+    On rank 0 a command (its broadcast and its collectives) runs whole under a lock, so
+    commands from different threads (the training thread, a job run inline by a worker
+    thread, the shutdown on the event loop's thread) never interleave: an interleaved
+    ``stop`` let a follower leave while rank 0 was still inside a collective (a 2-rank miner
+    ended with "terminate called without an active exception"). After ``shutdown`` rank 0
+    refuses commands (``RankCommandsStopped``) instead of waiting for ranks that are gone."""
 
     ctx: DistContext
 
+    def _command_lock(self) -> threading.RLock:
+        return self.__dict__.setdefault("_rank_command_lock", threading.RLock())
+
     def _cmd(self, op: str, *args):
-        if self.ctx.is_main:
+        if not self.ctx.is_main:
+            return getattr(self, f"_do_{op}")(*args)
+        with self._command_lock():
+            if self.__dict__.get("_ranks_released"):
+                raise RankCommandsStopped(f"{op!r} after the other ranks were released")
             broadcast_object((op, args), self.ctx)
-        return getattr(self, f"_do_{op}")(*args)
+            return getattr(self, f"_do_{op}")(*args)
 
     def follow(self) -> None:
         """Ranks > 0: execute rank 0's commands until ``stop``."""
@@ -115,14 +134,20 @@ class RankCommands:
             getattr(self, f"_do_{op}")(*args)
 
     def shutdown(self) -> None:
-        """Rank 0: release the followers."""
-        if self.ctx.is_main:
+        """Rank 0: release the followers, once, after the command in flight (if any)."""
+        if not self.ctx.is_main:
+            return
+        with self._command_lock():
+            if self.__dict__.get("_ranks_released"):
+                return
+            self._ranks_released = True
             broadcast_object(("stop", ()), self.ctx)
 
 
 __all__ = [
     "DistContext",
     "RankCommands",
+    "RankCommandsStopped",
     "broadcast_object",
     "broadcast_tensor",
     "close_distributed",

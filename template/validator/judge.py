@@ -46,6 +46,7 @@ class JudgeRules:
     harm_z: float = 3.0  # control-page loss rise, in standard errors, that is harmful
     lean_z: float = 1.0  # evidence a fallback peer needs (a non-trainer has it 16% of windows)
     undecided_from: float = 0.5  # evidence from which an unpaid-in-full uid is measured more
+    pay_span: float = 1.0  # pay rises from 0 at the bar to 1 at (1 + pay_span) x the bar
 
     @property
     def z_proof(self) -> float:
@@ -58,9 +59,14 @@ class JudgeRules:
         preset, seed 4, next to its victim's 5-9), while an honest miner's evidence grows with
         every window it trains, so chance credits pay little and sustained training in full."""
         bar = self.z_proof
-        if bar <= 0:
-            return 1.0
-        return max(0.0, min(1.0, (evidence_z - bar) / bar))
+        if bar <= 0 or self.pay_span <= 0:
+            return 1.0 if evidence_z >= bar else 0.0
+        return max(0.0, min(1.0, (evidence_z - bar) / (self.pay_span * bar)))
+
+    @property
+    def z_full_pay(self) -> float:
+        """The evidence at which ``pay`` reaches 1."""
+        return (1.0 + max(0.0, self.pay_span)) * self.z_proof
 
     def undecided(self, evidence_z: float) -> bool:
         """Evidence that leans towards training but is not yet paid in full (``pay`` below
@@ -68,7 +74,7 @@ class JudgeRules:
         needs none, and a uid whose evidence leans against training (a non-trainer in most
         windows) is left at the normal cost; a non-trainer's fit stays N(0, 1) at any sample
         size, so the test's false-positive rate does not depend on who is measured more."""
-        return self.undecided_from <= evidence_z < 2.0 * self.z_proof
+        return self.undecided_from <= evidence_z < self.z_full_pay
 
     @property
     def z_lead(self) -> float:

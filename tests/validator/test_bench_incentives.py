@@ -279,6 +279,23 @@ def test_evidence_power_model_boost_measures_the_undecided_more():
     assert never["boosted_miners"] == never["boosted_nulls"] == 0.0
 
 
+def test_evidence_power_model_shows_the_pay_span_trade_off():
+    """A shorter pay ramp leaves a weak honest miner under half of its equal share less often
+    and pays the non-trainers more; ``below_half`` is 1 for a miner that never trains."""
+    import bench_evidence_power as power
+
+    from template.validator.judge import JudgeRules
+
+    def run(span: float, mu: float = 1.0) -> dict[str, float]:
+        rules = JudgeRules(pay_span=span)
+        return power.run_trials(mu, 1.8, 3, 15, rules, 0.3, 400, 0, nulls=3)
+
+    built, short = run(1.0), run(0.25)
+    assert short["below_half"] < built["below_half"]
+    assert short["null_share"] > built["null_share"] >= 0.0
+    assert run(1.0, mu=-1.0)["below_half"] == 1.0
+
+
 def test_sample_secret_bench_predicts_what_a_public_seed_measures(tiny_dataset):
     """The attackers of bench_sample_secret.py see exactly the control sequences a validator
     seeded with the public value measures, and other ones under a secret."""

@@ -624,6 +624,19 @@ def test_a_boosted_measurement_adds_sequences_after_the_usual_ones(tmp_path):
     assert all(torch.equal(a, b) for a, b in zip(before, model.parameters(), strict=True))
 
 
+def test_a_shorter_pay_span_pays_in_full_sooner_and_ends_the_boost_there():
+    """``pay_span`` (a model knob, scripts/bench_evidence_power.py): full pay at (1 + span) x
+    the bar, and the undecided range that is measured more ends where pay is full."""
+    short = JudgeRules(pay_span=0.5)
+    bar = short.z_proof
+    assert short.pay(bar) == 0.0 and short.pay(1.25 * bar) == pytest.approx(0.5)
+    assert short.pay(1.5 * bar) == 1.0 and short.z_full_pay == pytest.approx(1.5 * bar)
+    assert short.undecided(1.5 * bar - 0.01) and not short.undecided(1.5 * bar)
+    none = JudgeRules(pay_span=0.0)  # no ramp: full pay from the bar
+    assert none.pay(bar - 0.01) == 0.0 and none.pay(bar) == 1.0
+    assert RULES.z_full_pay == pytest.approx(2 * RULES.z_proof)
+
+
 def test_only_undecided_evidence_is_measured_on_more_sequences():
     """Boost while the evidence leans towards training and pay is not yet full: not below
     ``undecided_from``, not from twice the bar (paid in full) on."""
