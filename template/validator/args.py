@@ -86,7 +86,16 @@ class ValidatorConfig:
         0, "Uploads evaluated per window (0: limited by --eval.time-budget only).", NON_NEGATIVE
     )
     eval_time_budget: float = setting(
-        0.0, "Seconds of evaluation per window (0: no limit); others wait their turn.", NON_NEGATIVE
+        0.0,
+        "Seconds of evaluation per window (0: no limit); others wait their turn, and boosted "
+        "measurements (--eval.boost) only run as far as the time left pays for them.",
+        NON_NEGATIVE,
+    )
+    eval_max_wait: int = setting(
+        4,
+        "Most windows a uid that uploads every window waits between evaluations: the upload "
+        "count yields to this over --eval.time-budget and --eval.max-uploads (0: no bound).",
+        NON_NEGATIVE,
     )
     gather_concurrency: int = setting(16, "Parallel downloads.", at_least(1))
     gather_time_budget: float = setting(

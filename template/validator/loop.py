@@ -46,7 +46,7 @@ from .leader import choose_peers
 from .measure import Measurer, measure_window
 from .outcomes import RejectCode, Rejection
 from .replay import ReplayMemory, replay_windows
-from .sampling import choose_for_evaluation, evaluation_budget
+from .sampling import boost_room, boosts_within, choose_for_evaluation, evaluation_budget
 from .score import Scoreboard, incentive_scores, window_values
 from .screen import screen_window
 from .stale import excuse_stale_harm
@@ -244,17 +244,37 @@ class Validator:
             return [u for u, _ in own.peers]
         return list(self.restored_peers.get(window - 1, []))
 
+    def _plan_evaluation(self, uids: list[int], window: int) -> tuple[list[int], set[int]]:
+        """(the uids measured this window, those of them measured on more sequences).
+
+        The fair rotation picks as many as ``--eval.max-uploads`` and ``--eval.time-budget``
+        allow, but never so few that a uid waits more than ``--eval.max-wait`` windows
+        (sampling.py). Boosted: the chosen whose verdict is open (``JudgeRules.undecided``),
+        nearest the bar first, as far as the time left after the chosen uploads pays for."""
+        cfg, rules, z = self.cfg, self.judge_rules, self.evidence.z
+        seconds = self.state.eval_seconds
+        budget = evaluation_budget(
+            cfg.eval_max_uploads,
+            cfg.eval_time_budget,
+            seconds,
+            uploads=len(uids),
+            max_wait=cfg.eval_max_wait,
+        )
+        chosen = choose_for_evaluation(uids, self.state.last_evaluated, budget, window)
+        if cfg.eval_boost <= 1:
+            return chosen, set()
+        undecided = sorted(
+            (u for u in chosen if rules.undecided(z(u))), key=lambda u: abs(z(u) - rules.z_proof)
+        )
+        room = boost_room(cfg.eval_time_budget, seconds, len(chosen))
+        return chosen, set(boosts_within(undecided, room, cfg.eval_boost))
+
     def _measure_and_judge(
         self, window: int, standing: list[Candidate], report: WindowReport
     ) -> None:
         """Measure a fair sample of the standing uploads (measure.py) and judge them
         (judge.py): ``report.decisions`` gets one decision per standing uid."""
-        budget = evaluation_budget(
-            self.cfg.eval_max_uploads, self.cfg.eval_time_budget, self.state.eval_seconds
-        )
-        chosen = choose_for_evaluation(
-            [c.uid for c in standing], self.state.last_evaluated, budget, window
-        )
+        chosen, boosted = self._plan_evaluation([c.uid for c in standing], window)
         by_uid = {c.uid: c for c in standing}
         # Weigh by the miners uploading lately, not only this window's: one miner's outage must
         # not make another's honest upload look harmful (a lone upload at the full outer lr).
@@ -265,15 +285,16 @@ class Validator:
         near = {u: c.uids for c in report.clusters for u in c.uids}
         clip = clip_factors(uploads, self.hp, self._last_peers(window))  # as the outer step
         boost = self.cfg.eval_boost
-        boosted = set()
-        if boost > 1:  # more sequences where the verdict is open (judge.JudgeRules.undecided)
-            boosted = {u for u in chosen if self.judge_rules.undecided(self.evidence.z(u))}
         measured, failed, seconds = measure_window(
             self.measurer, window, uploads, chosen, scale, near, clip, boosted, boost
         )
         for uid, why in failed.items():
             report.rejected[uid] = Rejection(RejectCode.EVAL_FAILED, why)
         for uid, dt in seconds.items():
+            # seconds of an unboosted evaluation: what the time budget divides by
+            dt /= measured[uid].cost_over_unboosted(
+                self.cfg.eval_own_seqs, self.cfg.eval_control_seqs
+            )
             prev = self.state.eval_seconds
             self.state.eval_seconds = dt if prev is None else 0.8 * prev + 0.2 * dt
             self.state.last_evaluated[uid] = window

@@ -342,6 +342,14 @@ class Measurement:
         se = math.sqrt(_var_of_mean(self.control_gain))
         return self.control_mean / se if se > 0 else 0.0
 
+    def cost_over_unboosted(self, own: int, control: int) -> float:
+        """Forward passes of this measurement over those of an unboosted one on the same
+        upload (``own`` and ``control`` asked per upload; 3 per own sequence, 2 per control
+        one, as in the module docstring): 1 unless it was boosted."""
+        n_own, n_ctrl = self.own_excess.numel(), self.control_gain.numel()
+        plain = 3 * min(own, n_own) + 2 * min(control, n_ctrl)
+        return (3 * n_own + 2 * n_ctrl) / plain if plain > 0 else 1.0
+
     @property
     def finite(self) -> bool:
         parts = [self.own_excess, self.control_excess, self.control_gain]

@@ -4,7 +4,12 @@ Guarantee (tested): with ``budget`` evaluations per window and ``n`` uids that u
 valid upload every window, every uid is evaluated at least once in any ``rotation_bound(n,
 budget) = ceil(n / budget)`` consecutive windows. ``evaluation_budget(..., uploads=n,
 max_wait=k)`` raises a time-limited budget to ``ceil(n / k)`` so that bound is at most k
-windows whatever one evaluation costs (the time budget then yields to fairness).
+windows whatever one evaluation costs (the time budget then yields to fairness); the
+validator passes ``--eval.max-wait``.
+
+Boosted measurements (more sequences for undecided uids, ``--eval.boost``) come out of the same
+time budget: ``boosts_within`` keeps only the boosts the room left after the chosen uploads
+pays for, so a window of many undecided uids does not overrun its budget by the boost factor.
 """
 
 from __future__ import annotations
@@ -33,6 +38,26 @@ def evaluation_budget(
     if budget is not None and max_wait > 0 and uploads > 0:
         budget = max(budget, math.ceil(uploads / max_wait))
     return budget
+
+
+def boost_room(time_budget: float, seconds_per_eval: float | None, chosen: int) -> float | None:
+    """Unboosted evaluations' worth of time left once ``chosen`` uploads are measured once
+    (None: no time limit; negative when the chosen ones alone overrun, e.g. forced by the max
+    wait)."""
+    if time_budget <= 0 or not seconds_per_eval or seconds_per_eval <= 0:
+        return None
+    return time_budget / seconds_per_eval - chosen
+
+
+def boosts_within(undecided: Sequence[int], room: float | None, boost: int) -> list[int]:
+    """The first of ``undecided`` (in priority order) whose extra sequences fit ``room``: a
+    boosted measurement costs at most ``boost`` unboosted ones, ``boost - 1`` more."""
+    if boost <= 1:
+        return []
+    if room is None:
+        return list(undecided)
+    fits = max(0, math.floor(room / (boost - 1) + 1e-9))
+    return list(undecided[:fits])
 
 
 def rotation_bound(uids: int, budget: int | None) -> int:

@@ -618,6 +618,9 @@ def test_a_boosted_measurement_adds_sequences_after_the_usual_ones(tmp_path):
         (more.control_excess[:control], plain.control_excess),
     ]:
         assert torch.allclose(a, b, atol=1e-6)
+    # its cost in unboosted evaluations (what the time budget divides by): forward passes
+    assert plain.cost_over_unboosted(2, control) == 1.0
+    assert more.cost_over_unboosted(2, control) == (3 * 4 + 2 * 2 * control) / (3 * 2 + 2 * control)
     other = m.measure(ups[1], boost=2)
     assert other.control_pages == more.control_pages  # one boosted control sample per window
     assert m.measure(ups[1], boost=1).control_pages == plain.control_pages

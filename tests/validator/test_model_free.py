@@ -29,7 +29,13 @@ from template.validator.copies import (
 from template.validator.gather import Candidate
 from template.validator.outcomes import MISSING, RejectCode, Rejection, rejection_of_wire_error
 from template.validator.replay import ReplayMemory, content_digest, index_digest, replay_windows
-from template.validator.sampling import choose_for_evaluation, evaluation_budget, rotation_bound
+from template.validator.sampling import (
+    boost_room,
+    boosts_within,
+    choose_for_evaluation,
+    evaluation_budget,
+    rotation_bound,
+)
 from template.validator.screen import screen_window
 from template.validator.sketch import (
     flatten,
@@ -357,6 +363,59 @@ def test_rotation_budget_yields_to_the_max_wait():
     assert evaluation_budget(0, 10.0, 1.0, uploads=256, max_wait=4) == 64
     assert rotation_bound(256, evaluation_budget(0, 10.0, 1.0, uploads=256, max_wait=4)) == 4
     assert evaluation_budget(0, 0.0, None, uploads=256, max_wait=4) is None
+
+
+def test_boosts_only_run_as_far_as_the_time_budget_pays():
+    assert boost_room(0.0, 1.0, 5) is None and boost_room(10.0, None, 5) is None
+    assert boost_room(10.0, 1.0, 6) == 4.0 and boost_room(10.0, 1.0, 12) == -2.0
+    undecided = [7, 3, 9, 1]
+    assert boosts_within(undecided, None, 2) == undecided  # no time limit
+    assert boosts_within(undecided, 4.0, 1) == []  # --eval.boost 1: never
+    assert boosts_within(undecided, 2.0, 2) == [7, 3]  # one more evaluation's time each
+    assert boosts_within(undecided, 2.9, 3) == [7]  # two more each
+    assert boosts_within(undecided, -2.0, 2) == []  # the max wait already overran
+
+
+def _planner(**cfg):
+    """A Validator whose evaluation plan is all that runs (rules, evidence and state real)."""
+    from types import SimpleNamespace
+
+    from template.validator.args import ValidatorConfig
+    from template.validator.judge import Evidence, JudgeRules
+    from template.validator.loop import Validator
+    from template.validator.state import ValidatorState
+
+    v = SimpleNamespace(
+        cfg=ValidatorConfig(**cfg),
+        judge_rules=JudgeRules(),
+        evidence=Evidence(),
+        state=ValidatorState(),
+    )
+    return v, lambda uids, w: Validator._plan_evaluation(v, uids, w)
+
+
+def test_the_validator_plans_evaluations_within_its_budget_and_max_wait():
+    uids = list(range(1, 13))
+    v, plan = _planner(eval_time_budget=6.0, eval_max_wait=0, eval_boost=2)
+    v.state.eval_seconds = 1.0
+    v.state.last_evaluated = {u: u - 20 for u in uids}  # uid 1 waited longest, then 2, ...
+    for uid, z in {1: 2.3, 2: 1.0, 3: 3.0, 4: 9.0, 5: -1.0, 6: 2.0}.items():
+        v.evidence.s[uid], v.evidence.v[uid] = z, 1.0
+    chosen, boosted = plan(uids, 1)
+    assert chosen == [1, 2, 3, 4, 5, 6] and boosted == set()  # 6 s, 6 uploads: no time left
+    v.cfg = dataclasses.replace(v.cfg, eval_time_budget=8.0)
+    chosen, boosted = plan(uids, 1)
+    assert chosen == list(range(1, 9)) and boosted == set()  # 2 more s: 2 more uploads
+    v.cfg = dataclasses.replace(v.cfg, eval_max_uploads=4, eval_time_budget=6.0)
+    chosen, boosted = plan(uids, 1)
+    # 2 s left: the undecided nearest the bar (2.33) first; 4 (paid in full) is not undecided
+    assert chosen == [1, 2, 3, 4] and boosted == {1, 3}
+    v.cfg = dataclasses.replace(v.cfg, eval_max_uploads=1, eval_max_wait=3)
+    chosen, boosted = plan(uids, 1)
+    assert len(chosen) == 4 and rotation_bound(12, len(chosen)) == 3  # fairness wins
+    v.cfg = dataclasses.replace(v.cfg, eval_time_budget=0.0, eval_max_uploads=0)
+    chosen, boosted = plan(uids, 1)
+    assert chosen == uids and boosted == {1, 2, 3, 6}  # no limit: every undecided one
 
 
 def test_unrelated_uploads_cannot_lower_the_mix_bar_under_a_crowd(honest):
