@@ -107,9 +107,10 @@ class RankCommands:
     On rank 0 a command (its broadcast and its collectives) runs whole under a lock, so
     commands from different threads (the training thread, a job run inline by a worker
     thread, the shutdown on the event loop's thread) never interleave: an interleaved
-    ``stop`` let a follower leave while rank 0 was still inside a collective (a 2-rank miner
-    ended with "terminate called without an active exception"). After ``shutdown`` rank 0
-    refuses commands (``RankCommandsStopped``) instead of waiting for ranks that are gone."""
+    ``stop`` can let a follower leave while rank 0 is still inside a collective (the likely
+    cause of a 2-rank miner ending with "terminate called without an active exception").
+    After ``shutdown`` rank 0 refuses commands (``RankCommandsStopped``) instead of waiting
+    for ranks that are gone."""
 
     ctx: DistContext
 
