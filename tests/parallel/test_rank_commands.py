@@ -69,3 +69,72 @@ def test_followers_run_commands_without_broadcasting(log):
     assert cmds._cmd("quick") == "quick"
     cmds.shutdown()
     assert log == ["quick done"]
+
+
+class SlowCollective(RankCommands):
+    """Two gloo ranks: ``slow`` waits, then runs collectives (a window-apply job's shape)."""
+
+    def __init__(self, ctx):
+        self.ctx = ctx
+
+    def _do_slow(self) -> float:
+        import time
+
+        import torch
+        import torch.distributed as dist
+
+        time.sleep(0.3)
+        t = torch.ones(256)
+        for _ in range(3):
+            dist.all_reduce(t)
+        return float(t[0])
+
+
+def _race_rank(rank: int, port: int, out: str) -> None:
+    """A job's command on a worker thread while the main thread releases the followers."""
+    import os
+    import time
+
+    import torch
+    import torch.distributed as dist
+
+    torch.set_num_threads(1)
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
+    dist.init_process_group("gloo", rank=rank, world_size=2)
+    cmds = SlowCollective(SimpleNamespace(is_main=rank == 0))
+    got: list = []
+    if rank == 0:
+        worker = threading.Thread(target=lambda: got.append(cmds._cmd("slow")))
+        worker.start()
+        time.sleep(0.1)  # the job is inside "slow"
+        cmds.shutdown()
+        worker.join()
+    else:
+        cmds.follow()
+    dist.destroy_process_group()
+    with open(f"{out}.{rank}", "w") as f:
+        f.write(repr(got))
+
+
+@pytest.mark.slow
+def test_two_ranks_finish_when_the_release_races_a_job(tmp_path):
+    """Real gloo ranks: with the release broadcast between "slow"'s broadcast and its
+    collectives (before the lock) the ranks hung; now both finish and the job's result
+    arrives (2 ranks x all_reduce 3 times: 8)."""
+    import multiprocessing as mp
+
+    from template.parallel.dist import free_port
+
+    ctx, port, out = mp.get_context("spawn"), free_port(), str(tmp_path / "rank")
+    procs = [ctx.Process(target=_race_rank, args=(r, port, out)) for r in (0, 1)]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join(60)
+    hung = [p.pid for p in procs if p.is_alive()]
+    for p in procs:
+        if p.is_alive():
+            p.kill()
+    assert not hung and all(p.exitcode == 0 for p in procs), (hung, [p.exitcode for p in procs])
+    assert (tmp_path / "rank.0").read_text() == "[8.0]"
+    assert (tmp_path / "rank.1").read_text() == "[]"
