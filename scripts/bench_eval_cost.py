@@ -61,13 +61,14 @@ def sequence_counts(name: str, uploads: int) -> dict:
     hp = load_hparams(name)
     cfg = ValidatorConfig()
     own, ctrl = cfg.eval_own_seqs, cfg.eval_control_seqs
-    eval_seqs = 3 * own + 2 * ctrl + ctrl / uploads
-    train_seqs = hp.train.inner_steps * hp.train.batch_size
-    # an undecided upload (--eval.boost K): K times both samples, own ones as far as the pages
-    # it claims hold them (a window's work: pages_per_window x seqs_per_page)
-    k = cfg.eval_boost
+    # own sequences come only from the pages an upload claims (at most a window's work:
+    # pages_per_window x seqs_per_page); an undecided upload (--eval.boost K) gets K times
+    # both samples, its own ones as far as that claim holds them
     claim = hp.pages_per_window * hp.data.seqs_per_page
-    boosted = 3 * min(k * own, max(own, claim)) + 2 * k * ctrl + k * ctrl / uploads
+    eval_seqs = 3 * min(own, claim) + 2 * ctrl + ctrl / uploads
+    train_seqs = hp.train.inner_steps * hp.train.batch_size
+    k = cfg.eval_boost
+    boosted = 3 * min(k * own, claim) + 2 * k * ctrl + k * ctrl / uploads
     return {
         "seq_len": hp.model.seq_len,
         "eval_seqs_per_upload": eval_seqs,

@@ -90,7 +90,7 @@ def test_fit_statistics_agree_in_sign_and_the_clustered_one_is_the_judges():
     assert abs(flat["iid"]) < 3.0 and abs(flat["clustered"]) < 3.0
 
 
-def test_eval_cost_counts_what_the_validator_reads_and_the_miner_trains():
+def test_eval_cost_counts_what_the_validator_reads_and_the_miner_trains(monkeypatch):
     cfg, hp = ValidatorConfig(), load_hparams("tiny")
     tiny = eval_cost.sequence_counts("tiny", uploads=8)
     own, ctrl = cfg.eval_own_seqs, cfg.eval_control_seqs
@@ -106,6 +106,15 @@ def test_eval_cost_counts_what_the_validator_reads_and_the_miner_trains():
     assert k >= 2 and own < claim < k * own  # tiny: the claim caps the boosted own sample
     assert tiny["eval_seqs_per_boosted_upload"] == 3 * claim + k * (2 * ctrl + ctrl / 8)
     assert big["eval_seqs_per_boosted_upload"] == k * big["eval_seqs_per_upload"]
+    # a preset whose whole claim is smaller than the own sample (the small test preset's 16):
+    # every count reads only the claim's sequences
+    few = hp.replace(**{"train.inner_steps": 1, "train.batch_size": 16})
+    small_claim = few.pages_per_window * few.data.seqs_per_page
+    assert small_claim < own
+    monkeypatch.setattr(eval_cost, "load_hparams", lambda name: few)
+    small = eval_cost.sequence_counts("few", uploads=8)
+    assert small["eval_seqs_per_upload"] == 3 * small_claim + 2 * ctrl + ctrl / 8
+    assert small["eval_seqs_per_boosted_upload"] == 3 * small_claim + k * (2 * ctrl + ctrl / 8)
 
 
 def test_eval_seqs_flag_reads_own_and_control_counts_and_refuses_bad_text():
