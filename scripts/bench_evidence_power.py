@@ -46,6 +46,7 @@ sizes its windows from this.
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import random
 import sys
@@ -176,51 +177,55 @@ def main() -> None:
         boost = (parts[0], parts[1], parts[2])
     if a.boost_gain is not None and (boost is not None or a.boost_gain < 1):
         p.error("--boost-gain G: G >= 1, and not with --boost")
-    rows = []
-    for floor in _floats(a.floor):
+    floors, alphas, spans = _floats(a.floor), _floats(a.alpha), _floats(a.pay_span)
+    for floor in floors:
         if not 0 <= floor < 1:
             p.error(f"--floor {floor}: must be in [0, 1)")
-        for alpha in _floats(a.alpha):
-            if not 0 < alpha < 0.5:
-                p.error(f"--alpha {alpha}: must be in (0, 0.5)")
-            for span in _floats(a.pay_span):
-                rules = JudgeRules(alpha=alpha, memory=a.memory, pay_span=span)
-                if a.boost_gain is not None:
-                    boost = (rules.undecided_from, rules.z_full_pay, a.boost_gain)
-                for windows in (int(w) for w in _floats(a.windows)):
-                    for mu in _floats(a.mu):
-                        others = mu if a.others_mu is None else a.others_mu
-                        got = run_trials(
-                            mu,
-                            others,
-                            a.miners,
-                            windows,
-                            rules,
-                            a.score_alpha,
-                            a.trials,
-                            a.seed,
-                            nulls=a.nulls,
-                            floor=floor,
-                            late=a.late,
-                            boost=boost,
-                        )
-                        row = {"alpha": alpha, "floor": floor, "pay_span": span, "windows": windows}
-                        row.update(mu=mu, **got)
-                        if not a.nulls:
-                            row.pop("null_late")
-                            row.pop("null_share")
-                        rows.append(row)
-                        if not a.json:
-                            late = (
-                                f" null_late {got['null_late']:.4f} null_share {got['null_share']:.4f}"
-                                if a.nulls
-                                else ""
-                            )
-                            print(
-                                f"alpha {alpha:<5} floor {floor:<4} span {span:<4} windows {windows:>3} "
-                                f"mu {mu:<4} "
-                                f"unpaid {got['unpaid']:.4f} below_half {got['below_half']:.4f}{late}"
-                            )
+    for alpha in alphas:
+        if not 0 < alpha < 0.5:
+            p.error(f"--alpha {alpha}: must be in (0, 0.5)")
+    for span in spans:
+        if span < 0:
+            p.error(f"--pay-span {span}: must be >= 0 (0: full pay at the bar)")
+    rows = []
+    grid = itertools.product(floors, alphas, spans, (int(w) for w in _floats(a.windows)))
+    for floor, alpha, span, windows in grid:
+        rules = JudgeRules(alpha=alpha, memory=a.memory, pay_span=span)
+        if a.boost_gain is not None:
+            boost = (rules.undecided_from, rules.z_full_pay, a.boost_gain)
+        for mu in _floats(a.mu):
+            others = mu if a.others_mu is None else a.others_mu
+            got = run_trials(
+                mu,
+                others,
+                a.miners,
+                windows,
+                rules,
+                a.score_alpha,
+                a.trials,
+                a.seed,
+                nulls=a.nulls,
+                floor=floor,
+                late=a.late,
+                boost=boost,
+            )
+            row = {"alpha": alpha, "floor": floor, "pay_span": span, "windows": windows, "mu": mu}
+            row.update(got)
+            if not a.nulls:
+                row.pop("null_late")
+                row.pop("null_share")
+            rows.append(row)
+            if not a.json:
+                late = (
+                    f" null_late {got['null_late']:.4f} null_share {got['null_share']:.4f}"
+                    if a.nulls
+                    else ""
+                )
+                print(
+                    f"alpha {alpha:<5} floor {floor:<4} span {span:<4} windows {windows:>3} "
+                    f"mu {mu:<4} unpaid {got['unpaid']:.4f} below_half {got['below_half']:.4f}"
+                    f"{late}"
+                )
     if a.json:
         print(
             json.dumps(
