@@ -62,7 +62,13 @@ MIXERS = ("lazy_mixer", "full_claim_mixer")
 # amplifier (opt-in) trains honestly and does the same. Both do real work: each should earn
 # what its work is worth in the outer step, where a delta is clipped to the median norm
 INFLATED, INFLATE = ("lazy_inflated", "amplifier"), 4.0
-ADVERSARIES = [c for c in sim.CLASSES if c not in ("honest", "lazy", *MIXERS, *INFLATED)]
+# shadow (opt-in) trains a full window on the pages of the first honest miner (its victim),
+# in its own shuffled order, and claims its own pages: it aims to raise the reference's fit
+# to the victim's pages and so cancel the victim's evidence; poacher (opt-in) trains its own
+# pages and the victim's (twice an honest miner's work) to the same end, and is paid for its
+# own (real work: not an adversary in the shares). Both know the victim's public assignment
+SHADOW, POACHER = "shadow", "poacher"
+ADVERSARIES = [c for c in sim.CLASSES if c not in ("honest", "lazy", POACHER, *MIXERS, *INFLATED)]
 LAZY_MIX_COSINE = 0.45  # the lazy mixer keeps its cosine to the honest sum under this
 # coasting_copier (opt-in) trains honestly for COAST_AFTER windows, banking evidence, then
 # uploads copies of an honest miner's upload; its windows to weight 0 count from then
@@ -71,7 +77,11 @@ COASTER, COAST_AFTER = "coasting_copier", 12
 # moved (the stale-copy check first compared the last window alone; the replay memory
 # catches exact and re-quantised copies of any window)
 OLDER = "older_copier"
-DEFAULT_CLASSES = ["lazy", "lazy_mixer", *(c for c in ADVERSARIES if c not in (COASTER, OLDER))]
+DEFAULT_CLASSES = [
+    "lazy",
+    "lazy_mixer",
+    *(c for c in ADVERSARIES if c not in (COASTER, OLDER, SHADOW, POACHER)),
+]
 LAZY_KINDS = ("lazy", "lazy_inflated", *MIXERS)  # train a quarter of the steps
 
 
@@ -175,6 +185,23 @@ class Run:
             self.full_seconds, self.trainings = self.full_seconds + dt, self.trainings + 1
         return out
 
+    def _train_victim(self, a: sim.Actor, w: int, steps: int, with_own: bool):
+        """The shadow's and the poacher's window: the first honest miner's batches (and its
+        own, for the poacher), shuffled with the run's generator; returns (delta, own pages)."""
+        if a.trainee is None:
+            a.trainee = sim.new_trainee(self.v.model, self.hp)
+        victim = next(b.uid for b in self.actors if b.kind == "honest")
+        batches, _ = sim.window_batches(self.ds, self.hp, w, victim, steps)
+        own, pages = sim.window_batches(self.ds, self.hp, w, a.uid, steps)
+        seqs = torch.cat(batches + (own if with_own else []))
+        seqs = seqs[torch.randperm(len(seqs), generator=self.gen)]
+        bs = self.hp.train.batch_size
+        shuffled = [seqs[i : i + bs] for i in range(0, len(seqs), bs)]
+        t0 = time.perf_counter()
+        delta = sim.train_from(a.trainee, self.v.model, self.hp, shuffled, w)
+        self.train_seconds += time.perf_counter() - t0
+        return delta, pages
+
     def _claim(self, a: sim.Actor, w: int, n: int) -> list[int]:
         return self.ds.layout.pages(w, a.uid, n)
 
@@ -202,11 +229,15 @@ class Run:
         coasting = self.windows_done >= COAST_AFTER
         for a in self.actors:
             if (
-                a.kind in ("honest", "lazy", "wrong_pages", *MIXERS, *INFLATED)
+                a.kind in ("honest", "lazy", "wrong_pages", SHADOW, POACHER, *MIXERS, *INFLATED)
                 or (a.kind == "replay" and not a.history)
                 or (a.kind == COASTER and not coasting)
             ):
                 s = max(1, steps // 4) if a.kind in LAZY_KINDS else steps
+                if a.kind in (SHADOW, POACHER):
+                    delta, pages = self._train_victim(a, w, s, a.kind == POACHER)
+                    await self._put(a, w, self._sign(a, delta, w, len(pages), s))
+                    continue
                 page_uid = a.uid + 1000 if a.kind == "wrong_pages" else a.uid
                 delta, pages = self._train(a, w, page_uid, s)
                 if a.kind in MIXERS:  # uploads once it has seen the honest uploads
@@ -234,8 +265,8 @@ class Run:
                 self.mix_shares.setdefault(a.kind, []).append(c)
                 await self._put(a, w, self._sign(a, mixed, w, claim, s))
                 continue
-            if a.kind == COASTER and not coasting:
-                continue  # uploaded its honest training above
+            if a.kind in (SHADOW, POACHER) or (a.kind == COASTER and not coasting):
+                continue  # uploaded its training above
             delta = self._adversary_delta(a, w, seen)
             if delta is not None:
                 await self._put(a, w, self._sign(a, delta, w, n_pages, steps))
@@ -400,6 +431,7 @@ async def simulate(
         "honest_unattributed": unattributed,
         "honest_windows_to_first_credit": [first_credit.get(u) for u in honest_uids],
         "min_honest_share_of_equal": min(honest_w) * len(honest_uids) if honest_w else None,
+        "honest_shares_of_equal": [x * len(honest_uids) for x in honest_w],  # uid order
         "adversary_incentive_share": sum(v for k, v in final.items() if k in ADVERSARIES) / total,
         "classes": {
             k: {

@@ -41,6 +41,8 @@ CLASSES = (
     "lazy_inflated",
     "amplifier",
     "older_copier",
+    "shadow",
+    "poacher",
 )
 
 

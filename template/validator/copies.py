@@ -30,7 +30,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Callable, Collection, Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
@@ -157,7 +157,8 @@ class Link:
 
 @dataclass(frozen=True)
 class Cluster:
-    """Near-duplicate uploads of one window, in the validator's first-seen order."""
+    """Near-duplicate uploads of one window, in the validator's first-seen order (and the mix
+    check's pairs, ``join_pairs``: members left to the judge, never rejected for each other)."""
 
     uids: tuple[int, ...]  # seen earliest first; members the watcher never saw last
     links: tuple[Link, ...]
@@ -312,6 +313,33 @@ def find_clusters(
     return sorted(out, key=lambda c: c.uids[0])
 
 
+def join_pairs(
+    clusters: Sequence[Cluster], pairs: Sequence[tuple[int, int]], sightings: Mapping[int, Sighting]
+) -> list[Cluster]:
+    """``clusters`` with the mix check's ``pairs`` joined in: a pair becomes a cluster of its
+    own, or joins a cluster that holds one of its members. A pair's members are not copies of
+    each other (the copy links did not join them), so neither is ever provably later."""
+    groups = [set(c.uids) for c in clusters] + [set(p) for p in pairs]
+    merged: list[set[int]] = []
+    for g in groups:
+        for m in [m for m in merged if m & g]:
+            merged.remove(m)
+            g |= m
+        merged.append(g)
+    out = []
+    for g in merged:
+        parts = [c for c in clusters if set(c.uids) <= g]
+        if len(parts) == 1 and set(parts[0].uids) == g:
+            out.append(parts[0])
+            continue
+        seen = {u: (s.first_seen if (s := sightings.get(u)) else None) for u in g}
+        order = sorted(g, key=lambda u: (seen[u] is None, seen[u] or 0.0, u))
+        links = tuple(lk for c in parts for lk in c.links)
+        later = {u: v for c in parts for u, v in c.provably_later.items()}
+        out.append(Cluster(tuple(order), links, seen, later))
+    return sorted(out, key=lambda c: c.uids[0])
+
+
 @dataclass(frozen=True)
 class MixFinding:
     uid: int
@@ -360,14 +388,22 @@ def _mix_pass(prints, clusters, aggregate, flagged) -> dict[int, MixFinding]:
     }
 
 
+@dataclass
+class Mixes:
+    """What the mix check found: rejections, and pairs it cannot order (for the judge)."""
+
+    rejected: dict[int, Rejection] = field(default_factory=dict)
+    pairs: list[tuple[int, int]] = field(default_factory=list)  # (close upload, its partner)
+
+
 def find_mixes(
     prints: Sequence[Print],
     clusters: Sequence[Cluster],
     rules: CopyRules,
     aggregate: np.ndarray | None = None,
     trusted: Collection[int] = (),
-) -> dict[int, Rejection]:
-    """uid -> MIX_OF_OTHERS for uploads close to the others' sum or to the last aggregate.
+) -> Mixes:
+    """MIX_OF_OTHERS for uploads close to the others' sum or to the last aggregate.
 
     Close to the others' sum: cosine >= ``mix_cosine`` and >= a baseline + ``mix_margin``.
     Honest uploads share a common direction, so their own cosine grows with the number of
@@ -381,17 +417,23 @@ def find_mixes(
 
     Peels the most similar upload first and recomputes without it, so honest uploads are
     judged against a sum that holds no flagged mix (a swarm of mixers cannot make the honest
-    uploads they average look like mixes of the mixers)."""
+    uploads they average look like mixes of the mixers).
+
+    An upload whose closeness comes from one other upload alone (below the bar once that
+    partner is left out too) is not a mix of many but one of a *pair*, and the sketches cannot
+    tell which of the two leans on the other: a miner that trains on an honest miner's
+    (public) pages makes that miner look like a mix of it. Such a pair is not rejected; it
+    goes to the judge, which settles it by page fit as it settles near-duplicates."""
+    out = Mixes()
     if not prints:
-        return {}
+        return out
     flagged: set[int] = set()
-    out: dict[int, Rejection] = {}
     if aggregate is not None:
         for p in prints:
             c = cosine(p.sketch, aggregate)
             if c >= rules.aggregate_cosine:
                 flagged.add(p.uid)
-                out[p.uid] = Rejection(
+                out.rejected[p.uid] = Rejection(
                     RejectCode.MIX_OF_OTHERS, f"close to the last aggregate (cosine {c:.2f})"
                 )
     while True:
@@ -399,15 +441,35 @@ def find_mixes(
         if not scores:
             return out
         worst = max(scores.values(), key=lambda f: f.loo_cosine)
-        if worst.loo_cosine < max(
-            rules.mix_cosine, mix_baseline(scores, trusted) + rules.mix_margin
-        ):
+        bar = max(rules.mix_cosine, mix_baseline(scores, trusted) + rules.mix_margin)
+        if worst.loo_cosine < bar:
             return out
         flagged.add(worst.uid)  # only this one: a linked honest upload is judged on its own
-        out[worst.uid] = Rejection(
+        partner = _closest(prints, clusters, flagged, worst.uid)
+        if partner is not None:
+            alone = _mix_pass(prints, clusters, None, (flagged - {worst.uid}) | {partner})
+            if alone[worst.uid].loo_cosine < bar:
+                out.pairs.append((worst.uid, partner))
+                continue
+        out.rejected[worst.uid] = Rejection(
             RejectCode.MIX_OF_OTHERS,
             f"close to the sum of this window's other uploads (cosine {worst.loo_cosine:.2f})",
         )
+
+
+def _closest(
+    prints: Sequence[Print], clusters: Sequence[Cluster], flagged: Collection[int], uid: int
+) -> int | None:
+    """The live upload outside ``uid``'s cluster whose sketch is most similar to ``uid``'s."""
+    mine = next((set(c.uids) for c in clusters if uid in c.uids), {uid})
+    sketch = next(p.sketch for p in prints if p.uid == uid).astype(np.float64)
+    others = [p for p in prints if p.uid not in flagged and p.uid not in mine]
+    if not others:
+        return None
+    mat = np.stack([p.sketch for p in others]).astype(np.float64)
+    norms = np.sqrt(np.einsum("ij,ij->i", mat, mat))
+    cos = np.divide(mat @ sketch, norms, out=np.full(len(others), -np.inf), where=norms > 0)
+    return others[int(np.argmax(cos))].uid
 
 
 def mix_baseline(scores: Mapping[int, MixFinding], trusted: Collection[int] = ()) -> float:

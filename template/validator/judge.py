@@ -155,7 +155,7 @@ class Decision:
     def __str__(self) -> str:
         why = f" ({self.rejection})" if self.rejection is not None else ""
         paid = f", pay {self.pay:.2f}" if self.credited else ""
-        dup = ", near-duplicate" if self.duplicated else ""
+        dup = ", near-duplicate or mix pair" if self.duplicated else ""
         part = f", work {self.work:.2f}" if self.work < 1.0 else ""
         more = ", more sequences" if self.boosted else ""
         return (

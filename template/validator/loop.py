@@ -70,7 +70,7 @@ class WindowReport:
     valid: int = 0
     evaluated: list[int] = field(default_factory=list)
     rejected: dict[int, Rejection] = field(default_factory=dict)
-    clusters: list[Cluster] = field(default_factory=list)  # near-duplicates, for the judge
+    clusters: list[Cluster] = field(default_factory=list)  # near-duplicates, mix pairs: judge
     missing: list[int] = field(default_factory=list)
     values: dict[int, float] = field(default_factory=dict)
     decisions: dict[int, Decision] = field(default_factory=dict)  # the judge's, per uid

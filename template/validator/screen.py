@@ -25,6 +25,7 @@ from .copies import (
     find_clusters,
     find_mixes,
     find_stale_copies,
+    join_pairs,
     make_print,
 )
 from .outcomes import Rejection
@@ -131,8 +132,10 @@ def screen_window(
         for uid, why in find_stale_copies(list(zip(held, under, strict=True)), rules).items():
             out.reject(uid, why)
     with out.stage("mix"):
-        for uid, why in find_mixes(prints, out.clusters, rules, aggregate, trusted).items():
+        mixes = find_mixes(prints, out.clusters, rules, aggregate, trusted)
+        for uid, why in mixes.rejected.items():
             out.reject(uid, why)
+        out.clusters = join_pairs(out.clusters, mixes.pairs, sightings or {})
     with out.stage("free_riders"):
         standing = {u: norms[u] for u in uploads if u not in out.rejected}
         for uid, why in free_riders(standing, freerider_min_norm).items():

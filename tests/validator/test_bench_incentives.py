@@ -21,6 +21,7 @@ import incentive_sim as sim  # noqa: E402
 from template.hparams import load_hparams  # noqa: E402
 from template.training.compression import Compressor  # noqa: E402
 from template.training.model import build_model  # noqa: E402
+from template.training.wire import decode_upload  # noqa: E402
 from template.validator.args import ValidatorConfig  # noqa: E402
 from template.validator.measure import Measurement, Measurer  # noqa: E402
 
@@ -362,3 +363,47 @@ def test_inflated_classes_send_their_trained_delta_times_the_factor(tiny_dataset
     assert norm("lazy_inflated")[0] > 2.5 * norm("lazy")[0]
     assert bench.INFLATED[0] in bench.LAZY_KINDS and bench.INFLATED[1] not in bench.LAZY_KINDS
     assert not set(bench.INFLATED) & set(bench.ADVERSARIES)  # real work: judged by their pay
+
+
+def test_shadow_and_poacher_train_their_victims_pages_and_claim_their_own(
+    tiny_dataset, tmp_path, monkeypatch
+):
+    """Opt-in: both train on the first honest miner's (public) pages, shuffled; the poacher on
+    its own too (real work). Each claims its own pages."""
+    assert not {bench.SHADOW, bench.POACHER} & set(bench.DEFAULT_CLASSES)
+    assert bench.SHADOW in bench.ADVERSARIES and bench.POACHER not in bench.ADVERSARIES
+    hp = bench.preset("small")
+    ds = sim.open_dataset(tiny_dataset, hp)
+    run = bench.Run(hp, ds, tmp_path, 0, 3, [bench.SHADOW, bench.POACHER])
+    trained = []
+    real = sim.train_from
+    monkeypatch.setattr(
+        sim,
+        "train_from",
+        lambda t, g, h, batches, w: trained.append(batches) or real(t, g, h, batches, w),
+    )
+    asyncio.run(run.window(10))
+    steps = hp.train.inner_steps
+
+    def rows(batches) -> list[tuple[int, ...]]:
+        return sorted(tuple(r.tolist()) for b in batches for r in b)
+
+    victim = run.actors[0]
+    own = {a.kind: sim.window_batches(ds, hp, 10, a.uid, steps)[0] for a in run.actors}
+    by_victim = sim.window_batches(ds, hp, 10, victim.uid, steps)[0]
+    assert len(trained) == 5  # three honest miners, then the shadow and the poacher
+    assert rows(trained[3]) == rows(by_victim)  # the shadow: its victim's sequences only
+    assert rows(trained[4]) == rows(by_victim + own[bench.POACHER])
+    assert [tuple(map(tuple, b.tolist())) for b in trained[3]] != [
+        tuple(map(tuple, b.tolist())) for b in by_victim
+    ]  # in its own order: not a byte copy of the victim's training
+    shapes = run.v.shapes
+    for a in run.actors[3:]:
+        up = decode_upload(
+            a.history[10],
+            max_bytes=1 << 30,
+            expected={"uid": a.uid},
+            param_shapes=shapes,
+            config=hp.compression,
+        )
+        assert list(up.pages) == ds.layout.pages(10, a.uid, len(up.pages))  # its own claim

@@ -22,6 +22,7 @@ from template.validator.copies import (
     CopyRules,
     aggregate_sketch,
     find_clusters,
+    find_mixes,
     make_print,
     mix_scores,
     window_salt,
@@ -91,7 +92,15 @@ def held(windows: dict[int, dict[int, Upload]]) -> WindowCache:
 
 
 def screen(
-    window, uploads, layout, sightings=None, last=(), replays=None, trusted=(), earlier=None
+    window,
+    uploads,
+    layout,
+    sightings=None,
+    last=(),
+    replays=None,
+    trusted=(),
+    earlier=None,
+    rules=RULES,
 ):
     salt = window_salt("test", window)
     return screen_window(
@@ -99,7 +108,7 @@ def screen(
         uploads,
         layout=layout,
         replays=replays or ReplayMemory(1),
-        rules=RULES,
+        rules=rules,
         salt=salt,
         sightings=sightings,
         aggregate=aggregate_sketch(last, RULES, salt),
@@ -215,6 +224,44 @@ def test_a_swarm_of_mixers_flags_every_mixer_and_no_honest_upload(honest):
     res = screen(2, ups, layout)
     assert set(res.rejected) == {9, 10, 11}, res.rejected
     assert all(r.code is RejectCode.MIX_OF_OTHERS for r in res.rejected.values())
+
+
+def test_an_upload_close_to_one_other_is_a_pair_for_the_judge_not_a_mix(honest):
+    """A miner that trains on an honest miner's pages (or sends a partial copy too far moved
+    to be linked) makes that miner's upload close to the others' sum. The sketches cannot say
+    which of the two leans on the other: neither is rejected, the judge settles the pair by
+    page fit. A mix of many stays a mix."""
+    layout, windows = honest
+    ups = dict(windows[2])
+    ups[9] = resign(as_upload(swap_share(ups[2], 0.4, seed=2), 2), 9, 2, layout)
+    rules = dataclasses.replace(RULES, mix_cosine=0.4)  # the pair's cosines: ~0.47 and ~0.37
+    plain = screen(2, ups, layout)
+    assert not plain.clusters and not plain.rejected  # not linked as near-duplicates
+    scores = mix_scores(list(plain.prints.values()), plain.clusters, None)
+    assert max(scores, key=lambda u: scores[u].loo_cosine) == 2  # the honest one looks worst
+    assert scores[2].loo_cosine >= rules.mix_cosine
+    mixes = find_mixes(list(plain.prints.values()), plain.clusters, rules)
+    assert mixes.rejected == {} and mixes.pairs == [(2, 9)]
+    res = screen(2, ups, layout, rules=rules)
+    assert not res.rejected
+    (pair,) = res.clusters
+    assert set(pair.undecided) == {2, 9} and not pair.links and not pair.provably_later
+    dense = [u.delta.to_dense() for u in windows[2].values()]
+    mean = {k: sum(d[k] for d in dense) / len(dense) for k in dense[0]}
+    ups[10] = as_upload(Compressor(HP.compression).compress(mean), 10, layout.pages(2, 10, 2), 2)
+    res = screen(2, ups, layout, rules=rules)
+    assert res.rejected[10].code is RejectCode.MIX_OF_OTHERS and set(res.rejected) == {10}
+
+
+def test_a_pair_joins_the_near_duplicate_cluster_of_its_member():
+    seen = {1: Sighting("e1", 10.0, 9.0), 9: Sighting("e9", 11.0, 10.5)}
+    link = copies.Link(1, 9, 1.0, 1.0, True)
+    cluster = copies.Cluster((1, 9), (link,), {1: 10.0, 9: 11.0}, {9: 1})
+    assert copies.join_pairs([cluster], [], seen) == [cluster]
+    (joined,) = copies.join_pairs([cluster], [(4, 9)], seen)
+    assert joined.uids == (1, 9, 4) and joined.links == (link,)
+    assert joined.provably_later == {9: 1}  # a pair proves no order: 4 is never "later"
+    assert [c.uids for c in copies.join_pairs([cluster], [(2, 3)], seen)] == [(1, 9), (2, 3)]
 
 
 def test_copies_do_not_raise_the_mix_cosine_of_the_uploads_they_copy_from(honest):
