@@ -293,6 +293,14 @@ def _provably_before(x: Sighting | None, y: Sighting | None) -> bool:
     return x.first_seen < y.absent_before
 
 
+def _seen_order(
+    uids: Collection[int], sightings: Mapping[int, Sighting]
+) -> tuple[tuple[int, ...], dict[int, float | None]]:
+    """(``uids`` in the validator's first-seen order, unseen last; uid -> first-seen time)."""
+    seen = {u: (s.first_seen if (s := sightings.get(u)) else None) for u in uids}
+    return tuple(sorted(uids, key=lambda u: (seen[u] is None, seen[u] or 0.0, u))), seen
+
+
 def find_clusters(
     prints: Sequence[Print], sightings: Mapping[int, Sighting], rules: CopyRules
 ) -> list[Cluster]:
@@ -307,9 +315,8 @@ def find_clusters(
             for x, y in ((lk.a, lk.b), (lk.b, lk.a)):
                 if _provably_before(sightings.get(x), sightings.get(y)):
                     later.setdefault(y, x)
-        seen = {u: (s.first_seen if (s := sightings.get(u)) else None) for u in group}
-        order = sorted(group, key=lambda u: (seen[u] is None, seen[u] or 0.0, u))
-        out.append(Cluster(tuple(order), mine, seen, later))
+        order, seen = _seen_order(group, sightings)
+        out.append(Cluster(order, mine, seen, later))
     return sorted(out, key=lambda c: c.uids[0])
 
 
@@ -332,11 +339,10 @@ def join_pairs(
         if len(parts) == 1 and set(parts[0].uids) == g:
             out.append(parts[0])
             continue
-        seen = {u: (s.first_seen if (s := sightings.get(u)) else None) for u in g}
-        order = sorted(g, key=lambda u: (seen[u] is None, seen[u] or 0.0, u))
+        order, seen = _seen_order(g, sightings)
         links = tuple(lk for c in parts for lk in c.links)
         later = {u: v for c in parts for u, v in c.provably_later.items()}
-        out.append(Cluster(tuple(order), links, seen, later))
+        out.append(Cluster(order, links, seen, later))
     return sorted(out, key=lambda c: c.uids[0])
 
 
