@@ -634,10 +634,12 @@ def main() -> None:
         "--corpus",
         type=Path,
         default=sim.CORPUS,
-        help="UTF-8 text the miners train on (default: shared/data/tinyshakespeare.txt)",
+        help="UTF-8 text the miners train on (default: shared/data/tinyshakespeare.txt), or "
+        f"{sim.STDLIB!r}: the Python standard library's sources, as a local subnet trains on "
+        "where shared/data is absent",
     )
     args = p.parse_args()
-    if not args.corpus.is_file():
+    if str(args.corpus) != sim.STDLIB and not args.corpus.is_file():
         p.error(f"--corpus {args.corpus}: no such file")
     if args.first_window is not None and args.first_window < 0:
         p.error(f"--first-window {args.first_window}: must be >= 0")

@@ -13,6 +13,7 @@ from pathlib import Path
 import torch
 
 from template.hparams import HParams, hparams_hash
+from template.localnet.setup import fallback_corpus
 from template.training.compression import CompressedDelta, Compressor
 from template.training.inner import make_optimizer, train_steps
 from template.training.outer import pseudo_gradient, snapshot
@@ -49,12 +50,23 @@ CLASSES = (
 CORPUS = ROOT.parent / "shared" / "data" / "tinyshakespeare.txt"
 
 
-def build_dataset(out: Path, limit: int = 1_200_000, corpus: Path = CORPUS) -> Path:
-    """A byte-level dataset of the first ``limit`` characters of ``corpus`` (a UTF-8 text
-    file; default tinyshakespeare from shared/data) in ``out``; returns the folder."""
+STDLIB = "stdlib"  # the corpus name of the Python standard library's sources
+
+
+def corpus_text(corpus: Path | str, limit: int) -> str:
+    """The first ``limit`` characters of ``corpus``: a UTF-8 text file, or ``STDLIB``, the
+    sources a local subnet trains on where shared/data is absent (localnet.setup)."""
+    if str(corpus) == STDLIB:
+        return fallback_corpus(limit)
+    return Path(corpus).read_text(encoding="utf-8")[:limit]
+
+
+def build_dataset(out: Path, limit: int = 1_200_000, corpus: Path | str = CORPUS) -> Path:
+    """A byte-level dataset of the first ``limit`` characters of ``corpus`` (``corpus_text``;
+    default tinyshakespeare from shared/data) in ``out``; returns the folder."""
     if (out / "manifest.json").is_file():
         return out
-    text = Path(corpus).read_text(encoding="utf-8")[:limit]
+    text = corpus_text(corpus, limit)
     tok = ByteTokenizer()
     docs = [tok.encode(text[i : i + 50_000]) + [tok.eot_id] for i in range(0, len(text), 50_000)]
     write_shards(docs, out, vocab_size=tok.vocab_size, tokenizer=tok.name, shard_tokens=300_000)

@@ -149,6 +149,17 @@ def test_dataset_is_built_from_the_corpus_given(tmp_path):
     assert first == b"abc abc "
 
 
+def test_stdlib_corpus_is_the_local_subnets_fallback_text(tmp_path):
+    """--corpus stdlib: the Python sources a local subnet trains on without shared/data."""
+    from template.localnet.setup import fallback_corpus
+
+    text = sim.corpus_text(sim.STDLIB, 30_000)
+    assert text == fallback_corpus(30_000) and len(text) == 30_000
+    hp = bench.preset("small")
+    ds = sim.open_dataset(sim.build_dataset(tmp_path / "ds", 30_000, corpus=sim.STDLIB), hp)
+    assert bytes(ds.page(0)[0, :16].tolist()) == text[:16].encode()
+
+
 def test_lazy_mixer_copies_the_largest_share_that_stays_under_its_cosine_bar():
     hp = bench.preset("small")
     gen = torch.Generator().manual_seed(0)
