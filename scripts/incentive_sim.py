@@ -13,8 +13,8 @@ from pathlib import Path
 import torch
 
 from template.hparams import HParams, hparams_hash
-from template.localnet.setup import fallback_corpus
 from template.training.compression import CompressedDelta, Compressor
+from template.training.corpus import fallback_corpus
 from template.training.inner import make_optimizer, train_steps
 from template.training.outer import pseudo_gradient, snapshot
 from template.training.pages import PageDataset
@@ -55,7 +55,7 @@ STDLIB = "stdlib"  # the corpus name of the Python standard library's sources
 
 def corpus_text(corpus: Path | str, limit: int) -> str:
     """The first ``limit`` characters of ``corpus``: a UTF-8 text file, or ``STDLIB``, the
-    sources a local subnet trains on where shared/data is absent (localnet.setup)."""
+    sources a local subnet trains on where shared/data is absent (training.corpus)."""
     if str(corpus) == STDLIB:
         return fallback_corpus(limit)
     return Path(corpus).read_text(encoding="utf-8")[:limit]

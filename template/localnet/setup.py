@@ -14,7 +14,6 @@ Everything lives under one run folder::
 from __future__ import annotations
 
 import asyncio
-import inspect
 import json
 import logging
 import os
@@ -31,6 +30,7 @@ from template.storage.client import StorageClient
 from template.storage.config import BucketConfig
 from template.storage.datasets import upload_dataset
 from template.storage.local_server import LOCAL_ACCESS_KEY_ID, LOCAL_SECRET_ACCESS_KEY
+from template.training.corpus import fallback_corpus
 
 from .config import (
     FUND_TAO,
@@ -241,23 +241,6 @@ def write_storage_configs(endpoint: str, nodes: list[NodeSpec]) -> None:
 
 
 # --- dataset ------------------------------------------------------------------------------------
-
-
-def fallback_corpus(limit: int) -> str:
-    """Text every Python install has: the standard library's own source files."""
-    stdlib = Path(inspect.getfile(inspect)).parent
-    parts: list[str] = []
-    size = 0
-    for path in sorted(stdlib.glob("*.py")):
-        try:
-            text = path.read_text(encoding="utf-8")
-        except (OSError, UnicodeDecodeError):
-            continue
-        parts.append(text)
-        size += len(text)
-        if size >= limit:
-            break
-    return "\n".join(parts)[:limit]
 
 
 def corpus_text(cfg: LocalnetConfig) -> tuple[str, str]:

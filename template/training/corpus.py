@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import json
 import logging
 from collections.abc import Iterator
@@ -10,6 +11,23 @@ from pathlib import Path
 logger = logging.getLogger(__name__)
 
 TEXT_SUFFIXES = {".txt", ".md", ".text"}
+
+
+def fallback_corpus(limit: int) -> str:
+    """Text every Python install has: the standard library's own source files."""
+    stdlib = Path(inspect.getfile(inspect)).parent
+    parts: list[str] = []
+    size = 0
+    for path in sorted(stdlib.glob("*.py")):
+        try:
+            text = path.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError):
+            continue
+        parts.append(text)
+        size += len(text)
+        if size >= limit:
+            break
+    return "\n".join(parts)[:limit]
 
 
 def iter_documents(paths: list[str | Path], text_column: str = "text") -> Iterator[str]:

@@ -20,6 +20,7 @@ import incentive_sim as sim  # noqa: E402
 
 from template.hparams import load_hparams  # noqa: E402
 from template.training.compression import Compressor  # noqa: E402
+from template.training.corpus import fallback_corpus  # noqa: E402
 from template.training.model import build_model  # noqa: E402
 from template.training.wire import decode_upload  # noqa: E402
 from template.validator.args import ValidatorConfig  # noqa: E402
@@ -151,8 +152,6 @@ def test_dataset_is_built_from_the_corpus_given(tmp_path):
 
 def test_stdlib_corpus_is_the_local_subnets_fallback_text(tmp_path):
     """--corpus stdlib: the Python sources a local subnet trains on without shared/data."""
-    from template.localnet.setup import fallback_corpus
-
     text = sim.corpus_text(sim.STDLIB, 30_000)
     assert text == fallback_corpus(30_000) and len(text) == 30_000
     hp = bench.preset("small")
