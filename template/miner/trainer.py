@@ -190,12 +190,14 @@ class Trainer:
             res.steps = step
             res.pages = list(stream.pages[: self._pages_used(step)])
             res.loss = sum(losses) / len(losses) if losses else math.nan
+            if res.steps:  # this window's training only (aggregates and carried progress excluded)
+                # still "training": an outer step submitted now waits for the drain below
+                # instead of running in its own thread while the delta is read
+                res.delta = self.overlap.end(dict(self.global_model.named_parameters()), self.model)
         finally:
             with self._lock:
                 self._drain()
                 self._training = False
-        if res.steps:  # this window's training only (aggregates and carried progress excluded)
-            res.delta = self.overlap.end(dict(self.global_model.named_parameters()), self.model)
         return res
 
     def _pages_used(self, steps: int) -> int:

@@ -132,3 +132,39 @@ def test_next_window_carries_on_then_swaps_own_progress_for_the_aggregate(tiny_d
         torch.testing.assert_close(rebased[0][n] - glob[n], own_step, rtol=0, atol=1e-6)
         # the delta is window 1's two steps only: global - live, the carried progress gone
         torch.testing.assert_close(res.delta[n], glob[n] - seen[2][n], rtol=0, atol=1e-6)
+
+
+def test_an_outer_step_submitted_while_the_delta_is_taken_waits_for_it(tiny_dataset):
+    """The delta is read from both models after the last step; an aggregate that arrives then
+    (another thread's submit) must queue, not run in that thread halfway through the read."""
+    hp = small_hparams(**{"train.inner_steps": 2})
+    trainer = Trainer(hp, build_model(hp.model), _dataset(tiny_dataset, hp), uid=0)
+    before = {n: p.detach().clone() for n, p in trainer.global_model.named_parameters()}
+
+    def add(model):
+        with torch.no_grad():
+            for p in model.parameters():
+                p.add_(1e-3)
+        return 1
+
+    real_end, futures, trained = trainer.overlap.end, [], {}
+
+    def end(global_params, live):
+        job = lambda: trainer.apply_outer(add)  # noqa: E731
+        t = threading.Thread(target=lambda: futures.append(trainer.submit(job)))
+        t.start()
+        t.join()
+        assert not futures[0].done()  # queued behind the delta, not run in the other thread
+        trained.update({n: p.detach().clone() for n, p in live.named_parameters()})
+        return real_end(global_params, live)
+
+    trainer.overlap.end = end
+    res = trainer.train_window(0, lambda: False)
+    assert futures[0].result(timeout=5) == 1  # run by the window's final drain
+    live = dict(trainer.model.named_parameters())
+    for n, p in trainer.global_model.named_parameters():
+        torch.testing.assert_close(p, before[n] + 1e-3, rtol=0, atol=1e-7)
+        # the delta is the window's training only: the outer step came after it was read
+        assert torch.equal(res.delta[n], (before[n] - trained[n]).float())
+        # and the outer step then replaced that progress in the live weights
+        torch.testing.assert_close(live[n], p, rtol=0, atol=1e-6)
