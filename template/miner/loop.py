@@ -223,7 +223,7 @@ class Miner:
         except Exception as e:  # noqa: BLE001 - a bad window must not stop the miner
             logger.error("window %d: training failed (%s: %s); skipping it", w, type(e).__name__, e)
             await self._sleep_until(end)
-            return WindowResult(w, {})
+            return WindowResult(w, {}, void=f"training failed ({type(e).__name__})")
         self._train_run += res.train_seconds
         res.base = base
         return res
@@ -234,7 +234,9 @@ class Miner:
         w, stats = r.window, Stats(window=r.window, loss=r.loss, steps=r.steps, pages=len(r.pages))
         stats.tokens_per_s = r.tokens / r.train_seconds if r.train_seconds > 0 else 0.0
         try:
-            if r.steps:
+            if r.void:
+                logger.warning("window %d: nothing to upload: %s", w, r.void)
+            elif r.steps:
                 await self._upload(r, stats)
             else:
                 logger.warning("window %d: no training step finished; nothing to upload", w)
@@ -242,13 +244,25 @@ class Miner:
             logger.warning("window %d: upload failed (%s: %s)", w, type(e).__name__, e)
         sent = getattr(self, "_sent", None)
         if not stats.uploaded and sent is not None and sent[0] == w:
-            await self._settle_failed_upload(w, stats, sent[1])
+            try:
+                await self._settle_failed_upload(w, stats, sent[1])
+            except Exception as e:  # noqa: BLE001 - cannot tell: never send a delta twice
+                logger.warning(
+                    "window %d: could not settle the failed upload (%s: %s); its delta counts "
+                    "as sent",
+                    w,
+                    type(e).__name__,
+                    e,
+                )
         if stats.uploaded:
             self.position.uploads_done += 1
             self._start_reveal(w)
         else:
             self.position.uploads_missed += 1
-            seal_keys.forget(self.settings.state_dir, w)  # nothing stored that it could open
+            try:
+                seal_keys.forget(self.settings.state_dir, w)  # nothing stored that it could open
+            except OSError as e:  # harmless: a later start-up reveals it or drops it
+                logger.warning("window %d: could not delete its seal key (%s)", w, e)
         if r.trained_behind:
             self.position.windows_behind += 1
             logger.info(

@@ -62,8 +62,7 @@ class TrainerModel:
 
         def job() -> tuple[int, list[float]]:
             check_order(trainer.applied_through, window)
-            n = trainer.apply_outer(step)
-            trainer.applied_through = window
+            n = trainer.apply_outer(step, window)  # marks the window applied once it is in
             return n, model_fingerprint(trainer.global_model)
 
         return await self._run(job)
@@ -131,6 +130,10 @@ class Sync:
         """Apply windows in order forever (cancel to stop). Errors are logged, then retried."""
         while True:
             try:
+                if self.trainer.global_suspect:  # an outer step failed part-way through it
+                    self.trainer.global_suspect = False
+                    logger.warning("sync: the global model may hold part of an outer step")
+                    self.needs_resync = True
                 if self.needs_resync:
                     await self.resync()
                     continue

@@ -32,7 +32,7 @@ from template.training.pages import PageDataset
 from .apply import apply_sparse_to_shards
 from .compress import ShardedCompressor, all_gather_varlen
 from .config import ParallelConfig
-from .dist import DistContext, RankCommands
+from .dist import DistContext, RankCommands, RankCommandsStopped
 from .fingerprint import sharded_fingerprint
 from .shard import (
     LocalShards,
@@ -86,6 +86,7 @@ class ShardedTrainer(RankCommands, Trainer):
         self._lock = threading.Lock()
         self._training = False
         self.applied_through = -1
+        self._resets = 0  # times the live weights were reset (Trainer's void-window rule)
         self._stream: PageStream | None = None
         self._losses: list[float] = []
         self.compress_seconds = 0.0  # the last window's error feedback + top-k + quantisation
@@ -98,11 +99,13 @@ class ShardedTrainer(RankCommands, Trainer):
         try:
             self._drain()
             self._cmd("begin", window)
-            step = 0
+            step, resets, kept_from = 0, self._resets, 0  # as Trainer._run_window
             while not (self.stop.is_set() or should_end()):
                 if step >= self.max_steps:
                     break
                 self._drain()
+                if self._resets != resets:  # a job (a re-sync) reset the live weights
+                    resets, kept_from = self._resets, step
                 if self._stream.batch(step) is None:
                     break
                 stats = self._cmd("step", window, step)
@@ -112,13 +115,28 @@ class ShardedTrainer(RankCommands, Trainer):
             res.steps = step
             res.pages = list(self._stream.pages[: self._pages_used(step)])
             res.loss = sum(self._losses) / len(self._losses) if self._losses else math.nan
-            if step and not self.stop.is_set():  # an abandoned window leaves the buffers alone
+            if kept_from:  # its delta lacks the steps before the reset: send nothing
+                res.void = f"the live weights were reset after {kept_from} of its {step} steps"
+            elif step and not self.stop.is_set():  # an abandoned window leaves the buffers alone
                 res.compressed = self._cmd("end")
+        except RankCommandsStopped:
+            raise  # shutting down: no rank takes commands any more
+        except Exception:
+            self._drop_failed_window()
+            raise
         finally:
             with self._lock:
                 self._drain()
                 self._training = False
         return res
+
+    def _drop_failed_window(self) -> None:
+        """After an error mid-window: live weights <- global on every rank (else the next
+        window's delta would hold the failed steps). A broken process group cannot: logged."""
+        try:
+            self.reset_live()
+        except Exception as e:  # noqa: BLE001 - the original error is the one to report
+            logger.error("could not drop a failed window's steps (%s: %s)", type(e).__name__, e)
 
     def _do_begin(self, window: int) -> None:
         reshard_all(self.model)
@@ -194,10 +212,13 @@ class ShardedTrainer(RankCommands, Trainer):
         self.overlap.rebase(LocalShards(self.model))
         return n
 
-    def apply_outer(self, apply: Callable[[torch.nn.Module], int]) -> int:
+    def apply_outer(
+        self, apply: Callable[[torch.nn.Module], int], window: int | None = None
+    ) -> int:
         raise NotImplementedError("a sharded trainer applies peers with apply_deltas()")
 
     def reset_live(self) -> None:
+        self._resets += 1  # before the reset: a window that spans it cannot send its delta
         self._cmd("reset")
 
     def _do_reset(self) -> None:

@@ -21,7 +21,7 @@ import asyncio
 import hashlib
 import logging
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 
 from template.hparams import HParams
@@ -39,7 +39,7 @@ from .watch import Sighting, WindowWatch
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["MISSING", "Candidate", "fetch_uploads"]
+__all__ = ["MISSING", "Candidate", "fetch_uploads", "uncommitted_miners"]
 
 
 @dataclass
@@ -62,6 +62,24 @@ class Candidate:
     @property
     def first_seen(self) -> float | None:
         return None if self.sighting is None else self.sighting.first_seen
+
+
+def uncommitted_miners(
+    scored: Mapping[int, str],
+    registered: Mapping[int, str],
+    listed: Collection[int],
+    skip: Collection[str],
+) -> list[Candidate]:
+    """MISSING candidates for the scored miners no longer listed as miners (their bucket
+    commitment dropped, replaced by garbage or made private): without them such a score froze
+    and kept its weight for ever. ``scored``: uid -> hotkey of every score held;
+    ``registered``: the metagraph's uid -> hotkey; ``skip``: hotkeys that are never miners
+    (validators, this validator). A uid whose hotkey changed is the scoreboard's to reset."""
+    return [
+        Candidate(uid, hotkey, reason=MISSING)
+        for uid, hotkey in sorted(scored.items())
+        if uid not in listed and registered.get(uid) == hotkey and hotkey not in skip
+    ]
 
 
 def _is_md5(etag: str | None) -> bool:

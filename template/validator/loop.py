@@ -12,12 +12,15 @@
      applies its selection and publishes aggregate, fingerprint and checkpoints, a follower
      applies the leader's list when it appears;
   5. set weights when due; save the state; write the status file.
-Nothing a peer sends can raise out of it: bad uploads become rejections.
+Nothing a peer sends can raise out of it: bad uploads become rejections. A window whose work
+fails part way is retried with its evidence and scores restored (counted once); a window whose
+aggregate the model already holds (caught up at start) is skipped.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import logging
 import time
@@ -40,7 +43,7 @@ from template.training.pages import PageDataset
 from .args import ValidatorConfig
 from .cache import WindowCache, blob_decoder
 from .copies import Cluster, CopyRules, Print, window_salt
-from .gather import MISSING, Candidate, fetch_uploads
+from .gather import MISSING, Candidate, fetch_uploads, uncommitted_miners
 from .judge import Decision, Evidence, JudgeRules, judge_window, log_decisions
 from .leader import choose_peers
 from .measure import Measurer, measure_window
@@ -169,7 +172,7 @@ class Validator:
         cutoff_ts = await self.chain.block_timestamp(self.clock.upload_cutoff(window))
         miners = [(u, h) for u, h in self.directory.miners() if h != self.hotkey]
         await self.first_seen.wait_closed(window, timeout=self.cfg.gather_time_budget)
-        return await fetch_uploads(
+        fetched = await fetch_uploads(
             self.directory,
             miners,
             window,
@@ -183,6 +186,14 @@ class Validator:
             watch=self.first_seen.get(window),
             reveal_wait=functools.partial(self._await_reveals, window),
         )
+        registered = {n.uid: n.hotkey for n in self.directory.metagraph.neurons}
+        gone = uncommitted_miners(
+            {u: self.scores.hotkeys[u] for u in self.scores.scores if u in self.scores.hotkeys},
+            registered,
+            {u for u, _ in miners},
+            {*self.directory.validators(), self.hotkey},
+        )
+        return fetched + gone
 
     async def _recall(self, window: int) -> None:
         """On the first window after a (re)start: gather ``window`` (the last one) once, so the
@@ -313,6 +324,15 @@ class Validator:
         """All of one window's validator work (call after block upload_cutoff(window))."""
         t0 = time.perf_counter()
         report = WindowReport(window)
+        if self.state.applied_through is not None and self.state.applied_through >= window:
+            # started after the leader published this window's aggregate and caught up through
+            # it: its uploads cannot be measured on a model that already holds them
+            logger.info(
+                "window %d: the model already holds its aggregate; nothing to judge", window
+            )
+            self.state.window = window
+            save_state(self.state_dir, self.state, self.model)
+            return report
         metagraph = await self.directory.refresh()
         for uid in self.scores.sync_hotkeys(metagraph):
             self.state.last_evaluated.pop(uid, None)
@@ -325,6 +345,53 @@ class Validator:
 
         candidates = await self._gather(window)
         report.seen = sum(1 for c in candidates if c.reason != MISSING)
+        with self._undone_on_failure():  # a retried window must not count twice
+            await self._judge_and_settle(window, candidates, leader, metagraph, report)
+        report.seconds = time.perf_counter() - t0
+        self.last_report = report
+        self._write_status(report, await self.chain.block())
+        logger.info(
+            "window %d: %d uploads, %d valid, %d evaluated, %d rejected, %d peers, leader=%s (%.1fs)",
+            window,
+            report.seen,
+            report.valid,
+            len(report.evaluated),
+            len(report.rejected),
+            len(report.peers),
+            report.is_leader,
+            report.seconds,
+        )
+        return report
+
+    @contextlib.contextmanager
+    def _undone_on_failure(self):
+        """Restore the evidence, scores and rotation when a window's work fails part way: the
+        loop retries the window, which would otherwise count its evidence and values again."""
+        kept = [
+            (d, dict(d))
+            for d in (
+                self.evidence.s,
+                self.evidence.v,
+                self.scores.scores,
+                self.scores.hotkeys,
+                self.state.last_evaluated,
+            )
+        ]
+        eval_seconds = self.state.eval_seconds
+        try:
+            yield
+        except BaseException:
+            for d, before in kept:
+                d.clear()
+                d.update(before)
+            self.state.eval_seconds = eval_seconds
+            raise
+
+    async def _judge_and_settle(
+        self, window: int, candidates: list[Candidate], leader, metagraph, report: WindowReport
+    ) -> None:
+        """Screen, measure and judge ``candidates``, score them, settle the window (publish,
+        lead or follow), set weights when due and save the state."""
         standing, prints = self._check(window, candidates, report)
         self._measure_and_judge(window, standing, report)
         report.decisions = excuse_stale_harm(window, report.decisions, self.sync.landed, self.clock)
@@ -364,21 +431,6 @@ class Validator:
         self.state.evidence_s, self.state.evidence_v = dict(self.evidence.s), dict(self.evidence.v)
         self.state.peers = {window: [u for u, _ in doc.peers]}
         save_state(self.state_dir, self.state, self.model)
-        report.seconds = time.perf_counter() - t0
-        self.last_report = report
-        self._write_status(report, await self.chain.block())
-        logger.info(
-            "window %d: %d uploads, %d valid, %d evaluated, %d rejected, %d peers, leader=%s (%.1fs)",
-            window,
-            report.seen,
-            report.valid,
-            len(report.evaluated),
-            len(report.rejected),
-            len(report.peers),
-            report.is_leader,
-            report.seconds,
-        )
-        return report
 
     async def _set_weights(self, window: int, metagraph) -> bool:
         validators = set(self.directory.validators())
@@ -389,7 +441,7 @@ class Validator:
             self.weights_tracker,
             window=window,
             own_uid=self.uid,
-            scores=incentive_scores(self.scores.scores),
+            scores=incentive_scores(self.scores.scores, exclude=exclude),
             uids=[n.uid for n in metagraph.neurons],
             exclude=exclude,
             last_weights_block=self.state.last_weights_block,

@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import math
 import statistics
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 
 from template.chain.types import Metagraph
 
@@ -148,11 +148,16 @@ def window_values(
 SCORE_FLOOR = 0.1  # share of the best score below which a score earns no weight
 
 
-def incentive_scores(scores: Mapping[int, float], floor: float = SCORE_FLOOR) -> dict[int, float]:
-    """The scores that become weights: those at least ``floor`` x the best score. A score only
+def incentive_scores(
+    scores: Mapping[int, float], floor: float = SCORE_FLOOR, exclude: Collection[int] = ()
+) -> dict[int, float]:
+    """The scores that become weights: those at least ``floor`` x the best score, leaving out
+    ``exclude`` (validators, this validator) before the best is taken: a miner turned validator
+    keeps its score but earns no weight, so it must not raise the floor. A score only
     grows in credited windows, so an adversary that passed the training test by chance (rate
     alpha) decays below the floor within a few windows (0.3 x 0.7^4 < 0.1 x a full score)
     instead of keeping a decaying share for ever; an honest miner whose evidence dips for a
     window or two keeps most of its score."""
-    best = max((s for s in scores.values() if s > 0), default=0.0)
-    return {u: s for u, s in scores.items() if s > 0 and s >= floor * best}
+    kept = {u: s for u, s in scores.items() if u not in exclude and s > 0}
+    best = max(kept.values(), default=0.0)
+    return {u: s for u, s in kept.items() if s >= floor * best}

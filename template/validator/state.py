@@ -3,7 +3,8 @@
 Two files in the state dir, each written to a temporary name and renamed (atomic):
 ``model.safetensors`` (the global model's parameters) and ``validator_state.json``
 (everything else plus the model file's sha256). A torn, mismatched or non-finite state is
-refused on load (logged) and the validator starts fresh rather than trust it.
+refused on load (logged) and the validator starts fresh rather than trust it; a sound state
+beside an unusable model file keeps everything but the model position (``load_state``).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import torch
+from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 from template.fileio import file_sha256
@@ -72,47 +74,72 @@ def _finite_map(raw: dict, value_type=float) -> dict:
     return out
 
 
+def _parse_state(raw: dict, hparams_hash: str) -> ValidatorState:
+    if raw["hparams_hash"] != hparams_hash:
+        raise ValueError("state belongs to a run with other hyperparameters")
+    eval_seconds = raw.get("eval_seconds")
+    return ValidatorState(
+        window=int(raw["window"]),
+        applied_through=None if raw["applied_through"] is None else int(raw["applied_through"]),
+        scores=_finite_map(raw["scores"]),
+        hotkeys={int(k): str(v) for k, v in raw["hotkeys"].items()},
+        last_evaluated=_finite_map(raw["last_evaluated"], int),
+        weights=_finite_map(raw["weights"]),
+        weights_set=int(raw["weights_set"]),
+        last_weights_block=raw["last_weights_block"],
+        digests={str(d): (int(wu[0]), int(wu[1])) for d, wu in raw["digests"].items()},
+        evidence_s=_finite_map(raw.get("evidence_s", {})),
+        evidence_v=_finite_map(raw.get("evidence_v", {})),
+        eval_seconds=None if eval_seconds is None else float(eval_seconds),
+        peers={int(w): [int(u) for u in us] for w, us in raw.get("peers", {}).items()},
+        hparams_hash=raw["hparams_hash"],
+    )
+
+
+def _saved_model(model_path: Path, digest: str, model: torch.nn.Module) -> dict[str, torch.Tensor]:
+    """The saved parameters, checked against the state's digest and ``model``'s layout."""
+    if file_sha256(model_path) != digest:
+        raise ValueError("model file does not match the digest in the state file")
+    tensors = load_file(str(model_path))
+    params = dict(model.named_parameters())
+    if set(tensors) != set(params):
+        raise ValueError("saved model has other parameters")
+    for name, t in tensors.items():
+        if t.shape != params[name].shape or not bool(torch.isfinite(t).all()):
+            raise ValueError(f"saved parameter {name} has a bad shape or non-finite values")
+    return tensors
+
+
 def load_state(state_dir: Path, model: torch.nn.Module, hparams_hash: str) -> ValidatorState | None:
-    """Restore the state and the model's weights, or None (fresh start) when absent or unsound."""
+    """Restore the state and the model's weights, or None (fresh start) when absent or unsound.
+
+    A sound state beside an unusable model file (missing, torn, or the next save's model after
+    a kill between the two renames) keeps the scores, evidence and replay memory; only the
+    model position is dropped (``applied_through`` None: start-up catches up from the latest
+    checkpoint) and ``model`` is left as it was."""
     path, model_path = state_dir / STATE_FILE, state_dir / MODEL_FILE
-    if not path.is_file() or not model_path.is_file():
+    if not path.is_file():
         return None
     try:
         doc = json.loads(path.read_text())
         if doc.get("version") != VERSION:
             raise ValueError(f"state version {doc.get('version')} != {VERSION}")
-        if file_sha256(model_path) != doc["model_sha256"]:
-            raise ValueError("model file does not match the digest in the state file")
-        raw = doc["state"]
-        if raw["hparams_hash"] != hparams_hash:
-            raise ValueError("state belongs to a run with other hyperparameters")
-        tensors = load_file(str(model_path))
-        params = dict(model.named_parameters())
-        if set(tensors) != set(params):
-            raise ValueError("saved model has other parameters")
-        for name, t in tensors.items():
-            if t.shape != params[name].shape or not bool(torch.isfinite(t).all()):
-                raise ValueError(f"saved parameter {name} has a bad shape or non-finite values")
-        eval_seconds = raw.get("eval_seconds")
-        state = ValidatorState(
-            window=int(raw["window"]),
-            applied_through=None if raw["applied_through"] is None else int(raw["applied_through"]),
-            scores=_finite_map(raw["scores"]),
-            hotkeys={int(k): str(v) for k, v in raw["hotkeys"].items()},
-            last_evaluated=_finite_map(raw["last_evaluated"], int),
-            weights=_finite_map(raw["weights"]),
-            weights_set=int(raw["weights_set"]),
-            last_weights_block=raw["last_weights_block"],
-            digests={str(d): (int(wu[0]), int(wu[1])) for d, wu in raw["digests"].items()},
-            evidence_s=_finite_map(raw.get("evidence_s", {})),
-            evidence_v=_finite_map(raw.get("evidence_v", {})),
-            eval_seconds=None if eval_seconds is None else float(eval_seconds),
-            peers={int(w): [int(u) for u in us] for w, us in raw.get("peers", {}).items()},
-            hparams_hash=raw["hparams_hash"],
-        )
+        state = _parse_state(doc["state"], hparams_hash)
+        digest = str(doc["model_sha256"])
     except (OSError, ValueError, KeyError, TypeError, AttributeError) as e:
         logger.warning("ignoring saved validator state in %s (%s); starting fresh", state_dir, e)
         return None
+    try:
+        tensors = _saved_model(model_path, digest, model)
+    except (OSError, ValueError, SafetensorError) as e:
+        logger.warning(
+            "saved model in %s is unusable (%s); keeping the scores and catching the model up "
+            "from the latest checkpoint",
+            state_dir,
+            e,
+        )
+        state.applied_through = None
+        return state
     with torch.no_grad():
         for name, p in model.named_parameters():
             p.copy_(tensors[name].to(p.device, p.dtype))

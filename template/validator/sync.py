@@ -24,6 +24,7 @@ import torch
 from template.chain.errors import ChainError
 from template.chain.protocol import Chain
 from template.hparams import HParams
+from template.protocol.catchup import fetch_peer_list
 from template.protocol.directory import PeerDirectory
 from template.protocol.documents import PeerList
 from template.protocol.window_apply import (
@@ -63,6 +64,7 @@ class ValidatorSync:
         on_change: Callable[[], None],
     ):
         self.hp, self.chain, self.key, self.bucket = hp, chain, key, bucket
+        self.directory = directory
         self.model, self.state, self.follow_wait = model, state, follow_wait
         self.on_change = on_change
         self.clock = WindowClock(hp.window)
@@ -134,6 +136,8 @@ class ValidatorSync:
         if leader == self.hotkey and await self._too_late_to_lead(window):
             await self.apply_window(window, wait_until=0)  # followers' bootstrap rule, as they did
             return
+        if leader == self.hotkey:
+            own_list = await self._list_published_before(window) or own_list
         self.own_lists[window] = own_list
         published = await publish_peer_list(self.bucket, own_list, self.key)
         if leader != self.hotkey:
@@ -146,6 +150,17 @@ class ValidatorSync:
         else:  # never published: followers apply the bootstrap rule, and so does the leader
             self.own_lists.pop(window, None)
             await self.apply_window(window, wait_until=0)
+
+    async def _list_published_before(self, window: int) -> PeerList | None:
+        """The peer list this leader already published for ``window`` (a restart or a retry
+        after publishing it, before applying it): followers may have applied it, so the
+        leader keeps it rather than publish a second, different list for the same window."""
+        if window not in self.own_lists:
+            got = await fetch_peer_list(self.directory, self.hotkey, window, self.hp)
+            if got is not None:
+                logger.info("window %d: keeping the peer list published before a restart", window)
+            return got
+        return self.own_lists[window]
 
     def _warn_if_late(self, window: int) -> None:
         """A leader's list after its publish deadline: the miners trained the next window from

@@ -223,6 +223,9 @@ def test_a_leader_whose_list_cannot_be_stored_retries_then_follows_the_bootstrap
         async def block():
             return 0
 
+        async def published_before(window):
+            return None  # no list of this window was stored before
+
         monkeypatch.setattr(vsync, "publish_peer_list", publish)
         v = ValidatorSync.__new__(ValidatorSync)
         v.key = SimpleNamespace(ss58_address="me")
@@ -230,6 +233,7 @@ def test_a_leader_whose_list_cannot_be_stored_retries_then_follows_the_bootstrap
         v.chain_down, v.clock = False, CLOCK
         v.applier = SimpleNamespace(poll_s=lambda: 0.01)
         v._too_late_to_lead, v._lead, v.apply_window, v._block = too_late, lead, apply_window, block
+        v._list_published_before = published_before
         return v, calls
 
     doc = SimpleNamespace(peers=[(1, "a")])

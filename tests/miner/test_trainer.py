@@ -2,11 +2,19 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import copy
 import threading
+import time
+from collections.abc import Callable
+from types import SimpleNamespace
 
 import pytest
 import torch
 
+import template.miner.trainer as trainer_module
+from template.miner.sync import Sync, TrainerModel
 from template.miner.trainer import PageStream, Trainer
 from template.training.model import build_model
 from template.training.pages import PageDataset, batches
@@ -168,3 +176,126 @@ def test_an_outer_step_submitted_while_the_delta_is_taken_waits_for_it(tiny_data
         assert torch.equal(res.delta[n], (before[n] - trained[n]).float())
         # and the outer step then replaced that progress in the live weights
         torch.testing.assert_close(live[n], p, rtol=0, atol=1e-6)
+
+
+def _params(m):
+    return {n: p.detach().clone() for n, p in m.named_parameters()}
+
+
+def test_a_window_that_fails_part_way_leaves_nothing_in_the_next_delta(tiny_dataset, monkeypatch):
+    """An error after some steps (CUDA OOM, a dataset error) while window 0's progress is
+    carried: the failed steps are dropped, and window 2's delta is its own training only."""
+    hp = small_hparams(**{"train.inner_steps": 2})
+    trainer = Trainer(hp, build_model(hp.model), _dataset(tiny_dataset, hp), uid=0)
+    trainer.train_window(0, lambda: False)
+    assert trainer.overlap.ahead is not None  # window 0's aggregate has not come: carried
+    real, calls, seen = trainer_module.train_steps, [], []
+
+    def flaky(model, *a, **k):
+        calls.append(1)
+        if len(calls) == 2:  # window 1: the first step works, the second fails
+            raise RuntimeError("CUDA out of memory (simulated)")
+        seen.append(_params(model))  # the live weights each step starts from
+        return real(model, *a, **k)
+
+    monkeypatch.setattr(trainer_module, "train_steps", flaky)
+    with pytest.raises(RuntimeError, match="out of memory"):
+        trainer.train_window(1, lambda: False)
+    assert trainer.overlap.ahead is None
+    glob = _params(trainer.global_model)
+    for n, p in trainer.model.named_parameters():
+        assert torch.equal(p, glob[n])  # live <- global: the failed step is gone
+    res = trainer.train_window(2, lambda: False)
+    end = _params(trainer.model)
+    for n in end:  # window 2 started from the global model; its delta is its two steps
+        assert torch.equal(seen[-2][n], glob[n])
+        torch.testing.assert_close(res.delta[n], seen[-2][n] - end[n], rtol=0, atol=1e-6)
+
+
+def test_an_outer_step_failing_on_the_live_weights_is_applied_once(tiny_dataset):
+    """The step is in the global model when the live half fails: the window counts as applied
+    (a retry must not apply it again) and the live weights restart from the global model."""
+    hp = small_hparams()
+    trainer = Trainer(hp, build_model(hp.model), _dataset(tiny_dataset, hp), uid=0)
+    trainer.train_window(0, lambda: False)  # some carried progress in the live weights
+    before = _params(trainer.global_model)
+    calls = []
+
+    def step(model):  # stands in for partial(apply_uploads, uploads=..., hp=...)
+        calls.append(model)
+        if len(calls) == 2:  # the live weights' half of the first attempt
+            raise RuntimeError("CUDA out of memory (simulated)")
+        with torch.no_grad():
+            for p in model.parameters():
+                p.add_(1e-3)
+        return 1
+
+    gm, first = TrainerModel(trainer), []
+    with contextlib.suppress(RuntimeError):  # (it used to come out here, window 0 not applied)
+        first.append(asyncio.run(gm.apply(0, step)))
+    with pytest.raises(RuntimeError, match="out of order"):  # Sync.run's retry of window 0
+        asyncio.run(gm.apply(0, step))
+    live = dict(trainer.model.named_parameters())
+    for name, p in trainer.global_model.named_parameters():
+        torch.testing.assert_close(p, before[name] + 1e-3, rtol=0, atol=1e-7)  # once
+        assert torch.equal(live[name], p)
+    assert first[0][0] == 1 and trainer.applied_through == 0  # the global model's step counts
+    assert trainer.overlap.ahead is None and not trainer.global_suspect
+
+
+def test_an_outer_step_failing_on_the_global_model_asks_for_a_resync(tiny_dataset):
+    """The global model may hold part of the step: Sync re-syncs rather than retry it."""
+    hp = small_hparams()
+    trainer = Trainer(hp, build_model(hp.model), _dataset(tiny_dataset, hp), uid=0)
+
+    def step(model):
+        raise RuntimeError("CUDA out of memory (simulated)")
+
+    with pytest.raises(RuntimeError, match="out of memory"):
+        asyncio.run(TrainerModel(trainer).apply(0, step))
+    assert trainer.applied_through == -1 and trainer.global_suspect
+    resyncs = []
+
+    async def resync():
+        resyncs.append(sync.needs_resync)
+        raise asyncio.CancelledError  # ends Sync.run's loop
+
+    sync = SimpleNamespace(trainer=trainer, needs_resync=False, resync=resync)
+    with pytest.raises(asyncio.CancelledError):
+        asyncio.run(Sync.run(sync))
+    assert resyncs == [True] and not trainer.global_suspect
+
+
+def _resync_at(trainer: Trainer, poll: int) -> tuple[Callable[[], bool], list[threading.Thread]]:
+    """A ``should_end`` that queues a re-sync's ``replace`` (same weights) at its ``poll``-th
+    call, as the event loop would: from another thread, run by the drain before the next step."""
+    source, polls, threads = copy.deepcopy(trainer.global_model), [], []
+
+    def should_end() -> bool:
+        polls.append(1)
+        if len(polls) == poll:
+            gm = TrainerModel(trainer)
+            t = threading.Thread(target=lambda: asyncio.run(gm.replace(-1, source)))
+            t.start()
+            while trainer._jobs.qsize() == 0:
+                time.sleep(0.01)
+            threads.append(t)
+        return False
+
+    return should_end, threads
+
+
+def test_a_resync_mid_window_voids_the_window(tiny_dataset):
+    """A re-sync after some steps drops them from the live weights: the delta would hold the
+    later steps only while the upload claims every step and page, so nothing is sent."""
+    hp = small_hparams(**{"train.inner_steps": 4})
+    trainer = Trainer(hp, build_model(hp.model), _dataset(tiny_dataset, hp), uid=0)
+    should_end, threads = _resync_at(trainer, poll=4)  # after 3 of the 4 steps
+    res = trainer.train_window(0, should_end)
+    threads[0].join()
+    assert res.steps == 4 and res.delta == {} and "after 3 of its 4 steps" in res.void
+    assert trainer.overlap.ahead is None  # nothing of it is carried into the next window
+    should_end, threads = _resync_at(trainer, poll=1)  # before the first step: nothing lost
+    ok = trainer.train_window(1, should_end)
+    threads[0].join()
+    assert ok.void == "" and ok.steps == 4 and ok.delta

@@ -9,6 +9,7 @@ import hashlib
 import json
 import struct
 import time
+import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -149,9 +150,12 @@ class Subnet:
         self.vkeys: dict[str, object] = {}
         self.alice = dev_keypair(ALICE)
         self.clients: list[StorageClient] = []
+        self.tag = uuid.uuid4().hex[:8]
 
     def bucket(self, name: str):
-        return self.s3.bucket(name.lower().replace("_", "-"))
+        """A bucket of this subnet only: an in-process S3 keeps its buckets across tests, and
+        a validator must not find an earlier test's checkpoints."""
+        return self.s3.bucket(f"{self.tag}-{name.lower().replace('_', '-')}")
 
     async def join(self, name: str, stake: float = 0.0) -> tuple[object, int, StorageClient]:
         key = dev_keypair(f"{ALICE}//{name}")

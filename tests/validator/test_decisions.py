@@ -533,6 +533,14 @@ def test_a_chance_credit_decays_out_of_the_weights():
     assert set(incentive_scores(board.scores)) == {1}
 
 
+def test_an_excluded_score_neither_earns_weight_nor_sets_the_floor():
+    """A miner turned validator keeps its score but is excluded from the weights; its score
+    must not raise the floor either (it zeroed the miners below a tenth of it)."""
+    scores = {1: 0.9, 2: 0.05, 3: 0.08}
+    assert set(incentive_scores(scores)) == {1}  # uid 1 weighted: its score is the best
+    assert incentive_scores(scores, exclude={1}) == {2: 0.05, 3: 0.08}
+
+
 def test_pay_grows_with_the_evidence_so_a_chance_credit_earns_no_weight():
     bar = RULES.z_proof
     assert RULES.pay(bar) == 0.0 and RULES.pay(2 * bar) == 1.0 and RULES.pay(9.0) == 1.0

@@ -25,7 +25,7 @@ from template.training.model import build_model
 from template.training.wire import encode_upload, upload_size_cap
 from template.validator import gather as gather_module
 from template.validator.copies import CopyRules, find_clusters, make_print
-from template.validator.gather import MISSING, fetch_uploads
+from template.validator.gather import MISSING, fetch_uploads, uncommitted_miners
 from template.validator.outcomes import RejectCode
 from template.validator.replay import content_digest
 from template.validator.watch import (
@@ -402,3 +402,12 @@ async def test_key_wait_survives_slow_downloads_and_a_peer_that_never_answers(cl
         assert c[1].ok and c[1].blob == blobs[0]
         if 2 in c:
             assert c[2].reason.code is RejectCode.UNREVEALED
+
+
+def test_scored_miners_without_a_commitment_are_missing():
+    """A scored miner absent from the miners list (commitment dropped or garbled) is MISSING;
+    a uid re-registered under another hotkey, a validator and this validator are not."""
+    scored = {1: "a", 2: "b", 3: "c", 4: "d", 5: "me"}
+    registered = {1: "a", 2: "b", 3: "new", 4: "d", 5: "me"}
+    got = uncommitted_miners(scored, registered, listed={1}, skip={"d", "me"})
+    assert [(c.uid, c.hotkey, c.reason) for c in got] == [(2, "b", MISSING)]
