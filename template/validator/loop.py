@@ -13,7 +13,7 @@
      applies the leader's list when it appears;
   5. set weights when due; save the state; write the status file.
 Nothing a peer sends can raise out of it: bad uploads become rejections. A window whose work
-fails part way is retried with its evidence and scores restored (counted once); a window whose
+fails part way is retried with its evidence and scores restored (never counted twice); a window whose
 aggregate the model already holds (caught up at start) is skipped.
 """
 
