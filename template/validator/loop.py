@@ -13,8 +13,8 @@
      applies the leader's list when it appears;
   5. set weights when due; save the state; write the status file.
 Nothing a peer sends can raise out of it: bad uploads become rejections. A window whose work
-fails part way is retried with its evidence and scores restored (never counted twice); a window whose
-aggregate the model already holds (caught up at start) is skipped.
+fails part way is retried with its evidence and scores restored (never counted twice); a
+window whose aggregate the model already holds (caught up at start) is skipped.
 """
 
 from __future__ import annotations
@@ -188,7 +188,7 @@ class Validator:
         )
         registered = {n.uid: n.hotkey for n in self.directory.metagraph.neurons}
         gone = uncommitted_miners(
-            {u: self.scores.hotkeys[u] for u in self.scores.scores if u in self.scores.hotkeys},
+            self.scores.hotkeys,  # every uid with a score (Scoreboard keeps the two together)
             registered,
             {u for u, _ in miners},
             {*self.directory.validators(), self.hotkey},

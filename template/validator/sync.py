@@ -24,7 +24,6 @@ import torch
 from template.chain.errors import ChainError
 from template.chain.protocol import Chain
 from template.hparams import HParams
-from template.protocol.catchup import fetch_peer_list
 from template.protocol.directory import PeerDirectory
 from template.protocol.documents import PeerList
 from template.protocol.window_apply import (
@@ -64,7 +63,6 @@ class ValidatorSync:
         on_change: Callable[[], None],
     ):
         self.hp, self.chain, self.key, self.bucket = hp, chain, key, bucket
-        self.directory = directory
         self.model, self.state, self.follow_wait = model, state, follow_wait
         self.on_change = on_change
         self.clock = WindowClock(hp.window)
@@ -152,15 +150,17 @@ class ValidatorSync:
             await self.apply_window(window, wait_until=0)
 
     async def _list_published_before(self, window: int) -> PeerList | None:
-        """The peer list this leader already published for ``window`` (a restart or a retry
+        """The peer list this leader already published for ``window`` (a retry, or a restart
         after publishing it, before applying it): followers may have applied it, so the
-        leader keeps it rather than publish a second, different list for the same window."""
-        if window not in self.own_lists:
-            got = await fetch_peer_list(self.directory, self.hotkey, window, self.hp)
-            if got is not None:
-                logger.info("window %d: keeping the peer list published before a restart", window)
-            return got
-        return self.own_lists[window]
+        leader keeps it rather than publish a second, different list for the same window.
+        Its bucket is read only while this process holds no list (the first window after a
+        start): otherwise a list it published is in ``own_lists``."""
+        if self.own_lists:
+            return self.own_lists.get(window)
+        got = await self.applier.leader_list(window, self.hotkey)
+        if got is not None:
+            logger.info("window %d: keeping the peer list published before a restart", window)
+        return got
 
     def _warn_if_late(self, window: int) -> None:
         """A leader's list after its publish deadline: the miners trained the next window from

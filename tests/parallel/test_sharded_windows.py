@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 import torch
+import torch.distributed as dist
 import torch.multiprocessing as mp
 
 from template.hparams import load_hparams
@@ -82,6 +83,7 @@ def worker(rank: int, port: int, dataset: str, out: str) -> None:
             # the followers ran the same reset: their live shards equal the global ones
             assert _live_equals_global(trainer) and trainer.overlap.ahead is None
     finally:
+        dist.barrier()  # neither rank tears the group down while the other still uses it
         close_distributed()
 
 

@@ -10,16 +10,20 @@ import json
 import struct
 import time
 import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
 
+from template.chain.devchain.testing import running_devchain
 from template.hparams import HParams, hparams_hash, load_hparams
 from template.protocol.uploads import stored_objects
 from template.protocol.windows import WindowClock
 from template.signing import dev_keypair, sign
 from template.storage import NodeStorageConfig, StorageClient, encode_commitment
+from template.storage.local_server import start_local_s3
 from template.training.compression import Compressor
 from template.training.inner import make_optimizer, train_steps
 from template.training.outer import pseudo_gradient, snapshot
@@ -305,3 +309,21 @@ class Subnet:
             await v.close()
         for c in self.clients:
             await c.close()
+
+
+@asynccontextmanager
+async def running_subnet(
+    tmp: Path, dataset: Path, hp: HParams | None = None, **chain_kw
+) -> AsyncIterator[Subnet]:
+    """A ``Subnet`` on a fresh dev chain (``chain_kw``: block_time, tempo, ...) and local S3,
+    closed (validators, clients, S3) on the way out."""
+    s3 = start_local_s3()
+    try:
+        async with running_devchain(tmp, **chain_kw) as chain:
+            net = Subnet(chain, s3, tmp, hp or small_hparams(), dataset)
+            try:
+                yield net
+            finally:
+                await net.close()
+    finally:
+        s3.stop()

@@ -11,13 +11,11 @@ from __future__ import annotations
 
 import pytest
 
-from template.chain.devchain.testing import running_devchain
 from template.protocol.catchup import fetch_aggregate, fetch_peer_list
 from template.protocol.documents import PeerList
-from template.storage.local_server import start_local_s3
 from template.validator import loop as loop_module
 
-from .harness import Subnet, shapes_of, small_hparams
+from .harness import Subnet, running_subnet, shapes_of
 
 
 def fails_once(method):
@@ -33,6 +31,18 @@ def fails_once(method):
     return flaky, calls
 
 
+async def _two_miners(net: Subnet, *validators: tuple[str, float]):
+    """Two honest uploaders and the validator keys ``(name, stake)``, permitted."""
+    miners = [
+        await net.add_uploader("honest6", "honest", steps=6),
+        await net.add_uploader("honest4", "honest", steps=4),
+    ]
+    for name, stake in validators:
+        await net.add_validator_key(name, stake)
+    await net.wait_permits()
+    return miners
+
+
 async def _run(net: Subnet, validators, windows: int) -> int:
     for _ in range(windows):
         w = await net.next_window()
@@ -43,34 +53,26 @@ async def _run(net: Subnet, validators, windows: int) -> int:
     return w
 
 
+CHAIN = dict(block_time=0.2, tempo=5)
+
+
 @pytest.mark.slow
 @pytest.mark.timeout(420)
 async def test_a_miner_that_drops_its_commitment_is_missing(tmp_path, tiny_dataset):
-    s3 = start_local_s3()
-    async with running_devchain(tmp_path, block_time=0.2, tempo=5) as chain:
-        net = Subnet(chain, s3, tmp_path, small_hparams(), tiny_dataset)
-        try:
-            honest = [
-                await net.add_uploader("honest6", "honest", steps=6),
-                await net.add_uploader("honest4", "honest", steps=4),
-            ]
-            await net.add_validator_key("leader", 100.0)
-            await net.wait_permits()
-            v = await net.start_validator("leader")
-            await _run(net, [v], 3)
-            before = dict(v.scores.scores)
-            quitter = max(honest, key=lambda u: before.get(u.uid, 0.0))
-            assert before.get(quitter.uid, 0.0) > 0, before
-            # it stops uploading and replaces its bucket commitment with garbage
-            await (await net.chain.client(quitter.key)).commit(b"not a bucket")
-            net.uploaders.remove(quitter)
-            for _ in range(2):
-                w = await _run(net, [v], 1)
-                assert quitter.uid in v.last_report.missing, (w, v.last_report.missing)
-            assert v.scores.scores[quitter.uid] < before[quitter.uid]
-        finally:
-            await net.close()
-            s3.stop()
+    async with running_subnet(tmp_path, tiny_dataset, **CHAIN) as net:
+        honest = await _two_miners(net, ("leader", 100.0))
+        v = await net.start_validator("leader")
+        await _run(net, [v], 3)
+        before = dict(v.scores.scores)
+        quitter = max(honest, key=lambda u: before.get(u.uid, 0.0))
+        assert before.get(quitter.uid, 0.0) > 0, before
+        # it stops uploading and replaces its bucket commitment with garbage
+        await (await net.chain.client(quitter.key)).commit(b"not a bucket")
+        net.uploaders.remove(quitter)
+        for _ in range(2):
+            w = await _run(net, [v], 1)
+            assert quitter.uid in v.last_report.missing, (w, v.last_report.missing)
+        assert v.scores.scores[quitter.uid] < before[quitter.uid]
 
 
 @pytest.mark.slow
@@ -78,43 +80,28 @@ async def test_a_miner_that_drops_its_commitment_is_missing(tmp_path, tiny_datas
 async def test_a_late_starter_skips_an_applied_window_and_a_retry_counts_once(
     tmp_path, tiny_dataset
 ):
-    s3 = start_local_s3()
-    async with running_devchain(tmp_path, block_time=0.2, tempo=5) as chain:
-        net = Subnet(chain, s3, tmp_path, small_hparams(), tiny_dataset)
-        try:
-            honest = await net.add_uploader("honest6", "honest", steps=6)
-            await net.add_uploader("honest4", "honest", steps=4)
-            await net.add_validator_key("leader", 100.0)
-            await net.add_validator_key("follower", 50.0)
-            await net.wait_permits()
-            leader = await net.start_validator("leader")
-            w = await _run(net, [leader], 1)
-            # a fresh follower catches up through w from the leader's documents
-            follower = await net.start_validator("follower")
-            assert follower.state.applied_through == w and follower.state.window == -1
-            report = await follower.run_window(w)
-            assert report.values == {} and follower.state.window == w
-            assert not follower.evidence.v and not follower.scores.scores
+    async with running_subnet(tmp_path, tiny_dataset, **CHAIN) as net:
+        honest, _ = await _two_miners(net, ("leader", 100.0), ("follower", 50.0))
+        leader = await net.start_validator("leader")
+        w = await _run(net, [leader], 1)
+        # a fresh follower catches up through w from the leader's documents
+        follower = await net.start_validator("follower")
+        assert follower.state.applied_through == w and follower.state.window == -1
+        report = await follower.run_window(w)
+        assert report.values == {} and follower.state.window == w
+        assert not follower.evidence.v and not follower.scores.scores
 
-            # the next window's settle fails once: the retry must count it once
-            follower.sync.settle, calls = fails_once(follower.sync.settle)
-            w = await net.next_window()
-            await net.upload_window(w, leader.model)
-            await net.after_cutoff(w)
-            await leader.run_window(w)
-            with pytest.raises(RuntimeError):
-                await follower.run_window(w)
-            assert not follower.evidence.v and not follower.scores.scores
-            report = await follower.run_window(w)
-            assert calls == [w, w] and honest.uid in report.evaluated
-            assert follower.evidence.v[honest.uid] == pytest.approx(1.0)  # one window's z
-            value = report.values[honest.uid]
-            assert follower.scores.scores[honest.uid] == pytest.approx(
-                follower.cfg.score_alpha * value
-            )
-        finally:
-            await net.close()
-            s3.stop()
+        # the next window's settle fails once: the retry must count it once
+        follower.sync.settle, calls = fails_once(follower.sync.settle)
+        w = await _run(net, [leader], 1)
+        with pytest.raises(RuntimeError):
+            await follower.run_window(w)
+        assert not follower.evidence.v and not follower.scores.scores
+        report = await follower.run_window(w)
+        assert calls == [w, w] and honest.uid in report.evaluated
+        assert follower.evidence.v[honest.uid] == pytest.approx(1.0)  # one window's z
+        value = report.values[honest.uid]
+        assert follower.scores.scores[honest.uid] == pytest.approx(follower.cfg.score_alpha * value)
 
 
 @pytest.mark.slow
@@ -122,38 +109,29 @@ async def test_a_late_starter_skips_an_applied_window_and_a_retry_counts_once(
 async def test_a_leader_retrying_a_window_keeps_the_peer_list_it_published(
     tmp_path, tiny_dataset, monkeypatch
 ):
-    s3 = start_local_s3()
-    async with running_devchain(tmp_path, block_time=0.2, tempo=5) as chain:
-        hp = small_hparams()
-        net = Subnet(chain, s3, tmp_path, hp, tiny_dataset)
-        try:
-            await net.add_uploader("honest6", "honest", steps=6)
-            await net.add_uploader("honest4", "honest", steps=4)
-            await net.add_validator_key("leader", 100.0)
-            await net.wait_permits()
-            leader = await net.start_validator("leader")
-            await _run(net, [leader], 2)  # evidence: the next list holds both uploads
-            # killed after publishing its list, before applying it
-            leader.sync._lead, calls = fails_once(leader.sync._lead)
-            w = await net.next_window()
-            await net.upload_window(w, leader.model)
-            await net.after_cutoff(w)
-            with pytest.raises(RuntimeError):
-                await leader.run_window(w)
-            first = await fetch_peer_list(leader.directory, leader.hotkey, w, hp)
-            assert first is not None and first.peers
-            leader.sync.own_lists.clear()  # a restarted leader holds none of its lists
-
-            def other_list(window, *args):  # the retry's judge would pick another list
-                return PeerList(window, first.peers[:0], (), "scores", first.hparams_hash)
-
-            monkeypatch.setattr(loop_module, "choose_peers", other_list)
+    async with running_subnet(tmp_path, tiny_dataset, **CHAIN) as net:
+        hp = net.hp
+        await _two_miners(net, ("leader", 100.0))
+        leader = await net.start_validator("leader")
+        await _run(net, [leader], 2)  # evidence: the next list holds both uploads
+        # killed after publishing its list, before applying it
+        leader.sync._lead, calls = fails_once(leader.sync._lead)
+        w = await net.next_window()
+        await net.upload_window(w, leader.model)
+        await net.after_cutoff(w)
+        with pytest.raises(RuntimeError):
             await leader.run_window(w)
-            assert calls == [w, w]
-            assert leader.state.applied_through == w
-            again = await fetch_peer_list(leader.directory, leader.hotkey, w, hp)
-            agg = await fetch_aggregate(leader.directory, w, hp, shapes_of(leader.model))
-            assert again.peers == first.peers and agg is not None and agg.peers == first.peers
-        finally:
-            await net.close()
-            s3.stop()
+        first = await fetch_peer_list(leader.directory, leader.hotkey, w, hp)
+        assert first is not None and first.peers
+        leader.sync.own_lists.clear()  # a restarted leader holds none of its lists
+
+        def other_list(window, *args):  # the retry's judge would pick another list
+            return PeerList(window, first.peers[:0], (), "scores", first.hparams_hash)
+
+        monkeypatch.setattr(loop_module, "choose_peers", other_list)
+        await leader.run_window(w)
+        assert calls == [w, w]
+        assert leader.state.applied_through == w
+        again = await fetch_peer_list(leader.directory, leader.hotkey, w, hp)
+        agg = await fetch_aggregate(leader.directory, w, hp, shapes_of(leader.model))
+        assert again.peers == first.peers and agg is not None and agg.peers == first.peers

@@ -8,38 +8,30 @@ from pathlib import Path
 
 import pytest
 
-from template.chain.devchain.testing import running_devchain
 from template.node.errors import StartupError
 from template.signing import dev_keypair
 from template.storage import decode_commitment
-from template.storage.local_server import start_local_s3
 from template.validator import ValidatorConfig
 from template.validator.startup import prepare_validator
 
-from .harness import Subnet, small_hparams
+from .harness import running_subnet, small_hparams
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.mark.timeout(120)
 async def test_unregistered_and_unpermitted_validators_are_refused(tmp_path, tiny_dataset):
-    s3 = start_local_s3()
-    async with running_devchain(tmp_path, block_time=0.1, tempo=3) as chain:
-        net = Subnet(chain, s3, tmp_path, small_hparams(), tiny_dataset)
-        try:
-            net.vkeys["ghost"] = dev_keypair("//Alice//ghost")
-            with pytest.raises(StartupError, match="btcli subnets register"):
-                await net.start_validator("ghost")
-            await net.add_validator_key("poor", 0.0)  # registered, no stake: no permit
-            with pytest.raises(StartupError, match="btcli stake add"):
-                await net.start_validator("poor")
-            # the commitment was published before the permit check, and decodes to the bucket
-            c = await chain.client(net.alice)
-            got = (await c.commitments())[net.vkeys["poor"].ss58_address]
-            assert decode_commitment(got, allow_private=True).bucket == net.bucket("poor").bucket
-        finally:
-            await net.close()
-            s3.stop()
+    async with running_subnet(tmp_path, tiny_dataset, block_time=0.1, tempo=3) as net:
+        net.vkeys["ghost"] = dev_keypair("//Alice//ghost")
+        with pytest.raises(StartupError, match="btcli subnets register"):
+            await net.start_validator("ghost")
+        await net.add_validator_key("poor", 0.0)  # registered, no stake: no permit
+        with pytest.raises(StartupError, match="btcli stake add"):
+            await net.start_validator("poor")
+        # the commitment was published before the permit check, and decodes to the bucket
+        c = await net.chain.client(net.alice)
+        got = (await c.commitments())[net.vkeys["poor"].ss58_address]
+        assert decode_commitment(got, allow_private=True).bucket == net.bucket("poor").bucket
 
 
 def test_entry_point_prints_one_line_and_exits_2(tmp_path):
