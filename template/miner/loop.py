@@ -6,9 +6,10 @@
 A window's work is H (train.inner_steps) steps on its pages_per_window pages. They start once
 ``Sync`` (sync.py) has applied the previous window's aggregate, or at the leader's publish
 deadline without it (the aggregate is then applied between steps when it comes). The delta
-goes to a background task (``finish_window``: compress with error feedback, sign, seal and
-upload before the deadline, save the local state, write the status file). Once the upload
-cut-off has passed, ``reveal`` publishes the key that opens the sealed upload (seal.py).
+goes to a background task (``finish_window``: compress with error feedback, record what was
+sent (sent_records.py), sign, seal and upload before the deadline, save the local state, write
+the status file). Once the upload cut-off has passed, ``reveal`` publishes the key that opens
+the sealed upload (seal.py).
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ from template.training.compression import Compressor
 from template.training.seal import seal_upload
 from template.training.wire import encode_upload
 
-from . import seal_keys
+from . import seal_keys, sent_records
 from .clock import BlockClock
 from .landing import Fate, upload_fate
 from .state import Position, Snapshot, optimizer_tensors, save_state
@@ -278,6 +279,11 @@ class Miner:
             await self.save()
         except Exception as e:  # noqa: BLE001 - the next window saves again
             logger.warning("window %d: could not save local state (%s)", w, e)
+        else:  # the saved error feedback is past these uploads: their records are done
+            try:
+                sent_records.forget_through(self.settings.state_dir, w)
+            except OSError as e:  # harmless: the next save or start-up deletes them
+                logger.warning("window %d: could not delete its sent record (%s)", w, e)
         try:
             self.report()
         except Exception as e:  # noqa: BLE001 - e.g. a full disk; the loop carries on
@@ -301,6 +307,10 @@ class Miner:
                 stats.uploaded = True
             if fate is not Fate.ABSENT:  # stored, or cannot tell: never send a delta twice
                 return
+        try:  # first: a stop after it restarts without the values, never with them cleared
+            sent_records.forget(self.settings.state_dir, w)
+        except OSError as e:  # the next save deletes it; a stop before that clears the values
+            logger.warning("window %d: could not delete its sent record (%s)", w, e)
         self.compressor.unsend(comp)  # the delta reached nobody: it stays in error feedback
 
     def _start_reveal(self, w: int, key: bytes | None = None) -> None:
@@ -352,21 +362,27 @@ class Miner:
         w, hp = r.window, self.settings.hp
         comp = await asyncio.to_thread(self.compressor.compress, r.delta)
         self._sent = (w, comp)  # out of error feedback now; put back if it reaches nobody
-        blob = await asyncio.to_thread(
-            lambda: encode_upload(
-                comp,
-                window=w,
-                uid=self.settings.uid,
-                hparams_hash=self.run_hash,
-                config=hp.compression,
-                key=self.key,
-                pages=r.pages,
-                steps=r.steps,
+        # which entries left error feedback, on disk before the PUT (written while the upload
+        # is encoded): a stop before the save below restarts with them cleared, not sent twice
+        record = asyncio.create_task(self._keep_sent(w, comp))
+        try:
+            blob = await asyncio.to_thread(
+                lambda: encode_upload(
+                    comp,
+                    window=w,
+                    uid=self.settings.uid,
+                    hparams_hash=self.run_hash,
+                    config=hp.compression,
+                    key=self.key,
+                    pages=r.pages,
+                    steps=r.steps,
+                )
             )
-        )
-        sealed = await asyncio.to_thread(seal_upload, blob, window=w, hotkey=self.hotkey)
-        self._seal = (w, sealed.key)
-        await asyncio.to_thread(seal_keys.keep, self.settings.state_dir, w, sealed.key)
+            sealed = await asyncio.to_thread(seal_upload, blob, window=w, hotkey=self.hotkey)
+            self._seal = (w, sealed.key)
+            await asyncio.to_thread(seal_keys.keep, self.settings.state_dir, w, sealed.key)
+        finally:
+            await record  # also before a failure puts the values back (and deletes it)
         stats.upload_bytes = len(sealed.data)
         left = self.clock.seconds_until(self.windows.upload_cutoff(w))
         if left <= 0:
@@ -385,6 +401,17 @@ class Miner:
         stats.uploaded = self.clock.block_now() <= self.windows.upload_cutoff(w)
         if not stats.uploaded:
             logger.warning("window %d: upload landed after the cut-off block", w)
+
+    async def _keep_sent(self, w: int, comp) -> None:
+        try:
+            await asyncio.to_thread(sent_records.keep, self.settings.state_dir, w, comp)
+        except Exception as e:  # noqa: BLE001 - the upload still goes out
+            logger.warning(
+                "window %d: could not record the upload's sent entries (%s); a stop before the "
+                "save would send them again",
+                w,
+                e,
+            )
 
     def snapshot_job(self):
         """Runs in the training thread: a consistent copy of the model and optimizer."""

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+from functools import partial
 from pathlib import Path
 
 import torch
@@ -48,6 +49,7 @@ from template.storage import (
 from template.training.compression import Compressor
 from template.training.model import build_model
 
+from . import sent_records
 from .clock import BlockClock
 from .loop import Miner, MinerSettings
 from .state import Position, StateError, load_optimizer_tensors, load_state
@@ -87,6 +89,14 @@ async def check_bucket(client: StorageClient, hotkey: str) -> None:
 
 
 # --- model and local state ------------------------------------------------------------------
+def clear_entries(error: dict[str, torch.Tensor], indices: dict) -> None:
+    """Zero the error feedback at a sent record's flat indices (``sent_records.settle``)."""
+    for name, idx in indices.items():
+        e = error.get(name)
+        if e is not None and idx.size and int(idx.max()) < e.numel():
+            e.view(-1)[torch.from_numpy(idx)] = 0.0
+
+
 async def initial_model(
     hp: HParams,
     directory: PeerDirectory,
@@ -111,6 +121,8 @@ async def initial_model(
                     raise StateError(f"local state lacks {name} or has another shape")
                 p.copy_(snap.model[name])
         position, opt, ef = snap.position, snap.optimizer, snap.error
+        numels = {n: p.numel() for n, p in model.named_parameters()}
+        sent_records.settle(state, position.last_window, numels, partial(clear_entries, ef))
         logger.info(
             "resumed local state: window %d, model through window %d",
             position.last_window,

@@ -127,9 +127,19 @@ class RankCommands:
             return getattr(self, f"_do_{op}")(*args)
 
     def follow(self) -> None:
-        """Ranks > 0: execute rank 0's commands until ``stop``."""
+        """Ranks > 0: execute rank 0's commands until ``stop``. If rank 0 goes away between
+        commands (it crashed, or closed the group before this rank read its ``stop``), this
+        rank leaves too, with one error line: rank 0's own log holds the cause."""
         while True:
-            op, args = broadcast_object(None, self.ctx)
+            try:
+                op, args = broadcast_object(None, self.ctx)
+            except RuntimeError as e:  # gloo/NCCL errors (DistBackendError is one)
+                logger.error(
+                    "rank %d: rank 0 left without releasing this rank (%s); stopping",
+                    self.ctx.rank,
+                    str(e).splitlines()[0][:300] if str(e) else type(e).__name__,
+                )
+                return
             if op == "stop":
                 return
             getattr(self, f"_do_{op}")(*args)

@@ -18,6 +18,7 @@ import argparse
 import asyncio
 import contextlib
 import logging
+import math
 import signal
 from dataclasses import asdict
 from functools import partial
@@ -26,6 +27,7 @@ from pathlib import Path
 import torch
 import torch.distributed as dist
 
+from template.miner import sent_records
 from template.miner.loop import Miner, arm_shutdown_watchdog
 from template.miner.startup import build_miner, close_all
 from template.node.hparams import load_run_hparams
@@ -195,6 +197,10 @@ def _restore(trainer: ShardedTrainer, miner: Miner) -> None:
     except (ShardedStateError, RuntimeError, ValueError, KeyError) as e:
         logger.warning("sharded state unusable (%s); optimizer and error feedback start fresh", e)
         return
+    numels = {n: math.prod(shape) for n, shape in trainer.shapes.items()}
+    saved_window = saved.get("last_window", -1)
+    if isinstance(saved_window, int):  # uploads sent after this save: not sent twice
+        sent_records.settle(miner.settings.state_dir, saved_window, numels, trainer.clear_entries)
     counters = ("uploads_done", "uploads_missed", "windows_behind")
     for key in (*counters, "train_seconds_total", "wall_seconds_total"):
         if key in saved and getattr(pos, key) == 0:

@@ -248,6 +248,20 @@ class ShardedTrainer(RankCommands, Trainer):
             keep = (t.indices >= rng.start) & (t.indices < rng.stop)
             e[t.indices[keep].to(e.device) - rng.start] += t.values()[keep].to(e.device)
 
+    def clear_entries(self, indices: dict) -> None:
+        """Zero the error-feedback shards at flat indices (rank 0's sent record at start-up)."""
+        self._cmd("clear_entries", indices)
+
+    def _do_clear_entries(self, indices: dict) -> None:
+        for name, idx in indices.items():
+            e = self.compressor.error.get(name)
+            if e is None or name not in self.shapes:
+                continue
+            rng = flat_range(self.shapes[name], self.ctx.rank, self.ctx.world)
+            idx = torch.as_tensor(idx, dtype=torch.int64)
+            mine = idx[(idx >= rng.start) & (idx < rng.stop)] - rng.start
+            e[mine.to(e.device)] = 0.0
+
     def fingerprint(self) -> list[float]:
         """``model_fingerprint`` of the global model, computed on shards (collective)."""
         return self._cmd("fingerprint")

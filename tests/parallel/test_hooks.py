@@ -27,3 +27,76 @@ def test_the_loop_gets_the_already_compressed_delta():
     delta = CompressedMapping(comp)
     assert SentCompressor(trainer=None).compress(delta) is comp
     assert dict(delta) == {} and SentCompressor(trainer=None).state_dict() == {}
+
+
+def test_a_sharded_restart_clears_what_an_upload_sent_after_the_saved_state(tmp_path):
+    """As the single-process miner (tests/miner/test_sent_records.py): each rank zeroes its
+    part of the error feedback at the sent record's indices."""
+    import json
+    from types import SimpleNamespace
+
+    import numpy as np
+    import torch
+
+    from template.hparams import load_hparams
+    from template.miner import sent_records
+    from template.miner.state import Position
+    from template.parallel.checkpoint import MANIFEST
+    from template.parallel.miner import _restore
+    from template.parallel.shard import flat_range
+    from template.parallel.trainer import ShardedTrainer
+    from template.training.compression import Compressor
+
+    shapes = {"a": (130, 64), "b": (300,)}
+    g = torch.Generator().manual_seed(0)
+    comp = Compressor(load_hparams("tiny").compression)
+    sent = {
+        w: comp.compress({n: torch.randn(s, generator=g) for n, s in shapes.items()})
+        for w in (4, 5)
+    }
+    for w, s in sent.items():
+        sent_records.keep(tmp_path, w, s)
+    saved = {"hparams_hash": "h", "hotkey": "hk", "last_window": 4, "applied_through": 3}
+    (tmp_path / MANIFEST).write_text(json.dumps({"format": 1, "position": saved}))
+
+    full = {n: torch.randn(s, generator=g).view(-1) for n, s in shapes.items()}
+    ranks = []
+    for r in range(2):
+        ranks.append(
+            SimpleNamespace(
+                ctx=SimpleNamespace(rank=r, world=2, is_main=r == 0),
+                shapes=shapes,
+                compressor=SimpleNamespace(
+                    error={
+                        n: full[n][
+                            flat_range(shapes[n], r, 2).start : flat_range(shapes[n], r, 2).stop
+                        ].clone()
+                        for n in shapes
+                    }
+                ),
+            )
+        )
+
+    def clear_entries(indices):  # rank 0's command, run by every rank
+        for rank in ranks:
+            ShardedTrainer._do_clear_entries(rank, indices)
+
+    trainer = SimpleNamespace(
+        shapes=shapes,
+        applied_through=3,
+        load=lambda folder, parts: None,
+        clear_entries=clear_entries,
+    )
+    miner = SimpleNamespace(
+        settings=SimpleNamespace(state_dir=tmp_path),
+        position=Position("h", "hk", applied_through=3),
+    )
+    _restore(trainer, miner)
+    for n in shapes:
+        got = torch.cat([rank.compressor.error[n] for rank in ranks])
+        idx = sent[5].tensors[n].indices
+        want = full[n].clone()
+        want[idx] = 0.0
+        assert idx.numel() and torch.equal(got, want), n  # window 4 is in the saved state
+    assert sorted(sent_records.kept(tmp_path)) == [5]
+    assert np.array_equal(sent_records.kept(tmp_path)[5].indices["b"], sent[5].tensors["b"].indices)

@@ -138,3 +138,35 @@ def test_two_ranks_finish_when_the_release_races_a_job(tmp_path):
     assert not hung and all(p.exitcode == 0 for p in procs), (hung, [p.exitcode for p in procs])
     assert (tmp_path / "rank.0").read_text() == "[8.0]"
     assert (tmp_path / "rank.1").read_text() == "[]"
+
+
+class Follower(Recorder):
+    def __init__(self, log: list):
+        super().__init__(log)
+        self.ctx = SimpleNamespace(is_main=False, rank=1)
+
+
+def test_a_follower_leaves_with_one_line_when_rank0_goes_away(monkeypatch, caplog):
+    log: list = []
+    sent = iter([("quick", ())])
+
+    def receive(obj, ctx):
+        for cmd in sent:
+            return cmd
+        raise RuntimeError("[pair.cc:553] Connection closed by peer [127.0.0.1]:1234\nmore")
+
+    monkeypatch.setattr(pdist, "broadcast_object", receive)
+    with caplog.at_level("ERROR", logger=pdist.__name__):
+        Follower(log).follow()  # returns: no traceback, no hang
+    assert log == ["quick done"]
+    assert "rank 1: rank 0 left without releasing this rank" in caplog.text
+    assert "Connection closed by peer" in caplog.text and "more" not in caplog.text
+
+
+def test_an_error_inside_a_command_still_propagates(monkeypatch):
+    sent = iter([("slow", ())])
+    monkeypatch.setattr(pdist, "broadcast_object", lambda obj, ctx: next(sent))
+    f = Follower([])
+    f._do_slow = lambda: (_ for _ in ()).throw(RuntimeError("collective failed"))
+    with pytest.raises(RuntimeError, match="collective failed"):
+        f.follow()
