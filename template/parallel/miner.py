@@ -201,6 +201,8 @@ def _restore(trainer: ShardedTrainer, miner: Miner) -> None:
     saved_window = saved.get("last_window", -1)
     if isinstance(saved_window, int):  # uploads sent after this save: not sent twice
         sent_records.settle(miner.settings.state_dir, saved_window, numels, trainer.clear_entries)
+        # a window already handled is not trained and uploaded again (a restart inside it)
+        pos.last_window = max(pos.last_window, saved_window)
     counters = ("uploads_done", "uploads_missed", "windows_behind")
     for key in (*counters, "train_seconds_total", "wall_seconds_total"):
         if key in saved and getattr(pos, key) == 0:
