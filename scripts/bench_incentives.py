@@ -46,6 +46,7 @@ from template.protocol.uploads import stored_objects  # noqa: E402
 from template.protocol.windows import WindowClock  # noqa: E402
 from template.signing import dev_keypair  # noqa: E402
 from template.training.model import build_model  # noqa: E402
+from template.training.outer import snapshot  # noqa: E402
 from template.validator.args import ValidatorConfig  # noqa: E402
 from template.validator.evaluate import fixed_heldout_loss  # noqa: E402
 from template.validator.judge import JudgeRules  # noqa: E402
@@ -119,8 +120,11 @@ class Run:
         mix_cosine: float = LAZY_MIX_COSINE,
         leaked_seal: bool = False,
         inflate: float = INFLATE,
+        carry_steps: int = -1,
     ):
         self.hp, self.ds, self.seed = hp, ds, seed
+        self.carry_steps = carry_steps  # >= 0: training miners carry on (sim.train_carried)
+        self.previous = None  # the global model of the previous window's uploads
         self.mix_cosine, self.leaked_seal, self.inflate = mix_cosine, leaked_seal, inflate
         self.revealed = None  # (honest deltas, dense, norms) of the last window, once revealed
         self.revealed_before = None  # ... of the window before it
@@ -178,7 +182,14 @@ class Run:
         if a.trainee is None:
             a.trainee = sim.new_trainee(self.v.model, self.hp)
         t0 = time.perf_counter()
-        out = sim.train_window(a.trainee, self.v.model, self.hp, self.ds, w, page_uid, steps)
+        if self.carry_steps >= 0:
+            batches, pages = sim.window_batches(self.ds, self.hp, w, page_uid, steps)
+            delta = sim.train_carried(
+                a.trainee, self.previous, self.v.model, self.hp, batches, w, self.carry_steps
+            )
+            out = delta, pages
+        else:
+            out = sim.train_window(a.trainee, self.v.model, self.hp, self.ds, w, page_uid, steps)
         dt = time.perf_counter() - t0
         self.train_seconds += dt
         if steps == self.hp.train.inner_steps:  # a full upload's training cost
@@ -249,6 +260,8 @@ class Run:
                 await self._put(a, w, self._sign(a, delta, w, len(pages), s))
                 if a.kind == "honest":
                     honest.append(delta)
+        if self.carry_steps >= 0:  # what the next window's miners start from
+            self.previous = snapshot(self.v.model)
         norms = [
             sum(float(t.values().pow(2).sum()) for t in d.tensors.values()) ** 0.5 for d in honest
         ]
@@ -365,9 +378,12 @@ async def simulate(
     first_window: int | None = None,
     leaked_seal: bool = False,
     inflate: float = INFLATE,
+    carry_steps: int = -1,
 ) -> dict:
     """One run of ``windows`` windows from ``first_window`` (default 10 + 1000 x seed)."""
-    run = Run(hp, ds, tmp, seed, honest, classes, overrides, mix_cosine, leaked_seal, inflate)
+    run = Run(
+        hp, ds, tmp, seed, honest, classes, overrides, mix_cosine, leaked_seal, inflate, carry_steps
+    )
     kinds = {a.uid: a.kind for a in run.actors}
     actors = {a.uid: a for a in run.actors}
     per_class: dict[str, dict] = {
@@ -631,6 +647,14 @@ def main() -> None:
         help="the lazy_inflated and amplifier classes multiply their values by this",
     )
     p.add_argument(
+        "--carry-steps",
+        type=int,
+        default=-1,
+        help="K >= 0: the training miners carry on from their live weights and the previous "
+        "window's aggregate arrives after K of their steps, as on a live subnet "
+        "(training/overlap.py); -1 (default): every window starts from the global model",
+    )
+    p.add_argument(
         "--corpus",
         type=Path,
         default=sim.CORPUS,
@@ -669,6 +693,7 @@ def main() -> None:
         "first_window": args.first_window,
         "leaked_seal": args.leaked_seal,
         "inflate": args.inflate,
+        "carry_steps": args.carry_steps,
     }
     names = [n for n in args.presets.split(",") if n]
     if not names or set(names) - {"tiny", "small"}:
@@ -698,6 +723,7 @@ def main() -> None:
                             args.first_window,
                             args.leaked_seal,
                             args.inflate,
+                            args.carry_steps,
                         )
                     )
                 )
@@ -714,6 +740,7 @@ def main() -> None:
                                 [],
                                 over,
                                 first_window=args.first_window,
+                                carry_steps=args.carry_steps,
                             )
                         )
                     )

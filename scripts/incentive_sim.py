@@ -17,6 +17,7 @@ from template.training.compression import CompressedDelta, Compressor
 from template.training.corpus import fallback_corpus
 from template.training.inner import make_optimizer, train_steps
 from template.training.outer import pseudo_gradient, snapshot
+from template.training.overlap import LiveOverlap
 from template.training.pages import PageDataset
 from template.training.shards import TokenStream, write_shards
 from template.training.tokenizer import ByteTokenizer
@@ -84,6 +85,7 @@ class Trainee:
     model: torch.nn.Module
     optimizer: torch.optim.Optimizer
     compressor: Compressor
+    overlap: LiveOverlap = field(default_factory=LiveOverlap)  # train_carried's ``ahead``
 
 
 def new_trainee(global_model: torch.nn.Module, hp: HParams) -> Trainee:
@@ -123,6 +125,46 @@ def train_from(
                 params[name].add_(v)
     train_steps(t.model, t.optimizer, batches, hp.train, start_step=window * hp.train.inner_steps)
     return t.compressor.compress(pseudo_gradient(start, t.model))
+
+
+def train_carried(
+    t: Trainee,
+    previous: dict[str, torch.Tensor] | None,
+    global_model: torch.nn.Module,
+    hp: HParams,
+    batches: list[torch.Tensor],
+    window: int,
+    arrives_after: int,
+) -> CompressedDelta:
+    """A live miner's window (template/miner/trainer.py with training/overlap.py): the live
+    weights carry on from the last window, the previous window's aggregate (``previous`` ->
+    ``global_model``) arrives after ``arrives_after`` of the steps and is applied to the live
+    weights, which swap their own last-window progress for it; the delta is this window's
+    training only. ``previous`` None (the first window): a window from the global model."""
+    live = {n: p for n, p in t.model.named_parameters()}
+    now = dict(global_model.named_parameters())
+    if previous is None or t.overlap.ahead is None:
+        t.overlap.reset()
+        previous, arrives_after = None, 0
+    with torch.no_grad():  # the global model the window starts from: before the aggregate
+        for name, p in live.items():
+            p.copy_((previous or now)[name])
+    t.overlap.begin(previous or now, t.model)  # carrying: live = previous global - ahead
+    if t.overlap.ahead is not None:
+        with torch.no_grad():
+            for name, p in live.items():
+                p.sub_(t.overlap.ahead[name])
+    h = hp.train.inner_steps
+    k = min(max(arrives_after, 0), len(batches))
+    train_steps(t.model, t.optimizer, batches[:k], hp.train, start_step=window * h)
+    if previous is not None:  # the aggregate arrives: applied to the live weights too
+        with torch.no_grad():
+            for name, p in live.items():
+                p.add_(now[name].float() - previous[name].float())
+        t.overlap.rebase(t.model)
+    train_steps(t.model, t.optimizer, batches[k:], hp.train, start_step=window * h + k)
+    delta = t.overlap.end(now, t.model)
+    return t.compressor.compress(delta)
 
 
 def train_window(

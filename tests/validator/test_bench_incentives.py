@@ -417,3 +417,31 @@ def test_shadow_and_poacher_train_their_victims_pages_and_claim_their_own(
             config=hp.compression,
         )
         assert list(up.pages) == ds.layout.pages(10, a.uid, len(up.pages))  # its own claim
+
+
+def test_a_carried_window_is_a_window_from_the_global_model_when_the_aggregate_comes_first(
+    tiny_dataset,
+):
+    """train_carried (--carry-steps) follows training/overlap.py: with the aggregate before
+    the first step the window is exactly one trained from the global model; later, the steps
+    before it were trained from the previous global model minus the miner's own last delta."""
+    hp = bench.preset("small")
+    ds = sim.open_dataset(tiny_dataset, hp)
+    torch.manual_seed(0)
+    previous = build_model(hp.model)
+    now = build_model(hp.model)  # the global model after the previous window's aggregate
+    before = {n: p.detach().clone() for n, p in previous.named_parameters()}
+    batches, _ = sim.window_batches(ds, hp, 3, 0, hp.train.inner_steps)
+    deltas = {}
+    for k in (None, 0, 2):
+        t = sim.new_trainee(previous, hp)
+        sim.train_carried(t, None, previous, hp, batches, 2, 0)  # window 2: sets ``ahead``
+        assert t.overlap.ahead is not None
+        if k is None:
+            deltas[k] = sim.train_from(t, now, hp, batches, 3).to_dense()
+        else:
+            deltas[k] = sim.train_carried(t, before, now, hp, batches, 3, k).to_dense()
+            assert t.overlap.ahead is not None  # the next window carries this one
+    for name in deltas[None]:
+        assert torch.allclose(deltas[0][name], deltas[None][name], atol=1e-6), name
+    assert any(not torch.allclose(deltas[2][n], deltas[None][n]) for n in deltas[None])
