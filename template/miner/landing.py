@@ -22,7 +22,7 @@ import logging
 import time
 
 from template.protocol.windows import upload_time_verdict
-from template.storage import ObjectNotFound, StorageClient, StorageError
+from template.storage import ObjectNotFound, StorageClient, StorageError, keys
 
 logger = logging.getLogger(__name__)
 
@@ -62,3 +62,20 @@ async def upload_fate(
             return Fate.LANDED
         verdict = upload_time_verdict(info.last_modified_unix, open_ts, cutoff_ts)
         return Fate.LANDED if verdict == "ok" else Fate.ABSENT
+
+
+async def absent_uploads(
+    bucket: StorageClient, hotkey: str, windows: list[int], *, give_up: float
+) -> set[int]:
+    """The windows of ``windows`` whose upload is not in ``bucket`` (a restart's check of its
+    sent records: an upload stopped before its PUT keeps its values in error feedback). A
+    stored object counts as landed whatever its time, and a bucket that cannot be asked
+    before ``give_up`` as landed too: never send a delta twice."""
+    absent = set()
+    for w in windows:
+        fate = await upload_fate(
+            bucket, keys.upload_key(hotkey, w), open_ts=None, cutoff_ts=None, give_up=give_up
+        )
+        if fate is Fate.ABSENT:
+            absent.add(w)
+    return absent

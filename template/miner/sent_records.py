@@ -14,7 +14,7 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -139,17 +139,28 @@ def kept(state_dir: Path, numels: Mapping[str, int] | None = None) -> dict[int, 
     return out
 
 
+def pending(state_dir: Path, saved_window: int) -> list[int]:
+    """The windows of the records newer than a state saved at ``saved_window``."""
+    try:
+        return sorted(w for w in _windows(state_dir) if w > saved_window)
+    except OSError:
+        return []
+
+
 def settle(
     state_dir: Path,
     saved_window: int,
     numels: Mapping[str, int],
     clear: Callable[[dict[str, np.ndarray]], None],
+    absent: Collection[int] = (),
 ) -> list[int]:
     """Start-up: ``clear`` (set to zero) in the error feedback loaded from a state saved at
     ``saved_window`` the entries of every upload recorded after it; returns those windows.
 
-    Records up to ``saved_window`` are deleted (that state holds them). The others stay until
-    the next save, so a second stop before it clears them again."""
+    Records up to ``saved_window`` are deleted (that state holds them), and so are those of
+    the ``absent`` windows, uploads the bucket does not hold (stopped before or during the
+    PUT): their values stay in error feedback. The others stay until the next save, so a
+    second stop before it clears them again."""
     try:
         records = kept(state_dir, numels)
     except OSError as e:  # e.g. an unreadable folder: start as before this record existed
@@ -159,6 +170,14 @@ def settle(
     for w, record in sorted(records.items()):
         if w <= saved_window:
             forget(state_dir, w)
+            continue
+        if w in absent:
+            forget(state_dir, w)
+            logger.info(
+                "window %d: its upload is not in the bucket (stopped before its PUT): its "
+                "entries stay in error feedback",
+                w,
+            )
             continue
         clear(record.indices)
         done.append(w)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import time
 from functools import partial
 from pathlib import Path
 
@@ -51,6 +52,7 @@ from template.training.model import build_model
 
 from . import sent_records
 from .clock import BlockClock
+from .landing import absent_uploads
 from .loop import Miner, MinerSettings
 from .state import Position, StateError, load_optimizer_tensors, load_state
 from .sync import Sync
@@ -58,6 +60,7 @@ from .trainer import Trainer
 
 logger = logging.getLogger(__name__)
 
+SENT_CHECK_S = 20.0  # how long start-up asks the bucket which recorded uploads landed
 PROBE_TRANSFER = TransferConfig(
     connect_timeout=3.0, read_timeout=5.0, request_timeout=10.0, retry=RetryPolicy(attempts=2)
 )
@@ -97,6 +100,17 @@ def clear_entries(error: dict[str, torch.Tensor], indices: dict) -> None:
             e.view(-1)[torch.from_numpy(idx)] = 0.0
 
 
+async def settle_sent(state, saved_window, numels, clear, bucket, hotkey) -> list[int]:
+    """``sent_records.settle``, after asking ``bucket`` (when given) which of the recorded
+    uploads never landed."""
+    absent: set[int] = set()
+    windows = sent_records.pending(state, saved_window)
+    if bucket is not None and windows:
+        give_up = time.monotonic() + SENT_CHECK_S
+        absent = await absent_uploads(bucket, hotkey, windows, give_up=give_up)
+    return sent_records.settle(state, saved_window, numels, clear, absent)
+
+
 async def initial_model(
     hp: HParams,
     directory: PeerDirectory,
@@ -104,11 +118,13 @@ async def initial_model(
     state: Path,
     current_window: int,
     device: str,
+    bucket: StorageClient | None = None,
 ) -> tuple[torch.nn.Module, Position, dict, dict]:
     """(global model, position, optimizer tensors, error feedback), from local state or peers.
 
     Start-up step 3. A corrupted or foreign local state is logged and rebuilt from the leader's
     checkpoint; with no checkpoint published, the initial model is window 0's global model.
+    ``bucket``: this miner's own, asked which recorded uploads landed (``settle_sent``).
     """
     run = hparams_hash(hp)
     model = build_model(hp.model, "cpu")
@@ -122,7 +138,9 @@ async def initial_model(
                 p.copy_(snap.model[name])
         position, opt, ef = snap.position, snap.optimizer, snap.error
         numels = {n: p.numel() for n, p in model.named_parameters()}
-        sent_records.settle(state, position.last_window, numels, partial(clear_entries, ef))
+        await settle_sent(
+            state, position.last_window, numels, partial(clear_entries, ef), bucket, hotkey
+        )
         logger.info(
             "resumed local state: window %d, model through window %d",
             position.last_window,
@@ -189,7 +207,7 @@ async def build_miner(args: argparse.Namespace) -> tuple[Miner, list]:
         await clock.start()
         windows = WindowClock(hp.window)
         model, position, opt, ef = await initial_model(
-            hp, directory, hotkey, state, windows.window_of(clock.block), device
+            hp, directory, hotkey, state, windows.window_of(clock.block), device, bucket
         )
     except ChainError as e:
         await close_all(closers)

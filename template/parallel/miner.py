@@ -27,9 +27,8 @@ from pathlib import Path
 import torch
 import torch.distributed as dist
 
-from template.miner import sent_records
 from template.miner.loop import Miner, arm_shutdown_watchdog
-from template.miner.startup import build_miner, close_all
+from template.miner.startup import build_miner, close_all, settle_sent
 from template.node.hparams import load_run_hparams
 from template.protocol.aggregation import upload_work
 from template.protocol.window_apply import OuterStep, check_order
@@ -178,7 +177,7 @@ async def run_sharded_miner(args: argparse.Namespace) -> None:
     await run_ranks(args.device, partial(_lead, args), partial(_follow, args))
 
 
-def _restore(trainer: ShardedTrainer, miner: Miner) -> None:
+async def _restore(trainer: ShardedTrainer, miner: Miner) -> None:
     """The sharded state of this run and hotkey: everything when it is at the window the
     global model is at now, otherwise (the model came from the leader since) the AdamW
     moments and the error feedback only, as the single-process miner does."""
@@ -200,7 +199,14 @@ def _restore(trainer: ShardedTrainer, miner: Miner) -> None:
     numels = {n: math.prod(shape) for n, shape in trainer.shapes.items()}
     saved_window = saved.get("last_window", -1)
     if isinstance(saved_window, int):  # uploads sent after this save: not sent twice
-        sent_records.settle(miner.settings.state_dir, saved_window, numels, trainer.clear_entries)
+        await settle_sent(
+            miner.settings.state_dir,
+            saved_window,
+            numels,
+            trainer.clear_entries,
+            miner.bucket,
+            miner.hotkey,
+        )
         # a window already handled is not trained and uploaded again (a restart inside it)
         pos.last_window = max(pos.last_window, saved_window)
     counters = ("uploads_done", "uploads_missed", "windows_behind")
@@ -246,7 +252,7 @@ async def _lead(args: argparse.Namespace, ctx: DistContext) -> None:
         torch.cuda.empty_cache()
     trainer = _make_trainer(hp, model, dataset, spec["uid"], ctx, spec)
     trainer.applied_through = applied
-    _restore(trainer, miner)
+    await _restore(trainer, miner)
     sharded = ShardedMiner(
         miner.settings,
         chain=miner.chain,

@@ -118,13 +118,15 @@ def _miner(tmp_path: Path, bucket, model, error, *, killed: bool):
     return m
 
 
-def _restart(tmp_path: Path, monkeypatch) -> dict[str, torch.Tensor]:
+def _restart(tmp_path: Path, monkeypatch, bucket=None) -> dict[str, torch.Tensor]:
+    """Start-up from ``tmp_path``; ``bucket``: the miner's own, asked which uploads landed."""
+
     async def catch_up(model, directory, hp, *, applied_through, target, progress):
         return applied_through
 
     monkeypatch.setattr(startup, "catch_up", catch_up)
     _, _, _, ef = asyncio.run(
-        startup.initial_model(HP, None, HOTKEY, tmp_path, current_window=3, device="cpu")
+        startup.initial_model(HP, None, HOTKEY, tmp_path, 3, "cpu", bucket=bucket)
     )
     return ef
 
@@ -159,7 +161,9 @@ def test_a_miner_killed_after_its_put_restarts_without_the_sent_entries(
     assert m.position.uploads_done == 1 and bucket.recorded[0] == [0]
     sent = m._sent[1]
 
-    ef = _restart(tmp_path, monkeypatch)  # from the state of before window 0
+    stored = Bucket(fail=False, stored=True)  # the PUT landed
+    ef = _restart(tmp_path, monkeypatch, stored)  # from the state of before window 0
+    assert stored.heads == 1
     assert "window 0: stopped after its upload was sent" in caplog.text
     for n, e in e0.items():
         idx = sent.tensors[n].indices
@@ -208,3 +212,33 @@ def test_a_record_that_cannot_be_written_does_not_stop_the_upload(tmp_path, capl
     asyncio.run(m.finish_window(_window(delta)))
     assert m.position.uploads_done == 1
     assert "could not record the upload's sent entries" in caplog.text
+
+
+def _killed_before_its_put(tmp_path: Path):
+    """The state of before window 0, and window 0's record: the process died after writing
+    it, before (or during) the PUT."""
+    model, e0, delta = _model_and_error()
+    pos = Position(hparams_hash(HP), HOTKEY, applied_through=-1)
+    save_state(tmp_path, Snapshot(pos, model, {}, e0))
+    sent = Compressor(HP.compression).compress({n: e0[n] + delta[n] for n in e0})
+    sent_records.keep(tmp_path, 0, sent)
+    return e0, sent
+
+
+def test_an_upload_the_bucket_never_got_keeps_its_entries(tmp_path, monkeypatch, caplog):
+    e0, _ = _killed_before_its_put(tmp_path)
+    with caplog.at_level(logging.INFO):
+        ef = _restart(tmp_path, monkeypatch, Bucket(fail=False, stored=False))
+    assert all(torch.equal(ef[n], e0[n]) for n in e0)  # nothing was sent: nothing cleared
+    assert "window 0: its upload is not in the bucket" in caplog.text
+    assert sent_records.kept(tmp_path) == {}
+
+
+def test_a_bucket_that_cannot_be_asked_counts_the_upload_as_sent(tmp_path, monkeypatch):
+    """Never send a delta twice: an unknown fate clears the entries."""
+    e0, sent = _killed_before_its_put(tmp_path)
+    monkeypatch.setattr(startup, "SENT_CHECK_S", 0.3)
+    ef = _restart(tmp_path, monkeypatch, Bucket(fail=False, stored=None))
+    for n in e0:
+        assert bool((ef[n].view(-1)[sent.tensors[n].indices] == 0).all())
+    assert sorted(sent_records.kept(tmp_path)) == [0]

@@ -32,6 +32,7 @@ def test_the_loop_gets_the_already_compressed_delta():
 def test_a_sharded_restart_clears_what_an_upload_sent_after_the_saved_state(tmp_path):
     """As the single-process miner (tests/miner/test_sent_records.py): each rank zeroes its
     part of the error feedback at the sent record's indices."""
+    import asyncio
     import json
     from types import SimpleNamespace
 
@@ -88,10 +89,12 @@ def test_a_sharded_restart_clears_what_an_upload_sent_after_the_saved_state(tmp_
         clear_entries=clear_entries,
     )
     miner = SimpleNamespace(
+        bucket=None,  # not asked (tests/miner/test_sent_records.py asks one)
+        hotkey="hk",
         settings=SimpleNamespace(state_dir=tmp_path),
         position=Position("h", "hk", applied_through=3),
     )
-    _restore(trainer, miner)
+    asyncio.run(_restore(trainer, miner))
     assert miner.position.last_window == 4  # window 4 is not trained and sent again
     for n in shapes:
         got = torch.cat([rank.compressor.error[n] for rank in ranks])
