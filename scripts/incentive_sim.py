@@ -149,8 +149,7 @@ def train_carried(
     with torch.no_grad():  # the global model the window starts from: before the aggregate
         for name, p in live.items():
             p.copy_((previous or now)[name])
-    t.overlap.begin(previous or now, t.model)  # carrying: live = previous global - ahead
-    if t.overlap.ahead is not None:
+    if t.overlap.ahead is not None:  # carrying: live = previous global - ahead
         with torch.no_grad():
             for name, p in live.items():
                 p.sub_(t.overlap.ahead[name])

@@ -241,12 +241,19 @@ class ShardedTrainer(RankCommands, Trainer):
     def _do_unsend(self, wire) -> None:
         sent = decode(wire[0], self.shapes, self.hp.compression, wire[1])
         for name, t in sent.tensors.items():
-            e = self.compressor.error.get(name)
-            if e is None:
-                continue
-            rng = flat_range(self.shapes[name], self.ctx.rank, self.ctx.world)
-            keep = (t.indices >= rng.start) & (t.indices < rng.stop)
-            e[t.indices[keep].to(e.device) - rng.start] += t.values()[keep].to(e.device)
+            e, keep, local = self._error_shard(name, t.indices)
+            if e is not None:
+                e[local] += t.values()[keep].to(e.device)
+
+    def _error_shard(self, name: str, idx: torch.Tensor):
+        """(this rank's error-feedback shard of ``name``, which flat ``idx`` fall in it, their
+        positions in it); (None, None, None) for a tensor it does not hold."""
+        e = self.compressor.error.get(name)
+        if e is None or name not in self.shapes:
+            return None, None, None
+        rng = flat_range(self.shapes[name], self.ctx.rank, self.ctx.world)
+        keep = (idx >= rng.start) & (idx < rng.stop)
+        return e, keep, (idx[keep] - rng.start).to(e.device)
 
     def clear_entries(self, indices: dict) -> None:
         """Zero the error-feedback shards at flat indices (rank 0's sent record at start-up)."""
@@ -254,13 +261,9 @@ class ShardedTrainer(RankCommands, Trainer):
 
     def _do_clear_entries(self, indices: dict) -> None:
         for name, idx in indices.items():
-            e = self.compressor.error.get(name)
-            if e is None or name not in self.shapes:
-                continue
-            rng = flat_range(self.shapes[name], self.ctx.rank, self.ctx.world)
-            idx = torch.as_tensor(idx, dtype=torch.int64)
-            mine = idx[(idx >= rng.start) & (idx < rng.stop)] - rng.start
-            e[mine.to(e.device)] = 0.0
+            e, _, local = self._error_shard(name, torch.as_tensor(idx, dtype=torch.int64))
+            if e is not None:
+                e[local] = 0.0
 
     def fingerprint(self) -> list[float]:
         """``model_fingerprint`` of the global model, computed on shards (collective)."""

@@ -34,6 +34,7 @@ def test_a_sharded_restart_clears_what_an_upload_sent_after_the_saved_state(tmp_
     part of the error feedback at the sent record's indices."""
     import asyncio
     import json
+    from functools import partial
     from types import SimpleNamespace
 
     import numpy as np
@@ -77,6 +78,9 @@ def test_a_sharded_restart_clears_what_an_upload_sent_after_the_saved_state(tmp_
                 ),
             )
         )
+
+    for rank in ranks:  # the trainer's own method on the stand-in rank
+        rank._error_shard = partial(ShardedTrainer._error_shard, rank)
 
     def clear_entries(indices):  # rank 0's command, run by every rank
         for rank in ranks:
