@@ -21,6 +21,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import torch
+import torch.distributed as dist
 
 from template.hparams import HParams
 from template.miner.trainer import PageStream, Trainer, WindowResult, window_steps
@@ -256,12 +257,24 @@ class ShardedTrainer(RankCommands, Trainer):
         return e, keep, (idx[keep] - rng.start).to(e.device)
 
     def clear_entries(self, indices: dict) -> None:
-        """Zero the error-feedback shards at flat indices (rank 0's sent record at start-up)."""
-        self._cmd("clear_entries", indices)
+        """Zero the error-feedback shards at flat indices (rank 0's sent record at start-up):
+        the command names the tensors and counts, the indices follow as tensor broadcasts."""
+        flat = {n: torch.as_tensor(i, dtype=torch.int64).reshape(-1) for n, i in indices.items()}
+        self._clear_indices = flat
+        try:
+            self._cmd("clear_entries", [(n, t.numel()) for n, t in flat.items()])
+        finally:
+            self._clear_indices = None
 
-    def _do_clear_entries(self, indices: dict) -> None:
-        for name, idx in indices.items():
-            e, _, local = self._error_shard(name, torch.as_tensor(idx, dtype=torch.int64))
+    def _do_clear_entries(self, counts: list[tuple[str, int]]) -> None:
+        for name, count in counts:
+            if self.ctx.is_main:
+                idx = self._clear_indices[name].to(self.ctx.device).contiguous()
+            else:
+                idx = torch.empty(count, dtype=torch.int64, device=self.ctx.device)
+            if count:
+                dist.broadcast(idx, src=0)
+            e, _, local = self._error_shard(name, idx)
             if e is not None:
                 e[local] = 0.0
 

@@ -29,9 +29,10 @@ def test_the_loop_gets_the_already_compressed_delta():
     assert dict(delta) == {} and SentCompressor(trainer=None).state_dict() == {}
 
 
-def test_a_sharded_restart_clears_what_an_upload_sent_after_the_saved_state(tmp_path):
+def test_a_sharded_restart_clears_what_an_upload_sent_after_the_saved_state(tmp_path, monkeypatch):
     """As the single-process miner (tests/miner/test_sent_records.py): each rank zeroes its
-    part of the error feedback at the sent record's indices."""
+    part of the error feedback at the sent record's indices. The command carries names and
+    counts only; the indices reach rank 1 as tensor broadcasts (a stand-in here)."""
     import asyncio
     import json
     from functools import partial
@@ -66,7 +67,7 @@ def test_a_sharded_restart_clears_what_an_upload_sent_after_the_saved_state(tmp_
     for r in range(2):
         ranks.append(
             SimpleNamespace(
-                ctx=SimpleNamespace(rank=r, world=2, is_main=r == 0),
+                ctx=SimpleNamespace(rank=r, world=2, is_main=r == 0, device=torch.device("cpu")),
                 shapes=shapes,
                 compressor=SimpleNamespace(
                     error={
@@ -82,9 +83,31 @@ def test_a_sharded_restart_clears_what_an_upload_sent_after_the_saved_state(tmp_
     for rank in ranks:  # the trainer's own method on the stand-in rank
         rank._error_shard = partial(ShardedTrainer._error_shard, rank)
 
-    def clear_entries(indices):  # rank 0's command, run by every rank
-        for rank in ranks:
-            ShardedTrainer._do_clear_entries(rank, indices)
+    commands, sending, wire = [], [True], []
+
+    def broadcast(t, src):  # rank 0's tensors, received in the same order by rank 1
+        assert src == 0 and t.dtype == torch.int64
+        if sending[0]:
+            wire.append(t.clone())
+        else:
+            t.copy_(wire.pop(0))
+
+    monkeypatch.setattr(torch.distributed, "broadcast", broadcast)
+    ranks[0]._cmd = lambda op, *args: (
+        commands.append((op, args)),
+        getattr(ShardedTrainer, f"_do_{op}")(ranks[0], *args),
+    )
+
+    def clear_entries(indices):  # rank 0's command, then rank 1 following it
+        sending[0] = True
+        ShardedTrainer.clear_entries(ranks[0], indices)
+        op, args = commands[-1]
+        assert op == "clear_entries" and args == (
+            [(n, len(i)) for n, i in indices.items()],
+        )  # the command itself carries no index arrays
+        sending[0] = False
+        ShardedTrainer._do_clear_entries(ranks[1], *args)
+        assert wire == []
 
     trainer = SimpleNamespace(
         shapes=shapes,
@@ -106,5 +129,8 @@ def test_a_sharded_restart_clears_what_an_upload_sent_after_the_saved_state(tmp_
         want = full[n].clone()
         want[idx] = 0.0
         assert idx.numel() and torch.equal(got, want), n  # window 4 is in the saved state
+    start = flat_range(shapes["a"], 1, 2).start
+    assert (sent[5].tensors["a"].indices >= start).any()  # rank 1 had entries to clear
+    assert [op for op, _ in commands] == ["clear_entries"]
     assert sorted(sent_records.kept(tmp_path)) == [5]
     assert np.array_equal(sent_records.kept(tmp_path)[5].indices["b"], sent[5].tensors["b"].indices)

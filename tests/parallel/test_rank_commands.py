@@ -170,3 +170,85 @@ def test_an_error_inside_a_command_still_propagates(monkeypatch):
     f._do_slow = lambda: (_ for _ in ()).throw(RuntimeError("collective failed"))
     with pytest.raises(RuntimeError, match="collective failed"):
         f.follow()
+
+
+CLEAR_SHAPES = {"a": (130, 64), "b": (300,), "none": (7,)}
+
+
+def _clear_rank(rank: int, port: int, out: str) -> None:
+    """The trainer's ``clear_entries`` on a bare error-feedback shard per gloo rank."""
+    import json
+    import os
+
+    import numpy as np
+    import torch
+    import torch.distributed as dist
+
+    from template.parallel.shard import flat_range
+    from template.parallel.trainer import ShardedTrainer
+
+    class ErrorShards(RankCommands):
+        clear_entries = ShardedTrainer.clear_entries
+        _do_clear_entries = ShardedTrainer._do_clear_entries
+        _error_shard = ShardedTrainer._error_shard
+
+    torch.set_num_threads(1)
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
+    dist.init_process_group("gloo", rank=rank, world_size=2)
+    shards = ErrorShards()
+    shards.ctx = SimpleNamespace(rank=rank, world=2, is_main=rank == 0, device=torch.device("cpu"))
+    shards.shapes = CLEAR_SHAPES
+    rngs = {n: flat_range(s, rank, 2) for n, s in CLEAR_SHAPES.items()}
+    shards.compressor = SimpleNamespace(error={n: torch.ones(r.size) for n, r in rngs.items()})
+    commands: list = []
+    if rank == 0:
+        real = pdist.broadcast_object
+        pdist.broadcast_object = lambda obj, ctx: commands.append(obj) or real(obj, ctx)
+        shards.clear_entries(
+            {
+                "a": np.array([0, 5, 4159, 4160, 8319], dtype=np.int64),
+                "none": np.array([], dtype=np.int64),
+                "b": np.array([299, 10], dtype=np.int32),
+                "other": np.array([1, 2], dtype=np.int64),  # not one of this model's
+            }
+        )
+        shards.shutdown()
+    else:
+        shards.follow()
+    dist.destroy_process_group()
+    zeros = {
+        n: (torch.nonzero(e == 0).view(-1) + rngs[n].start).tolist()
+        for n, e in shards.compressor.error.items()
+    }
+    with open(f"{out}.{rank}", "w") as f:
+        json.dump({"zeros": zeros, "commands": commands}, f, default=lambda a: a.tolist())
+
+
+@pytest.mark.slow
+def test_two_ranks_clear_their_error_feedback_from_rank0s_indices(tmp_path):
+    """Real gloo ranks: the command carries tensor names and counts only; the indices reach
+    rank 1 as tensor broadcasts (an empty one included) and each rank clears its part."""
+    import json
+    import multiprocessing as mp
+
+    from template.parallel.dist import free_port
+
+    ctx, port, out = mp.get_context("spawn"), free_port(), str(tmp_path / "rank")
+    procs = [ctx.Process(target=_clear_rank, args=(r, port, out)) for r in (0, 1)]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join(120)
+    hung = [p.pid for p in procs if p.is_alive()]
+    for p in procs:
+        if p.is_alive():
+            p.kill()
+    assert not hung and all(p.exitcode == 0 for p in procs), (hung, [p.exitcode for p in procs])
+    got = [json.loads((tmp_path / f"rank.{r}").read_text()) for r in (0, 1)]
+    assert got[0]["commands"] == [
+        ["clear_entries", [[["a", 5], ["none", 0], ["b", 2], ["other", 2]]]],
+        ["stop", []],
+    ]
+    assert got[0]["zeros"] == {"a": [0, 5, 4159], "b": [10], "none": []}
+    assert got[1]["zeros"] == {"a": [4160, 8319], "b": [299], "none": []}
+    assert got[1]["commands"] == []
