@@ -116,26 +116,31 @@ def _race_rank(rank: int, port: int, out: str) -> None:
         f.write(repr(got))
 
 
-@pytest.mark.slow
-def test_two_ranks_finish_when_the_release_races_a_job(tmp_path):
-    """Real gloo ranks: with the release broadcast between "slow"'s broadcast and its
-    collectives (before the lock) the ranks hung; now both finish and the job's result
-    arrives (2 ranks x all_reduce 3 times: 8)."""
+def _run_two_ranks(target, out: str, timeout: float) -> None:
+    """Spawn ``target(rank, port, out)`` on ranks 0 and 1; both must exit cleanly in time."""
     import multiprocessing as mp
 
     from template.parallel.dist import free_port
 
-    ctx, port, out = mp.get_context("spawn"), free_port(), str(tmp_path / "rank")
-    procs = [ctx.Process(target=_race_rank, args=(r, port, out)) for r in (0, 1)]
+    ctx, port = mp.get_context("spawn"), free_port()
+    procs = [ctx.Process(target=target, args=(r, port, out)) for r in (0, 1)]
     for p in procs:
         p.start()
     for p in procs:
-        p.join(60)
+        p.join(timeout)
     hung = [p.pid for p in procs if p.is_alive()]
     for p in procs:
         if p.is_alive():
             p.kill()
     assert not hung and all(p.exitcode == 0 for p in procs), (hung, [p.exitcode for p in procs])
+
+
+@pytest.mark.slow
+def test_two_ranks_finish_when_the_release_races_a_job(tmp_path):
+    """Real gloo ranks: with the release broadcast between "slow"'s broadcast and its
+    collectives (before the lock) the ranks hung; now both finish and the job's result
+    arrives (2 ranks x all_reduce 3 times: 8)."""
+    _run_two_ranks(_race_rank, str(tmp_path / "rank"), 60)
     assert (tmp_path / "rank.0").read_text() == "[8.0]"
     assert (tmp_path / "rank.1").read_text() == "[]"
 
@@ -229,21 +234,8 @@ def test_two_ranks_clear_their_error_feedback_from_rank0s_indices(tmp_path):
     """Real gloo ranks: the command carries tensor names and counts only; the indices reach
     rank 1 as tensor broadcasts (an empty one included) and each rank clears its part."""
     import json
-    import multiprocessing as mp
 
-    from template.parallel.dist import free_port
-
-    ctx, port, out = mp.get_context("spawn"), free_port(), str(tmp_path / "rank")
-    procs = [ctx.Process(target=_clear_rank, args=(r, port, out)) for r in (0, 1)]
-    for p in procs:
-        p.start()
-    for p in procs:
-        p.join(120)
-    hung = [p.pid for p in procs if p.is_alive()]
-    for p in procs:
-        if p.is_alive():
-            p.kill()
-    assert not hung and all(p.exitcode == 0 for p in procs), (hung, [p.exitcode for p in procs])
+    _run_two_ranks(_clear_rank, str(tmp_path / "rank"), 120)
     got = [json.loads((tmp_path / f"rank.{r}").read_text()) for r in (0, 1)]
     assert got[0]["commands"] == [
         ["clear_entries", [[["a", 5], ["none", 0], ["b", 2], ["other", 2]]]],
