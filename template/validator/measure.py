@@ -338,9 +338,13 @@ class Measurement:
 
     @property
     def harm_z(self) -> float:
-        """z of the control-page gain (negative: the upload raises the loss)."""
+        """The control-page gain in standard errors (negative: the upload raises the loss),
+        read through Student's t at n - 1 degrees of freedom as a standard normal z, as
+        ``fit_z`` is: 36 sequences' t of -3.0 has a one-sided tail of 0.25%, not 0.13%."""
         se = math.sqrt(_var_of_mean(self.control_gain))
-        return self.control_mean / se if se > 0 else 0.0
+        if not se > 0:
+            return 0.0
+        return t_to_z(self.control_mean / se, self.control_gain.numel() - 1)
 
     def cost_over_unboosted(self, own: int, control: int) -> float:
         """Forward passes of this measurement over those of an unboosted one on the same

@@ -236,6 +236,25 @@ def test_harm_needs_statistical_evidence():
     assert vals[1] == 0.0 and vals[2] == 0.0  # earns nothing, is never a peer
 
 
+def test_harm_reads_the_control_t_through_its_degrees_of_freedom():
+    """36 control sequences whose mean gain is -3.1 standard errors: Student's t at 35
+    degrees of freedom has that tail at a normal z of about -2.9, within the -3 limit; the
+    same t over 10,000 sequences stays -3.1 and is harmful."""
+
+    def at_t(t: float, n: int) -> Measurement:
+        x = torch.randn(n, generator=torch.Generator().manual_seed(1), dtype=torch.float64)
+        gain = (x - x.mean()) / x.std() + t / math.sqrt(n)  # SD 1, mean t standard errors
+        zeros = torch.zeros(n, dtype=torch.float64)
+        return Measurement(1, 1.0, tuple(range(n)), zeros, zeros, gain, 3.0)
+
+    few, many = at_t(-3.1, 36), at_t(-3.1, 10_000)
+    assert -3.0 < few.harm_z < -2.8 and math.isclose(few.harm_z, t_to_z(-3.1, 35))
+    assert abs(many.harm_z + 3.1) < 0.01
+    assert judge_window({1: few}, [], Evidence(), RULES)[1].rejection is None
+    harmful = judge_window({1: many}, [], Evidence(), RULES)[1].rejection
+    assert harmful is not None and harmful.code is RejectCode.HARMFUL
+
+
 def test_values_by_what_a_rejection_proves():
     rejected = {
         3: Rejection(RejectCode.BAD_SIGNATURE, "x"),
