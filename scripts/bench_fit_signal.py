@@ -3,13 +3,23 @@
     python scripts/bench_fit_signal.py --json                         # fresh model, 2 honest + 1 wrong
     python scripts/bench_fit_signal.py --honest 2 --wrong 0 --seed 1 --json
     python scripts/bench_fit_signal.py --pretrain 150 --steps 35 --windows 4 --honest 3 --wrong 0 --json
+    python scripts/bench_fit_signal.py --honest 2 --wrong 0 --refs loo,loo+prev,none --json
+    python scripts/bench_fit_signal.py --preset small --honest 2 --wrong 6 --windows 24 --per-uid --json
 
 Miners train through the real inner loop and compressor (error feedback, top-k, 2-bit values);
 every window the mean of the uploads is applied as the outer step (``--no-outer`` keeps the
 model fixed). Each upload is measured with the validator's own functions (leave-one-out
-reference, own and control sequences) at several sample sizes and evaluation steps, and the
-per-window fit z of every kind of miner is summarised. A wrong-pages miner trains honestly on
-pages it was not assigned: its z should stay about N(0, 1).
+reference, own and control sequences, the fitted crowd slope of ``Measurement``) at several
+sample sizes and evaluation steps, and the per-window fit z of every kind of miner is
+summarised. A wrong-pages miner trains honestly on pages it was not assigned: its z should stay
+about N(0, 1).
+
+``--refs`` compares references: ``loo`` (the validator's: the mean of the window's other
+uploads), ``loo+prev`` (those and the previous window's mean upload) and ``none`` (the
+unchanged model). ``--per-uid`` adds each uid's mean z and the skewness of its per-sequence
+paired figures (control and own). The seed picks the validator's sample and, unless
+``--same-training``, the windows trained (from window 1 + 1000 x seed: pages depend on the
+window; before 2026-12-05 every seed trained the same windows).
 
 Prints one JSON object (``--json``).
 """
@@ -31,7 +41,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import incentive_sim as sim  # noqa: E402
 from bench_validator_honest import as_upload  # noqa: E402
 
-from template.hparams import load_hparams  # noqa: E402
 from template.training.inner import make_optimizer, train_steps  # noqa: E402
 from template.training.model import build_model  # noqa: E402
 from template.validator.measure import (  # noqa: E402
@@ -39,15 +48,29 @@ from template.validator.measure import (  # noqa: E402
     control_sequences,
     delta_applied,
     own_sequences,
-    reference_applied,
     sequence_losses,
     sum_delta,
 )
 
+REFS = ("loo", "loo+prev", "none")
 
-def fit_z(own: torch.Tensor, own_pages, ctrl: torch.Tensor, ctrl_pages) -> float:
-    """The judge's per-window statistic on paired excesses (``Measurement.fit_z`` itself)."""
-    return Measurement(0, 1.0, tuple(own_pages), own, ctrl, ctrl, 0.0, tuple(ctrl_pages)).fit_z
+
+def skewness(x: torch.Tensor) -> float:
+    d = x.double() - x.double().mean()
+    s = float(d.pow(2).mean().sqrt())
+    return float(d.pow(3).mean()) / s**3 if s > 0 else 0.0
+
+
+def with_mean(total: dict, mean: dict, shapes: dict) -> dict:
+    """``total`` (name -> (flat indices, values)) plus ``mean``, on the union of their indices."""
+    out = {}
+    for name, shape in shapes.items():
+        acc = torch.zeros(torch.Size(shape).numel())
+        for idx, v in (total[name], mean[name]):
+            acc.index_add_(0, idx, v)
+        idx = acc.nonzero().view(-1)
+        out[name] = (idx, acc[idx])
+    return out
 
 
 def pretrained(hp, ds, steps: int, seed: int) -> torch.nn.Module:
@@ -67,25 +90,39 @@ def main() -> None:
     p.add_argument("--honest", type=int, default=2)
     p.add_argument("--wrong", type=int, default=1, help="wrong-pages miners")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--same-training", action="store_true", help="seeds vary only the sample")
+    p.add_argument("--preset", choices=("tiny", "small"), default="tiny")
+    p.add_argument("--corpus", default=str(sim.CORPUS), help="a UTF-8 text file, or stdlib")
     p.add_argument("--steps", type=int, default=0, help="inner steps per window (0: H)")
     p.add_argument("--pretrain", type=int, default=0, help="steps of plain training first")
     p.add_argument("--seqs", default="18,36", help="own = control sequence counts to compare")
     p.add_argument("--scales", default="1", help="evaluation steps, in outer-step weights")
+    p.add_argument("--refs", default="loo", help=f"comma list of {', '.join(REFS)}")
+    p.add_argument("--per-uid", action="store_true", help="per-uid mean z and skewness")
     p.add_argument("--no-outer", action="store_true", help="keep the global model fixed")
     p.add_argument("--json", action="store_true")
     args = p.parse_args()
+    refs = args.refs.split(",")
+    if set(refs) - set(REFS):
+        p.error(f"--refs {args.refs!r}: expected a comma list of {', '.join(REFS)}")
     torch.set_num_threads(1)
-    hp = load_hparams("tiny")
+    hp = sim.preset(args.preset)
     sizes = sorted(int(x) for x in args.seqs.split(","))
     scales = [float(x) for x in args.scales.split(",")]
     steps = args.steps or hp.train.inner_steps
     kinds = ["honest"] * args.honest + ["wrong_pages"] * args.wrong
     z: dict[str, list[float]] = {}
+    uid_z: dict[int, list[float]] = {}
+    uid_skew: dict[int, list[tuple[float, float]]] = {}
     with tempfile.TemporaryDirectory() as tmp:
-        ds = sim.open_dataset(sim.build_dataset(Path(tmp) / "ds"), hp)
+        ds = sim.open_dataset(sim.build_dataset(Path(tmp) / "ds", corpus=args.corpus), hp)
         base = pretrained(hp, ds, args.pretrain, args.seed)
         miners = [sim.new_trainee(base, hp) for _ in kinds]
         first = 1 if args.pretrain == 0 else 100
+        if not args.same_training:
+            first += 1000 * args.seed
+        shapes = {n: tuple(q.shape) for n, q in base.named_parameters()}
+        previous = None  # the previous window's mean upload (name -> (indices, values))
         for w in range(first, first + args.windows):
             ups = []
             for uid, (kind, t) in enumerate(zip(kinds, miners, strict=True)):
@@ -93,24 +130,57 @@ def main() -> None:
                 delta, pages = sim.train_window(t, base, hp, ds, w, page_uid, steps)
                 ups.append(as_upload(delta, w, uid, ds.layout.pages(w, uid, len(pages))))
             weight = hp.outer.lr / len(ups)
-            shapes = {n: tuple(q.shape) for n, q in base.named_parameters()}
             total = sum_delta(ups, shapes)
             salt = f"bench-{args.seed}"
-            cpages, ctrl = control_sequences(ds, max(sizes), w, salt)
+            claims = {q for up in ups for q in up.pages}
+            cpages, ctrl = control_sequences(ds, max(sizes), w, salt, claims)
+            ctrl_before = sequence_losses(base, ctrl)
             for up, kind in zip(ups, kinds, strict=True):
                 opages, own = own_sequences(ds, up, max(sizes), w, salt)
+                own_before = sequence_losses(base, own)
+                others = sum_delta([u for u in ups if u is not up], shapes)
+                references = {
+                    "loo": (others, len(ups) - 1),
+                    "loo+prev": None
+                    if previous is None
+                    else (with_mean(others, previous, shapes), len(ups)),
+                    "none": (None, 0),
+                }
                 for mult in scales:
                     s = weight * mult
-                    with reference_applied(
-                        lambda d, k: delta_applied(base, d, k), total, len(ups), [up], s
-                    ):
-                        own_ref, ctrl_ref = sequence_losses(base, own), sequence_losses(base, ctrl)
                     with delta_applied(base, up.delta.sparse(), s):
                         own_up, ctrl_up = sequence_losses(base, own), sequence_losses(base, ctrl)
-                    for n in sizes:
-                        key = f"{kind}/seqs={n}/scale={mult:g}"
-                        e_own, e_ctrl = (own_ref - own_up)[:n], (ctrl_ref - ctrl_up)[:n]
-                        z.setdefault(key, []).append(fit_z(e_own, opages[:n], e_ctrl, cpages[:n]))
+                    for ref in refs:
+                        if references[ref] is None:
+                            continue  # no previous window yet
+                        d, count = references[ref]
+                        if count == 0:
+                            own_ref, ctrl_ref = own_before, ctrl_before
+                        else:
+                            with delta_applied(base, d, s / count):
+                                own_ref = sequence_losses(base, own)
+                                ctrl_ref = sequence_losses(base, ctrl)
+                        for n in sizes:
+                            m = Measurement(
+                                up.uid,
+                                s,
+                                tuple(opages[:n]),
+                                (own_ref - own_up)[:n],
+                                (ctrl_ref - ctrl_up)[:n],
+                                (ctrl_before - ctrl_up)[:n],
+                                float(ctrl_before[:n].mean()),
+                                tuple(cpages[:n]),
+                                (own_before - own_up)[:n],
+                            )
+                            key = f"{kind}/seqs={n}/scale={mult:g}"
+                            if ref != "loo":
+                                key += f"/ref={ref}"
+                            z.setdefault(key, []).append(m.fit_z)
+                            if ref == "loo" and n == max(sizes) and mult == scales[0]:
+                                o, c = m.adjusted()
+                                uid_z.setdefault(up.uid, []).append(m.fit_z)
+                                uid_skew.setdefault(up.uid, []).append((skewness(c), skewness(o)))
+            previous = {n: (i, v / len(ups)) for n, (i, v) in total.items()}
             if not args.no_outer:
                 with torch.no_grad():
                     params = dict(base.named_parameters())
@@ -120,7 +190,9 @@ def main() -> None:
     out = {
         "command": " ".join(sys.argv),
         "windows": args.windows,
+        "first_window": first,
         "steps": steps,
+        "preset": args.preset,
         "pages_per_upload": -(-steps * hp.train.batch_size // hp.data.seqs_per_page),
         "pretrain": args.pretrain,
         "outer": not args.no_outer,
@@ -134,6 +206,17 @@ def main() -> None:
             if len(v) > 1
         },
     }
+    if args.per_uid:
+        out["per_uid"] = {
+            str(u): {
+                "kind": kinds[u],
+                "mean_z": round(statistics.mean(v), 3),
+                "z": [round(x, 3) for x in v],
+                "control_skew": round(statistics.mean(c for c, _ in uid_skew[u]), 3),
+                "own_skew": round(statistics.mean(o for _, o in uid_skew[u]), 3),
+            }
+            for u, v in sorted(uid_z.items())
+        }
     print(json.dumps(out, indent=None if args.json else 2))
 
 

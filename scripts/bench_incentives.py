@@ -39,8 +39,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import incentive_sim as sim  # noqa: E402
 from incentive_net import ChainState, FakeChain, MemoryStore  # noqa: E402
+from incentive_sim import preset  # noqa: E402
 
-from template.hparams import HParams, HParamsError, hparams_hash, load_hparams  # noqa: E402
+from template.hparams import HParams, HParamsError, hparams_hash  # noqa: E402
 from template.protocol.directory import PeerDirectory  # noqa: E402
 from template.protocol.uploads import stored_objects  # noqa: E402
 from template.protocol.windows import WindowClock  # noqa: E402
@@ -84,25 +85,6 @@ DEFAULT_CLASSES = [
     *(c for c in ADVERSARIES if c not in (COASTER, OLDER, SHADOW, POACHER)),
 ]
 LAZY_KINDS = ("lazy", "lazy_inflated", *MIXERS)  # train a quarter of the steps
-
-
-def preset(name: str) -> HParams:
-    hp = load_hparams("tiny")
-    if name == "tiny":
-        return hp
-    return hp.replace(  # "small": a shrunk tiny for fast runs
-        **{
-            "model.hidden_size": 64,
-            "model.intermediate_size": 128,
-            "model.num_layers": 2,
-            "model.seq_len": 64,
-            "train.inner_steps": 8,
-            "train.batch_size": 8,
-            "data.seqs_per_page": 4,
-            "compression.chunk": 1024,
-            "compression.topk": 32,
-        }
-    )
 
 
 class Run:

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import torch
 
-from template.hparams import HParams, hparams_hash
+from template.hparams import HParams, hparams_hash, load_hparams
 from template.training.compression import CompressedDelta, Compressor
 from template.training.corpus import fallback_corpus
 from template.training.inner import make_optimizer, train_steps
@@ -52,6 +52,26 @@ CORPUS = ROOT.parent / "shared" / "data" / "tinyshakespeare.txt"
 
 
 STDLIB = "stdlib"  # the corpus name of the Python standard library's sources
+
+
+def preset(name: str) -> HParams:
+    """The benchmarks' presets: ``tiny`` as shipped, ``small`` a shrunk tiny for fast runs."""
+    hp = load_hparams("tiny")
+    if name == "tiny":
+        return hp
+    return hp.replace(
+        **{
+            "model.hidden_size": 64,
+            "model.intermediate_size": 128,
+            "model.num_layers": 2,
+            "model.seq_len": 64,
+            "train.inner_steps": 8,
+            "train.batch_size": 8,
+            "data.seqs_per_page": 4,
+            "compression.chunk": 1024,
+            "compression.topk": 32,
+        }
+    )
 
 
 def corpus_text(corpus: Path | str, limit: int) -> str:

@@ -445,3 +445,25 @@ def test_a_carried_window_is_a_window_from_the_global_model_when_the_aggregate_c
     for name in deltas[None]:
         assert torch.allclose(deltas[0][name], deltas[None][name], atol=1e-6), name
     assert any(not torch.allclose(deltas[2][n], deltas[None][n]) for n in deltas[None])
+
+
+def test_fit_signal_reference_with_the_previous_mean_adds_on_the_union_of_indices():
+    import bench_fit_signal as fit_signal
+
+    shapes = {"w": (2, 3)}
+    total = {"w": (torch.tensor([0, 4]), torch.tensor([1.0, 2.0]))}
+    mean = {"w": (torch.tensor([4, 5]), torch.tensor([0.5, -1.0]))}
+    idx, v = fit_signal.with_mean(total, mean, shapes)["w"]
+    assert idx.tolist() == [0, 4, 5] and v.tolist() == [1.0, 2.5, -1.0]
+    right = torch.tensor([0.0, 0.0, 0.0, 0.0, 10.0])
+    assert fit_signal.skewness(right) > 1 > 0 > -1 > fit_signal.skewness(-right)
+    assert fit_signal.skewness(torch.zeros(4)) == 0.0
+
+
+def test_fit_signal_refuses_an_unknown_reference(monkeypatch, capsys):
+    import bench_fit_signal as fit_signal
+
+    monkeypatch.setattr(sys, "argv", ["bench_fit_signal.py", "--refs", "loo,median"])
+    with pytest.raises(SystemExit):
+        fit_signal.main()
+    assert "--refs 'loo,median'" in capsys.readouterr().err
