@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import random
 import statistics
 import sys
 import tempfile
@@ -47,7 +48,9 @@ from template.validator.measure import (  # noqa: E402
     Measurement,
     control_sequences,
     delta_applied,
+    draw_pages,
     own_sequences,
+    pick_sequences,
     sequence_losses,
     sum_delta,
 )
@@ -71,6 +74,52 @@ def with_mean(total: dict, mean: dict, shapes: dict) -> dict:
         idx = acc.nonzero().view(-1)
         out[name] = (idx, acc[idx])
     return out
+
+
+def null_claims(ds, uid: int, own_pages, window: int, salt: str, exclude: set, draws: int):
+    """``draws`` page sets of as many pages and sequences as an upload's measured own sample
+    (``own_pages``: the page of each own sequence), none claimed in the window nor control:
+    [(the page of each sequence, sequences)]."""
+    if draws <= 0 or not own_pages:
+        return []
+    out = []
+    for k in range(draws):
+        rng = random.Random(f"{salt}|null|{window}|{uid}|{k}")
+        pages = draw_pages(rng, ds.layout.num_train, len(set(own_pages)), exclude)
+        out.append(pick_sequences(ds, pages, len(own_pages), rng))
+    return out
+
+
+def null_fit(base, up, nulls: list, others: dict, count: int, s: float, m: Measurement) -> float:
+    """The mean fit z of ``up`` over page sets it could not have trained on (``null_claims``),
+    with its measurement ``m``'s control sequences and reference: what the statistic gives
+    this upload when the claim carries no signal."""
+    seqs = torch.cat([q for _, q in nulls])
+    before = sequence_losses(base, seqs)
+    if count:
+        with delta_applied(base, others, s / count):
+            ref = sequence_losses(base, seqs)
+    else:
+        ref = before
+    with delta_applied(base, up.delta.sparse(), s):
+        after = sequence_losses(base, seqs)
+    zs, at = [], 0
+    for pages, q in nulls:
+        sl = slice(at, at + q.shape[0])
+        at += q.shape[0]
+        null = Measurement(
+            m.uid,
+            m.scale,
+            tuple(pages),
+            (ref - after)[sl],
+            m.control_excess,
+            m.control_gain,
+            m.control_before,
+            m.control_pages,
+            (before - after)[sl],
+        )
+        zs.append(null.fit_z)
+    return statistics.mean(zs)
 
 
 def pretrained(hp, ds, steps: int, seed: int) -> torch.nn.Module:
@@ -99,6 +148,12 @@ def main() -> None:
     p.add_argument("--scales", default="1", help="evaluation steps, in outer-step weights")
     p.add_argument("--refs", default="loo", help=f"comma list of {', '.join(REFS)}")
     p.add_argument("--per-uid", action="store_true", help="per-uid mean z and skewness")
+    p.add_argument(
+        "--null-draws",
+        type=int,
+        default=0,
+        help="per upload, the fit z on K random page sets claimed by no one (--per-uid)",
+    )
     p.add_argument("--no-outer", action="store_true", help="keep the global model fixed")
     p.add_argument("--json", action="store_true")
     args = p.parse_args()
@@ -114,6 +169,7 @@ def main() -> None:
     z: dict[str, list[float]] = {}
     uid_z: dict[int, list[float]] = {}
     uid_skew: dict[int, list[tuple[float, float]]] = {}
+    null_z: dict[int, list[float]] = {}
     with tempfile.TemporaryDirectory() as tmp:
         ds = sim.open_dataset(sim.build_dataset(Path(tmp) / "ds", corpus=args.corpus), hp)
         base = pretrained(hp, ds, args.pretrain, args.seed)
@@ -138,6 +194,9 @@ def main() -> None:
             for up, kind in zip(ups, kinds, strict=True):
                 opages, own = own_sequences(ds, up, max(sizes), w, salt)
                 own_before = sequence_losses(base, own)
+                nulls = null_claims(
+                    ds, up.uid, opages, w, salt, claims | set(cpages), args.null_draws
+                )
                 others = sum_delta([u for u in ups if u is not up], shapes)
                 references = {
                     "loo": (others, len(ups) - 1),
@@ -180,6 +239,10 @@ def main() -> None:
                                 o, c = m.adjusted()
                                 uid_z.setdefault(up.uid, []).append(m.fit_z)
                                 uid_skew.setdefault(up.uid, []).append((skewness(c), skewness(o)))
+                                if nulls:
+                                    null_z.setdefault(up.uid, []).append(
+                                        null_fit(base, up, nulls, others, len(ups) - 1, s, m)
+                                    )
             previous = {n: (i, v / len(ups)) for n, (i, v) in total.items()}
             if not args.no_outer:
                 with torch.no_grad():
@@ -214,6 +277,14 @@ def main() -> None:
                 "z": [round(x, 3) for x in v],
                 "control_skew": round(statistics.mean(c for c, _ in uid_skew[u]), 3),
                 "own_skew": round(statistics.mean(o for _, o in uid_skew[u]), 3),
+                **(
+                    {
+                        "null_mean": round(statistics.mean(null_z[u]), 3),
+                        "null_z": [round(x, 3) for x in null_z[u]],
+                    }
+                    if u in null_z
+                    else {}
+                ),
             }
             for u, v in sorted(uid_z.items())
         }

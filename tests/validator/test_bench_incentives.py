@@ -467,3 +467,19 @@ def test_fit_signal_refuses_an_unknown_reference(monkeypatch, capsys):
     with pytest.raises(SystemExit):
         fit_signal.main()
     assert "--refs 'loo,median'" in capsys.readouterr().err
+
+
+def test_fit_signal_null_claims_avoid_every_claimed_and_control_page(tiny_dataset):
+    import bench_fit_signal as fit_signal
+
+    hp = sim.preset("tiny")
+    ds = sim.open_dataset(tiny_dataset, hp)
+    own_pages = [5, 9, 11, 40] * 3  # 12 sequences of 4 pages
+    exclude = {5, 9, 11, 40, *range(100, 400)}
+    nulls = fit_signal.null_claims(ds, 3, own_pages, 7, "salt", exclude, 3)
+    assert len(nulls) == 3
+    for pages, seqs in nulls:
+        assert len(set(pages)) == 4 and not set(pages) & exclude  # as many pages as the claim
+        assert seqs.shape[0] == 12 and len(pages) == 12
+    assert nulls[0][0] != nulls[1][0]  # independent draws
+    assert fit_signal.null_claims(ds, 3, own_pages, 7, "salt", exclude, 0) == []
