@@ -483,3 +483,34 @@ def test_fit_signal_null_claims_avoid_every_claimed_and_control_page(tiny_datase
         assert seqs.shape[0] == 12 and len(pages) == 12
     assert nulls[0][0] != nulls[1][0]  # independent draws
     assert fit_signal.null_claims(ds, 3, own_pages, 7, "salt", exclude, 0) == []
+
+
+def test_fit_skew_reports_each_skewness_and_design(monkeypatch, capsys):
+    import json
+
+    import bench_fit_skew as fit_skew
+
+    argv = ["bench_fit_skew.py", "--sigmas", "0.6", "--designs", "8x2", "--draws", "40", "--json"]
+    monkeypatch.setattr(sys, "argv", argv)
+    fit_skew.main()
+    rows = json.loads(capsys.readouterr().out)["rows"]
+    assert [r["design"] for r in rows] == ["8x2", "8x2"]
+    assert rows[0]["skewness"] > 1 and rows[1]["skewness"] == -rows[0]["skewness"]
+    assert all(abs(r["mean_z"]) < 1 and 0 <= r["above_bar"] <= 1 for r in rows)
+
+
+def test_localnet_decisions_reads_fit_gain_and_harm_from_decision_lines():
+    import localnet_decisions as decisions
+
+    credited = "uid 2: credited, gain +0.02576, fit z +2.11, evidence Z +6.87, pay 1.00"
+    harmful = (
+        "uid 1: rejected (harmful: raises the control-page loss by 0.02727 (-8.9 standard "
+        "errors, limit -3.0)), gain -0.02727, fit z +1.34, evidence Z +3.83, more sequences"
+    )
+    assert decisions.parse(credited) == {"fit_z": 2.11, "harmful": False, "gain": 0.02576}
+    assert decisions.parse(harmful) == {"fit_z": 1.34, "harmful": True, "gain": -0.02727}
+    assert decisions.parse(None) is None
+    summary = {"windows": [{"window": 15, "decisions": {"1": harmful, "2": credited}}]}
+    assert decisions.run_decisions(summary, [5, 15]) == {
+        15: {"1": decisions.parse(harmful), "2": decisions.parse(credited)}
+    }
