@@ -152,7 +152,7 @@ def main() -> None:
         "--null-draws",
         type=int,
         default=0,
-        help="per upload, the fit z on K random page sets claimed by no one (--per-uid)",
+        help="per upload, the fit z on K random page sets claimed by no one (needs --per-uid)",
     )
     p.add_argument("--no-outer", action="store_true", help="keep the global model fixed")
     p.add_argument("--json", action="store_true")
@@ -160,6 +160,8 @@ def main() -> None:
     refs = args.refs.split(",")
     if set(refs) - set(REFS):
         p.error(f"--refs {args.refs!r}: expected a comma list of {', '.join(REFS)}")
+    if args.null_draws < 0 or (args.null_draws and not args.per_uid):
+        p.error("--null-draws K: K >= 0, and the null figures are per uid: add --per-uid")
     torch.set_num_threads(1)
     hp = sim.preset(args.preset)
     sizes = sorted(int(x) for x in args.seqs.split(","))

@@ -70,6 +70,11 @@ INFLATED, INFLATE = ("lazy_inflated", "amplifier"), 4.0
 # pages and the victim's (twice an honest miner's work) to the same end, and is paid for its
 # own (real work: not an adversary in the shares). Both know the victim's public assignment
 SHADOW, POACHER = "shadow", "poacher"
+# split_shadow (opt-in, repeatable): K of them split the victim's window between them, the
+# i-th training its batches i, i + K, ...: the victim is then close to their sum but to no
+# single one of them, a mix of several uploads that are themselves not copies
+SPLIT = "split_shadow"
+SHADOWS = (SHADOW, POACHER, SPLIT)
 ADVERSARIES = [c for c in sim.CLASSES if c not in ("honest", "lazy", POACHER, *MIXERS, *INFLATED)]
 LAZY_MIX_COSINE = 0.45  # the lazy mixer keeps its cosine to the honest sum under this
 # coasting_copier (opt-in) trains honestly for COAST_AFTER windows, banking evidence, then
@@ -82,7 +87,7 @@ OLDER = "older_copier"
 DEFAULT_CLASSES = [
     "lazy",
     "lazy_mixer",
-    *(c for c in ADVERSARIES if c not in (COASTER, OLDER, SHADOW, POACHER)),
+    *(c for c in ADVERSARIES if c not in (COASTER, OLDER, *SHADOWS)),
 ]
 LAZY_KINDS = ("lazy", "lazy_inflated", *MIXERS)  # train a quarter of the steps
 
@@ -179,12 +184,16 @@ class Run:
         return out
 
     def _train_victim(self, a: sim.Actor, w: int, steps: int, with_own: bool):
-        """The shadow's and the poacher's window: the first honest miner's batches (and its
-        own, for the poacher), shuffled with the run's generator; returns (delta, own pages)."""
+        """The shadows' and the poacher's window: the first honest miner's batches (a split
+        shadow: its share of them; the poacher: and its own), shuffled with the run's
+        generator; returns (delta, own pages)."""
         if a.trainee is None:
             a.trainee = sim.new_trainee(self.v.model, self.hp)
         victim = next(b.uid for b in self.actors if b.kind == "honest")
         batches, _ = sim.window_batches(self.ds, self.hp, w, victim, steps)
+        if a.kind == SPLIT:
+            split = [b.uid for b in self.actors if b.kind == SPLIT]
+            batches = batches[split.index(a.uid) :: len(split)]
         own, pages = sim.window_batches(self.ds, self.hp, w, a.uid, steps)
         seqs = torch.cat(batches + (own if with_own else []))
         seqs = seqs[torch.randperm(len(seqs), generator=self.gen)]
@@ -222,12 +231,12 @@ class Run:
         coasting = self.windows_done >= COAST_AFTER
         for a in self.actors:
             if (
-                a.kind in ("honest", "lazy", "wrong_pages", SHADOW, POACHER, *MIXERS, *INFLATED)
+                a.kind in ("honest", "lazy", "wrong_pages", *SHADOWS, *MIXERS, *INFLATED)
                 or (a.kind == "replay" and not a.history)
                 or (a.kind == COASTER and not coasting)
             ):
                 s = max(1, steps // 4) if a.kind in LAZY_KINDS else steps
-                if a.kind in (SHADOW, POACHER):
+                if a.kind in SHADOWS:
                     delta, pages = self._train_victim(a, w, s, a.kind == POACHER)
                     await self._put(a, w, self._sign(a, delta, w, len(pages), s))
                     continue
@@ -260,7 +269,7 @@ class Run:
                 self.mix_shares.setdefault(a.kind, []).append(c)
                 await self._put(a, w, self._sign(a, mixed, w, claim, s))
                 continue
-            if a.kind in (SHADOW, POACHER) or (a.kind == COASTER and not coasting):
+            if a.kind in SHADOWS or (a.kind == COASTER and not coasting):
                 continue  # uploaded its training above
             delta = self._adversary_delta(a, w, seen)
             if delta is not None:

@@ -45,6 +45,7 @@ CLASSES = (
     "older_copier",
     "shadow",
     "poacher",
+    "split_shadow",
 )
 
 

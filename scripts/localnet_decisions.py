@@ -45,13 +45,27 @@ def run_decisions(summary: dict, windows: list[int]) -> dict[int, dict[str, dict
     return {w: {u: parse(t) for u, t in by_window[w].items()} for w in windows if w in by_window}
 
 
-def pages_text(dataset: str, windows: list[int], uid: int) -> dict[int, dict]:
+def run_hparams(dataset: str, given: str | None) -> str:
+    """The preset the run trained: ``given``, else the ``hparams`` of the ``network.json`` in
+    the dataset folder's run folder (page ids map to text through the preset's page size)."""
+    if given:
+        return given
+    network = Path(dataset).resolve().parent / "network.json"
+    try:
+        return str(json.loads(network.read_text())["hparams"])
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        raise SystemExit(
+            f"cannot read the run's preset from {network} ({e}); pass --hparams"
+        ) from e
+
+
+def pages_text(dataset: str, windows: list[int], uid: int, hparams: str) -> dict[int, dict]:
     from template.hparams import load_hparams
     from template.training.pages import PageDataset
     from template.training.shards import TokenStream
     from template.training.tokenizer import ByteTokenizer
 
-    hp = load_hparams("tiny")
+    hp = load_hparams(hparams)
     ds, tok = PageDataset(TokenStream(dataset), hp), ByteTokenizer()
     out = {}
     for w in windows:
@@ -67,6 +81,9 @@ def main() -> None:
     p.add_argument("--uid", type=int, default=1)
     p.add_argument("--windows", default="5,15")
     p.add_argument("--dataset", help="a run's dataset folder: print the uid's pages")
+    p.add_argument(
+        "--hparams", help="the run's preset (name or file; default: from the run's network.json)"
+    )
     p.add_argument("--json", action="store_true")
     args = p.parse_args()
     windows = [int(x) for x in args.windows.split(",")]
@@ -96,7 +113,9 @@ def main() -> None:
         },
     }
     if args.dataset:
-        out["pages"] = pages_text(args.dataset, windows, args.uid)
+        hparams = run_hparams(args.dataset, args.hparams)
+        out["hparams"] = hparams
+        out["pages"] = pages_text(args.dataset, windows, args.uid, hparams)
     print(json.dumps(out, indent=None if args.json else 2))
 
 

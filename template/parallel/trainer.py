@@ -90,6 +90,7 @@ class ShardedTrainer(RankCommands, Trainer):
         self._resets = 0  # times the live weights were reset (Trainer's void-window rule)
         self._stream: PageStream | None = None
         self._losses: list[float] = []
+        self._clear_indices: dict[str, torch.Tensor] | None = None  # rank 0, clear_entries
         self.compress_seconds = 0.0  # the last window's error feedback + top-k + quantisation
 
     # --- the window -------------------------------------------------------------------

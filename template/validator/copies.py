@@ -408,6 +408,7 @@ def find_mixes(
     rules: CopyRules,
     aggregate: np.ndarray | None = None,
     trusted: Collection[int] = (),
+    proven: Collection[int] = (),
 ) -> Mixes:
     """MIX_OF_OTHERS for uploads close to the others' sum or to the last aggregate.
 
@@ -429,8 +430,15 @@ def find_mixes(
     partner is left out too) is not a mix of many but one of a *pair*, and the sketches cannot
     tell which of the two leans on the other: a miner that trains on an honest miner's
     (public) pages makes that miner look like a mix of it. Such a pair is not rejected; it
-    goes to the judge, which settles it by page fit as it settles near-duplicates."""
+    goes to the judge, which settles it by page fit as it settles near-duplicates.
+
+    The same holds for a ``proven`` upload (its uid's evidence passed the judge's bar before
+    this window) whose closeness comes from unproven uploads alone (below the bar against the
+    proven others' sum): several shadows that each train a share of a proven miner's pages make
+    it close to their sum but to none of them. It is paired with the nearest unproven upload
+    instead of rejected; a proven mixer of proven uploads is still close to their sum."""
     out = Mixes()
+    proven = set(proven)
     if not prints:
         return out
     flagged: set[int] = set()
@@ -456,6 +464,13 @@ def find_mixes(
             alone = _mix_pass(prints, clusters, None, (flagged - {worst.uid}) | {partner})
             if alone[worst.uid].loo_cosine < bar:
                 out.pairs.append((worst.uid, partner))
+                continue
+        if worst.uid in proven:
+            unproven = {p.uid for p in prints if p.uid not in proven}
+            among = _mix_pass(prints, clusters, None, (flagged - {worst.uid}) | unproven)
+            nearest = _closest(prints, clusters, flagged | (proven - {worst.uid}), worst.uid)
+            if nearest is not None and among[worst.uid].loo_cosine < bar:
+                out.pairs.append((worst.uid, nearest))
                 continue
         out.rejected[worst.uid] = Rejection(
             RejectCode.MIX_OF_OTHERS,

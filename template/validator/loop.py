@@ -24,6 +24,7 @@ import contextlib
 import functools
 import logging
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -46,7 +47,7 @@ from .copies import Cluster, CopyRules, Print, window_salt
 from .gather import MISSING, Candidate, fetch_uploads, uncommitted_miners
 from .judge import Decision, Evidence, JudgeRules, judge_window, log_decisions
 from .leader import choose_peers
-from .measure import Measurer, measure_window
+from .measure import Measurer, measure_window, reference_uids
 from .outcomes import RejectCode, Rejection
 from .replay import ReplayMemory, replay_windows
 from .sampling import boost_room, boosts_within, choose_for_evaluation, evaluation_budget
@@ -239,11 +240,17 @@ class Validator:
             page_budget=self.hp.pages_per_window,
             trusted=peers,
             earlier=self.cache.earlier(window),
+            proven=self._proven(c.uid for c in decoded),
         )
         for uid, why in screening.rejected.items():
             report.rejected.setdefault(uid, why)
         report.clusters = screening.clusters
         return [c for c in decoded if c.uid not in report.rejected], screening.prints
+
+    def _proven(self, uids: Iterable[int]) -> set[int]:
+        """The ``uids`` whose training evidence passes the judge's bar (before this window's
+        is added): the measurement's crowd (``reference_uids``) and the mix check's pairs."""
+        return {u for u in uids if self.evidence.z(u) >= self.judge_rules.z_proof}
 
     def _last_peers(self, window: int) -> list[int]:
         """The uids of this validator's own peer list of ``window - 1`` (proven trainers: the
@@ -296,8 +303,9 @@ class Validator:
         near = {u: c.uids for c in report.clusters for u in c.uids}
         clip = clip_factors(uploads, self.hp, self._last_peers(window))  # as the outer step
         boost = self.cfg.eval_boost
+        crowd = reference_uids(uploads, self._proven(uploads))
         measured, failed, seconds = measure_window(
-            self.measurer, window, uploads, chosen, scale, near, clip, boosted, boost
+            self.measurer, window, uploads, chosen, scale, near, clip, boosted, boost, crowd
         )
         for uid, why in failed.items():
             report.rejected[uid] = Rejection(RejectCode.EVAL_FAILED, why)

@@ -22,7 +22,11 @@ The reference of an upload is the mean of the window's *other* uploads (leave-on
 no other upload, the global model itself), so each sequence gives a paired figure
 ``L_ref - L_upload``: how much better this upload does on that sequence than the crowd.
 Sequence difficulty and the common part of every delta cancel; what is left on own sequences
-and not on control ones is the upload's fit to its own pages.
+and not on control ones is the upload's fit to its own pages. Once at least two uids of the
+window are *proven* trainers (their evidence passed the judge's bar before this window,
+``reference_uids``), the crowd is theirs alone: a miner that trains another miner's public
+pages (a shadow) would otherwise put that miner's pages into its reference and cancel part of
+its fit, and junk (random, zero or copied deltas) adds nothing the reference needs.
 
 The crowd's gain is a control variate. Per sequence, the upload's gain ``u = L_before -
 L_upload`` is compared with ``beta x r``, the crowd's gain ``r = L_before - L_ref`` scaled by
@@ -379,6 +383,7 @@ class _Window:
     shared: frozenset[int]  # pages two or more of the window's uploads claim
     factors: dict[int, float]  # uid -> the size it is measured at (its outer-step clip)
     claims: frozenset[int] = frozenset()  # every page an upload of the window claims
+    crowd: frozenset[int] = frozenset()  # the uids whose uploads make the reference
     boosted: dict[int, tuple[tuple[int, ...], torch.Tensor, torch.Tensor]] = field(
         default_factory=dict
     )  # boost -> (control pages, control sequences, their losses before) for that boost
@@ -416,15 +421,20 @@ class Measurer:
         uploads: Sequence[Upload],
         scale: float,
         factors: Mapping[int, float] | None = None,
+        crowd: Collection[int] | None = None,
     ) -> None:
         """Shared work of ``window``: the sum of ``uploads`` (every upload to be measured must
         be among them), the pages their claims share and the control sequences' losses
         before. ``factors``: uid -> the size each upload counts at (``clip_factors``, the
         outer step's clip to the median norm; default 1), in its own measurement and in the
-        others' reference."""
+        others' reference. ``crowd``: the uids whose uploads make the reference
+        (``reference_uids``; default every upload)."""
         shapes = {n: tuple(p.shape) for n, p in self.model.named_parameters()}
         factors = {} if factors is None else {int(u): float(f) for u, f in factors.items()}
-        total = sum_delta(uploads, shapes, factors)
+        members = frozenset(up.uid for up in uploads)
+        crowd = members if crowd is None else members & frozenset(crowd)
+        in_crowd = [up for up in uploads if up.uid in crowd]
+        total = sum_delta(in_crowd, shapes, factors)
         claims = Counter(p for up in uploads for p in set(up.pages))
         cpages, ctrl = control_sequences(self.dataset, self.control, window, self.salt, claims)
         shared = frozenset(p for p, n in claims.items() if n > 1)
@@ -432,13 +442,14 @@ class Measurer:
             window,
             scale,
             total,
-            len(uploads),
+            len(in_crowd),
             ctrl,
             tuple(cpages),
             self.losses(ctrl),
             shared,
             factors,
             frozenset(claims),
+            crowd,
         )
 
     def forget(self) -> None:
@@ -468,7 +479,7 @@ class Measurer:
     @torch.no_grad()
     def measure(self, upload: Upload, near: Sequence[Upload] = (), boost: int = 1) -> Measurement:
         """Measure ``upload``; ``near``: its near-duplicates (left out of its reference too,
-        so a copy of it cannot dilute its signal). ``boost``: measure it on that many times
+        so a copy of it cannot dilute its signal; as far as they are in the crowd). ``boost``: measure it on that many times
         the own and control sequences (own ones as far as its claimed pages hold them; the
         first ``own`` are those of an unboosted measurement)."""
         w = self._w
@@ -480,7 +491,7 @@ class Measurer:
             self.dataset, upload, self.own * boost, w.window, self.salt, w.shared
         )
         own_before = self.losses(own)
-        left_out = [upload, *near]
+        left_out = [up for up in (upload, *near) if up.uid in w.crowd]
         with reference_applied(self.applied, w.total, w.count, left_out, w.scale, w.factors):
             own_ref = self.losses(own)
             ctrl_ref = self.losses(control) if w.count > len(left_out) else before
@@ -501,6 +512,14 @@ class Measurer:
         )
 
 
+def reference_uids(uids: Collection[int], proven: Collection[int], least: int = 2) -> set[int]:
+    """The uids whose uploads make the reference (the crowd): the ``proven`` trainers among
+    ``uids`` when at least ``least`` of them upload (each then has another in its leave-one-out
+    reference), else every one of ``uids`` (a new subnet, before anyone's proof)."""
+    trusted = set(uids) & set(proven)
+    return trusted if len(trusted) >= max(1, least) else set(uids)
+
+
 def measure_window(
     measurer: Measurer,
     window: int,
@@ -511,10 +530,12 @@ def measure_window(
     factors: Mapping[int, float] | None = None,
     boosted: Collection[int] = (),
     boost: int = 1,
+    crowd: Collection[int] | None = None,
 ) -> tuple[dict[int, Measurement], dict[int, str], dict[int, float]]:
     """Measure the ``chosen`` of the window's standing ``uploads`` (uid -> upload), each with
     its ``near``-duplicates left out of its reference and at its ``factors`` size
-    (``Measurer.begin_window``); the ``boosted`` uids on ``boost`` times the sequences.
+    (``Measurer.begin_window``); the ``boosted`` uids on ``boost`` times the sequences; the
+    reference made of the ``crowd``'s uploads (default all).
     Returns the measurements, the failures (uid -> exception type: a hostile upload must not
     stop the window) and seconds per upload."""
     measured: dict[int, Measurement] = {}
@@ -522,7 +543,7 @@ def measure_window(
     seconds: dict[int, float] = {}
     if not chosen:
         return measured, failed, seconds
-    measurer.begin_window(window, list(uploads.values()), scale, factors)
+    measurer.begin_window(window, list(uploads.values()), scale, factors, crowd)
     for uid in chosen:
         t0 = time.perf_counter()
         others = [uploads[u] for u in near.get(uid, ()) if u != uid and u in uploads]

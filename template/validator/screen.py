@@ -90,6 +90,7 @@ def screen_window(
     page_budget: int = 0,
     trusted: Collection[int] = (),
     earlier: Sequence[HeldPrints] = (),
+    proven: Collection[int] = (),
 ) -> Screening:
     """Run the model-free stages on ``uploads`` (uid -> decoded upload) of ``window``.
 
@@ -100,7 +101,9 @@ def screen_window(
     ``page_budget``: the most pages an upload may claim (0: no cap);
     ``trusted``: uids whose training was proven (the last window's peers), the mix check's
     baseline; ``earlier``: the prints of the windows before this one that the validator still
-    holds (``copies.HeldPrints``), whose uploads anyone could copy once their keys were out."""
+    holds (``copies.HeldPrints``), whose uploads anyone could copy once their keys were out;
+    ``proven``: uids whose evidence passed the judge's bar before this window (a proven upload
+    close to unproven ones alone is a pair for the judge, ``copies.find_mixes``)."""
     out = Screening()
     with out.stage("verify"):
         for uid, up in uploads.items():
@@ -132,7 +135,7 @@ def screen_window(
         for uid, why in find_stale_copies(list(zip(held, under, strict=True)), rules).items():
             out.reject(uid, why)
     with out.stage("mix"):
-        mixes = find_mixes(prints, out.clusters, rules, aggregate, trusted)
+        mixes = find_mixes(prints, out.clusters, rules, aggregate, trusted, proven)
         for uid, why in mixes.rejected.items():
             out.reject(uid, why)
         out.clusters = join_pairs(out.clusters, mixes.pairs, sightings or {})

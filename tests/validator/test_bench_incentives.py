@@ -378,13 +378,15 @@ def test_inflated_classes_send_their_trained_delta_times_the_factor(tiny_dataset
 def test_shadow_and_poacher_train_their_victims_pages_and_claim_their_own(
     tiny_dataset, tmp_path, monkeypatch
 ):
-    """Opt-in: both train on the first honest miner's (public) pages, shuffled; the poacher on
-    its own too (real work). Each claims its own pages."""
-    assert not {bench.SHADOW, bench.POACHER} & set(bench.DEFAULT_CLASSES)
-    assert bench.SHADOW in bench.ADVERSARIES and bench.POACHER not in bench.ADVERSARIES
+    """Opt-in: all train on the first honest miner's (public) pages, shuffled; the poacher on
+    its own too (real work); split shadows each on their share of them. Each claims its own
+    pages."""
+    assert not set(bench.SHADOWS) & set(bench.DEFAULT_CLASSES)
+    assert {bench.SHADOW, bench.SPLIT} <= set(bench.ADVERSARIES)
+    assert bench.POACHER not in bench.ADVERSARIES
     hp = bench.preset("small")
     ds = sim.open_dataset(tiny_dataset, hp)
-    run = bench.Run(hp, ds, tmp_path, 0, 3, [bench.SHADOW, bench.POACHER])
+    run = bench.Run(hp, ds, tmp_path, 0, 3, [bench.SHADOW, bench.POACHER, bench.SPLIT, bench.SPLIT])
     trained = []
     real = sim.train_from
     monkeypatch.setattr(
@@ -401,9 +403,11 @@ def test_shadow_and_poacher_train_their_victims_pages_and_claim_their_own(
     victim = run.actors[0]
     own = {a.kind: sim.window_batches(ds, hp, 10, a.uid, steps)[0] for a in run.actors}
     by_victim = sim.window_batches(ds, hp, 10, victim.uid, steps)[0]
-    assert len(trained) == 5  # three honest miners, then the shadow and the poacher
+    assert len(trained) == 7  # three honest miners, the shadow, the poacher, two split shadows
     assert rows(trained[3]) == rows(by_victim)  # the shadow: its victim's sequences only
     assert rows(trained[4]) == rows(by_victim + own[bench.POACHER])
+    assert rows(trained[5]) == rows(by_victim[0::2])  # the split shadows: half each
+    assert rows(trained[6]) == rows(by_victim[1::2])
     assert [tuple(map(tuple, b.tolist())) for b in trained[3]] != [
         tuple(map(tuple, b.tolist())) for b in by_victim
     ]  # in its own order: not a byte copy of the victim's training
@@ -514,3 +518,47 @@ def test_localnet_decisions_reads_fit_gain_and_harm_from_decision_lines():
     assert decisions.run_decisions(summary, [5, 15]) == {
         15: {"1": decisions.parse(harmful), "2": decisions.parse(credited)}
     }
+
+
+def test_localnet_decisions_reads_the_runs_preset_beside_its_dataset(tmp_path):
+    import localnet_decisions as decisions
+
+    run = tmp_path / "run"
+    (run / "dataset").mkdir(parents=True)
+    with pytest.raises(SystemExit, match="pass --hparams"):
+        decisions.run_hparams(str(run / "dataset"), None)
+    (run / "network.json").write_text('{"hparams": "/some/preset.toml"}')
+    assert decisions.run_hparams(str(run / "dataset"), None) == "/some/preset.toml"
+    assert decisions.run_hparams(str(run / "dataset"), "tiny") == "tiny"
+
+
+def test_fit_signal_refuses_null_draws_without_per_uid(monkeypatch, capsys):
+    import bench_fit_signal as fit_signal
+
+    monkeypatch.setattr(sys, "argv", ["bench_fit_signal.py", "--null-draws", "4"])
+    with pytest.raises(SystemExit):
+        fit_signal.main()
+    assert "add --per-uid" in capsys.readouterr().err
+
+
+def test_the_validator_measures_against_its_proven_crowd(tiny_dataset, tmp_path, monkeypatch):
+    """The loop passes the uids proven before the window as the reference's crowd: here two
+    of the honest miners, not the third (unproven) nor the shadow."""
+    import template.validator.loop as loop
+
+    hp = bench.preset("small")
+    ds = sim.open_dataset(tiny_dataset, hp)
+    run = bench.Run(hp, ds, tmp_path, 0, 3, [bench.SHADOW])
+    honest = [a.uid for a in run.actors if a.kind == "honest"]
+    for uid in honest[:2]:
+        run.v.evidence.s[uid], run.v.evidence.v[uid] = 5.0, 1.0  # Z = 5, proven
+    crowds = []
+    real = loop.measure_window
+
+    def spy(*args, **kwargs):
+        crowds.append(set(args[9] if len(args) > 9 else kwargs["crowd"]))
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(loop, "measure_window", spy)
+    asyncio.run(run.window(10))
+    assert crowds == [set(honest[:2])]

@@ -33,6 +33,7 @@ from template.validator.measure import (
     control_sequences,
     draw_pages,
     own_sequences,
+    reference_uids,
     t_to_z,
 )
 from template.validator.outcomes import MISSING, RejectCode, Rejection
@@ -425,6 +426,36 @@ def _upload(ds, model, window: int, uid: int, scale: float = 0.01):
     return decode_upload(
         blob, max_bytes=1 << 26, expected={}, param_shapes=shapes, config=HP.compression
     )
+
+
+def test_the_reference_is_the_proven_crowd_once_two_proven_uids_upload(tiny_dataset):
+    """A shadow (not proven) must not enter an honest upload's reference: with a crowd given,
+    an upload outside it changes no other upload's measurement, and its own reference is the
+    crowd's mean, as the leave-one-out mean of the others was."""
+    assert reference_uids([1, 2, 3, 4], proven=[2, 3, 9]) == {2, 3}
+    assert reference_uids([1, 2, 3, 4], proven=[2, 9]) == {1, 2, 3, 4}  # one is not a crowd
+    assert reference_uids([1, 2], proven=[]) == {1, 2}
+    ds = PageDataset(TokenStream(tiny_dataset), HP)
+    model = build_model(HP.model)
+    a, b = _upload(ds, model, 3, 1), _upload(ds, model, 3, 2)
+    shadow = _upload(ds, model, 3, 3, scale=0.05)
+    other = dataclasses.replace(_upload(ds, model, 3, 4, scale=0.05), uid=3, pages=shadow.pages)
+    m = Measurer(model, ds, own=6, control=6, salt="v")
+
+    def measured(uploads, uid, crowd):
+        m.begin_window(3, uploads, 2.0, None, crowd)
+        return m.measure(next(up for up in uploads if up.uid == uid))
+
+    with_shadow = measured([a, b, shadow], 1, {1, 2})
+    with_other = measured([a, b, other], 1, {1, 2})
+    assert torch.equal(with_shadow.own_excess, with_other.own_excess)
+    assert torch.equal(with_shadow.control_excess, with_other.control_excess)
+    everyone = measured([a, b, shadow], 1, None)
+    assert not torch.allclose(everyone.own_excess, with_shadow.own_excess)  # it was in it
+    outside = measured([a, b, shadow], 3, {1, 2})
+    loo = measured([a, b, shadow], 3, None)
+    assert torch.allclose(outside.own_excess, loo.own_excess, atol=1e-6)
+    assert torch.allclose(outside.control_excess, loo.control_excess, atol=1e-6)
 
 
 def test_an_inflated_upload_is_measured_at_the_size_the_outer_step_clips_it_to(tiny_dataset):

@@ -101,6 +101,7 @@ def screen(
     trusted=(),
     earlier=None,
     rules=RULES,
+    proven=(),
 ):
     salt = window_salt("test", window)
     return screen_window(
@@ -115,6 +116,7 @@ def screen(
         freerider_min_norm=0.05,
         trusted=trusted,
         earlier=held(earlier or {}).earlier(window),
+        proven=proven,
     )
 
 
@@ -132,6 +134,15 @@ def swap_share(up: Upload, share: float, seed: int = 0) -> CompressedDelta:
         ]
         order = idx.argsort()
         out[name] = CompressedTensor(t.shape, idx[order], t.codes[order], t.codebook)
+    return CompressedDelta(out)
+
+
+def share_of(up: Upload, part: int, parts: int) -> CompressedDelta:
+    """Every ``parts``-th value of ``up`` from the ``part``-th on: ``parts`` shares sum to it."""
+    out = {}
+    for name, t in up.delta.tensors.items():
+        keep = torch.arange(part, t.indices.numel(), parts)
+        out[name] = CompressedTensor(t.shape, t.indices[keep], t.codes[keep], t.codebook)
     return CompressedDelta(out)
 
 
@@ -251,6 +262,31 @@ def test_an_upload_close_to_one_other_is_a_pair_for_the_judge_not_a_mix(honest):
     ups[10] = as_upload(Compressor(HP.compression).compress(mean), 10, layout.pages(2, 10, 2), 2)
     res = screen(2, ups, layout, rules=rules)
     assert res.rejected[10].code is RejectCode.MIX_OF_OTHERS and set(res.rejected) == {10}
+
+
+def test_a_proven_upload_close_to_unproven_shares_of_it_is_a_pair_not_a_mix(honest):
+    """Shadows that each train a share of a proven miner's public pages make its upload close
+    to their sum but to none of them: with its proof known, the judge settles it by page fit
+    instead of the mix check rejecting it. A proven upload that mixes proven ones is a mix."""
+    layout, windows = honest
+    ups = dict(windows[2])
+    shadows = (9, 10, 11, 12)
+    for i, uid in enumerate(shadows):  # a third of each share's indices elsewhere: no copy
+        part = as_upload(share_of(ups[2], i, len(shadows)), uid, layout.pages(2, uid, 2), 2)
+        ups[uid] = dataclasses.replace(part, delta=swap_share(part, 0.35, seed=uid))
+    rules = dataclasses.replace(RULES, mix_cosine=0.4)  # the victim's cosine: ~0.5
+    plain = screen(2, ups, layout, rules=rules)
+    assert plain.rejected[2].code is RejectCode.MIX_OF_OTHERS  # without proof: the victim
+    res = screen(2, ups, layout, rules=rules, proven=(1, 2, 3, 4))
+    assert 2 not in res.rejected, res.rejected
+    (pair,) = [c for c in res.clusters if 2 in c.uids]
+    assert set(pair.undecided) - {2} and set(pair.undecided) - {2} <= set(shadows)
+    mixed = dict(windows[2])
+    dense = [mixed[u].delta.to_dense() for u in (2, 3, 4)]
+    mean = {k: sum(d[k] for d in dense) / len(dense) for k in dense[0]}
+    mixed[1] = as_upload(Compressor(HP.compression).compress(mean), 1, layout.pages(2, 1, 2), 2)
+    res = screen(2, mixed, layout, rules=rules, proven=(1, 2, 3, 4))
+    assert res.rejected[1].code is RejectCode.MIX_OF_OTHERS and set(res.rejected) == {1}
 
 
 def test_a_pair_joins_the_near_duplicate_cluster_of_its_member():
