@@ -479,9 +479,10 @@ class Measurer:
     @torch.no_grad()
     def measure(self, upload: Upload, near: Sequence[Upload] = (), boost: int = 1) -> Measurement:
         """Measure ``upload``; ``near``: its near-duplicates (left out of its reference too,
-        so a copy of it cannot dilute its signal; as far as they are in the crowd). ``boost``: measure it on that many times
-        the own and control sequences (own ones as far as its claimed pages hold them; the
-        first ``own`` are those of an unboosted measurement)."""
+        as far as they are in the crowd, so a copy of it cannot dilute its signal).
+        ``boost``: measure it on that many times the own and control sequences (own ones as
+        far as its claimed pages hold them; the first ``own`` are those of an unboosted
+        measurement)."""
         w = self._w
         if w is None:
             raise RuntimeError("begin_window first (the model changed since)")
