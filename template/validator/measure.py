@@ -26,7 +26,9 @@ and not on control ones is the upload's fit to its own pages. Once at least two 
 window are *proven* trainers (their evidence passed the judge's bar before this window,
 ``reference_uids``), the crowd is theirs alone: a miner that trains another miner's public
 pages (a shadow) would otherwise put that miner's pages into its reference and cancel part of
-its fit, and junk (random, zero or copied deltas) adds nothing the reference needs.
+its fit. The thinner reference costs honest miners without shadows about 2% of their
+per-window fit z (measured, docs/scoring.md section 10, "More shadows,
+split shadows and the proven crowd").
 
 The crowd's gain is a control variate. Per sequence, the upload's gain ``u = L_before -
 L_upload`` is compared with ``beta x r``, the crowd's gain ``r = L_before - L_ref`` scaled by
