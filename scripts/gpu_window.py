@@ -3,7 +3,7 @@
 Each rank (one per GPU, or ``--ranks`` gloo processes on CPU) trains one window of the preset
 on random tokens through ``ShardedTrainer``; rank 0 then encodes and signs the upload, checks
 that it decodes, and rank 0 measures it as the validator does (``ShardedMeasurer`` through
-``measure_window``, the validator's default own/control sequence counts; every rank computes).
+``measure_each``, the validator's default own/control sequence counts; every rank computes).
 Prints one JSON object: window seconds, tokens/s, compression + encoding + signing seconds and
 their share of the window (target < 2%), measurement seconds, peak memory per rank.
 
@@ -56,7 +56,7 @@ def worker(rank: int, args: argparse.Namespace, world: int, port: int, out: str)
     from template.training.shards import TokenStream
     from template.training.wire import decode_upload, encode_upload, upload_size_cap
     from template.validator.args import ValidatorConfig
-    from template.validator.measure import measure_window
+    from template.validator.measure import collect_measurements, measure_each
 
     ctx = init_distributed(args.device)
     cuda = ctx.device.type == "cuda"
@@ -119,7 +119,8 @@ def worker(rank: int, args: argparse.Namespace, world: int, port: int, out: str)
             if cuda:
                 torch.cuda.synchronize()
             t2 = time.perf_counter()
-            got, failed, _ = measure_window(measurer, 3, {1: upload}, [1], hp.outer.lr, {})
+            each = measure_each(measurer, 3, {1: upload}, [1], hp.outer.lr, {})
+            got, failed, _ = collect_measurements(each)
             eval_s = time.perf_counter() - t2
             measurer.shutdown()
         else:

@@ -32,7 +32,7 @@ from template.training.outer import sparse_outer_step
 from template.training.pages import PageDataset
 from template.training.shards import TokenStream
 from template.training.wire import Upload
-from template.validator.measure import Measurer, measure_window
+from template.validator.measure import Measurer, collect_measurements, measure_each
 
 from .checkpoint import load_sharded, save_sharded
 from .compress import ShardedCompressor, all_gather_varlen
@@ -154,8 +154,8 @@ def _measure(measurer: Measurer, plan: Plan, record: dict, hp: HParams) -> torch
         )
         for i in (0, 1)
     }
-    got, failed, _ = measure_window(
-        measurer, plan.window, uploads, sorted(uploads), hp.outer.lr / 2, {}
+    got, failed, _ = collect_measurements(
+        measure_each(measurer, plan.window, uploads, sorted(uploads), hp.outer.lr / 2, {})
     )
     if failed:
         raise RuntimeError(f"measurement failed: {failed}")

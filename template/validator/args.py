@@ -79,7 +79,8 @@ class ValidatorConfig:
     judge_lean_z: float = setting(
         1.0,
         "Accumulated training evidence an unproven upload needs to be a peer in a window "
-        "without a credited upload (1.0: a non-trainer reaches it in about one window in six).",
+        "without a credited upload, and a uid needs to be in the measurement's reference while "
+        "fewer than two are proven (1.0: a non-trainer reaches it in about one window in six).",
         NON_NEGATIVE,
     )
     eval_max_uploads: int = setting(

@@ -44,7 +44,9 @@ class JudgeRules:
     alpha: float = 0.01  # false-positive rate of the training-evidence test, per window
     memory: float = 0.95  # discount of one window's evidence per window of age
     harm_z: float = 3.0  # control-page loss rise, in standard errors, that is harmful
-    lean_z: float = 1.0  # evidence a fallback peer needs (a non-trainer has it 16% of windows)
+    # evidence a fallback peer needs, and the reference's crowd while fewer than two uids are
+    # proven (a non-trainer has it in 16% of windows)
+    lean_z: float = 1.0
     undecided_from: float = 0.5  # evidence from which an unpaid-in-full uid is measured more
     pay_span: float = 1.0  # pay rises from 0 at the bar to 1 at (1 + pay_span) x the bar
 

@@ -24,9 +24,10 @@ import contextlib
 import functools
 import logging
 import time
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TypeVar
 
 import torch
 
@@ -47,7 +48,7 @@ from .copies import Cluster, CopyRules, Print, window_salt
 from .gather import MISSING, Candidate, fetch_uploads, uncommitted_miners
 from .judge import Decision, Evidence, JudgeRules, judge_window, log_decisions
 from .leader import choose_peers
-from .measure import Measurer, measure_window, reference_uids
+from .measure import Measurer, collect_measurements, measure_each, reference_uids
 from .outcomes import RejectCode, Rejection
 from .replay import ReplayMemory, replay_windows
 from .sampling import boost_room, boosts_within, choose_for_evaluation, evaluation_budget
@@ -61,6 +62,18 @@ from .watch import FirstSeenLog, watch_uploads
 from .weights import WeightsCheck, WeightsTracker, set_weights_when_due
 
 logger = logging.getLogger(__name__)
+T = TypeVar("T")
+
+
+async def one_at_a_time(items: Iterable[T]) -> list[T]:
+    """``items`` as a list, letting the event loop run its other tasks between two of them:
+    the upload watcher keeps polling while a window's uploads are measured (starved, it would
+    first see the next window's uploads late, and they would be rejected as late)."""
+    out = []
+    for item in items:
+        out.append(item)
+        await asyncio.sleep(0)
+    return out
 
 
 @dataclass
@@ -249,8 +262,22 @@ class Validator:
 
     def _proven(self, uids: Iterable[int]) -> set[int]:
         """The ``uids`` whose training evidence passes the judge's bar (before this window's
-        is added): the measurement's crowd (``reference_uids``) and the mix check's pairs."""
-        return {u for u in uids if self.evidence.z(u) >= self.judge_rules.z_proof}
+        is added): the mix check's pairs, and one tier of the measurement's crowd."""
+        return self._evidence_at_least(uids, self.judge_rules.z_proof)
+
+    def _evidence_at_least(self, uids: Iterable[int], bar: float) -> set[int]:
+        """The ``uids`` whose training evidence before this window's is at least ``bar``."""
+        return {u for u in uids if self.evidence.z(u) >= bar}
+
+    def _crowd(self, uids: Collection[int]) -> set[int]:
+        """The uids whose uploads make the measurement's reference (``reference_uids``): those
+        with full-pay evidence once two upload, else the proven once two upload, else those
+        leaning towards a proof (``JudgeRules.lean_z``) once two upload, else every one. A
+        non-trainer (a shadow) passes the bar by chance at rate alpha per window, but almost
+        never reaches full pay, so it cannot sit in its victim's reference for long."""
+        rules = self.judge_rules
+        bars = (rules.z_full_pay, rules.z_proof, rules.lean_z)
+        return reference_uids(uids, *(self._evidence_at_least(uids, z) for z in bars))
 
     def _last_peers(self, window: int) -> list[int]:
         """The uids of this validator's own peer list of ``window - 1`` (proven trainers: the
@@ -287,7 +314,7 @@ class Validator:
         room = boost_room(cfg.eval_time_budget, seconds, len(chosen))
         return chosen, set(boosts_within(undecided, room, cfg.eval_boost))
 
-    def _measure_and_judge(
+    async def _measure_and_judge(
         self, window: int, standing: list[Candidate], report: WindowReport
     ) -> None:
         """Measure a fair sample of the standing uploads (measure.py) and judge them
@@ -303,10 +330,11 @@ class Validator:
         near = {u: c.uids for c in report.clusters for u in c.uids}
         clip = clip_factors(uploads, self.hp, self._last_peers(window))  # as the outer step
         boost = self.cfg.eval_boost
-        crowd = reference_uids(uploads, self._proven(uploads))
-        measured, failed, seconds = measure_window(
+        crowd = self._crowd(uploads)
+        each = measure_each(
             self.measurer, window, uploads, chosen, scale, near, clip, boosted, boost, crowd
         )
+        measured, failed, seconds = collect_measurements(await one_at_a_time(each))
         for uid, why in failed.items():
             report.rejected[uid] = Rejection(RejectCode.EVAL_FAILED, why)
         for uid, dt in seconds.items():
@@ -401,7 +429,7 @@ class Validator:
         """Screen, measure and judge ``candidates``, score them, settle the window (publish,
         lead or follow), set weights when due and save the state."""
         standing, prints = self._check(window, candidates, report)
-        self._measure_and_judge(window, standing, report)
+        await self._measure_and_judge(window, standing, report)
         report.decisions = excuse_stale_harm(window, report.decisions, self.sync.landed, self.clock)
         for uid, d in report.decisions.items():
             if d.rejection is not None:

@@ -18,17 +18,23 @@ size, as in the aggregate) and measured on:
   and none that an upload of the window claims: pages nobody trained on), shared by every
   upload of the window.
 
-The reference of an upload is the mean of the window's *other* uploads (leave-one-out; with
-no other upload, the global model itself), so each sequence gives a paired figure
-``L_ref - L_upload``: how much better this upload does on that sequence than the crowd.
+The reference of an upload is the mean of the window's *other* uploads of its crowd (below;
+leave-one-out; with no other upload, the global model itself), so each sequence gives a
+paired figure ``L_ref - L_upload``: how much better this upload does on that sequence than
+the crowd.
 Sequence difficulty and the common part of every delta cancel; what is left on own sequences
-and not on control ones is the upload's fit to its own pages. Once at least two uids of the
-window are *proven* trainers (their evidence passed the judge's bar before this window,
-``reference_uids``), the crowd is theirs alone: a miner that trains another miner's public
-pages (a shadow) would otherwise put that miner's pages into its reference and cancel part of
-its fit. The thinner reference costs honest miners without shadows about 2% of their
-per-window fit z (measured, docs/scoring.md section 10, "More shadows,
-split shadows and the proven crowd").
+and not on control ones is the upload's fit to its own pages. The reference is made of a
+*crowd* of trusted uploads (``reference_uids``; the validator's loop picks it by evidence
+before this window): the uids with full-pay evidence once two of them upload, else the
+*proven* trainers (evidence at the judge's bar) once two upload, else those whose evidence
+*leans* towards a proof (``JudgeRules.lean_z``) once two upload, else every upload (a new
+subnet, a new validator). A miner that trains another miner's public pages (a shadow) would
+otherwise put that miner's pages into its reference and cancel part of its fit; a shadow does
+not train its own pages, so it passes the bar only by chance (rate alpha per window), leans
+in about one window in six, and almost never reaches full pay. The thinner reference costs
+honest miners without shadows about 2% of their per-window fit z (measured, docs/scoring.md
+section 10, "More shadows, split shadows and the proven crowd", and "The crowd by evidence
+tier").
 
 The crowd's gain is a control variate. Per sequence, the upload's gain ``u = L_before -
 L_upload`` is compared with ``beta x r``, the crowd's gain ``r = L_before - L_ref`` scaled by
@@ -61,7 +67,7 @@ import math
 import random
 import time
 from collections import Counter
-from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, ExitStack, contextmanager
 from dataclasses import dataclass, field
 
@@ -515,15 +521,19 @@ class Measurer:
         )
 
 
-def reference_uids(uids: Collection[int], proven: Collection[int], least: int = 2) -> set[int]:
-    """The uids whose uploads make the reference (the crowd): the ``proven`` trainers among
-    ``uids`` when at least ``least`` of them upload (each then has another in its leave-one-out
-    reference), else every one of ``uids`` (a new subnet, before anyone's proof)."""
-    trusted = set(uids) & set(proven)
-    return trusted if len(trusted) >= max(1, least) else set(uids)
+def reference_uids(uids: Collection[int], *tiers: Collection[int], least: int = 2) -> set[int]:
+    """The uids whose uploads make the reference (the crowd): the members of the first of
+    ``tiers`` (strongest evidence first, e.g. full pay, proven, leaning towards a proof) of
+    which at least ``least`` are among ``uids`` (each then has another in its leave-one-out
+    reference), else every one of ``uids`` (a new subnet, before anyone's evidence)."""
+    for tier in tiers:
+        trusted = set(uids) & set(tier)
+        if len(trusted) >= max(1, least):
+            return trusted
+    return set(uids)
 
 
-def measure_window(
+def measure_each(
     measurer: Measurer,
     window: int,
     uploads: Mapping[int, Upload],
@@ -534,28 +544,40 @@ def measure_window(
     boosted: Collection[int] = (),
     boost: int = 1,
     crowd: Collection[int] | None = None,
-) -> tuple[dict[int, Measurement], dict[int, str], dict[int, float]]:
-    """Measure the ``chosen`` of the window's standing ``uploads`` (uid -> upload), each with
-    its ``near``-duplicates left out of its reference and at its ``factors`` size
-    (``Measurer.begin_window``); the ``boosted`` uids on ``boost`` times the sequences; the
+) -> Iterator[tuple[int, Measurement | str, float]]:
+    """Measure the ``chosen`` of the window's standing ``uploads`` (uid -> upload) one at a
+    time, each with its ``near``-duplicates left out of its reference and at its ``factors``
+    size (``Measurer.begin_window``); the ``boosted`` uids on ``boost`` times the sequences; the
     reference made of the ``crowd``'s uploads (default all).
-    Returns the measurements, the failures (uid -> exception type: a hostile upload must not
-    stop the window) and seconds per upload."""
-    measured: dict[int, Measurement] = {}
-    failed: dict[int, str] = {}
-    seconds: dict[int, float] = {}
+    Yields (uid, its measurement or the exception type of its failure (a hostile upload must
+    not stop the window), seconds): a caller on an event loop can let its other tasks (the
+    upload watcher) run between uploads."""
     if not chosen:
-        return measured, failed, seconds
+        return
     measurer.begin_window(window, list(uploads.values()), scale, factors, crowd)
     for uid in chosen:
         t0 = time.perf_counter()
         others = [uploads[u] for u in near.get(uid, ()) if u != uid and u in uploads]
         try:
             k = boost if uid in boosted else 1
-            measured[uid] = measurer.measure(uploads[uid], others, k)
+            got: Measurement | str = measurer.measure(uploads[uid], others, k)
         except Exception as e:  # noqa: BLE001 - a hostile upload must not stop the window
             logger.warning("uid %d: evaluation failed: %s", uid, e)
-            failed[uid] = type(e).__name__
-            continue
-        seconds[uid] = time.perf_counter() - t0
+            got = type(e).__name__
+        yield uid, got, time.perf_counter() - t0
+
+
+def collect_measurements(
+    results: Iterable[tuple[int, Measurement | str, float]],
+) -> tuple[dict[int, Measurement], dict[int, str], dict[int, float]]:
+    """``measure_each``'s results as (measurements, failures (uid -> exception type), seconds
+    of each measurement)."""
+    measured: dict[int, Measurement] = {}
+    failed: dict[int, str] = {}
+    seconds: dict[int, float] = {}
+    for uid, got, dt in results:
+        if isinstance(got, str):
+            failed[uid] = got
+        else:
+            measured[uid], seconds[uid] = got, dt
     return measured, failed, seconds

@@ -543,22 +543,71 @@ def test_fit_signal_refuses_null_draws_without_per_uid(monkeypatch, capsys):
 
 def test_the_validator_measures_against_its_proven_crowd(tiny_dataset, tmp_path, monkeypatch):
     """The loop passes the uids proven before the window as the reference's crowd: here two
-    of the honest miners, not the third (unproven) nor the shadow."""
+    of the honest miners, not the third (unproven) nor the shadow. With two at full-pay
+    evidence, only they are; with one proven, the uids whose evidence leans towards a proof
+    (lean_z) are."""
     import template.validator.loop as loop
 
     hp = bench.preset("small")
     ds = sim.open_dataset(tiny_dataset, hp)
     run = bench.Run(hp, ds, tmp_path, 0, 3, [bench.SHADOW])
     honest = [a.uid for a in run.actors if a.kind == "honest"]
-    for uid in honest[:2]:
-        run.v.evidence.s[uid], run.v.evidence.v[uid] = 5.0, 1.0  # Z = 5, proven
+    rules = run.v.judge_rules
+    for uid in honest[:2]:  # proven, not at full pay
+        run.v.evidence.s[uid], run.v.evidence.v[uid] = rules.z_proof + 0.1, 1.0
     crowds = []
-    real = loop.measure_window
+    real = loop.measure_each
 
     def spy(*args, **kwargs):
         crowds.append(set(args[9] if len(args) > 9 else kwargs["crowd"]))
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(loop, "measure_window", spy)
+    monkeypatch.setattr(loop, "measure_each", spy)
     asyncio.run(run.window(10))
     assert crowds == [set(honest[:2])]
+
+    shadow = next(a.uid for a in run.actors if a.kind == bench.SHADOW)
+    full, proof, lean = rules.z_full_pay, rules.z_proof, rules.lean_z
+    cases = [  # (evidence of honest[0], honest[1], honest[2], the shadow), the crowd
+        ((full + 0.1, lean + 0.1, lean - 0.1, 0.0), set(honest[:2])),  # one proven, one leaning
+        ((full + 0.1, full + 0.1, proof + 0.1, proof + 0.1), set(honest[:2])),  # two at full pay
+    ]
+    for window, (evidence, crowd) in enumerate(cases, start=11):
+        for uid, z in zip([*honest, shadow], evidence, strict=True):
+            run.v.evidence.s[uid], run.v.evidence.v[uid] = z, 1.0
+        asyncio.run(run.window(window))
+        assert crowds[-1] == crowd
+
+
+def test_other_tasks_run_between_two_uploads_measurements(tiny_dataset, tmp_path):
+    """Measuring a window's uploads must not hold the event loop (the upload watcher runs on
+    it: starved, it would first see the next window's uploads late): another task gets a turn
+    between every two measurements."""
+    hp = bench.preset("small")
+    ds = sim.open_dataset(tiny_dataset, hp)
+    run = bench.Run(hp, ds, tmp_path, 0, 3, [])
+    events: list[str] = []
+    real = run.v.measurer.measure
+
+    def measure(*args, **kwargs):
+        events.append("measure")
+        return real(*args, **kwargs)
+
+    run.v.measurer.measure = measure
+
+    async def window() -> None:
+        async def other_task() -> None:
+            while True:
+                events.append("turn")
+                await asyncio.sleep(0)
+
+        task = asyncio.ensure_future(other_task())
+        try:
+            await run.window(10)
+        finally:
+            task.cancel()
+
+    asyncio.run(window())
+    at = [i for i, e in enumerate(events) if e == "measure"]
+    assert len(at) == 3
+    assert all("turn" in events[a:b] for a, b in zip(at, at[1:], strict=False))

@@ -432,9 +432,13 @@ def test_the_reference_is_the_proven_crowd_once_two_proven_uids_upload(tiny_data
     """A shadow (not proven) must not enter an honest upload's reference: with a crowd given,
     an upload outside it changes no other upload's measurement, and its own reference is the
     crowd's mean, as the leave-one-out mean of the others was."""
-    assert reference_uids([1, 2, 3, 4], proven=[2, 3, 9]) == {2, 3}
-    assert reference_uids([1, 2, 3, 4], proven=[2, 9]) == {1, 2, 3, 4}  # one is not a crowd
-    assert reference_uids([1, 2], proven=[]) == {1, 2}
+    assert reference_uids([1, 2, 3, 4], [2, 3, 9]) == {2, 3}
+    assert reference_uids([1, 2, 3, 4], [2, 9]) == {1, 2, 3, 4}  # one is not a crowd
+    assert reference_uids([1, 2], []) == {1, 2}
+    # before two are proven, the uids leaning towards a proof; the proven first when two are
+    assert reference_uids([1, 2, 3, 4], [2], [1, 2, 9]) == {1, 2}
+    assert reference_uids([1, 2, 3, 4], [2, 3], [1, 2, 3]) == {2, 3}
+    assert reference_uids([1, 2, 3, 4], [2], [2, 9]) == {1, 2, 3, 4}
     ds = PageDataset(TokenStream(tiny_dataset), HP)
     model = build_model(HP.model)
     a, b = _upload(ds, model, 3, 1), _upload(ds, model, 3, 2)
