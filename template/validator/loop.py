@@ -274,7 +274,8 @@ class Validator:
         with full-pay evidence once two upload, else the proven once two upload, else those
         leaning towards a proof (``JudgeRules.lean_z``) once two upload, else every one. A
         non-trainer (a shadow) passes the bar by chance at rate alpha per window, but almost
-        never reaches full pay, so it cannot sit in its victim's reference for long."""
+        never reaches full pay: once two uids have, its chance crossings keep it out of its
+        victim's reference."""
         rules = self.judge_rules
         bars = (rules.z_full_pay, rules.z_proof, rules.lean_z)
         return reference_uids(uids, *(self._evidence_at_least(uids, z) for z in bars))
