@@ -29,6 +29,7 @@ from template.node.status import MinerStatus, write_status
 from template.protocol.windows import WindowClock
 from template.storage import StorageClient, StorageError, keys
 from template.training.compression import Compressor
+from template.training.offload import in_worker
 from template.training.seal import seal_upload
 from template.training.wire import encode_upload
 
@@ -220,7 +221,7 @@ class Miner:
 
         base = self.trainer.applied_through
         try:
-            res = await asyncio.to_thread(self.trainer.train_window, w, should_end)
+            res = await in_worker(self.trainer.train_window, w, should_end)
         except Exception as e:  # noqa: BLE001 - a bad window must not stop the miner
             logger.error("window %d: training failed (%s: %s); skipping it", w, type(e).__name__, e)
             await self._sleep_until(end)
@@ -360,7 +361,7 @@ class Miner:
 
     async def _upload(self, r: WindowResult, stats: Stats) -> None:
         w, hp = r.window, self.settings.hp
-        comp = await asyncio.to_thread(self.compressor.compress, r.delta)
+        comp = await in_worker(self.compressor.compress, r.delta)
         self._sent = (w, comp)  # out of error feedback now; put back if it reaches nobody
         # which entries left error feedback, on disk before the PUT (written while the upload
         # is encoded): a stop before the save below restarts with them cleared, not sent twice
@@ -428,7 +429,7 @@ class Miner:
         return job
 
     async def save(self) -> None:
-        fut = await asyncio.to_thread(self.trainer.submit, self.snapshot_job())
+        fut = await in_worker(self.trainer.submit, self.snapshot_job())
         applied, model, opt = await asyncio.wrap_future(fut)
         self.position.applied_through = applied
         self.position.train_seconds_total = self.train_seconds_total

@@ -31,6 +31,7 @@ from template.protocol.window_apply import (
 )
 from template.protocol.windows import WindowClock
 from template.training.model import param_shapes
+from template.training.offload import in_worker
 
 from .clock import BlockClock
 from .trainer import Trainer
@@ -54,7 +55,7 @@ class TrainerModel:
         return copy.deepcopy(self.trainer.global_model).cpu()
 
     async def _run(self, job):
-        fut = await asyncio.to_thread(self.trainer.submit, job)
+        fut = await in_worker(self.trainer.submit, job)
         return await asyncio.wrap_future(fut)
 
     async def apply(self, window: int, step: OuterStep) -> tuple[int, list[float]]:

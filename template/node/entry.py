@@ -8,6 +8,8 @@ import asyncio
 import sys
 from collections.abc import Awaitable, Callable
 
+from template.training.offload import share_main_arena
+
 from .errors import StartupError
 from .logs import setup_logging
 
@@ -18,6 +20,7 @@ def run_neuron(
     run: Callable[[argparse.Namespace], Awaitable[None]],
     argv: list[str] | None = None,
 ) -> int:
+    share_main_arena()  # before any thread: worker threads' tensors come from the main arena
     args = build_parser().parse_args(argv)
     setup_logging(args.log_level)
     try:

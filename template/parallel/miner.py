@@ -34,6 +34,7 @@ from template.protocol.aggregation import upload_work
 from template.protocol.window_apply import OuterStep, check_order
 from template.training.compression import CompressedDelta
 from template.training.model import build_model
+from template.training.offload import in_worker
 from template.training.pages import PageDataset
 from template.training.shards import TokenStream
 
@@ -65,7 +66,7 @@ class ShardedGlobalModel:
         return self.trainer.applied_through
 
     async def _run(self, job):
-        fut = await asyncio.to_thread(self.trainer.submit, job)
+        fut = await in_worker(self.trainer.submit, job)
         return await asyncio.wrap_future(fut)
 
     def copy(self) -> torch.nn.Module:
@@ -143,7 +144,7 @@ class ShardedMiner(Miner):
         self.position.train_seconds_total = self.train_seconds_total
         self.position.wall_seconds_total = self.wall_seconds_total
         pos, folder = asdict(self.position), str(self.settings.state_dir)
-        fut = await asyncio.to_thread(self.trainer.submit, lambda: self.trainer.save(folder, pos))
+        fut = await in_worker(self.trainer.submit, lambda: self.trainer.save(folder, pos))
         await asyncio.wrap_future(fut)
 
 

@@ -12,6 +12,7 @@ from template.hparams import HParams, hparams_hash
 from template.storage import StorageError, keys
 from template.training.envelope import WireError
 from template.training.model import param_shapes
+from template.training.offload import in_worker
 from template.training.wire import upload_size_cap
 
 from .aggregation import apply_uploads, decode_peer_uploads
@@ -141,7 +142,8 @@ async def fetch_latest_checkpoint(
     if blob is None:
         return None
     try:
-        ckpt = decode_checkpoint(
+        ckpt = await in_worker(  # the whole model: off the event loop
+            decode_checkpoint,
             blob,
             max_bytes=checkpoint_size_cap(shapes),
             param_shapes=shapes,
@@ -167,8 +169,13 @@ async def fetch_aggregate(
         if blob is None:
             continue
         try:
-            return decode_aggregate(
-                blob, max_bytes=cap, signer=hotkey, hparams_hash=hparams_hash(hp), window=window
+            return await in_worker(
+                decode_aggregate,
+                blob,
+                max_bytes=cap,
+                signer=hotkey,
+                hparams_hash=hparams_hash(hp),
+                window=window,
             )
         except WireError as e:
             logger.warning("aggregate of %s for window %d rejected: %s", hotkey[:8], window, e)
@@ -208,7 +215,7 @@ async def catch_up(
         ckpt = await fetch_latest_checkpoint(directory, hp, model, exclude)
         if ckpt is None:
             return None
-        load_checkpoint(model, ckpt)
+        await in_worker(load_checkpoint, model, ckpt)
         applied_through = ckpt.window
         logger.info("loaded checkpoint of window %d from %s", ckpt.window, ckpt.signer[:8])
     total = max(0, target - applied_through)
@@ -217,7 +224,7 @@ async def catch_up(
         if agg is None:
             logger.info("catch-up stopped: no aggregate for window %d yet", w)
             break
-        apply_aggregate(model, agg, hp)
+        await in_worker(apply_aggregate, model, agg, hp)
         applied_through = w
         if progress is not None:
             progress(i + 1, total)

@@ -32,6 +32,7 @@ from typing import Protocol
 import torch
 
 from template.hparams import HParams
+from template.training.offload import in_worker
 from template.training.wire import Upload, upload_size_cap
 
 from .aggregation import apply_uploads, decode_peer_uploads
@@ -101,12 +102,21 @@ class InPlaceModel:
         return model_fingerprint(self.model)
 
     async def apply(self, window: int, step: OuterStep) -> tuple[int, list[float]]:
+        """``step`` and the fingerprint in a worker thread (``training.offload``): the event
+        loop's other tasks (the validator's upload watcher) run meanwhile."""
         check_order(self.applied_through, window)
-        return step(self.model), self._changed(window)
+
+        def run() -> tuple[int, list[float]]:
+            return step(self.model), self._changed(window)
+
+        return await in_worker(run)
 
     async def replace(self, window: int, source: torch.nn.Module) -> list[float]:
-        copy_params(source, self.model)
-        return self._changed(window)
+        def run() -> list[float]:
+            copy_params(source, self.model)
+            return self._changed(window)
+
+        return await in_worker(run)
 
 
 def check_order(applied_through: int | None, window: int) -> None:

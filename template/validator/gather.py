@@ -29,6 +29,7 @@ from template.protocol.directory import PeerDirectory
 from template.protocol.uploads import reveal_of
 from template.protocol.windows import upload_time_verdict
 from template.storage import GetRequest, ObjectInfo, ObjectNotFound, StorageError, gather, keys
+from template.training.offload import in_worker
 from template.training.seal import SealError, unseal_upload
 from template.training.wire import Upload, upload_size_cap
 
@@ -174,23 +175,42 @@ async def fetch_uploads(
         GetRequest(directory.client(c.hotkey), keys.upload_key(c.hotkey, window), cap) for c in todo
     ]
     results = await gather(requests, concurrency=concurrency, time_budget=left)
+    # hashing, unsealing and decoding take a worker thread (training/offload.py): at scale they
+    # would hold the event loop, on which the upload watcher polls the next window
+    await in_worker(_keep_bodies, todo, results)
+    fetched = [c for c in todo if c.reason is None]
+    # keys get their own budget: slow downloads must not cut the wait for the reveal deadline
+    await open_sealed(directory, fetched, window, time_budget, reveal_wait)
+    await in_worker(_decode_opened, fetched, window, hp, shapes, cap)
+    return cands
+
+
+def _keep_bodies(todo: Sequence[Candidate], results: Sequence[bytes | StorageError]) -> None:
+    """Each downloaded body as its candidate's (sealed) ``blob``, or why it is not: the
+    download failed, or the body is not the content the watcher saw in time (its MD5 ETag)."""
     for c, res in zip(todo, results, strict=True):
         if isinstance(res, StorageError):
             c.reason = Rejection(RejectCode.DOWNLOAD_FAILED, type(res).__name__)
-            continue
-        if (
+        elif (
             c.sighting is not None
             and _is_md5(c.etag)
             and hashlib.md5(res, usedforsecurity=False).hexdigest() != c.etag
         ):
             c.reason = Rejection(RejectCode.LATE, "body differs from the content seen in time")
-            continue
-        c.blob = res  # sealed until open_sealed replaces it with the signed upload
-    fetched = [c for c in todo if c.reason is None]
-    # keys get their own budget: slow downloads must not cut the wait for the reveal deadline
-    await open_sealed(directory, fetched, window, time_budget, reveal_wait)
+        else:
+            c.blob = res  # sealed until open_sealed replaces it with the signed upload
+
+
+def _decode_opened(
+    cands: Sequence[Candidate],
+    window: int,
+    hp: HParams,
+    shapes: dict[str, tuple[int, ...]],
+    cap: int,
+) -> None:
+    """Strictly decode each opened candidate's blob: its ``upload``, or ``reason``."""
     with collector_paused():  # an allocation burst, like the screening (screen.py)
-        for c in fetched:
+        for c in cands:
             if c.reason is not None:
                 continue
             got = decode_checked(
@@ -200,13 +220,21 @@ async def fetch_uploads(
                 c.reason = got
             else:
                 c.upload = got
-    return cands
 
 
 # awaited between looks for missing seal keys; False: stop looking (the reveal deadline)
 RevealWait = Callable[[], Awaitable[bool]]
 
 KEY_LOOK_S = 5.0  # one look for the missing keys: a peer that never answers holds up no one
+
+
+def _unseal(opened: Sequence[tuple[Candidate, bytes]], window: int) -> None:
+    """Each candidate's sealed ``blob`` opened with its revealed key, in place (or BAD_SEAL)."""
+    for c, key in opened:
+        try:
+            c.blob = unseal_upload(c.blob, key, window=window, hotkey=c.hotkey)
+        except SealError as e:
+            c.reason, c.blob = Rejection(RejectCode.BAD_SEAL, str(e)), None
 
 
 async def open_sealed(
@@ -229,13 +257,8 @@ async def open_sealed(
         found = await asyncio.gather(
             *(reveal_of(directory.client(c.hotkey), c.hotkey, window, look_until) for c in pending)
         )
-        for c, key in zip(pending, found, strict=True):
-            if key is None:
-                continue
-            try:
-                c.blob = unseal_upload(c.blob, key, window=window, hotkey=c.hotkey)
-            except SealError as e:
-                c.reason, c.blob = Rejection(RejectCode.BAD_SEAL, str(e)), None
+        opened = [(c, key) for c, key in zip(pending, found, strict=True) if key is not None]
+        await in_worker(_unseal, opened, window)
         pending = [c for c, key in zip(pending, found, strict=True) if key is None]
         if not pending or last or time.monotonic() >= stop_at:
             break

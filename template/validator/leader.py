@@ -24,6 +24,7 @@ from template.protocol.fingerprint import model_fingerprint
 from template.protocol.selection import top_peers
 from template.protocol.windows import WindowClock
 from template.storage import StorageClient, StorageError, keys
+from template.training.offload import in_worker
 
 from .judge import Decision, JudgeRules, helpful_uploads
 
@@ -87,23 +88,26 @@ async def publish_leader_documents(
     must already hold window's aggregate) and, every checkpoint_every windows, a checkpoint
     with the latest pointer. Returns the fingerprint."""
     run = hparams_hash(hp)
+    # encoding, signing and the fingerprint run in a worker thread (training/offload.py):
+    # a checkpoint is the whole model, and the upload watcher polls on the event loop
+    aggregate = Aggregate(window, tuple(peers), tuple(blobs), run)
     await _put(
-        client,
-        keys.aggregate_key(window),
-        encode_aggregate(Aggregate(window, tuple(peers), tuple(blobs), run), signer),
+        client, keys.aggregate_key(window), await in_worker(encode_aggregate, aggregate, signer)
     )
-    fp = model_fingerprint(model)
+    fp = await in_worker(model_fingerprint, model)
     await _put(
         client,
         keys.fingerprint_key(window),
         encode_fingerprint(Fingerprint(window, tuple(fp), run), signer),
     )
     if force_checkpoint or WindowClock(hp.window).is_checkpoint_window(window):
-        params = {n: p.detach().cpu() for n, p in model.named_parameters()}
+
+        def checkpoint() -> bytes:
+            params = {n: p.detach().cpu() for n, p in model.named_parameters()}
+            return encode_checkpoint(Checkpoint(window, tuple(fp), params, run), signer)
+
         key = keys.checkpoint_key(window)
-        if await _put(
-            client, key, encode_checkpoint(Checkpoint(window, tuple(fp), params, run), signer)
-        ):
+        if await _put(client, key, await in_worker(checkpoint)):
             await _put(client, keys.latest_checkpoint_key(), encode_latest(window, key, signer))
             logger.info("published checkpoint of window %d", window)
     return fp

@@ -24,7 +24,7 @@ import contextlib
 import functools
 import logging
 import time
-from collections.abc import Collection, Iterable
+from collections.abc import Collection, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TypeVar
@@ -40,6 +40,7 @@ from template.protocol.directory import PeerDirectory
 from template.protocol.windows import WindowClock
 from template.storage import StorageClient
 from template.training.model import param_shapes
+from template.training.offload import in_worker
 from template.training.pages import PageDataset
 
 from .args import ValidatorConfig
@@ -65,14 +66,15 @@ logger = logging.getLogger(__name__)
 T = TypeVar("T")
 
 
-async def one_at_a_time(items: Iterable[T]) -> list[T]:
-    """``items`` as a list, letting the event loop run its other tasks between two of them:
-    the upload watcher keeps polling while a window's uploads are measured (starved, it would
-    first see the next window's uploads late, and they would be rejected as late)."""
-    out = []
-    for item in items:
+async def each_in_worker(items: Iterator[T]) -> list[T]:
+    """``items`` as a list, each produced in a worker thread (``training.offload``): the upload
+    watcher keeps polling on the event loop while a window's uploads are measured (starved, it
+    would first see the next window's uploads late, and they would be rejected as late). One
+    item per call, so a task cancelled meanwhile stops after the item in hand."""
+    out: list[T] = []
+    end = object()
+    while (item := await in_worker(next, items, end)) is not end:
         out.append(item)
-        await asyncio.sleep(0)
     return out
 
 
@@ -217,7 +219,7 @@ class Validator:
             return
         candidates = await self._gather(window)
         self.cache.keep(window, candidates)
-        self.cache.release(window, self._last_peers(window + 1))
+        await in_worker(self.cache.release, window, self._last_peers(window + 1))
         held = sum(1 for c in candidates if c.reason is None and c.blob is not None)
         logger.info("window %d: recalled %d uploads after a start", window, held)
 
@@ -228,11 +230,12 @@ class Validator:
         await asyncio.sleep(min(1.0, max(0.1, self.sync.applier.poll_s() / 2)))
         return True
 
-    def _check(
+    async def _check(
         self, window: int, candidates: list[Candidate], report: WindowReport
     ) -> tuple[list[Candidate], dict[int, Print]]:
-        """The anti-cheat checks that need no model; returns the candidates still standing
-        and every decoded upload's print (the window cache keeps them)."""
+        """The anti-cheat checks that need no model, in a worker thread (the watcher runs
+        meanwhile); returns the candidates still standing and every decoded upload's print
+        (the window cache keeps them)."""
         decoded = [c for c in candidates if c.upload is not None]
         for c in candidates:
             if c.reason == MISSING:
@@ -240,7 +243,8 @@ class Validator:
             elif c.reason is not None:
                 report.rejected[c.uid] = c.reason
         peers = self._last_peers(window)
-        screening = screen_window(
+        screening = await in_worker(
+            screen_window,
             window,
             {c.uid: c.upload for c in decoded},
             layout=self.dataset.layout,
@@ -329,13 +333,14 @@ class Validator:
         scale = self.cfg.eval_lr_scale * self.hp.outer.lr / n
         uploads = {c.uid: c.upload for c in standing}
         near = {u: c.uids for c in report.clusters for u in c.uids}
-        clip = clip_factors(uploads, self.hp, self._last_peers(window))  # as the outer step
+        # as the outer step (dequantises every upload: a worker thread, as the other steps)
+        clip = await in_worker(clip_factors, uploads, self.hp, self._last_peers(window))
         boost = self.cfg.eval_boost
         crowd = self._crowd(uploads)
         each = measure_each(
             self.measurer, window, uploads, chosen, scale, near, clip, boosted, boost, crowd
         )
-        measured, failed, seconds = collect_measurements(await one_at_a_time(each))
+        measured, failed, seconds = collect_measurements(await each_in_worker(each))
         for uid, why in failed.items():
             report.rejected[uid] = Rejection(RejectCode.EVAL_FAILED, why)
         for uid, dt in seconds.items():
@@ -368,7 +373,7 @@ class Validator:
                 "window %d: the model already holds its aggregate; nothing to judge", window
             )
             self.state.window = window
-            save_state(self.state_dir, self.state, self.model)
+            await in_worker(save_state, self.state_dir, self.state, self.model)
             return report
         metagraph = await self.directory.refresh()
         for uid in self.scores.sync_hotkeys(metagraph):
@@ -429,7 +434,7 @@ class Validator:
     ) -> None:
         """Screen, measure and judge ``candidates``, score them, settle the window (publish,
         lead or follow), set weights when due and save the state."""
-        standing, prints = self._check(window, candidates, report)
+        standing, prints = await self._check(window, candidates, report)
         await self._measure_and_judge(window, standing, report)
         report.decisions = excuse_stale_harm(window, report.decisions, self.sync.landed, self.clock)
         for uid, d in report.decisions.items():
@@ -458,7 +463,7 @@ class Validator:
         try:
             await self.sync.settle(window, doc, leader)  # publish, then lead or follow
         finally:  # the next window's mix reference is this validator's list, as settled
-            self.cache.release(window, self._last_peers(window + 1), prints)
+            await in_worker(self.cache.release, window, self._last_peers(window + 1), prints)
 
         report.weights_set = await self._set_weights(window, metagraph)
         self.state.window = window
@@ -467,7 +472,7 @@ class Validator:
         self.state.digests = dict(self.replays.seen)
         self.state.evidence_s, self.state.evidence_v = dict(self.evidence.s), dict(self.evidence.v)
         self.state.peers = {window: [u for u, _ in doc.peers]}
-        save_state(self.state_dir, self.state, self.model)
+        await in_worker(save_state, self.state_dir, self.state, self.model)
 
     async def _set_weights(self, window: int, metagraph) -> bool:
         validators = set(self.directory.validators())

@@ -550,8 +550,8 @@ def measure_each(
     size (``Measurer.begin_window``); the ``boosted`` uids on ``boost`` times the sequences; the
     reference made of the ``crowd``'s uploads (default all).
     Yields (uid, its measurement or the exception type of its failure (a hostile upload must
-    not stop the window), seconds): a caller on an event loop can let its other tasks (the
-    upload watcher) run between uploads."""
+    not stop the window), seconds): a caller on an event loop can produce each in a worker
+    thread (``loop.each_in_worker``), so its other tasks (the upload watcher) run meanwhile."""
     if not chosen:
         return
     measurer.begin_window(window, list(uploads.values()), scale, factors, crowd)

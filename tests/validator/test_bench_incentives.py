@@ -579,35 +579,65 @@ def test_the_validator_measures_against_its_proven_crowd(tiny_dataset, tmp_path,
         assert crowds[-1] == crowd
 
 
-def test_other_tasks_run_between_two_uploads_measurements(tiny_dataset, tmp_path):
-    """Measuring a window's uploads must not hold the event loop (the upload watcher runs on
-    it: starved, it would first see the next window's uploads late): another task gets a turn
-    between every two measurements."""
+def test_the_event_loop_runs_while_a_window_is_opened_screened_measured_applied_and_saved(
+    tiny_dataset, tmp_path, monkeypatch
+):
+    """A window's long steps (opening and decoding the uploads, the model-free screen, each
+    upload's measurement, the outer step, the leader's documents, the state save) run off the
+    event loop, on which the upload watcher polls: starved, it would first see the next
+    window's uploads late, and they would be rejected as late. Each step below waits for a
+    tick of a task on the loop; on the loop's own thread that tick could not come."""
+    import threading
+
+    import template.protocol.window_apply as window_apply
+    import template.validator.gather as gather
+    import template.validator.leader as leader
+    import template.validator.loop as loop
+
     hp = bench.preset("small")
     ds = sim.open_dataset(tiny_dataset, hp)
     run = bench.Run(hp, ds, tmp_path, 0, 3, [])
-    events: list[str] = []
-    real = run.v.measurer.measure
+    ticked = threading.Event()
+    ticks: list[tuple[str, bool]] = []
 
-    def measure(*args, **kwargs):
-        events.append("measure")
-        return real(*args, **kwargs)
+    def waits_for_a_tick(name, fn):
+        def step(*args, **kwargs):
+            ticked.clear()
+            ticks.append((name, ticked.wait(5.0)))
+            return fn(*args, **kwargs)
 
-    run.v.measurer.measure = measure
+        return step
+
+    run.v.measurer.measure = waits_for_a_tick("measure", run.v.measurer.measure)
+    run.v.cache.release = waits_for_a_tick("release", run.v.cache.release)
+    for module, name in [
+        (gather, "unseal_upload"),
+        (gather, "decode_checked"),
+        (loop, "screen_window"),
+        (loop, "clip_factors"),
+        (loop, "save_state"),
+        (window_apply, "apply_uploads"),
+        (leader, "encode_aggregate"),
+        (leader, "model_fingerprint"),
+    ]:
+        monkeypatch.setattr(module, name, waits_for_a_tick(name, getattr(module, name)))
 
     async def window() -> None:
-        async def other_task() -> None:
+        async def ticker() -> None:
             while True:
-                events.append("turn")
-                await asyncio.sleep(0)
+                ticked.set()
+                await asyncio.sleep(0.001)
 
-        task = asyncio.ensure_future(other_task())
+        task = asyncio.ensure_future(ticker())
         try:
             await run.window(10)
         finally:
             task.cancel()
 
     asyncio.run(window())
-    at = [i for i, e in enumerate(events) if e == "measure"]
-    assert len(at) == 3
-    assert all("turn" in events[a:b] for a, b in zip(at, at[1:], strict=False))
+    names = [n for n, _ in ticks]
+    assert names.count("measure") == 3
+    assert names.count("unseal_upload") == names.count("decode_checked") == 3
+    assert {"screen_window", "clip_factors", "release", "save_state"} <= set(names)
+    assert {"apply_uploads", "encode_aggregate", "model_fingerprint"} <= set(names)
+    assert all(ok for _, ok in ticks), ticks
