@@ -5,11 +5,12 @@ miner's bucket while the next window's uploads are due). Work that holds the loo
 a measurement, a screen of many uploads, an outer step, a state save, starves them. So such
 work runs in a worker thread (``asyncio.to_thread``) while the loop waits for it.
 
-On Linux with glibc a new thread allocates from an arena of its own, which hands large blocks
-back to the system when they are freed, so the next allocation of a tensor pays page faults
-again: CPU forward passes in a worker thread took 15-37% longer than on the main thread
-(measured on 2026-12-06, docs/benchmarks.md, "The validator's event loop during a window").
-``share_main_arena`` makes every thread allocate from the main arena, where they ran as fast.
+On Linux with glibc a new thread allocates from a malloc arena of its own, and CPU forward
+passes in a worker thread took 22% and 29% longer than on the main thread (median of 40 pairs,
+two runs, 2026-12-06: docs/benchmarks.md, "The validator's event loop during a window"; the
+likely cause, not verified: such an arena hands freed blocks back to the system, so the next
+tensor pays page faults again). ``share_main_arena`` makes every thread allocate from the main
+arena, where they ran as fast.
 Nodes call it at start (``node.entry``), and ``in_worker`` before its first worker exists.
 
 CUDA's current device is per thread: a new thread starts on device 0, whatever the caller set
