@@ -20,7 +20,6 @@ from template.protocol.documents import (
     encode_latest,
     encode_peer_list,
 )
-from template.protocol.fingerprint import model_fingerprint
 from template.protocol.selection import top_peers
 from template.protocol.windows import WindowClock
 from template.storage import StorageClient, StorageError, keys
@@ -81,33 +80,33 @@ async def publish_leader_documents(
     window: int,
     peers: Sequence[tuple[int, str]],
     blobs: Sequence[bytes],
+    fingerprint: Sequence[float],
     *,
     force_checkpoint: bool = False,
-) -> list[float]:
-    """Aggregate of ``window`` (the peers' signed blobs), the fingerprint of ``model`` (which
-    must already hold window's aggregate) and, every checkpoint_every windows, a checkpoint
-    with the latest pointer. Returns the fingerprint."""
+) -> None:
+    """Aggregate of ``window`` (the peers' signed blobs), ``fingerprint`` (of ``model``, which
+    must already hold window's aggregate: the apply computed it) and, every checkpoint_every
+    windows, a checkpoint with the latest pointer."""
     run = hparams_hash(hp)
-    # encoding, signing and the fingerprint run in a worker thread (training/offload.py):
-    # a checkpoint is the whole model, and the upload watcher polls on the event loop
+    fp = tuple(fingerprint)
+    # encoding and signing run in a worker thread (training/offload.py): a checkpoint is the
+    # whole model, and the upload watcher polls on the event loop
     aggregate = Aggregate(window, tuple(peers), tuple(blobs), run)
     await _put(
         client, keys.aggregate_key(window), await in_worker(encode_aggregate, aggregate, signer)
     )
-    fp = await in_worker(model_fingerprint, model)
     await _put(
         client,
         keys.fingerprint_key(window),
-        encode_fingerprint(Fingerprint(window, tuple(fp), run), signer),
+        encode_fingerprint(Fingerprint(window, fp, run), signer),
     )
     if force_checkpoint or WindowClock(hp.window).is_checkpoint_window(window):
 
         def checkpoint() -> bytes:
             params = {n: p.detach().cpu() for n, p in model.named_parameters()}
-            return encode_checkpoint(Checkpoint(window, tuple(fp), params, run), signer)
+            return encode_checkpoint(Checkpoint(window, fp, params, run), signer)
 
         key = keys.checkpoint_key(window)
         if await _put(client, key, await in_worker(checkpoint)):
             await _put(client, keys.latest_checkpoint_key(), encode_latest(window, key, signer))
             logger.info("published checkpoint of window %d", window)
-    return fp

@@ -255,6 +255,7 @@ class ValidatorSync:
             done.window,
             done.peers,
             [b or b"" for b in done.blobs],
+            done.fingerprint,
             force_checkpoint=not self.checkpoint_published,
         )
         self.checkpoint_published = True

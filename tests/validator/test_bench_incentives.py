@@ -618,7 +618,6 @@ def test_the_event_loop_runs_while_a_window_is_opened_screened_measured_applied_
         (loop, "save_state"),
         (window_apply, "apply_uploads"),
         (leader, "encode_aggregate"),
-        (leader, "model_fingerprint"),
     ]:
         monkeypatch.setattr(module, name, waits_for_a_tick(name, getattr(module, name)))
 
@@ -639,5 +638,5 @@ def test_the_event_loop_runs_while_a_window_is_opened_screened_measured_applied_
     assert names.count("measure") == 3
     assert names.count("unseal_upload") == names.count("decode_checked") == 3
     assert {"screen_window", "clip_factors", "release", "save_state"} <= set(names)
-    assert {"apply_uploads", "encode_aggregate", "model_fingerprint"} <= set(names)
+    assert {"apply_uploads", "encode_aggregate"} <= set(names)
     assert all(ok for _, ok in ticks), ticks
