@@ -4,7 +4,9 @@
     python scripts/bench_incentives.py --quick --json         # CI-sized smoke run
 
 Per run: one validator (``Validator.run_window``: gather, verify, copies and mixes, measure,
-judge, score, weights, peer list, leader aggregate), ``--honest`` honest miners, a lazy miner
+judge, score, weights, peer list, leader aggregate; ``--validators K``: K of them, each with
+its own secret sample, the first leading and Yuma paying from all their weights),
+``--honest`` honest miners, a lazy miner
 (a quarter of the steps) and one miner per adversary class (scripts/incentive_sim.py). Blocks
 advance only when the benchmark says (scripts/incentive_net.py), after every miner uploaded,
 so CPU load never makes a window missed. The validator polls the uploads (its first-seen
@@ -24,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import copy
 import json
 import logging
 import statistics
@@ -32,6 +35,7 @@ import tempfile
 import time
 from pathlib import Path
 
+import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -41,6 +45,7 @@ import incentive_sim as sim  # noqa: E402
 from incentive_net import ChainState, FakeChain, MemoryStore  # noqa: E402
 from incentive_sim import preset  # noqa: E402
 
+from template.chain.devchain.yuma import yuma_epoch  # noqa: E402
 from template.hparams import HParams, HParamsError, hparams_hash  # noqa: E402
 from template.protocol.directory import PeerDirectory  # noqa: E402
 from template.protocol.uploads import stored_objects  # noqa: E402
@@ -108,6 +113,7 @@ class Run:
         leaked_seal: bool = False,
         inflate: float = INFLATE,
         carry_steps: int = -1,
+        validators: int = 1,
     ):
         self.hp, self.ds, self.seed = hp, ds, seed
         self.carry_steps = carry_steps  # >= 0: training miners carry on (sim.train_carried)
@@ -123,7 +129,6 @@ class Run:
             sim.Actor(f"{k}{i}", k, dev_keypair(f"//Alice//bench{seed}/{i}"))
             for i, k in enumerate(kinds)
         ]
-        vkey = dev_keypair(f"//Alice//bench{seed}/validator")
         for a in self.actors:
             a.uid = len(self.state.hotkeys)
             self.state.hotkeys.append(a.key.ss58_address)
@@ -131,39 +136,51 @@ class Run:
             self.state.commitments[a.key.ss58_address] = self.store.commitment(a.key.ss58_address)
             if a.kind == "backdating_copier":
                 self.store.buckets[a.key.ss58_address].backdate = 1.0
-        vhk = vkey.ss58_address
-        self.state.hotkeys.append(vhk)
-        self.state.stake[vhk] = 100.0
-        bucket = self.store.bucket(vhk, "validator")
-        self.state.commitments[vhk] = self.store.commitment(vhk)
-        chain = FakeChain(self.state, vhk)
-        directory = PeerDirectory(chain, allow_private=True)
-        directory.client = self.store.client  # the in-memory seam
         torch.manual_seed(seed)
         model = build_model(hp.model)
-        cfg = ValidatorConfig(leader_follow_wait=0.0, **(overrides or {}))
-        self.v = Validator(
-            chain=chain,
-            key=vkey,
-            uid=len(self.state.hotkeys) - 1,
-            hp=hp,
-            dataset=ds,
-            cfg=cfg,
-            state_dir=tmp / f"v{seed}",
-            state=ValidatorState(hparams_hash=hparams_hash(hp)),
-            model=model,
-            directory=directory,
-            bucket=bucket,
-            measurer=Measurer(
-                model, ds, own=cfg.eval_own_seqs, control=cfg.eval_control_seqs, salt=vhk
-            ),
-            secret=vhk,  # no simulated miner reads it; the recorded runs were seeded so
-        )
+        self.vs = [
+            self._validator(i, model if i == 0 else copy.deepcopy(model), tmp, overrides)
+            for i in range(validators)
+        ]
+        self.v = self.vs[0]  # the leader (the most stake): its model is the one miners train
         self.gen = torch.Generator().manual_seed(seed)
         self.train_seconds = 0.0
         self.trainings, self.full_seconds = 0, 0.0
         self.mix_shares: dict[str, list[float]] = {}  # each mixer's copied share per window
         self.windows_done = 0
+
+    def _validator(self, i: int, model, tmp: Path, overrides) -> Validator:
+        """Validator ``i``: its own key, secret (its hotkey), state, model copy and first-seen
+        clock. Validator 0 has the most stake, so it leads; the others follow its aggregate
+        (stakes 100, 99.99, ...: about equal in Yuma)."""
+        name = "validator" if i == 0 else f"validator{i}"
+        vkey = dev_keypair(f"//Alice//bench{self.seed}/{name}")
+        vhk = vkey.ss58_address
+        self.state.hotkeys.append(vhk)
+        self.state.stake[vhk] = 100.0 - 0.01 * i
+        bucket = self.store.bucket(vhk, name)
+        self.state.commitments[vhk] = self.store.commitment(vhk)
+        chain = FakeChain(self.state, vhk)
+        directory = PeerDirectory(chain, allow_private=True)
+        directory.client = self.store.client  # the in-memory seam
+        cfg = ValidatorConfig(leader_follow_wait=0.0, **(overrides or {}))
+        return Validator(
+            chain=chain,
+            key=vkey,
+            uid=len(self.state.hotkeys) - 1,
+            hp=self.hp,
+            dataset=self.ds,
+            cfg=cfg,
+            state_dir=tmp / (f"v{self.seed}" if i == 0 else f"v{self.seed}_{i}"),
+            state=ValidatorState(hparams_hash=hparams_hash(self.hp)),
+            model=model,
+            directory=directory,
+            bucket=bucket,
+            measurer=Measurer(
+                model, self.ds, own=cfg.eval_own_seqs, control=cfg.eval_control_seqs, salt=vhk
+            ),
+            secret=vhk,  # no simulated miner reads it; the recorded runs were seeded so
+        )
 
     def _train(self, a: sim.Actor, w: int, page_uid: int, steps: int):
         if a.trainee is None:
@@ -312,27 +329,50 @@ class Run:
         return None
 
     async def poll(self, w: int) -> None:
-        ww = self.v.first_seen.window(w)
+        """One polling round of every validator's first-seen clock."""
         hotkeys = [a.key.ss58_address for a in self.actors]
-        await poll_round(ww, self.v.directory, hotkeys, w, concurrency=16)
+        for v in self.vs:
+            await poll_round(v.first_seen.window(w), v.directory, hotkeys, w, concurrency=16)
 
     async def window(self, w: int):
-        await self.v.directory.refresh()
+        """Window ``w``: uploads, polls, the cut-off and reveal, then every validator's
+        ``run_window``, the leader's first. Returns the leader's report (``self.reports``:
+        every validator's, in order)."""
+        for v in self.vs:
+            await v.directory.refresh()
         self.state.advance(self.clock.start(w))
         await self.poll(w)  # nothing is there yet
         await self.uploads(w)
         await self.poll(w)
         self.state.advance(self.clock.upload_cutoff(w))
-        ww = self.v.first_seen.window(w)
-        ww.cutoff_seen = time.time()
+        for v in self.vs:
+            v.first_seen.window(w).cutoff_seen = time.time()
         await self.poll(w)
-        ww.closed = True
-        ww.done.set()
+        for v in self.vs:
+            ww = v.first_seen.window(w)
+            ww.closed = True
+            ww.done.set()
         self.state.advance(self.clock.reveal_start(w))
         await self.reveal()
-        report = await self.v.run_window(w)
+        self.reports = [await v.run_window(w) for v in self.vs]
         self.windows_done += 1
-        return report
+        return self.reports[0]
+
+
+def consensus_incentive(run: Run) -> tuple[dict[int, float], list[float]]:
+    """Yuma's incentive per uid from every validator's last weights (``state.weights``: what
+    it set on chain), with the chain's stakes, and each validator's trust (the devchain's
+    ``yuma_epoch``, subtensor's epoch maths). With one validator, its normalised weights."""
+    n = len(run.state.hotkeys)
+    stake = np.array([run.state.stake.get(hk, 0.0) for hk in run.state.hotkeys])
+    weights = np.zeros((n, n))
+    for v in run.vs:
+        for uid, x in v.state.weights.items():
+            weights[v.uid, uid] = x
+    out = yuma_epoch(weights, stake, np.zeros((n, n)), active=np.ones(n, bool), permits=stake > 0)
+    return {u: float(out.incentive[u]) for u in range(n)}, [
+        float(out.validator_trust[v.uid]) for v in run.vs
+    ]
 
 
 def second_half_shares(weights: dict[str, list[float]]) -> dict[str, float]:
@@ -370,10 +410,25 @@ async def simulate(
     leaked_seal: bool = False,
     inflate: float = INFLATE,
     carry_steps: int = -1,
+    validators: int = 1,
 ) -> dict:
-    """One run of ``windows`` windows from ``first_window`` (default 10 + 1000 x seed)."""
+    """One run of ``windows`` windows from ``first_window`` (default 10 + 1000 x seed).
+
+    The per-class figures are the leader's (validator 0); ``consensus`` gives what Yuma pays
+    from every validator's weights (the same shares with one validator)."""
     run = Run(
-        hp, ds, tmp, seed, honest, classes, overrides, mix_cosine, leaked_seal, inflate, carry_steps
+        hp,
+        ds,
+        tmp,
+        seed,
+        honest,
+        classes,
+        overrides,
+        mix_cosine,
+        leaked_seal,
+        inflate,
+        carry_steps,
+        validators,
     )
     kinds = {a.uid: a.kind for a in run.actors}
     actors = {a.uid: a for a in run.actors}
@@ -386,9 +441,13 @@ async def simulate(
             "boosted": 0,
             "rejected": 0,
             "z": [],
+            "incentive": [],  # Yuma's, from every validator's weights
+            "credited_by": [0] * (validators + 1),  # uploads credited by exactly j validators
         }
         for k in set(kinds.values())
     }
+    incentive: dict[int, float] = {}  # Yuma's, per uid, after the last window
+    trust: list[float] = []
     honest_uploads = false_rejections = unattributed = 0
     first_credit: dict[int, int] = {}
     reasons: dict[str, int] = {}
@@ -420,10 +479,14 @@ async def simulate(
                     first_credit.setdefault(uid, i)
             c["rejected"] += uid in r.rejected
             c["ever_peer"] |= any(u == uid for u, _ in r.peers)
+            if d is not None and d.verdict != "not_evaluated":
+                c["credited_by"][sum(_credited(x, uid) for x in run.reports)] += 1
+        incentive, trust = consensus_incentive(run)
         for kind, c in per_class.items():
             c["weights"].append(
                 sum(run.v.state.weights.get(u, 0.0) for u, k in kinds.items() if k == kind)
             )
+            c["incentive"].append(sum(incentive[u] for u, k in kinds.items() if k == kind))
     final = {k: c["weights"][-1] for k, c in per_class.items()}
     total = sum(final.values()) or 1.0
     honest_uids = [u for u, k in kinds.items() if k == "honest"]
@@ -461,6 +524,38 @@ async def simulate(
         "eval_seconds_per_upload": run.v.state.eval_seconds,
         "seconds": round(time.perf_counter() - t0, 1),
         **({"mixer_copied_share": run.mix_shares} if run.mix_shares else {}),
+        "consensus": _consensus_figures(per_class, kinds, incentive, trust),
+    }
+
+
+def _credited(report, uid: int) -> bool:
+    d = report.decisions.get(uid)
+    return d is not None and d.credited
+
+
+def _consensus_figures(per_class: dict, kinds: dict[int, str], incentive, trust) -> dict:
+    """The run's figures under Yuma's incentive (``consensus_incentive``) at its last window."""
+    final = {k: c["incentive"][-1] for k, c in per_class.items()}
+    total = sum(final.values()) or 1.0
+    honest = [incentive[u] / total for u, k in kinds.items() if k == "honest"]
+    later = second_half_shares({k: c["incentive"] for k, c in per_class.items()})
+    return {
+        "validators": len(trust),
+        "validator_trust": trust,
+        "adversary_incentive_share": sum(v for k, v in final.items() if k in ADVERSARIES) / total,
+        "min_honest_share_of_equal": min(honest) * len(honest) if honest else None,
+        "honest_shares_of_equal": [x * len(honest) for x in honest],
+        "classes": {
+            k: {
+                "incentive_share": final[k] / total,
+                "incentive_share_second_half": later[k],
+                "windows_to_incentive_zero": _windows_to_zero(
+                    c["incentive"][COAST_AFTER:] if k == COASTER else c["incentive"]
+                ),
+                "credited_by": c["credited_by"],
+            }
+            for k, c in sorted(per_class.items())
+        },
     }
 
 
@@ -538,6 +633,46 @@ def summarise(runs: list[dict], clean: list[dict], z_proof: float) -> dict:
         # wall-clock validator seconds over miner training seconds per upload; the tiny and
         # small presets train too few sequences per window to meet it (docs/scoring.md, 4)
         "eval_cost_at_most_10pct": out["eval_cost_share"] <= 0.10,
+    }
+    out["consensus"] = summarise_consensus([r["consensus"] for r in runs])
+    return out
+
+
+def summarise_consensus(runs: list[dict]) -> dict:
+    """The runs' consensus figures (Yuma's incentive over every validator's weights), with
+    the incentive targets measured on them."""
+    classes = sorted({k for r in runs for k in r["classes"]})
+    out = {
+        "validators": runs[0]["validators"],
+        "validator_trust_min": min(t for r in runs for t in r["validator_trust"]),
+        "adversary_incentive_share": max(r["adversary_incentive_share"] for r in runs),
+        "adversary_incentive_share_mean": statistics.mean(
+            r["adversary_incentive_share"] for r in runs
+        ),
+        "min_honest_share_of_equal": min(r["min_honest_share_of_equal"] for r in runs),
+        "classes": {},
+    }
+    for k in classes:
+        rs = [r["classes"][k] for r in runs if k in r["classes"]]
+        zeros = [x["windows_to_incentive_zero"] for x in rs]
+        out["classes"][k] = {
+            "incentive_share_mean": statistics.mean(x["incentive_share"] for x in rs),
+            "incentive_share_max": max(x["incentive_share"] for x in rs),
+            "incentive_share_second_half_mean": statistics.mean(
+                x["incentive_share_second_half"] for x in rs
+            ),
+            "windows_to_incentive_zero_max": None if None in zeros else max(zeros),
+            "credited_by": [
+                sum(x["credited_by"][j] for x in rs) for j in range(len(rs[0]["credited_by"]))
+            ],
+        }
+    adv_zero = [
+        out["classes"][k]["windows_to_incentive_zero_max"] for k in ADVERSARIES if k in classes
+    ]
+    out["targets"] = {
+        "honest_at_least_half_equal_share": out["min_honest_share_of_equal"] >= 0.5,
+        "adversaries_at_most_2pct": out["adversary_incentive_share"] <= 0.02,
+        "adversaries_incentive_zero_within_8": all(z is not None and z <= 8 for z in adv_zero),
     }
     return out
 
@@ -646,6 +781,14 @@ def main() -> None:
         "(training/overlap.py); -1 (default): every window starts from the global model",
     )
     p.add_argument(
+        "--validators",
+        type=int,
+        default=1,
+        help="validators with about equal stake, each with its own secret sample; the first "
+        "leads and the others follow its aggregate. Per-class figures are the leader's; "
+        "'consensus' gives Yuma's incentive over all of their weights",
+    )
+    p.add_argument(
         "--corpus",
         type=Path,
         default=sim.CORPUS,
@@ -656,6 +799,8 @@ def main() -> None:
     args = p.parse_args()
     if str(args.corpus) != sim.STDLIB and not args.corpus.is_file():
         p.error(f"--corpus {args.corpus}: no such file")
+    if args.validators < 1:
+        p.error(f"--validators {args.validators}: must be >= 1")
     if args.first_window is not None and args.first_window < 0:
         p.error(f"--first-window {args.first_window}: must be >= 0")
     if args.quick:
@@ -685,6 +830,7 @@ def main() -> None:
         "leaked_seal": args.leaked_seal,
         "inflate": args.inflate,
         "carry_steps": args.carry_steps,
+        "validators": args.validators,
     }
     names = [n for n in args.presets.split(",") if n]
     if not names or set(names) - {"tiny", "small"}:
@@ -715,6 +861,7 @@ def main() -> None:
                             args.leaked_seal,
                             args.inflate,
                             args.carry_steps,
+                            args.validators,
                         )
                     )
                 )
@@ -732,6 +879,7 @@ def main() -> None:
                                 over,
                                 first_window=args.first_window,
                                 carry_steps=args.carry_steps,
+                                validators=args.validators,
                             )
                         )
                     )

@@ -66,6 +66,17 @@ def test_micro_run_reports_every_figure_and_pays_no_copier(tiny_dataset, tmp_pat
         "eval_cost_at_most_10pct",
     }
     assert summary["targets"]["eval_cost_at_most_10pct"] == (summary["eval_cost_share"] <= 0.10)
+    # one validator: Yuma pays its weights, so the consensus figures are the leader's
+    consensus = run["consensus"]
+    assert consensus["validators"] == 1 and consensus["validator_trust"] == [pytest.approx(1.0)]
+    for k, c in got.items():
+        assert consensus["classes"][k]["incentive_share"] == pytest.approx(c["incentive_share"])
+        assert sum(consensus["classes"][k]["credited_by"]) == c["credited_of_measured"][1]
+    assert set(summary["consensus"]["targets"]) == {
+        "honest_at_least_half_equal_share",
+        "adversaries_at_most_2pct",
+        "adversaries_incentive_zero_within_8",
+    }
 
 
 def test_second_half_shares_average_the_later_windows_and_skip_empty_ones():
@@ -640,3 +651,62 @@ def test_the_event_loop_runs_while_a_window_is_opened_screened_measured_applied_
     assert {"screen_window", "clip_factors", "release", "save_state"} <= set(names)
     assert {"apply_uploads", "encode_aggregate"} <= set(names)
     assert all(ok for _, ok in ticks), ticks
+
+
+def test_several_validators_follow_the_leader_each_with_its_own_sample(tiny_dataset, tmp_path):
+    hp = bench.preset("small")
+    ds = sim.open_dataset(tiny_dataset, hp)
+    run = bench.Run(hp, ds, tmp_path, 0, 3, [], validators=3)
+    assert len({v.hotkey for v in run.vs}) == 3 and run.v is run.vs[0]
+
+    async def windows():
+        for w in (10, 11, 12):
+            await run.window(w)
+            yield run.reports
+
+    fits = []
+
+    async def collect():
+        async for reports in windows():
+            assert [r.leader for r in reports] == [run.v.hotkey] * 3
+            assert [r.is_leader for r in reports] == [True, False, False]
+            fits.append([{u: d.fit_z for u, d in r.decisions.items()} for r in reports])
+
+    asyncio.run(collect())
+    # the followers applied the leader's aggregate: one model on every validator
+    for v in run.vs[1:]:
+        assert v.in_sync
+        for (name, a), (_, b) in zip(
+            run.v.model.state_dict().items(), v.model.state_dict().items(), strict=True
+        ):
+            assert torch.equal(a, b), name
+    # ... but each measured the uploads on its own secret sample of sequences
+    last = fits[-1]
+    assert last[0].keys() == last[1].keys() == last[2].keys()
+    assert last[0] != last[1] and last[0] != last[2]
+
+
+def test_consensus_incentive_clips_what_one_validator_of_three_pays_alone(tiny_dataset, tmp_path):
+    hp = bench.preset("small")
+    ds = sim.open_dataset(tiny_dataset, hp)
+    run = bench.Run(hp, ds, tmp_path, 0, 2, ["random"], validators=3)
+    agree = {0: 0.5, 1: 0.5}
+    for v, weights in zip(run.vs, (agree, agree, {0: 0.4, 1: 0.4, 2: 0.2}), strict=True):
+        v.state.weights = weights
+    incentive, trust = bench.consensus_incentive(run)
+    assert incentive[2] == 0.0  # the random miner: paid by one validator of three
+    assert incentive[0] == pytest.approx(0.5) and incentive[1] == pytest.approx(0.5)
+    assert trust[0] == pytest.approx(1.0) and trust[2] == pytest.approx(0.8)
+    # one validator: Yuma pays its normalised weights
+    alone = bench.Run(hp, ds, tmp_path / "one", 0, 2, ["random"])
+    alone.v.state.weights = {0: 0.2, 1: 0.6, 2: 0.2}
+    incentive, trust = bench.consensus_incentive(alone)
+    assert [incentive[u] for u in (0, 1, 2)] == pytest.approx([0.2, 0.6, 0.2])
+    assert trust == [pytest.approx(1.0)]
+
+
+def test_validators_flag_refuses_fewer_than_one(monkeypatch, capsys):
+    monkeypatch.setattr(sys, "argv", ["bench_incentives.py", "--validators", "0"])
+    with pytest.raises(SystemExit) as e:
+        bench.main()
+    assert e.value.code == 2 and "--validators 0: must be >= 1" in capsys.readouterr().err
