@@ -143,6 +143,7 @@ class Run:
             for i in range(validators)
         ]
         self.v = self.vs[0]  # the leader (the most stake): its model is the one miners train
+        self.reports: list = []  # every validator's report of the last window, the leader's first
         self.gen = torch.Generator().manual_seed(seed)
         self.train_seconds = 0.0
         self.trainings, self.full_seconds = 0, 0.0
