@@ -33,6 +33,7 @@ import statistics
 import sys
 import tempfile
 import time
+from collections.abc import Mapping
 from pathlib import Path
 
 import numpy as np
@@ -445,7 +446,7 @@ async def simulate(
             "incentive": [],  # Yuma's, from every validator's weights
             "credited_by": [0] * (validators + 1),  # uploads credited by exactly j validators
         }
-        for k in set(kinds.values())
+        for k in sorted(set(kinds.values()))
     }
     incentive: dict[int, float] = {}  # Yuma's, per uid, after the last window
     trust: list[float] = []
@@ -488,11 +489,13 @@ async def simulate(
                 sum(run.v.state.weights.get(u, 0.0) for u, k in kinds.items() if k == kind)
             )
             c["incentive"].append(sum(incentive[u] for u, k in kinds.items() if k == kind))
-    final = {k: c["weights"][-1] for k, c in per_class.items()}
-    total = sum(final.values()) or 1.0
     honest_uids = [u for u, k in kinds.items() if k == "honest"]
-    honest_w = [run.v.state.weights.get(u, 0.0) / total for u in honest_uids]
-    later = second_half_shares({k: c["weights"] for k, c in per_class.items()})
+    pay = pay_figures(
+        {k: c["weights"] for k, c in per_class.items()},
+        run.v.state.weights,
+        kinds,
+        "windows_to_weight_zero",
+    )
     return {
         "seed": seed,
         "windows": windows,
@@ -501,17 +504,13 @@ async def simulate(
         "honest_rejection_reasons": reasons,
         "honest_unattributed": unattributed,
         "honest_windows_to_first_credit": [first_credit.get(u) for u in honest_uids],
-        "min_honest_share_of_equal": min(honest_w) * len(honest_uids) if honest_w else None,
-        "honest_shares_of_equal": [x * len(honest_uids) for x in honest_w],  # uid order
-        "adversary_incentive_share": sum(v for k, v in final.items() if k in ADVERSARIES) / total,
+        "min_honest_share_of_equal": pay["min_honest_share_of_equal"],
+        "honest_shares_of_equal": pay["honest_shares_of_equal"],  # uid order
+        "adversary_incentive_share": pay["adversary_incentive_share"],
         "classes": {
             k: {
-                "incentive_share": final[k] / total,
-                "incentive_share_second_half": later[k],
+                **pay["classes"][k],
                 "ever_peer": c["ever_peer"],
-                "windows_to_weight_zero": _windows_to_zero(
-                    c["weights"][COAST_AFTER:] if k == COASTER else c["weights"]
-                ),
                 "credited_of_measured": [c["credited"], c["measured"]],
                 "boosted_of_measured": [c["boosted"], c["measured"]],
                 "rejected_windows": c["rejected"],
@@ -536,26 +535,39 @@ def _credited(report, uid: int) -> bool:
 
 def _consensus_figures(per_class: dict, kinds: dict[int, str], incentive, trust) -> dict:
     """The run's figures under Yuma's incentive (``consensus_incentive``) at its last window."""
-    final = {k: c["incentive"][-1] for k, c in per_class.items()}
+    pay = pay_figures(
+        {k: c["incentive"] for k, c in per_class.items()},
+        incentive,
+        kinds,
+        "windows_to_incentive_zero",
+    )
+    for k, figures in pay["classes"].items():
+        figures["credited_by"] = per_class[k]["credited_by"]
+    return {"validators": len(trust), "validator_trust": trust, **pay}
+
+
+def pay_figures(
+    series: dict[str, list[float]], last: Mapping[int, float], kinds: dict[int, str], zero: str
+) -> dict:
+    """What a run paid: ``series`` is each class's pay per window (weights or incentive) and
+    ``last`` the last window's pay per uid. Shares at the end, over the second half, the
+    lowest honest miner's share of its equal share, and per class the windows until its pay
+    reached 0 for good (key ``zero``; the coasting copier's count from its first copy)."""
+    final = {k: x[-1] for k, x in series.items()}
     total = sum(final.values()) or 1.0
-    honest = [incentive[u] / total for u, k in kinds.items() if k == "honest"]
-    later = second_half_shares({k: c["incentive"] for k, c in per_class.items()})
+    honest = [last.get(u, 0.0) / total for u, k in kinds.items() if k == "honest"]
+    later = second_half_shares(series)
     return {
-        "validators": len(trust),
-        "validator_trust": trust,
-        "adversary_incentive_share": sum(v for k, v in final.items() if k in ADVERSARIES) / total,
         "min_honest_share_of_equal": min(honest) * len(honest) if honest else None,
         "honest_shares_of_equal": [x * len(honest) for x in honest],
+        "adversary_incentive_share": sum(v for k, v in final.items() if k in ADVERSARIES) / total,
         "classes": {
             k: {
                 "incentive_share": final[k] / total,
                 "incentive_share_second_half": later[k],
-                "windows_to_incentive_zero": _windows_to_zero(
-                    c["incentive"][COAST_AFTER:] if k == COASTER else c["incentive"]
-                ),
-                "credited_by": c["credited_by"],
+                zero: _windows_to_zero(x[COAST_AFTER:] if k == COASTER else x),
             }
-            for k, c in sorted(per_class.items())
+            for k, x in sorted(series.items())
         },
     }
 
@@ -579,35 +591,24 @@ def null_fit_z(runs: list[dict], z_proof: float) -> dict | None:
 
 
 def summarise(runs: list[dict], clean: list[dict], z_proof: float) -> dict:
-    classes = sorted({k for r in runs for k in r["classes"]})
+    pay = summarise_pay(runs, "windows_to_weight_zero")
     out = {
         "honest_uploads": sum(r["honest_uploads"] for r in runs),
         "honest_false_rejections": sum(r["honest_false_rejections"] for r in runs),
         "honest_unattributed": sum(r["honest_unattributed"] for r in runs),
-        "adversary_incentive_share": max(r["adversary_incentive_share"] for r in runs),
-        "adversary_incentive_share_mean": statistics.mean(
-            r["adversary_incentive_share"] for r in runs
-        ),
-        "min_honest_share_of_equal": min(r["min_honest_share_of_equal"] for r in runs),
-        "classes": {},
+        **{k: v for k, v in pay.items() if k != "targets"},
         "heldout_loss_with_adversaries": statistics.mean(r["heldout_loss"] for r in runs),
         "heldout_loss_without_adversaries": (
             statistics.mean(r["heldout_loss"] for r in clean) if clean else None
         ),
     }
+    classes = sorted(out["classes"])
     for k in classes:
         rs = [r["classes"][k] for r in runs if k in r["classes"]]
-        zeros = [x["windows_to_weight_zero"] for x in rs]
         credited = [sum(x["credited_of_measured"][i] for x in rs) for i in (0, 1)]
         boosted = sum(x.get("boosted_of_measured", [0])[0] for x in rs)
-        out["classes"][k] = {
-            "incentive_share_mean": statistics.mean(x["incentive_share"] for x in rs),
-            "incentive_share_max": max(x["incentive_share"] for x in rs),
-            "incentive_share_second_half_mean": statistics.mean(
-                x["incentive_share_second_half"] for x in rs
-            ),
+        out["classes"][k] |= {
             "ever_peer": any(x["ever_peer"] for x in rs),
-            "windows_to_weight_zero_max": None if None in zeros else max(zeros),
             "credited_of_measured": credited,
             "boosted_of_measured": [boosted, credited[1]],
             "fit_z_mean_sd": _mean_sd([z for x in rs for z in x["fit_z"]]),
@@ -622,14 +623,9 @@ def summarise(runs: list[dict], clean: list[dict], z_proof: float) -> dict:
     honest_mean = out["classes"]["honest"]["incentive_share_mean"] / max(
         1, runs[0]["honest_uploads"] // runs[0]["windows"]
     )
-    adv_zero = [
-        out["classes"][k]["windows_to_weight_zero_max"] for k in ADVERSARIES if k in classes
-    ]
     out["targets"] = {
         "zero_honest_false_rejections": out["honest_false_rejections"] == 0,
-        "honest_at_least_half_equal_share": out["min_honest_share_of_equal"] >= 0.5,
-        "adversaries_at_most_2pct": out["adversary_incentive_share"] <= 0.02,
-        "adversaries_weight_zero_within_8": all(z is not None and z <= 8 for z in adv_zero),
+        **pay["targets"],
         "lazy_paid_less_than_honest": lazy is None or lazy < honest_mean,
         # wall-clock validator seconds over miner training seconds per upload; the tiny and
         # small presets train too few sequences per window to meet it (docs/scoring.md, 4)
@@ -642,10 +638,23 @@ def summarise(runs: list[dict], clean: list[dict], z_proof: float) -> dict:
 def summarise_consensus(runs: list[dict]) -> dict:
     """The runs' consensus figures (Yuma's incentive over every validator's weights), with
     the incentive targets measured on them."""
-    classes = sorted({k for r in runs for k in r["classes"]})
     out = {
         "validators": runs[0]["validators"],
         "validator_trust_min": min(t for r in runs for t in r["validator_trust"]),
+        **summarise_pay(runs, "windows_to_incentive_zero"),
+    }
+    for k, figures in out["classes"].items():
+        rs = [r["classes"][k]["credited_by"] for r in runs if k in r["classes"]]
+        figures["credited_by"] = [sum(x[j] for x in rs) for j in range(len(rs[0]))]
+    return out
+
+
+def summarise_pay(runs: list[dict], zero: str) -> dict:
+    """The runs' ``pay_figures`` (per run, under the key ``zero`` for the windows until a
+    class's pay reached 0): worst and mean adversary share, the lowest honest miner, per class
+    mean, max and second-half shares, and the pay targets of issue 15."""
+    classes = sorted({k for r in runs for k in r["classes"]})
+    out = {
         "adversary_incentive_share": max(r["adversary_incentive_share"] for r in runs),
         "adversary_incentive_share_mean": statistics.mean(
             r["adversary_incentive_share"] for r in runs
@@ -655,25 +664,21 @@ def summarise_consensus(runs: list[dict]) -> dict:
     }
     for k in classes:
         rs = [r["classes"][k] for r in runs if k in r["classes"]]
-        zeros = [x["windows_to_incentive_zero"] for x in rs]
+        zeros = [x[zero] for x in rs]
         out["classes"][k] = {
             "incentive_share_mean": statistics.mean(x["incentive_share"] for x in rs),
             "incentive_share_max": max(x["incentive_share"] for x in rs),
             "incentive_share_second_half_mean": statistics.mean(
                 x["incentive_share_second_half"] for x in rs
             ),
-            "windows_to_incentive_zero_max": None if None in zeros else max(zeros),
-            "credited_by": [
-                sum(x["credited_by"][j] for x in rs) for j in range(len(rs[0]["credited_by"]))
-            ],
+            f"{zero}_max": None if None in zeros else max(zeros),
         }
-    adv_zero = [
-        out["classes"][k]["windows_to_incentive_zero_max"] for k in ADVERSARIES if k in classes
-    ]
+    adv_zero = [out["classes"][k][f"{zero}_max"] for k in ADVERSARIES if k in classes]
+    name = zero.removeprefix("windows_to_")
     out["targets"] = {
         "honest_at_least_half_equal_share": out["min_honest_share_of_equal"] >= 0.5,
         "adversaries_at_most_2pct": out["adversary_incentive_share"] <= 0.02,
-        "adversaries_incentive_zero_within_8": all(z is not None and z <= 8 for z in adv_zero),
+        f"adversaries_{name}_within_8": all(z is not None and z <= 8 for z in adv_zero),
     }
     return out
 

@@ -659,20 +659,16 @@ def test_several_validators_follow_the_leader_each_with_its_own_sample(tiny_data
     run = bench.Run(hp, ds, tmp_path, 0, 3, [], validators=3)
     assert len({v.hotkey for v in run.vs}) == 3 and run.v is run.vs[0]
 
-    async def windows():
+    async def three_windows() -> list[list[dict[int, float]]]:
+        fits = []  # per window, each validator's fit z per uid
         for w in (10, 11, 12):
-            await run.window(w)
-            yield run.reports
-
-    fits = []
-
-    async def collect():
-        async for reports in windows():
+            reports = [await run.window(w), *run.reports[1:]]
             assert [r.leader for r in reports] == [run.v.hotkey] * 3
             assert [r.is_leader for r in reports] == [True, False, False]
             fits.append([{u: d.fit_z for u, d in r.decisions.items()} for r in reports])
+        return fits
 
-    asyncio.run(collect())
+    fits = asyncio.run(three_windows())
     # the followers applied the leader's aggregate: one model on every validator
     for v in run.vs[1:]:
         assert v.in_sync
