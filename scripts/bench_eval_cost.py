@@ -60,15 +60,16 @@ def sequence_counts(name: str, uploads: int) -> dict:
     count-based estimate of their cost ratio (a training step ~ three forward passes)."""
     hp = load_hparams(name)
     cfg = ValidatorConfig()
-    own, ctrl = cfg.eval_own_seqs, cfg.eval_control_seqs
+    own, ctrl, pool = cfg.eval_own_seqs, cfg.eval_control_seqs, cfg.eval_control_pool
     # own sequences come only from the pages an upload claims (at most a window's work:
     # pages_per_window x seqs_per_page); an undecided upload (--eval.boost K) gets K times
-    # both samples, its own ones as far as that claim holds them
+    # both samples, its own ones as far as that claim holds them; the window's control pool
+    # (pool x the control sample, K x that when boosted) is read "before" once per window
     claim = hp.pages_per_window * hp.data.seqs_per_page
-    eval_seqs = 3 * min(own, claim) + 2 * ctrl + ctrl / uploads
+    eval_seqs = 3 * min(own, claim) + 2 * ctrl + pool * ctrl / uploads
     train_seqs = hp.train.inner_steps * hp.train.batch_size
     k = cfg.eval_boost
-    boosted = 3 * min(k * own, claim) + 2 * k * ctrl + k * ctrl / uploads
+    boosted = 3 * min(k * own, claim) + 2 * k * ctrl + k * pool * ctrl / uploads
     return {
         "seq_len": hp.model.seq_len,
         "eval_seqs_per_upload": eval_seqs,

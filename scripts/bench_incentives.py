@@ -179,7 +179,12 @@ class Run:
             directory=directory,
             bucket=bucket,
             measurer=Measurer(
-                model, self.ds, own=cfg.eval_own_seqs, control=cfg.eval_control_seqs, salt=vhk
+                model,
+                self.ds,
+                own=cfg.eval_own_seqs,
+                control=cfg.eval_control_seqs,
+                salt=vhk,
+                control_pool=cfg.eval_control_pool,
             ),
             secret=vhk,  # no simulated miner reads it; the recorded runs were seeded so
         )
@@ -745,6 +750,12 @@ def main() -> None:
         "--eval-lr-scale", type=float, default=None, help="--eval.lr-scale of the validator"
     )
     p.add_argument(
+        "--control-pool",
+        type=int,
+        default=None,
+        help="--eval.control-pool of the validator (1: one control sample shared by uploads)",
+    )
+    p.add_argument(
         "--set",
         action="append",
         default=[],
@@ -821,6 +832,10 @@ def main() -> None:
         over |= {"eval_lr_scale": args.eval_lr_scale}
     if args.eval_boost is not None:
         over |= {"eval_boost": args.eval_boost}
+    if args.control_pool is not None:
+        if args.control_pool < 1:
+            p.error(f"--control-pool {args.control_pool}: must be at least 1")
+        over |= {"eval_control_pool": args.control_pool}
     if args.eval_seqs is not None:
         own, control = args.eval_seqs
         over |= {"eval_own_seqs": own, "eval_control_seqs": control}

@@ -204,7 +204,7 @@ def measure_honest(hp: HParams, miners: int, windows: int, seed: int) -> dict:
 
 
 def eval_vs_train(hp: HParams, seed: int, miners: int = 2) -> dict:
-    """The judge's measurement per upload (``Measurer``: the window's shared control losses
+    """The judge's measurement per upload (``Measurer``: the window's control pool losses
     spread over its uploads, plus each upload's own) vs one honest inner loop (goal <= 0.10)."""
     from template.validator.args import ValidatorConfig
     from template.validator.measure import Measurer
@@ -215,7 +215,14 @@ def eval_vs_train(hp: HParams, seed: int, miners: int = 2) -> dict:
     with tempfile.TemporaryDirectory() as tmp:
         ds = dataset(hp, Path(tmp) / "ds")
         model = build_model(hp.model)
-        ms = Measurer(model, ds, own=cfg.eval_own_seqs, control=cfg.eval_control_seqs, salt="bench")
+        ms = Measurer(
+            model,
+            ds,
+            own=cfg.eval_own_seqs,
+            control=cfg.eval_control_seqs,
+            salt="bench",
+            control_pool=cfg.eval_control_pool,
+        )
         for w, ups in honest_windows(hp, ds, miners, 1, seed):
             t0 = time.perf_counter()
             ms.begin_window(w, ups, 1.0)
@@ -234,5 +241,6 @@ def eval_vs_train(hp: HParams, seed: int, miners: int = 2) -> dict:
         "ratio_goal": 0.10,
         "own_seqs": cfg.eval_own_seqs,
         "control_seqs": cfg.eval_control_seqs,
+        "control_pool": cfg.eval_control_pool,
         "uploads_per_window": miners,
     }

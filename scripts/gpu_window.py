@@ -114,6 +114,7 @@ def worker(rank: int, args: argparse.Namespace, world: int, port: int, out: str)
             own=vcfg.eval_own_seqs,
             control=vcfg.eval_control_seqs,
             salt="gpu-check",
+            control_pool=vcfg.eval_control_pool,
         )
         if ctx.is_main:
             if cuda:

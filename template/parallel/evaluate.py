@@ -113,9 +113,16 @@ class ShardedMeasurer(RankCommands, Measurer):
         salt: str,
         source: torch.nn.Module | None = None,
         batch_size: int = 64,
+        control_pool: int = 1,
     ):
         super().__init__(
-            model, dataset, own=own, control=control, salt=salt, device=str(ctx.device)
+            model,
+            dataset,
+            own=own,
+            control=control,
+            salt=salt,
+            device=str(ctx.device),
+            control_pool=control_pool,
         )
         self.ctx, self.source, self.batch_size = ctx, source, batch_size
         self.stale = source is not None

@@ -49,7 +49,15 @@ class ShardedMeasurerFactory:
         self.measurer: ShardedMeasurer | None = None
 
     def __call__(
-        self, model: torch.nn.Module, dataset: PageDataset, *, own, control, salt, device
+        self,
+        model: torch.nn.Module,
+        dataset: PageDataset,
+        *,
+        own,
+        control,
+        salt,
+        device,
+        control_pool=1,
     ) -> ShardedMeasurer:
         broadcast_object({"own": own, "control": control}, self.ctx)
         self.measurer = ShardedMeasurer(
@@ -60,6 +68,7 @@ class ShardedMeasurerFactory:
             control=control,
             salt=salt,
             source=model,
+            control_pool=control_pool,
         )
         return self.measurer
 

@@ -44,8 +44,15 @@ class ValidatorConfig:
     )
     eval_control_seqs: int = setting(
         36,
-        "Control sequences per window from validator-drawn training pages (shared by uploads).",
+        "Control sequences per upload from validator-drawn training pages nobody claimed.",
         at_least(2),
+    )
+    eval_control_pool: int = setting(
+        3,
+        "Times --eval.control-seqs in the window's control pool; each upload is measured on "
+        "its own random part of it, so uploads trained alike do not share one sample's luck "
+        "(1: one sample shared by every upload; docs/scoring.md section 4).",
+        at_least(1),
     )
     eval_boost: int = setting(
         2,

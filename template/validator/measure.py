@@ -13,10 +13,16 @@ size, as in the aggregate) and measured on:
   out: assignments are drawn independently per uid, so two can share a page, and an upload
   built from the others' deltas (a mix, an ALIE shift) would fit the page its owner trained
   on;
-- control sequences: one sequence from each of ``control`` training pages the validator draws
-  for the window (the same distribution as any miner's assignment, never the held-out tail,
-  and none that an upload of the window claims: pages nobody trained on), shared by every
-  upload of the window.
+- control sequences: one sequence from each of ``control`` training pages (the same
+  distribution as any miner's assignment, never the held-out tail, and none that an upload of
+  the window claims: pages nobody trained on). The validator draws a *pool* of ``control x
+  control_pool`` such pages for the window, computes their losses before once, and measures
+  each upload on its own random ``control`` of them (by the secret, the window and the uid).
+  With one sample shared by every upload, its noise was shared too: uploads trained alike (a
+  crowd of Sybil uids training one victim's pages) then passed the bar together in the
+  windows whose control sample favoured them (docs/scoring.md section 10, "The control
+  pool"). A pool of f times the sample leaves two uploads 1/f of their control sequences in
+  common on average; ``control_pool = 1`` is the one shared sample.
 
 The reference of an upload is the mean of the window's *other* uploads of its crowd (below;
 leave-one-out; with no other upload, the global model itself), so each sequence gives a
@@ -53,10 +59,11 @@ that fit is clustered by page and the t statistic is read with its Welch degrees
 
 Cost per upload: 3 x own + 2 x control sequences of forward passes (own sequences before,
 after the reference and after the upload; control sequences after both); the control
-"before" losses are shared by the window. A *boosted* measurement (the judge's undecided
+"before" losses of the pool are computed once per window (control x control_pool). A *boosted* measurement (the judge's undecided
 uids, ``JudgeRules.undecided``) takes K times the own sequences, as far as the upload's claimed
-pages hold them, and K times the control ones (the window's, then an independent draw of more
-unclaimed pages): more evidence where a verdict is still open, at up to K times the cost.
+pages hold them, and K times the control ones (from a pool of K times the window's, the
+window's pool and an independent draw of more unclaimed pages): more evidence where a verdict
+is still open, at up to K times the cost.
 """
 
 from __future__ import annotations
@@ -385,16 +392,16 @@ class _Window:
     scale: float
     total: SparseDelta  # sum of the window's uploads
     count: int
-    control: torch.Tensor
+    control: torch.Tensor  # the window's control pool
     control_pages: tuple[int, ...]
-    before: torch.Tensor  # control losses of the global model
+    before: torch.Tensor  # the pool's losses under the global model
     shared: frozenset[int]  # pages two or more of the window's uploads claim
     factors: dict[int, float]  # uid -> the size it is measured at (its outer-step clip)
     claims: frozenset[int] = frozenset()  # every page an upload of the window claims
     crowd: frozenset[int] = frozenset()  # the uids whose uploads make the reference
     boosted: dict[int, tuple[tuple[int, ...], torch.Tensor, torch.Tensor]] = field(
         default_factory=dict
-    )  # boost -> (control pages, control sequences, their losses before) for that boost
+    )  # boost -> (pool pages, pool sequences, their losses before) for that boost
 
 
 class Measurer:
@@ -409,10 +416,16 @@ class Measurer:
         control: int,
         salt: str,
         device: str = "cpu",
+        control_pool: int = 1,
     ):
-        """``salt``: seeds which sequences are measured (the validator's secret, secret.py)."""
+        """``salt``: seeds which sequences are measured (the validator's secret, secret.py).
+        ``control_pool``: the window's control pool holds that many times ``control``
+        sequences, and each upload is measured on its own ``control`` of them (1: one sample
+        shared by every upload)."""
+        if control_pool < 1:
+            raise ValueError(f"control_pool must be at least 1, got {control_pool}")
         self.model, self.dataset = model, dataset
-        self.own, self.control = own, control
+        self.own, self.control, self.control_pool = own, control, int(control_pool)
         self.salt, self.device = salt, device
         self._w: _Window | None = None
 
@@ -444,7 +457,9 @@ class Measurer:
         in_crowd = [up for up in uploads if up.uid in crowd]
         total = sum_delta(in_crowd, shapes, factors)
         claims = Counter(p for up in uploads for p in set(up.pages))
-        cpages, ctrl = control_sequences(self.dataset, self.control, window, self.salt, claims)
+        cpages, ctrl = control_sequences(
+            self.dataset, self.control * self.control_pool, window, self.salt, claims
+        )
         shared = frozenset(p for p, n in claims.items() if n > 1)
         self._w = _Window(
             window,
@@ -464,15 +479,15 @@ class Measurer:
         """The model changed: the shared losses are stale."""
         self._w = None
 
-    def _control(self, boost: int) -> tuple[tuple[int, ...], torch.Tensor, torch.Tensor]:
-        """(pages, sequences, losses before) of the control sample at ``boost`` times the
-        window's control sequences: the window's own, then more pages of an independent draw
-        (none claimed, none already in the sample), drawn once per window and boost."""
+    def _pool(self, boost: int) -> tuple[tuple[int, ...], torch.Tensor, torch.Tensor]:
+        """(pages, sequences, losses before) of the control pool at ``boost`` times the
+        window's: the window's pool, then more pages of an independent draw (none claimed,
+        none already in the pool), drawn once per window and boost."""
         w = self._w
         if boost <= 1:
             return w.control_pages, w.control, w.before
         if boost not in w.boosted:
-            more = self.control * (boost - 1)
+            more = self.control * self.control_pool * (boost - 1)
             exclude = w.claims | set(w.control_pages)
             pages, seqs = control_sequences(
                 self.dataset, more, w.window, self.salt, exclude, draw=f"control x{boost}"
@@ -483,6 +498,19 @@ class Measurer:
                 torch.cat([w.before, self.losses(seqs)]),
             )
         return w.boosted[boost]
+
+    def _control(self, uid: int, boost: int) -> tuple[tuple[int, ...], torch.Tensor, torch.Tensor]:
+        """(pages, sequences, losses before) of ``uid``'s control sample: ``boost`` times
+        ``control`` sequences of the pool, chosen by the secret, the window and the uid (the
+        whole pool when it holds no more)."""
+        pages, seqs, before = self._pool(boost)
+        need = self.control * boost
+        if len(pages) <= need:
+            return pages, seqs, before
+        rng = _rng(self.salt, "control sample", self._w.window, uid, boost)
+        pick = sorted(rng.sample(range(len(pages)), need))
+        idx = torch.tensor(pick, dtype=torch.long)
+        return tuple(pages[i] for i in pick), seqs[idx], before[idx]
 
     @torch.no_grad()
     def measure(self, upload: Upload, near: Sequence[Upload] = (), boost: int = 1) -> Measurement:
@@ -495,7 +523,7 @@ class Measurer:
         if w is None:
             raise RuntimeError("begin_window first (the model changed since)")
         boost = max(1, int(boost))
-        cpages, control, before = self._control(boost)
+        cpages, control, before = self._control(upload.uid, boost)
         pages, own = own_sequences(
             self.dataset, upload, self.own * boost, w.window, self.salt, w.shared
         )

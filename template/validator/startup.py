@@ -108,6 +108,7 @@ async def prepare_validator(
         control=cfg.eval_control_seqs,
         salt=secret,
         device=device,
+        control_pool=cfg.eval_control_pool,
     )
     return Validator(
         chain=chain,

@@ -408,6 +408,36 @@ def test_pages_two_uploads_claim_are_nobodys_own_and_claimed_pages_are_never_con
     assert alone.own_pages == () and alone.fit_z == 0.0 and alone.fit_excess == 0.0
 
 
+def test_each_upload_is_measured_on_its_own_part_of_the_window_control_pool(tiny_dataset):
+    """Uploads trained alike must not share one control sample's luck (a Sybil crowd passing
+    the bar together): with a pool, the same delta under two uids gets two control samples,
+    each ``control`` long, from pages nobody claimed, the same on a second look; with a pool
+    of 1 every upload gets the window's one sample, as before the pool."""
+    ds = PageDataset(TokenStream(tiny_dataset), HP)
+    model = build_model(HP.model)
+    ref = _upload(ds, model, 3, 1)
+    a = _upload(ds, model, 3, 2)
+    twin = dataclasses.replace(a, uid=3, pages=tuple(ds.layout.pages(3, 3, 4)))
+    claimed = {*ref.pages, *a.pages, *twin.pages}
+    for pool in (1, 3):
+        m = Measurer(model, ds, own=6, control=6, salt="v", control_pool=pool)
+        m.begin_window(3, [ref, a, twin], 1.0, None, {1})  # both measured against uid 1
+        ma, mt = m.measure(a), m.measure(twin)
+        for got in (ma, mt):
+            assert len(got.control_pages) == 6 and not set(got.control_pages) & claimed
+        if pool == 1:  # one shared sample: the same delta has the same control figures
+            assert ma.control_pages == mt.control_pages
+            assert torch.equal(ma.control_excess, mt.control_excess)
+            continue
+        assert ma.control_pages != mt.control_pages
+        assert not torch.equal(ma.control_excess, mt.control_excess)
+        assert m.measure(a).control_pages == ma.control_pages  # drawn, not random per call
+        boosted = m.measure(a, boost=2)
+        assert len(boosted.control_pages) == 12 and not set(boosted.control_pages) & claimed
+    with pytest.raises(ValueError, match="control_pool"):
+        Measurer(model, ds, own=6, control=6, salt="v", control_pool=0)
+
+
 def _upload(ds, model, window: int, uid: int, scale: float = 0.01):
     shapes = {n: tuple(p.shape) for n, p in model.named_parameters()}
     g = torch.Generator().manual_seed(uid)
