@@ -59,11 +59,11 @@ that fit is clustered by page and the t statistic is read with its Welch degrees
 
 Cost per upload: 3 x own + 2 x control sequences of forward passes (own sequences before,
 after the reference and after the upload; control sequences after both); the control
-"before" losses of the pool are computed once per window (control x control_pool). A *boosted* measurement (the judge's undecided
-uids, ``JudgeRules.undecided``) takes K times the own sequences, as far as the upload's claimed
-pages hold them, and K times the control ones (from a pool of K times the window's, the
-window's pool and an independent draw of more unclaimed pages): more evidence where a verdict
-is still open, at up to K times the cost.
+"before" losses of the pool (control x control_pool) are computed once per window. A
+*boosted* measurement (the judge's undecided uids, ``JudgeRules.undecided``) takes K times
+the own sequences, as far as the upload's claimed pages hold them, and K times the control
+ones (from a pool of K times the window's: the window's pool and an independent draw of more
+unclaimed pages): more evidence where a verdict is still open, at up to K times the cost.
 """
 
 from __future__ import annotations
