@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
@@ -332,6 +334,41 @@ def test_evidence_power_model_shows_the_pay_span_trade_off():
     assert short["below_half"] < built["below_half"]
     assert short["null_share"] > built["null_share"] >= 0.0
     assert run(1.0, mu=-1.0)["below_half"] == 1.0
+
+
+def test_evidence_persistence_finds_a_uid_whose_z_stays_high_and_not_chance(tmp_path, capsys):
+    """Crowds of N(0, 1) uids credit about what shuffled ones do (a large p); with one uid per
+    run at +0.8 every window the judge's test credits far more than shuffling the windows'
+    values among the uids gives (p near 0). Reads benchmark output lines, skipping others."""
+    import bench_evidence_persistence as persist
+
+    from template.validator.judge import JudgeRules
+
+    rng = np.random.default_rng(0)
+    null = [rng.standard_normal((24, 6)) for _ in range(30)]
+    offset = [z + np.array([0.8, 0, 0, 0, 0, 0]) for z in null]
+    rules = JudgeRules()
+    chance = persist.persistence(null, rules, shuffles=60, seed=1)
+    kept = persist.persistence(offset, rules, shuffles=60, seed=1)
+    assert chance["runs"] == 30 and chance["uploads"] == 30 * 24 * 6
+    assert chance["p"] > 0.05 and kept["p"] < 0.02
+    assert kept["credited"] > kept["shuffled_mean"] + 3 * kept["shuffled_sd"]
+    doc = {
+        "windows": 24,
+        "small": {
+            "runs": [{"classes": {"wrong_pages": {"fit_z": list(z.ravel())}}} for z in offset[:4]]
+        },
+    }
+    lines = ["a log line", json.dumps(doc)]
+    got = persist.class_runs(lines, "wrong_pages")
+    assert len(got) == 4 and np.array_equal(got[0], offset[0])
+    assert persist.class_runs(lines, "shadow") == []
+    f = tmp_path / "runs.jsonl"
+    f.write_text("\n".join(lines))
+    sys.argv = ["x", str(f), "--class", "shadow"]
+    with pytest.raises(SystemExit) as e:
+        persist.main()
+    assert e.value.code == 2 and "'shadow'" in capsys.readouterr().err
 
 
 def test_sample_secret_bench_predicts_what_a_public_seed_measures(tiny_dataset):
