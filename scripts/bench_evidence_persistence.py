@@ -39,11 +39,14 @@ def class_runs(lines, kind: str, labels: set[str] | None = None) -> list[np.ndar
     """Each run's fit z of class ``kind`` as a (windows, uids) array, from benchmark output
     (``labels``: only the objects whose ``_label`` is one of them)."""
     out = []
-    for line in lines:
+    for n, line in enumerate(lines, 1):
         line = line.strip()
         if not line.startswith("{"):
             continue
-        doc = json.loads(line)
+        try:
+            doc = json.loads(line)
+        except json.JSONDecodeError as e:
+            raise ValueError(f"line {n} is not a JSON object: {e}") from None
         if labels and doc.get("_label") not in labels:
             continue
         windows = doc.get("windows")
@@ -122,9 +125,12 @@ def main() -> None:
     for f in args.files:
         if not f.is_file():
             p.error(f"{f}: no such file")
-        runs += class_runs(f.read_text().splitlines(), args.kind, set(args.label))
+        try:
+            runs += class_runs(f.read_text().splitlines(), args.kind, set(args.label))
+        except ValueError as e:
+            p.error(f"{f}: {e}")
     if not runs:
-        p.error(f"no run with per-window fit z of class {args.kind!r} with at least 2 uids")
+        p.error(f"no run with per-window fit z of class {args.kind!r} in {len(args.files)} file(s)")
     runs = [z for z in runs if z.shape[1] >= 2]  # one uid per window: nothing to shuffle
     if not runs:
         p.error(f"class {args.kind!r} has one uid per run: nothing to shuffle")

@@ -369,6 +369,11 @@ def test_evidence_persistence_finds_a_uid_whose_z_stays_high_and_not_chance(tmp_
     with pytest.raises(SystemExit) as e:
         persist.main()
     assert e.value.code == 2 and "'shadow'" in capsys.readouterr().err
+    f.write_text(lines[1][:-5])  # a truncated object
+    sys.argv = ["x", str(f)]
+    with pytest.raises(SystemExit) as e:
+        persist.main()
+    assert e.value.code == 2 and "line 1 is not a JSON object" in capsys.readouterr().err
 
 
 def test_sample_secret_bench_predicts_what_a_public_seed_measures(tiny_dataset):
