@@ -83,6 +83,8 @@ def split_half_correlation(runs: list[np.ndarray]) -> float:
 
 
 def persistence(runs: list[np.ndarray], rules: JudgeRules, shuffles: int, seed: int) -> dict:
+    if shuffles < 1:
+        raise ValueError(f"shuffles must be at least 1, got {shuffles}")
     rng = np.random.default_rng(seed)
     seen = credited(runs, rules)
     shuffled = np.array(
@@ -95,10 +97,10 @@ def persistence(runs: list[np.ndarray], rules: JudgeRules, shuffles: int, seed: 
         "uploads": uploads,
         "credited": int(seen),
         "credited_share": seen / uploads if uploads else None,
-        "shuffled_mean": float(shuffled.mean()) if shuffles else None,
-        "shuffled_sd": float(shuffled.std()) if shuffles else None,
-        "p": float((shuffled >= seen).mean()) if shuffles else None,
-        "iid_mean": float(np.mean(iid)) if shuffles else None,
+        "shuffled_mean": float(shuffled.mean()),
+        "shuffled_sd": float(shuffled.std()),
+        "p": float((shuffled >= seen).mean()),
+        "iid_mean": float(np.mean(iid)),
         "split_half_correlation": split_half_correlation(runs),
     }
 
@@ -121,6 +123,10 @@ def main() -> None:
     args = p.parse_args()
     if args.shuffles < 1:
         p.error(f"--shuffles {args.shuffles}: must be >= 1")
+    if not 0 < args.alpha < 1:
+        p.error(f"--alpha {args.alpha}: must be in (0, 1)")
+    if not 0 < args.memory <= 1:
+        p.error(f"--memory {args.memory}: must be in (0, 1]")
     runs: list[np.ndarray] = []
     for f in args.files:
         if not f.is_file():

@@ -374,6 +374,11 @@ def test_evidence_persistence_finds_a_uid_whose_z_stays_high_and_not_chance(tmp_
     with pytest.raises(SystemExit) as e:
         persist.main()
     assert e.value.code == 2 and "line 1 is not a JSON object" in capsys.readouterr().err
+    f.write_text(lines[1])
+    sys.argv = ["x", str(f), "--alpha", "1.5"]
+    with pytest.raises(SystemExit) as e:
+        persist.main()
+    assert e.value.code == 2 and "--alpha 1.5" in capsys.readouterr().err
 
 
 def test_sample_secret_bench_predicts_what_a_public_seed_measures(tiny_dataset):
