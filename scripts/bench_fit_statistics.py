@@ -151,6 +151,12 @@ def main() -> None:
         "miners (e.g. bench_incentives.py's defaults, to see the statistics in a crowd of "
         "adversaries); every class is reported under its own name, wrong_pages as null",
     )
+    p.add_argument(
+        "--same-start",
+        action="store_true",
+        help="every run builds the preset's initial model and page draws, as runs recorded "
+        "before 2026-12-06 did; default: the run seed sets both (bench_incentives.run_start)",
+    )
     p.add_argument("--json", action="store_true")
     args = p.parse_args()
     if args.first_window is not None and args.first_window < 0:
@@ -169,9 +175,10 @@ def main() -> None:
     per: dict[str, dict[str, list[float]]] = {}
     with tempfile.TemporaryDirectory() as tmp:
         folder = sim.build_dataset(Path(tmp) / "dataset")
-        hp = bench.overridden(bench.preset(args.preset), args.set, p)
-        ds = sim.open_dataset(folder, hp)
+        base = bench.overridden(bench.preset(args.preset), args.set, p)
         for seed in range(args.first_seed, args.first_seed + args.seeds):
+            hp = base if args.same_start else bench.run_start(base, seed)
+            ds = sim.open_dataset(folder, hp)
             records.clear()
             run_dir = Path(tmp) / f"run{seed}"
             asyncio.run(
@@ -198,6 +205,7 @@ def main() -> None:
         "seeds": list(range(args.first_seed, args.first_seed + args.seeds)),
         "windows": args.windows,
         "first_window": args.first_window,
+        "same_start": args.same_start,
         "statistics": {
             name: {kind: summary(v) for kind, v in sorted(by.items())} for name, by in per.items()
         },

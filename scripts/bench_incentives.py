@@ -9,9 +9,11 @@ its own secret sample, the first leading and Yuma paying from all their weights)
 ``--honest`` honest miners, a lazy miner
 (a quarter of the steps) and one miner per adversary class (scripts/incentive_sim.py). Blocks
 advance only when the benchmark says (scripts/incentive_net.py), after every miner uploaded,
-so CPU load never makes a window missed. The validator polls the uploads (its first-seen
-clock) before they land, after they all landed (copiers land in the same polling interval as
-their victims: the hardest case for the clock) and after the cut-off.
+so CPU load never makes a window missed. Each run seed gives its run its own initial model
+and page draws (``run_start``; ``--same-start``: the preset's for every run, as before
+2026-12-06). The validator polls the uploads (its first-seen clock) before they land, after
+they all landed (copiers land in the same polling interval as their victims: the hardest case
+for the clock) and after the cut-off.
 
 Uploads are sealed (training/seal.py) and their keys published after the cut-off, so by
 default an adversary that uses the others' uploads (copiers, aggregator, ALIE, mixers) works
@@ -721,6 +723,17 @@ def overridden(hp: HParams, pairs: list[tuple[str, object]], parser) -> HParams:
         parser.error(f"--set: {e}")
 
 
+def run_start(hp: HParams, seed: int) -> HParams:
+    """The preset with the run seed added to its initial weights' seed and its page draws'
+    seed, so two runs differ in their model and data as two subnets would (seed 0 keeps the
+    preset's). Without it every run built the same initial model and, at one first window,
+    trained the same page draws: only the validator's sample and the adversaries' randomness
+    told runs apart (``--same-start``)."""
+    return hp.replace(
+        **{"model.init_seed": hp.model.init_seed + seed, "data.seed": hp.data.seed + seed}
+    )
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     p.add_argument("--json", action="store_true", help="print one JSON object")
@@ -776,6 +789,12 @@ def main() -> None:
         default=None,
         help="the first window of every run (default 10 + 1000 x seed; the inner lr schedule "
         "depends on the window, so seeds 2 and up start at its tail)",
+    )
+    p.add_argument(
+        "--same-start",
+        action="store_true",
+        help="every run builds the preset's initial model and page draws (model.init_seed, "
+        "data.seed), as runs recorded before 2026-12-06 did; default: the run seed sets both",
     )
     p.add_argument(
         "--leaked-seal",
@@ -852,6 +871,7 @@ def main() -> None:
         "inflate": args.inflate,
         "carry_steps": args.carry_steps,
         "validators": args.validators,
+        "same_start": args.same_start,
     }
     names = [n for n in args.presets.split(",") if n]
     if not names or set(names) - {"tiny", "small"}:
@@ -862,10 +882,11 @@ def main() -> None:
             folder = sim.build_dataset(Path(tmp) / "dataset", corpus=args.corpus)
         except UnicodeDecodeError as e:
             p.error(f"--corpus {args.corpus}: not UTF-8 text ({e.reason} at byte {e.start})")
-        for name, hp in presets.items():
-            ds = sim.open_dataset(folder, hp)
+        for name, base in presets.items():
             runs, clean = [], []
             for seed in range(args.first_seed, args.first_seed + args.seeds):
+                hp = base if args.same_start else run_start(base, seed)
+                ds = sim.open_dataset(folder, hp)
                 runs.append(
                     asyncio.run(
                         simulate(

@@ -161,6 +161,18 @@ def test_set_flag_reads_typed_hparam_overrides_that_the_preset_accepts():
             bench.overridden(bench.preset("tiny"), [bad], parser)
 
 
+def test_each_run_seed_starts_from_its_own_model_and_page_draws(tiny_dataset):
+    """Two runs at one first window must not train the same model on the same pages."""
+    base = bench.preset("small").replace(**{"data.seed": 5})
+    assert bench.run_start(base, 0) == base
+    one, two = bench.run_start(base, 1), bench.run_start(base, 2)
+    assert (two.data.seed, two.model.init_seed) == (7, base.model.init_seed + 2)
+    draws = [sim.open_dataset(tiny_dataset, hp).layout.pages(10, 0, 4) for hp in (one, two)]
+    assert draws[0] != draws[1]
+    w1, w2 = (next(build_model(hp.model).parameters()) for hp in (one, two))
+    assert not torch.equal(w1, w2)
+
+
 def test_dataset_is_built_from_the_corpus_given(tmp_path):
     text = tmp_path / "corpus.txt"
     text.write_text("abc " * 20_000, encoding="utf-8")
