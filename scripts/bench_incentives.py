@@ -597,6 +597,22 @@ def null_fit_z(runs: list[dict], z_proof: float) -> dict | None:
     }
 
 
+def lazy_paid_less(run: dict) -> bool | None:
+    """Whether the run's lazy miner (a quarter of the steps) earned less than the honest ones:
+    at the end no more than the lowest honest miner, and over the second half of the windows
+    less than an average honest miner (None: no lazy miner ran). Until 2026-12-06 the target
+    compared only the mean final share over the runs with the honest mean, which passed while
+    a lazy miner out-earned every honest one over a run's second half."""
+    classes = run["classes"]
+    if "lazy" not in classes or not run["honest_shares_of_equal"]:
+        return None
+    n = len(run["honest_shares_of_equal"])
+    lowest = min(run["honest_shares_of_equal"]) / n
+    later = classes["honest"]["incentive_share_second_half"] / n
+    lazy = classes["lazy"]
+    return lazy["incentive_share"] <= lowest and lazy["incentive_share_second_half"] < later
+
+
 def summarise(runs: list[dict], clean: list[dict], z_proof: float) -> dict:
     pay = summarise_pay(runs, "windows_to_weight_zero")
     out = {
@@ -626,14 +642,12 @@ def summarise(runs: list[dict], clean: list[dict], z_proof: float) -> dict:
     out["eval_cost_share"] = statistics.mean(
         r["eval_seconds_per_upload"] / r["train_seconds_per_upload"] for r in runs
     )
-    lazy = out["classes"].get("lazy", {}).get("incentive_share_mean")
-    honest_mean = out["classes"]["honest"]["incentive_share_mean"] / max(
-        1, runs[0]["honest_uploads"] // runs[0]["windows"]
-    )
+    lazy = {r["seed"]: lazy_paid_less(r) for r in runs}
+    out["lazy_above_honest_seeds"] = [seed for seed, ok in lazy.items() if ok is False]
     out["targets"] = {
         "zero_honest_false_rejections": out["honest_false_rejections"] == 0,
         **pay["targets"],
-        "lazy_paid_less_than_honest": lazy is None or lazy < honest_mean,
+        "lazy_paid_less_than_honest": not out["lazy_above_honest_seeds"],
         # wall-clock validator seconds over miner training seconds per upload; the tiny and
         # small presets train too few sequences per window to meet it (docs/scoring.md, 4)
         "eval_cost_at_most_10pct": out["eval_cost_share"] <= 0.10,

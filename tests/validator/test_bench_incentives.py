@@ -85,6 +85,25 @@ def test_micro_run_reports_every_figure_and_pays_no_copier(tiny_dataset, tmp_pat
     }
 
 
+def test_lazy_target_fails_a_run_whose_lazy_miner_out_earns_an_honest_one():
+    def run(lazy_final, lazy_later, honest_of_equal=(1.2, 0.9, 0.9), honest_later=0.75):
+        return {
+            "seed": 0,
+            "honest_shares_of_equal": list(honest_of_equal),
+            "classes": {
+                "honest": {"incentive_share_second_half": honest_later},
+                "lazy": {"incentive_share": lazy_final, "incentive_share_second_half": lazy_later},
+            },
+        }
+
+    assert bench.lazy_paid_less(run(0.07, 0.08)) is True
+    # the weakest honest miner holds 0.9 / 3 = 0.3 at the end: a lazy 0.31 out-earns it
+    assert bench.lazy_paid_less(run(0.31, 0.08)) is False
+    # over the second half an average honest miner held 0.25: a lazy 0.26 out-earns it
+    assert bench.lazy_paid_less(run(0.07, 0.26)) is False
+    assert bench.lazy_paid_less({"seed": 0, "honest_shares_of_equal": [1.0], "classes": {}}) is None
+
+
 def test_second_half_shares_average_the_later_windows_and_skip_empty_ones():
     weights = {"honest": [0.0, 9.0, 3.0, 0.0, 1.0], "lazy": [0.0, 1.0, 1.0, 0.0, 0.0]}
     # windows 2..4: shares 0.75 / 0.25, nobody (skipped), 1.0 / 0.0
