@@ -37,7 +37,7 @@ from template.validator.measure import (
     t_to_z,
 )
 from template.validator.outcomes import MISSING, RejectCode, Rejection
-from template.validator.score import Scoreboard, incentive_scores, window_values
+from template.validator.score import Scoreboard, full_work_rate, incentive_scores, window_values
 from template.validator.weights import compute_weights
 
 from ..conftest import corpus_text
@@ -186,7 +186,8 @@ def test_pay_is_capped_by_the_share_of_the_window_the_claim_covers():
     assert "work 0.25" in str(d[2]) and "work" not in str(d[1])
     vals = window_values(d, {}, **PENALTIES)
     assert d[1].pay == d[2].pay == 1.0
-    assert vals[1] > 0.9 and vals[2] == 0.25  # about the same gain, a quarter of the claim
+    # about the same gain: a quarter of the claim, at the rate the full claim earned
+    assert vals[1] > 0.9 and math.isclose(vals[2], 0.25 * vals[1])
     small = {
         1: Decision(1, "credited", gain=0.02),
         2: Decision(2, "credited", gain=0.002, work=0.5),
@@ -203,10 +204,38 @@ def test_one_inflated_gain_does_not_shrink_the_others_values():
     vals = window_values({**honest, **mixer}, {}, **PENALTIES)
     # par 0.020 (the upper median of four gains); the maximum would have halved these
     assert vals[1] == 1.0 and math.isclose(vals[2], 0.95) and math.isclose(vals[3], 0.9)
-    assert math.isclose(vals[4], 1 / 3)
+    assert math.isclose(vals[4], 0.95 / 3)  # a third of the full claims' median value
     # two credited uploads: the larger one is the par (the upper median)
     pair = window_values({1: honest[1], 5: Decision(5, "credited", gain=0.005)}, {}, **PENALTIES)
     assert pair == {1: 1.0, 5: 0.25}
+
+
+def test_a_partial_claim_earns_at_most_its_share_of_what_full_work_earned():
+    """A lazy miner (a third of the pages) whose evidence is a little stronger than the honest
+    miners' is paid more per unit of evidence near the bar; it earns at most a third of the
+    median value of the window's earning full claims. Full claims that earn nothing (unproven,
+    rejected, or a gain within noise) set no rate, so a crowd of them cannot zero it."""
+    honest = {
+        u: Decision(u, "credited", gain=0.02, pay=p) for u, p in ((1, 0.1), (2, 0.2), (3, 0.3))
+    }
+    lazy = {4: Decision(4, "credited", gain=0.015, work=1 / 3, pay=0.9)}
+    vals = window_values({**honest, **lazy}, {}, **PENALTIES)
+    assert [round(vals[u], 6) for u in (1, 2, 3)] == [0.1, 0.2, 0.3]
+    assert math.isclose(vals[4], 0.2 / 3)  # not 1/3 x 0.9 = 0.3, more than any honest miner
+    # below the rate: its own value stands
+    slow = {4: Decision(4, "credited", gain=0.015, work=1 / 3, pay=0.1)}
+    assert math.isclose(window_values({**honest, **slow}, {}, **PENALTIES)[4], 0.1 / 3)
+    # no full claim earns: nothing to compare with; zero-gain, unproven and rejected full
+    # claims do not count
+    others = {
+        5: Decision(5, "credited", gain=0.0),
+        6: Decision(6, "unproven", gain=0.03),
+        7: Decision(7, "rejected", Rejection(RejectCode.HARMFUL, "harm"), gain=-0.1),
+    }
+    alone = window_values({**others, **lazy}, {}, **PENALTIES)
+    assert math.isclose(alone[4], 0.9 / 3) and alone[5] == alone[6] == alone[7] == 0.0
+    assert full_work_rate({**others, **lazy}, alone) is None
+    assert full_work_rate({**honest, **lazy}, vals) == 0.2
 
 
 def test_harm_needs_statistical_evidence():
