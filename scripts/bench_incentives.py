@@ -31,6 +31,7 @@ import asyncio
 import copy
 import json
 import logging
+import math
 import statistics
 import sys
 import tempfile
@@ -420,11 +421,14 @@ async def simulate(
     inflate: float = INFLATE,
     carry_steps: int = -1,
     validators: int = 1,
+    trace: bool = False,
 ) -> dict:
     """One run of ``windows`` windows from ``first_window`` (default 10 + 1000 x seed).
 
     The per-class figures are the leader's (validator 0); ``consensus`` gives what Yuma pays
-    from every validator's weights (the same shares with one validator)."""
+    from every validator's weights (the same shares with one validator). ``trace``: also
+    return the leader's decisions and values of every window (``window_trace``), which
+    scripts/replay_scores.py folds again under the score rules of the code it runs on."""
     run = Run(
         hp,
         ds,
@@ -460,11 +464,14 @@ async def simulate(
     honest_uploads = false_rejections = unattributed = 0
     first_credit: dict[int, int] = {}
     reasons: dict[str, int] = {}
+    windows_trace: list[dict] = []
     t0 = time.perf_counter()
     w0 = 10 + seed * 1000 if first_window is None else first_window
     for i in range(windows):
         w = w0 + i
         r = await run.window(w)
+        if trace:
+            windows_trace.append(window_trace(r))
         for uid, kind in kinds.items():
             c = per_class[kind]
             d = r.decisions.get(uid)
@@ -532,6 +539,49 @@ async def simulate(
         "seconds": round(time.perf_counter() - t0, 1),
         **({"mixer_copied_share": run.mix_shares} if run.mix_shares else {}),
         "consensus": _consensus_figures(per_class, kinds, incentive, trust),
+        **({"trace": run_trace(run, kinds, windows_trace)} if trace else {}),
+    }
+
+
+def _finite(x: float) -> float | None:
+    return float(x) if math.isfinite(x) else None
+
+
+def window_trace(report) -> dict:
+    """What the score stage saw in one window (the leader's report): each judged uid's
+    [verdict, rejection code or None, gain, work, pay, fit z, evidence Z], the codes of the
+    uploads rejected before the judge, the uids whose upload was missing, and the values."""
+    decided = {
+        str(u): [
+            d.verdict,
+            d.rejection.code.value if d.rejection is not None else None,
+            _finite(d.gain),
+            d.work,
+            d.pay,
+            _finite(d.fit_z),
+            _finite(d.evidence_z),
+        ]
+        for u, d in sorted(report.decisions.items())
+    }
+    before = {str(u): r.code.value for u, r in sorted(report.rejected.items()) if u not in decided}
+    return {
+        "window": report.window,
+        "decisions": decided,
+        "rejected": before,
+        "missing": sorted(report.missing),
+        "values": {str(u): v for u, v in sorted(report.values.items())},
+    }
+
+
+def run_trace(run: Run, kinds: dict[int, str], windows: list[dict]) -> dict:
+    """A run's trace: the settings the score stage used, each uid's class, every window."""
+    cfg = run.v.cfg
+    return {
+        "score_alpha": cfg.score_alpha,
+        "invalid_penalty": cfg.score_invalid_penalty,
+        "missing_penalty": cfg.score_missing_penalty,
+        "kinds": {str(u): k for u, k in sorted(kinds.items())},
+        "windows": windows,
     }
 
 
@@ -811,6 +861,12 @@ def main() -> None:
         "data.seed), as runs recorded before 2026-12-06 did; default: the run seed sets both",
     )
     p.add_argument(
+        "--trace",
+        action="store_true",
+        help="each run also carries every window's decisions and values ('trace'), to replay "
+        "under other score rules with scripts/replay_scores.py",
+    )
+    p.add_argument(
         "--leaked-seal",
         action="store_true",
         help="adversaries read the current window's honest uploads, as if every seal key leaked "
@@ -918,6 +974,7 @@ def main() -> None:
                             args.inflate,
                             args.carry_steps,
                             args.validators,
+                            args.trace,
                         )
                     )
                 )

@@ -798,3 +798,49 @@ def test_control_pool_flag_refuses_fewer_than_one(monkeypatch, capsys):
     with pytest.raises(SystemExit) as e:
         bench.main()
     assert e.value.code == 2 and "--control-pool 0: must be at least 1" in capsys.readouterr().err
+
+
+def test_a_traced_run_replays_to_its_recorded_values_and_shares(
+    tiny_dataset, tmp_path, monkeypatch
+):
+    """``--trace`` keeps what the score stage saw; folding it again on the same code gives the
+    recorded values and pay, and a changed score rule shows in the replay."""
+    import replay_scores as replay
+
+    hp = bench.preset("small")
+    ds = sim.open_dataset(tiny_dataset, hp)
+    run = asyncio.run(bench.simulate(hp, ds, tmp_path, 0, 3, 2, ["lazy", "random"], trace=True))
+    trace = run["trace"]
+    assert len(trace["windows"]) == 3 and set(trace["kinds"].values()) == {
+        "honest",
+        "lazy",
+        "random",
+    }
+    run = json.loads(json.dumps(run))  # as read back from a file
+    got = replay.replay_run(run)
+    assert got["values_max_diff"] == 0.0
+    for k, c in run["classes"].items():
+        assert got["classes"][k]["incentive_share"] == pytest.approx(c["incentive_share"])
+        assert got["classes"][k]["incentive_share_second_half"] == pytest.approx(
+            c["incentive_share_second_half"]
+        )
+    # another score rule shows as a difference from the recorded values
+    real = replay.window_values
+    monkeypatch.setattr(
+        replay, "window_values", lambda *a, **kw: {u: v + 0.5 for u, v in real(*a, **kw).items()}
+    )
+    assert replay.replay_run(run)["values_max_diff"] == pytest.approx(0.5)
+    del run["trace"]
+    with pytest.raises(replay.TraceError, match="--trace"):
+        replay.replay_run(run)
+
+
+def test_replay_refuses_a_file_that_is_not_a_trace(tmp_path, monkeypatch, capsys):
+    bad = tmp_path / "runs.json"
+    bad.write_text(json.dumps({"small": {"runs": [{"seed": 0}]}}))
+    import replay_scores as replay
+
+    monkeypatch.setattr(sys, "argv", ["replay_scores.py", str(bad)])
+    with pytest.raises(SystemExit):
+        replay.main()
+    assert "record it with --trace" in capsys.readouterr().err
