@@ -138,7 +138,7 @@ def main() -> None:
     try:
         runs = list(recorded_runs(args.path, args.label))
         out = [{"record": name, **replay_run(run)} for name, run in runs]
-    except (KeyError, TypeError, ValueError) as e:  # JSONDecodeError and TraceError too
+    except (AttributeError, KeyError, TypeError, ValueError) as e:  # JSONDecodeError, TraceError
         p.error(f"{args.path}: not a benchmark trace ({type(e).__name__}: {e})")
     except OSError as e:
         p.error(f"{args.path}: {e}")

@@ -819,6 +819,7 @@ def test_a_traced_run_replays_to_its_recorded_values_and_shares(
     run = json.loads(json.dumps(run))  # as read back from a file
     got = replay.replay_run(run)
     assert got["values_max_diff"] == 0.0
+    # (three windows may weight nobody yet; the weights path: the hand-made trace below)
     for k, c in run["classes"].items():
         assert got["classes"][k]["incentive_share"] == pytest.approx(c["incentive_share"])
         assert got["classes"][k]["incentive_share_second_half"] == pytest.approx(
@@ -835,6 +836,38 @@ def test_a_traced_run_replays_to_its_recorded_values_and_shares(
         replay.replay_run(run)
 
 
+def test_replay_weights_follow_the_scores_of_a_hand_made_trace():
+    """Two windows in which honest uid 0 gains twice what honest uid 1 gains and the lazy uid 2
+    is unproven: values 1 and 0.5 (par: the larger gain), EMA scores 0.51 and 0.255, so the
+    honest miners hold 2/3 and 1/3 of the weights."""
+    import replay_scores as replay
+
+    window = {
+        "decisions": {
+            "0": ["credited", None, 0.02, 1.0, 1.0, 2.0, 3.0],
+            "1": ["credited", None, 0.01, 1.0, 1.0, 2.0, 3.0],
+            "2": ["unproven", None, 0.01, 0.25, 1.0, 0.0, 0.0],
+        },
+        "rejected": {},
+        "missing": [],
+        "values": {"0": 1.0, "1": 0.5, "2": 0.0},
+    }
+    trace = {
+        "score_alpha": 0.3,
+        "invalid_penalty": 1.0,
+        "missing_penalty": 0.25,
+        "kinds": {"0": "honest", "1": "honest", "2": "lazy"},
+        "windows": [window, window],
+    }
+    got = replay.replay_run({"seed": 0, "trace": trace})
+    assert got["values_max_diff"] == 0.0
+    assert got["min_honest_share_of_equal"] == pytest.approx(2 / 3)
+    assert got["classes"]["honest"]["incentive_share"] == pytest.approx(1.0)
+    assert got["classes"]["lazy"]["incentive_share"] == 0.0
+    window["values"]["1"] = 0.4  # a recorded value this code does not give
+    assert replay.replay_run({"seed": 0, "trace": trace})["values_max_diff"] == pytest.approx(0.1)
+
+
 def test_replay_refuses_a_file_that_is_not_a_trace(tmp_path, monkeypatch, capsys):
     bad = tmp_path / "runs.json"
     bad.write_text(json.dumps({"small": {"runs": [{"seed": 0}]}}))
@@ -844,3 +877,9 @@ def test_replay_refuses_a_file_that_is_not_a_trace(tmp_path, monkeypatch, capsys
     with pytest.raises(SystemExit):
         replay.main()
     assert "record it with --trace" in capsys.readouterr().err
+    lines = tmp_path / "runs.jsonl"  # a line that is not a benchmark object
+    lines.write_text("[1, 2]\n")
+    monkeypatch.setattr(sys, "argv", ["replay_scores.py", str(lines)])
+    with pytest.raises(SystemExit):
+        replay.main()
+    assert "not a benchmark trace" in capsys.readouterr().err
