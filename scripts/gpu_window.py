@@ -46,7 +46,7 @@ def worker(rank: int, args: argparse.Namespace, world: int, port: int, out: str)
     os.environ.update(rank_env(rank, world, port))
     from template.hparams import hparams_hash, load_hparams
     from template.parallel.config import ParallelConfig
-    from template.parallel.dist import close_distributed, init_distributed
+    from template.parallel.dist import close_distributed, init_distributed, leave_spawned_rank
     from template.parallel.evaluate import ShardedMeasurer
     from template.parallel.memory import cuda_plan
     from template.parallel.trainer import ShardedTrainer
@@ -156,6 +156,7 @@ def worker(rank: int, args: argparse.Namespace, world: int, port: int, out: str)
             Path(out).write_text(json.dumps(doc))
     finally:
         close_distributed()
+    leave_spawned_rank()
 
 
 def main() -> int:

@@ -8,10 +8,11 @@ from __future__ import annotations
 
 import logging
 import os
+import sys
 import threading
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NoReturn
 
 import torch
 import torch.distributed as dist
@@ -164,6 +165,7 @@ __all__ = [
     "close_distributed",
     "free_port",
     "init_distributed",
+    "leave_spawned_rank",
     "run_ranks",
 ]
 
@@ -171,3 +173,18 @@ __all__ = [
 def close_distributed() -> None:
     if dist.is_initialized():
         dist.destroy_process_group()
+
+
+def leave_spawned_rank() -> NoReturn:
+    """End a spawned rank that finished its work and closed its group, skipping interpreter
+    teardown (exit status 0).
+
+    DTensor's sharding caches keep the device mesh, and so the gloo process group and its
+    worker threads, alive after ``destroy_process_group``; they are torn down while the
+    interpreter finalizes, which now and then aborts a rank whose results are already written
+    ("terminate called without an active exception", SIGABRT). Call it only on success: a
+    failing rank raises, and ``torch.multiprocessing`` reports its traceback."""
+    logging.shutdown()
+    for stream in (sys.stdout, sys.stderr):
+        stream.flush()
+    os._exit(0)

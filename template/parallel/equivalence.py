@@ -37,7 +37,7 @@ from template.validator.measure import Measurer, collect_measurements, measure_e
 from .checkpoint import load_sharded, save_sharded
 from .compress import ShardedCompressor, all_gather_varlen
 from .config import ParallelConfig
-from .dist import close_distributed, free_port, init_distributed
+from .dist import close_distributed, free_port, init_distributed, leave_spawned_rank
 from .launch import rank_env
 from .shard import flat_range, local
 from .trainer import ShardedTrainer
@@ -198,6 +198,7 @@ def sharded_worker(rank: int, plan: Plan, port: int, out: str, reference: str) -
     finally:
         dist.barrier()
         close_distributed()
+    leave_spawned_rank()
 
 
 def _drive(trainer: ShardedTrainer, plan: Plan, hp: HParams, reference: str) -> dict:

@@ -23,7 +23,7 @@ from template.training.wire import encode_upload
 
 from .compress import ShardedCompressor
 from .config import ParallelConfig
-from .dist import close_distributed, init_distributed
+from .dist import close_distributed, init_distributed, leave_spawned_rank
 from .launch import rank_env
 from .shard import local, shard_model
 
@@ -135,3 +135,4 @@ def perf_worker(rank: int, plan: PerfPlan, port: int, out: str) -> None:
                 json.dump(result, f)
     finally:
         close_distributed()
+    leave_spawned_rank()

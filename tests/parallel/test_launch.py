@@ -85,3 +85,23 @@ async def test_a_repeated_signal_does_not_cut_a_validators_clean_up():
     finally:
         for s, handler in saved.items():
             signal.signal(s, handler)
+
+
+def test_a_finished_spawned_rank_leaves_with_status_0_and_its_output_but_no_teardown():
+    import subprocess
+    import sys
+
+    code = (
+        "import atexit, logging, sys\n"
+        "from template.parallel.dist import leave_spawned_rank\n"
+        "atexit.register(lambda: print('teardown ran'))\n"
+        "logging.basicConfig(stream=sys.stderr, level=logging.INFO)\n"
+        "print('result written', end='')\n"
+        "logging.getLogger('rank').info('closing')\n"
+        "leave_spawned_rank()\n"
+        "print('after leaving')\n"
+    )
+    got = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert got.returncode == 0, got.stderr
+    assert got.stdout == "result written"  # flushed before leaving; no teardown, nothing after
+    assert "closing" in got.stderr

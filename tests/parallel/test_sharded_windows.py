@@ -15,7 +15,7 @@ import torch.multiprocessing as mp
 
 from template.hparams import load_hparams
 from template.parallel.config import ParallelConfig
-from template.parallel.dist import close_distributed, init_distributed
+from template.parallel.dist import close_distributed, init_distributed, leave_spawned_rank
 from template.parallel.launch import free_port, rank_env
 from template.parallel.trainer import ShardedTrainer
 from template.training.model import build_model
@@ -85,6 +85,7 @@ def worker(rank: int, port: int, dataset: str, out: str) -> None:
     finally:
         dist.barrier()  # neither rank tears the group down while the other still uses it
         close_distributed()
+    leave_spawned_rank()
 
 
 @pytest.mark.slow
