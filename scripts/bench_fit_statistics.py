@@ -151,12 +151,7 @@ def main() -> None:
         "miners (e.g. bench_incentives.py's defaults, to see the statistics in a crowd of "
         "adversaries); every class is reported under its own name, wrong_pages as null",
     )
-    p.add_argument(
-        "--same-start",
-        action="store_true",
-        help="every run builds the preset's initial model and page draws, as runs recorded "
-        "before 2026-12-06 did; default: the run seed sets both (bench_incentives.run_start)",
-    )
+    bench.add_start_flag(p)
     p.add_argument("--json", action="store_true")
     args = p.parse_args()
     if args.first_window is not None and args.first_window < 0:

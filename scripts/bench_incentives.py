@@ -798,6 +798,17 @@ def run_start(hp: HParams, seed: int) -> HParams:
     )
 
 
+def add_start_flag(p: argparse.ArgumentParser) -> None:
+    """``--same-start``: ``run_start`` off (the benchmarks that train runs share it)."""
+    p.add_argument(
+        "--same-start",
+        action="store_true",
+        help="every run builds the preset's initial model and page draws (model.init_seed, "
+        "data.seed), as runs recorded before 2026-12-06 did; default: the run seed sets both "
+        "(run_start)",
+    )
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     p.add_argument("--json", action="store_true", help="print one JSON object")
@@ -854,12 +865,7 @@ def main() -> None:
         help="the first window of every run (default 10 + 1000 x seed; the inner lr schedule "
         "depends on the window, so seeds 2 and up start at its tail)",
     )
-    p.add_argument(
-        "--same-start",
-        action="store_true",
-        help="every run builds the preset's initial model and page draws (model.init_seed, "
-        "data.seed), as runs recorded before 2026-12-06 did; default: the run seed sets both",
-    )
+    add_start_flag(p)
     p.add_argument(
         "--trace",
         action="store_true",
