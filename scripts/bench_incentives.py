@@ -577,6 +577,8 @@ def run_trace(run: Run, kinds: dict[int, str], windows: list[dict]) -> dict:
     """A run's trace: the settings the score stage used, each uid's class, every window."""
     cfg = run.v.cfg
     return {
+        "judge_alpha": cfg.judge_alpha,
+        "pay_span": run.v.judge_rules.pay_span,
         "score_alpha": cfg.score_alpha,
         "invalid_penalty": cfg.score_invalid_penalty,
         "missing_penalty": cfg.score_missing_penalty,

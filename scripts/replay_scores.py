@@ -11,7 +11,7 @@ on the code that recorded them) and the pay figures from the replayed scores: ea
 weights are ``incentive_scores`` normalised (the chain's u16 conformance and weight caps are
 left out, so the shares differ from the recorded ones by that rounding).
 
-    python scripts/replay_scores.py docs/img/RUNS.jsonl [--label PREFIX] [--json]
+    python scripts/replay_scores.py docs/img/RUNS.jsonl [--label PREFIX] [--pay-span X] [--json]
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench_incentives import lazy_paid_less, pay_figures  # noqa: E402
 
-from template.validator.judge import Decision  # noqa: E402
+from template.validator.judge import Decision, JudgeRules  # noqa: E402
 from template.validator.outcomes import RejectCode, Rejection  # noqa: E402
 from template.validator.score import Scoreboard, incentive_scores, window_values  # noqa: E402
 
@@ -37,11 +37,14 @@ class TraceError(ValueError):
     """A recorded run that cannot be replayed (no trace, or a malformed one)."""
 
 
-def decisions_of(entry: dict) -> dict[int, Decision]:
-    """The judge's decisions of one traced window."""
+def decisions_of(entry: dict, rules: JudgeRules | None = None) -> dict[int, Decision]:
+    """The judge's decisions of one traced window; with ``rules``, a credited upload's pay is
+    ``rules.pay`` of its recorded evidence instead of the recorded pay."""
     out: dict[int, Decision] = {}
     for uid, (verdict, code, gain, work, pay, fit_z, evidence_z) in entry["decisions"].items():
         why = Rejection(RejectCode(code), "replayed") if code is not None else None
+        if rules is not None and verdict == "credited" and evidence_z is not None:
+            pay = rules.pay(evidence_z)
         out[int(uid)] = Decision(
             int(uid),
             verdict,
@@ -62,11 +65,19 @@ def rejections_of(entry: dict) -> dict[int, Rejection]:
     return out
 
 
-def replay_run(run: dict) -> dict:
-    """One recorded run folded again: its values, scores and pay figures on this code."""
+def replay_run(run: dict, pay_span: float | None = None) -> dict:
+    """One recorded run folded again: its values, scores and pay figures on this code.
+
+    ``pay_span``: pay credited uploads on a pay ramp of this span (``JudgeRules.pay`` at the
+    run's judge alpha) instead of the recorded pay. Only the pay changes: the span also sets
+    which uids count as undecided (measured on more sequences) and the full-pay crowd of the
+    reference, so a live validator with that span would have measured slightly other fit z."""
     trace = run.get("trace")
     if not isinstance(trace, dict) or "windows" not in trace:
         raise TraceError(f"run of seed {run.get('seed')} has no trace: record it with --trace")
+    rules = None
+    if pay_span is not None:
+        rules = JudgeRules(alpha=trace.get("judge_alpha", JudgeRules.alpha), pay_span=pay_span)
     kinds = {int(u): k for u, k in trace["kinds"].items()}
     board = Scoreboard(trace["score_alpha"])
     series: dict[str, list[float]] = {k: [] for k in sorted(set(kinds.values()))}
@@ -74,7 +85,7 @@ def replay_run(run: dict) -> dict:
     diff = 0.0
     for entry in trace["windows"]:
         values = window_values(
-            decisions_of(entry),
+            decisions_of(entry, rules),
             rejections_of(entry),
             invalid_penalty=trace["invalid_penalty"],
             missing_penalty=trace["missing_penalty"],
@@ -133,11 +144,20 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     p.add_argument("path", type=Path, help="bench_incentives.py --trace output (.json / .jsonl)")
     p.add_argument("--label", default="", help="only records whose _label starts with this")
+    p.add_argument(
+        "--pay-span",
+        type=float,
+        default=None,
+        help="pay credited uploads on this pay ramp (JudgeRules.pay_span; 0: in full at the "
+        "bar) from their recorded evidence, instead of the recorded pay",
+    )
     p.add_argument("--json", action="store_true", help="print one JSON object")
     args = p.parse_args()
+    if args.pay_span is not None and not args.pay_span >= 0:
+        p.error(f"--pay-span {args.pay_span}: must be >= 0")
     try:
         runs = list(recorded_runs(args.path, args.label))
-        out = [{"record": name, **replay_run(run)} for name, run in runs]
+        out = [{"record": name, **replay_run(run, args.pay_span)} for name, run in runs]
     except (AttributeError, KeyError, TypeError, ValueError) as e:  # JSONDecodeError, TraceError
         p.error(f"{args.path}: not a benchmark trace ({type(e).__name__}: {e})")
     except OSError as e:

@@ -883,3 +883,42 @@ def test_replay_refuses_a_file_that_is_not_a_trace(tmp_path, monkeypatch, capsys
     with pytest.raises(SystemExit):
         replay.main()
     assert "not a benchmark trace" in capsys.readouterr().err
+
+
+def test_replay_can_pay_recorded_evidence_on_another_pay_ramp():
+    """Two honest uids with the same gain, one far above the bar (Z 5: pay 1) and one just
+    over it (Z 2.9: pay 0.25 on the default ramp). Replayed on the recorded ramp the second
+    holds a fifth of the weights; paid in full at the bar (span 0) both hold half."""
+    import replay_scores as replay
+
+    from template.validator.judge import JudgeRules
+
+    low = JudgeRules().pay(2.9)
+    window = {
+        "decisions": {
+            "0": ["credited", None, 0.02, 1.0, 1.0, 2.0, 5.0],
+            "1": ["credited", None, 0.02, 1.0, low, 1.0, 2.9],
+        },
+        "rejected": {},
+        "missing": [],
+        "values": {"0": 1.0, "1": low},
+    }
+    trace = {
+        "judge_alpha": 0.01,
+        "score_alpha": 0.3,
+        "invalid_penalty": 1.0,
+        "missing_penalty": 0.25,
+        "kinds": {"0": "honest", "1": "honest"},
+        "windows": [window, window],
+    }
+    run = {"seed": 0, "trace": trace}
+    recorded = replay.replay_run(run)
+    assert recorded["values_max_diff"] == 0.0
+    assert recorded["min_honest_share_of_equal"] == pytest.approx(2 * low / (1 + low))
+    assert replay.replay_run(run, pay_span=1.0) == recorded  # the recorded ramp
+    full = replay.replay_run(run, pay_span=0.0)
+    assert full["min_honest_share_of_equal"] == pytest.approx(1.0)
+    assert full["values_max_diff"] == pytest.approx(1 - low)
+    window["decisions"]["1"][0] = "unproven"  # an unproven upload earns nothing on any ramp
+    window["values"]["1"] = 0.0
+    assert replay.replay_run(run, pay_span=0.0)["min_honest_share_of_equal"] == 0.0
