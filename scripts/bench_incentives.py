@@ -580,6 +580,7 @@ def run_trace(run: Run, kinds: dict[int, str], windows: list[dict]) -> dict:
         "judge_alpha": cfg.judge_alpha,
         "pay_span": run.v.judge_rules.pay_span,
         "score_alpha": cfg.score_alpha,
+        "rate_memory": cfg.score_rate_memory,
         "invalid_penalty": cfg.score_invalid_penalty,
         "missing_penalty": cfg.score_missing_penalty,
         "kinds": {str(u): k for u, k in sorted(kinds.items())},

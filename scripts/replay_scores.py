@@ -11,7 +11,8 @@ on the code that recorded them) and the pay figures from the replayed scores: ea
 weights are ``incentive_scores`` normalised (the chain's u16 conformance and weight caps are
 left out, so the shares differ from the recorded ones by that rounding).
 
-    python scripts/replay_scores.py docs/img/RUNS.jsonl [--label PREFIX] [--pay-span X] [--json]
+    python scripts/replay_scores.py docs/img/RUNS.jsonl [--label PREFIX] [--pay-span X]
+        [--rate-memory N] [--json]
 """
 
 from __future__ import annotations
@@ -30,7 +31,12 @@ from bench_incentives import lazy_paid_less, pay_figures  # noqa: E402
 
 from template.validator.judge import Decision, JudgeRules  # noqa: E402
 from template.validator.outcomes import RejectCode, Rejection  # noqa: E402
-from template.validator.score import Scoreboard, incentive_scores, window_values  # noqa: E402
+from template.validator.score import (  # noqa: E402
+    FullWorkMemory,
+    Scoreboard,
+    incentive_scores,
+    window_values,
+)
 
 
 class TraceError(ValueError):
@@ -65,13 +71,15 @@ def rejections_of(entry: dict) -> dict[int, Rejection]:
     return out
 
 
-def replay_run(run: dict, pay_span: float | None = None) -> dict:
+def replay_run(run: dict, pay_span: float | None = None, rate_memory: int | None = None) -> dict:
     """One recorded run folded again: its values, scores and pay figures on this code.
 
     ``pay_span``: pay credited uploads on a pay ramp of this span (``JudgeRules.pay`` at the
     run's judge alpha) instead of the recorded pay. Only the pay changes: the span also sets
     which uids count as undecided (measured on more sequences) and the full-pay crowd of the
-    reference, so a live validator with that span would have measured slightly other fit z."""
+    reference, so a live validator with that span would have measured slightly other fit z.
+    ``rate_memory``: ``--score.rate-memory`` (default: the run's; 0 for runs recorded before
+    it existed, which had none)."""
     trace = run.get("trace")
     if not isinstance(trace, dict) or "windows" not in trace:
         raise TraceError(f"run of seed {run.get('seed')} has no trace: record it with --trace")
@@ -80,16 +88,23 @@ def replay_run(run: dict, pay_span: float | None = None) -> dict:
         rules = JudgeRules(alpha=trace.get("judge_alpha", JudgeRules.alpha), pay_span=pay_span)
     kinds = {int(u): k for u, k in trace["kinds"].items()}
     board = Scoreboard(trace["score_alpha"])
+    if rate_memory is None:
+        rate_memory = int(trace.get("rate_memory", 0))
+    full_work = FullWorkMemory(rate_memory)
     series: dict[str, list[float]] = {k: [] for k in sorted(set(kinds.values()))}
     weights: dict[int, float] = {}
     diff = 0.0
-    for entry in trace["windows"]:
+    for i, entry in enumerate(trace["windows"]):
+        window = int(entry.get("window", i))  # hand-made traces may leave it out
+        decisions = decisions_of(entry, rules)
         values = window_values(
-            decisions_of(entry, rules),
+            decisions,
             rejections_of(entry),
             invalid_penalty=trace["invalid_penalty"],
             missing_penalty=trace["missing_penalty"],
+            recent_rate=full_work.recent(window),
         )
+        full_work.note(window, decisions, values)
         recorded = {int(u): v for u, v in entry["values"].items()}
         if set(values) != set(recorded):
             diff = math.inf
@@ -151,13 +166,25 @@ def main() -> None:
         help="pay credited uploads on this pay ramp (JudgeRules.pay_span; 0: in full at the "
         "bar) from their recorded evidence, instead of the recorded pay",
     )
+    p.add_argument(
+        "--rate-memory",
+        type=int,
+        default=None,
+        help="--score.rate-memory of the replay (default: the run's; 0 for runs recorded "
+        "before it existed)",
+    )
     p.add_argument("--json", action="store_true", help="print one JSON object")
     args = p.parse_args()
+    if args.rate_memory is not None and args.rate_memory < 0:
+        p.error(f"--rate-memory {args.rate_memory}: must be >= 0")
     if args.pay_span is not None and not args.pay_span >= 0:
         p.error(f"--pay-span {args.pay_span}: must be >= 0")
     try:
         runs = list(recorded_runs(args.path, args.label))
-        out = [{"record": name, **replay_run(run, args.pay_span)} for name, run in runs]
+        out = [
+            {"record": name, **replay_run(run, args.pay_span, args.rate_memory)}
+            for name, run in runs
+        ]
     except (AttributeError, KeyError, TypeError, ValueError) as e:  # JSONDecodeError, TraceError
         p.error(f"{args.path}: not a benchmark trace ({type(e).__name__}: {e})")
     except OSError as e:

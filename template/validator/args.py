@@ -124,6 +124,13 @@ class ValidatorConfig:
     score_invalid_penalty: float = setting(
         1.0, "Penalty (window value -p) for an upload that fails a check.", NON_NEGATIVE
     )
+    score_rate_memory: int = setting(
+        8,
+        "Windows for which the full claims' rate of the latest window in which a full claim "
+        "earned caps the pay of partial claims in windows where no full claim earns (0: only "
+        "the window's own full claims cap them).",
+        NON_NEGATIVE,
+    )
     copy_overlap: float = setting(
         0.7,
         "Index overlap (shared / the smaller index set) at which two uploads of a window, or an "

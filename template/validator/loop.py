@@ -53,7 +53,7 @@ from .measure import Measurer, collect_measurements, measure_each, reference_uid
 from .outcomes import RejectCode, Rejection
 from .replay import ReplayMemory, replay_windows
 from .sampling import boost_room, boosts_within, choose_for_evaluation, evaluation_budget
-from .score import Scoreboard, incentive_scores, window_values
+from .score import FullWorkMemory, Scoreboard, incentive_scores, window_values
 from .screen import screen_window
 from .stale import excuse_stale_harm
 from .state import ValidatorState, save_state
@@ -130,6 +130,7 @@ class Validator:
         self.shapes = param_shapes(model)
         self.state = state
         self.scores = Scoreboard(cfg.score_alpha, self.state.scores, self.state.hotkeys)
+        self.full_work = FullWorkMemory(cfg.score_rate_memory, *(state.full_work or (None, None)))
         self.replays = ReplayMemory(replay_windows(hp, cfg.replay_windows), self.state.digests)
         self.first_seen = FirstSeenLog()  # the validator's own clock (watch.py)
         self.copy_rules = CopyRules(overlap=cfg.copy_overlap, similarity=cfg.copy_similarity)
@@ -449,7 +450,9 @@ class Validator:
             {**{u: MISSING for u in report.missing}, **report.rejected},
             invalid_penalty=self.cfg.score_invalid_penalty,
             missing_penalty=self.cfg.score_missing_penalty,
+            recent_rate=self.full_work.recent(window),
         )
+        self.full_work.note(window, report.decisions, report.values)
         hotkey_of = {c.uid: c.hotkey for c in candidates}
         for uid, v in report.values.items():
             self.scores.update(uid, hotkey_of[uid], v)
@@ -472,6 +475,8 @@ class Validator:
         self.state.digests = dict(self.replays.seen)
         self.state.evidence_s, self.state.evidence_v = dict(self.evidence.s), dict(self.evidence.v)
         self.state.peers = {window: [u for u, _ in doc.peers]}
+        if self.full_work.window is not None and self.full_work.rate is not None:
+            self.state.full_work = (self.full_work.window, self.full_work.rate)
         await in_worker(save_state, self.state_dir, self.state, self.model)
 
     async def _set_weights(self, window: int, metagraph) -> bool:

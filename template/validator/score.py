@@ -8,7 +8,9 @@ A window's value for a uid (``window_values``):
   claims (``Decision.work``: gain copied from other uploads cannot pay for work it did not
   prove), times the part the judge pays for its evidence (``Decision.pay``: small just above
   the bar); a claim of part of the work earns at most its share of what the window's full
-  claims earned (``full_work_rate``);
+  claims earned (``full_work_rate``), or, in a window where no full claim earns, of what they
+  earned in the latest window they did, up to ``score_rate_memory`` windows back
+  (``FullWorkMemory``);
 - unproven, unattributed (an unclear near-duplicate cluster) or a gain within noise: 0;
 - rejected: by what the rejection proves (``PENALTY``): misbehaviour a miner controls
   (forged or malformed uploads, replays, pages outside its assignment) costs
@@ -28,6 +30,7 @@ from __future__ import annotations
 import math
 import statistics
 from collections.abc import Collection, Mapping
+from dataclasses import dataclass
 
 from template.chain.types import Metagraph
 
@@ -118,9 +121,12 @@ def window_values(
     *,
     invalid_penalty: float,
     missing_penalty: float,
+    recent_rate: float | None = None,
 ) -> dict[int, float]:
     """The value each uid earned this window (see the module docstring). ``rejected``: the
     rejections of the stages before the judge (gather, verify, copies, mixes).
+    ``recent_rate``: the full claims' rate that caps partial claims when no full claim earns
+    this window (``FullWorkMemory.recent``; None: no cap then).
 
     A window in which no miner's upload was found at all holds nothing against anyone (no
     update): a fresh subnet's first window, whose model no miner had yet, or this validator's
@@ -144,6 +150,8 @@ def window_values(
         elif d.verdict != "not_evaluated":
             out[uid] = 0.0
     rate = full_work_rate(decisions, out)
+    if rate is None:
+        rate = recent_rate
     for uid, d in decisions.items():
         if rate is not None and d.earns and d.work < 1.0 and uid in out:
             out[uid] = min(out[uid], max(0.0, d.work) * rate)
@@ -162,6 +170,36 @@ def full_work_rate(decisions: Mapping[int, Decision], values: Mapping[int, float
     majority of the full claims to move."""
     full = [values[u] for u, d in decisions.items() if d.earns and d.work >= 1.0 and u in values]
     return statistics.median(full) if full else None
+
+
+@dataclass
+class FullWorkMemory:
+    """The full claims' rate (``full_work_rate``) of the latest window in which a full claim
+    earned, which caps partial claims in the next ``windows`` windows where none earns.
+
+    Without it a window in which no full claim earned set no cap, and an honest crowd's
+    evidence can stay under the bar for several windows at once (tiny from window 10: every
+    honest miner's fit z dips in windows 13-22): there a lazy miner, credited alone, was paid
+    by its own evidence, more than the honest miners' whole work had just earned, and out-earned
+    them over the second half of a run (seed 42, docs/scoring.md section 10). Only earning full
+    claims set the rate, so junk full claims can neither raise nor lower it."""
+
+    windows: int = 8
+    window: int | None = None  # the latest window in which a full claim earned
+    rate: float | None = None  # what full work earned then
+
+    def recent(self, window: int) -> float | None:
+        """The rate that caps partial claims of ``window`` when none of its full claims earns:
+        the remembered one, if at most ``windows`` windows old."""
+        if self.window is None or self.rate is None or not 0 < window - self.window <= self.windows:
+            return None
+        return self.rate
+
+    def note(self, window: int, decisions: Mapping[int, Decision], values: Mapping[int, float]):
+        """Remember this window's rate, if a full claim earned in it."""
+        rate = full_work_rate(decisions, values)
+        if rate is not None:
+            self.window, self.rate = window, rate
 
 
 SCORE_FLOOR = 0.1  # share of the best score below which a score earns no weight

@@ -44,6 +44,7 @@ class ValidatorState:
     evidence_v: dict[int, float] = field(default_factory=dict)
     eval_seconds: float | None = None  # moving average of seconds per evaluated upload
     peers: dict[int, list[int]] = field(default_factory=dict)  # last window -> its peer uids
+    full_work: tuple[int, float] | None = None  # score.FullWorkMemory: (window, rate)
     hparams_hash: str = ""
 
 
@@ -78,6 +79,11 @@ def _parse_state(raw: dict, hparams_hash: str) -> ValidatorState:
     if raw["hparams_hash"] != hparams_hash:
         raise ValueError("state belongs to a run with other hyperparameters")
     eval_seconds = raw.get("eval_seconds")
+    full_work = raw.get("full_work")
+    if full_work is not None:
+        full_work = (int(full_work[0]), float(full_work[1]))
+        if not math.isfinite(full_work[1]):
+            raise ValueError("non-finite full_work rate")
     return ValidatorState(
         window=int(raw["window"]),
         applied_through=None if raw["applied_through"] is None else int(raw["applied_through"]),
@@ -92,6 +98,7 @@ def _parse_state(raw: dict, hparams_hash: str) -> ValidatorState:
         evidence_v=_finite_map(raw.get("evidence_v", {})),
         eval_seconds=None if eval_seconds is None else float(eval_seconds),
         peers={int(w): [int(u) for u in us] for w, us in raw.get("peers", {}).items()},
+        full_work=full_work,
         hparams_hash=raw["hparams_hash"],
     )
 

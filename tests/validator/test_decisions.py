@@ -37,7 +37,13 @@ from template.validator.measure import (
     t_to_z,
 )
 from template.validator.outcomes import MISSING, RejectCode, Rejection
-from template.validator.score import Scoreboard, full_work_rate, incentive_scores, window_values
+from template.validator.score import (
+    FullWorkMemory,
+    Scoreboard,
+    full_work_rate,
+    incentive_scores,
+    window_values,
+)
 from template.validator.weights import compute_weights
 
 from ..conftest import corpus_text
@@ -236,6 +242,34 @@ def test_a_partial_claim_earns_at_most_its_share_of_what_full_work_earned():
     assert math.isclose(alone[4], 0.9 / 3) and alone[5] == alone[6] == alone[7] == 0.0
     assert full_work_rate({**others, **lazy}, alone) is None
     assert full_work_rate({**honest, **lazy}, vals) == 0.2
+
+
+def test_without_an_earning_full_claim_a_partial_claim_is_capped_by_the_latest_full_rate():
+    """Window 10's full claims earned a median 0.2; in windows 11-13 none earns (the honest
+    crowd's evidence dips under the bar) and a lazy miner (a third of the pages) is credited
+    alone: it earns at most a third of 0.2 for ``windows`` windows, then its own value again.
+    A later window with earning full claims sets a new rate; junk full claims set none."""
+    honest = {
+        u: Decision(u, "credited", gain=0.02, pay=p) for u, p in ((1, 0.1), (2, 0.2), (3, 0.3))
+    }
+    unproven = {u: Decision(u, "unproven", gain=0.02) for u in (1, 2, 3)}
+    lazy = {4: Decision(4, "credited", gain=0.015, work=1 / 3, pay=0.9)}
+    memory = FullWorkMemory(windows=2)
+    assert memory.recent(10) is None  # nothing remembered yet
+    memory.note(10, {**honest, **lazy}, window_values({**honest, **lazy}, {}, **PENALTIES))
+    got = []
+    for window in (11, 12, 13):
+        vals = window_values(
+            {**unproven, **lazy}, {}, **PENALTIES, recent_rate=memory.recent(window)
+        )
+        memory.note(window, {**unproven, **lazy}, vals)  # no earning full claim: kept
+        got.append(vals[4])
+    assert [round(v, 6) for v in got] == [round(0.2 / 3, 6)] * 2 + [0.3]  # 13: too old
+    assert memory.recent(10) is None and memory.recent(12) == 0.2  # only later windows
+    cheap = {u: Decision(u, "credited", gain=0.02, pay=0.03) for u in (1, 2, 3)}
+    memory.note(14, {**cheap, **lazy}, window_values({**cheap, **lazy}, {}, **PENALTIES))
+    assert math.isclose(memory.recent(15), 0.03)
+    assert FullWorkMemory(windows=0, window=10, rate=0.2).recent(11) is None  # switched off
 
 
 def test_harm_needs_statistical_evidence():

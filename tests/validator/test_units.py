@@ -101,13 +101,14 @@ def test_state_roundtrip_and_refuses_tampering(tmp_path):
         evidence_s={1: 0.3},
         evidence_v={1: 1.0},
         peers={6: [1, 3]},
+        full_work=(5, 0.25),
         hparams_hash="h",
     )
     save_state(tmp_path, st, model)
     fresh = build_model(HP.model.__class__(**{**HP.model.__dict__, "init_seed": 1}))
     got = load_state(tmp_path, fresh, "h")
     assert got is not None and got.scores == {1: 0.5} and got.digests == {"d": (6, 1)}
-    assert got.peers == {6: [1, 3]}
+    assert got.peers == {6: [1, 3]} and got.full_work == (5, 0.25)
     assert all(
         torch.equal(a, b) for a, b in zip(model.parameters(), fresh.parameters(), strict=True)
     )
@@ -118,6 +119,13 @@ def test_state_roundtrip_and_refuses_tampering(tmp_path):
     doc["state"]["peers"] = [1, 3]  # a hand-edited or foreign file: refused, not a crash
     path.write_text(json.dumps(doc))
     assert load_state(tmp_path, fresh, "h") is None
+    doc = json.loads(good)
+    doc["state"]["full_work"] = [5, "nan"]
+    path.write_text(json.dumps(doc))
+    assert load_state(tmp_path, fresh, "h") is None
+    del doc["state"]["full_work"]  # a state saved before the rate was kept
+    path.write_text(json.dumps(doc))
+    assert load_state(tmp_path, fresh, "h").full_work is None
     path.write_text(good)
     assert load_state(tmp_path, fresh, "h") is not None
     # a kill between the two renames of save_state: the next model beside this JSON; then a
