@@ -816,6 +816,7 @@ def test_a_traced_run_replays_to_its_recorded_values_and_shares(
         "lazy",
         "random",
     }
+    assert trace["rate_memory"] == 8 and trace["pay_span"] == 1.0  # the validator's defaults
     run = json.loads(json.dumps(run))  # as read back from a file
     got = replay.replay_run(run)
     assert got["values_max_diff"] == 0.0
