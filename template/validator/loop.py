@@ -408,8 +408,9 @@ class Validator:
 
     @contextlib.contextmanager
     def _undone_on_failure(self):
-        """Restore the evidence, scores and rotation when a window's work fails part way: the
-        loop retries the window, which would otherwise count its evidence and values again."""
+        """Restore the evidence, scores, rotation and remembered full-work rate when a window's
+        work fails part way: the loop retries the window, which would otherwise count its
+        evidence and values again."""
         kept = [
             (d, dict(d))
             for d in (
@@ -421,6 +422,7 @@ class Validator:
             )
         ]
         eval_seconds = self.state.eval_seconds
+        full_work = (self.full_work.window, self.full_work.rate)
         try:
             yield
         except BaseException:
@@ -428,6 +430,7 @@ class Validator:
                 d.clear()
                 d.update(before)
             self.state.eval_seconds = eval_seconds
+            self.full_work.window, self.full_work.rate = full_work
             raise
 
     async def _judge_and_settle(

@@ -195,7 +195,9 @@ class FullWorkMemory:
             return None
         return self.rate
 
-    def note(self, window: int, decisions: Mapping[int, Decision], values: Mapping[int, float]):
+    def note(
+        self, window: int, decisions: Mapping[int, Decision], values: Mapping[int, float]
+    ) -> None:
         """Remember this window's rate, if a full claim earned in it."""
         rate = full_work_rate(decisions, values)
         if rate is not None:

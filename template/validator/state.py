@@ -81,6 +81,8 @@ def _parse_state(raw: dict, hparams_hash: str) -> ValidatorState:
     eval_seconds = raw.get("eval_seconds")
     full_work = raw.get("full_work")
     if full_work is not None:
+        if not isinstance(full_work, list) or len(full_work) != 2:
+            raise ValueError(f"full_work must be [window, rate], got {full_work!r}")
         full_work = (int(full_work[0]), float(full_work[1]))
         if not math.isfinite(full_work[1]):
             raise ValueError("non-finite full_work rate")

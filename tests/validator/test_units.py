@@ -120,9 +120,10 @@ def test_state_roundtrip_and_refuses_tampering(tmp_path):
     path.write_text(json.dumps(doc))
     assert load_state(tmp_path, fresh, "h") is None
     doc = json.loads(good)
-    doc["state"]["full_work"] = [5, "nan"]
-    path.write_text(json.dumps(doc))
-    assert load_state(tmp_path, fresh, "h") is None
+    for bad in ([5, "nan"], [5], 5):  # refused with the warning, never a crash at start-up
+        doc["state"]["full_work"] = bad
+        path.write_text(json.dumps(doc))
+        assert load_state(tmp_path, fresh, "h") is None
     del doc["state"]["full_work"]  # a state saved before the rate was kept
     path.write_text(json.dumps(doc))
     assert load_state(tmp_path, fresh, "h").full_work is None
@@ -194,3 +195,26 @@ def test_sequence_losses_are_each_sequences_training_loss():
         assert got.dtype == torch.float64 and got.shape == (5,)
         assert got.tolist() == pytest.approx(each, rel=1e-6)
     assert len(set(each)) == 5  # distinct sequences, distinct losses: the order is checked
+
+
+def test_a_failed_window_gives_back_the_remembered_full_work_rate():
+    """A window whose settle fails is retried (``Validator._undone_on_failure``): the rate it
+    noted goes back with its scores, so the retry sees the window before it."""
+    from types import SimpleNamespace
+
+    from template.validator.judge import Decision, Evidence
+    from template.validator.loop import Validator
+    from template.validator.score import FullWorkMemory, Scoreboard
+
+    v = SimpleNamespace(
+        evidence=Evidence(),
+        scores=Scoreboard(0.3),
+        state=ValidatorState(),
+        full_work=FullWorkMemory(8, window=5, rate=0.2),
+    )
+    with pytest.raises(RuntimeError), Validator._undone_on_failure(v):
+        v.full_work.note(6, {1: Decision(1, "credited", gain=0.02, pay=0.9)}, {1: 0.9})
+        v.scores.update(1, "hk", 0.9)
+        assert (v.full_work.window, v.full_work.rate) == (6, 0.9)
+        raise RuntimeError("settle failed")
+    assert (v.full_work.window, v.full_work.rate) == (5, 0.2) and v.scores.scores == {}
