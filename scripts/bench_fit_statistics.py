@@ -16,6 +16,8 @@ mean, the SD and the share of windows above z(0.98) = 2.054:
   2026-12-02);
 - ``clustered``: ``Measurement.fit_z``, the judge's (own sequences clustered by page, Welch
   df, t to z, the crowd's gain as a control variate with a fitted slope);
+- ``clustered_estimated_df``: the same with the Welch degrees of freedom weighed by the
+  clustered variances (the judge's until the eighteenth session; ``measure.welch_df``);
 - ``clustered_slope_1``: the same with slope 1, the plain excess over the reference (the
   judge's statistic until the eleventh pass);
 - ``ancova_ref``: the excess regressed on the reference's gain (a per-sequence covariate);
@@ -49,6 +51,7 @@ import incentive_sim as sim  # noqa: E402
 from template.validator import measure  # noqa: E402
 
 Z_BAR = 2.054
+Z_PROOF = 2.326  # the judge's bar at its alpha 0.01 (since 2026-12-05)
 
 
 def _recording(records: list[dict]):
@@ -93,6 +96,19 @@ def _rank_z(a: torch.Tensor, b: torch.Tensor) -> float:
     return (u - n * m / 2) / math.sqrt(n * m * (n + m + 1) / 12)
 
 
+def _estimated_df_z(m: measure.Measurement) -> float:
+    """``Measurement.fit_z`` as it was until the eighteenth session: the Welch degrees of
+    freedom weighed by the clustered variances themselves (``measure.welch_df``)."""
+    a, b = m.adjusted()
+    if a.numel() < 2 or b.numel() < 2:
+        return 0.0
+    va, da = measure.clustered_var_of_mean(a, m.own_pages)
+    vb, db = measure.clustered_var_of_mean(b, m.control_pages)
+    if da < 1 or db < 1 or not va + vb > 0:
+        return 0.0
+    return measure.t_to_z(m.fit_excess / math.sqrt(va + vb), measure.welch_df(va, da, vb, db))
+
+
 def statistics_of(rec: dict) -> dict[str, float]:
     m = rec["m"]
     oe, ce = m.own_excess, m.control_excess
@@ -104,6 +120,7 @@ def statistics_of(rec: dict) -> dict[str, float]:
     out = {
         "iid": _pooled_z(oe, ce),
         "clustered": m.fit_z,
+        "clustered_estimated_df": _estimated_df_z(m),
         "clustered_slope_1": dataclasses.replace(m, own_gain=None).fit_z,
         "ancova_ref": _ancova_z(y, group, torch.cat([own_ref_gain, ctrl_ref_gain])),
         "rank": _rank_z(oe, ce),
@@ -118,6 +135,7 @@ def summary(values: list[float]) -> dict:
         "mean": statistics.mean(values),
         "sd": statistics.stdev(values) if len(values) > 1 else 0.0,
         "above_2.054": sum(v > Z_BAR for v in values) / len(values),
+        "above_2.326": sum(v > Z_PROOF for v in values) / len(values),
     }
 
 
@@ -213,7 +231,7 @@ def main() -> None:
             for kind, s in by.items():
                 print(
                     f"  {kind:7s} n {s['n']:4d}  mean {s['mean']:+.2f}  sd {s['sd']:.2f}  "
-                    f"above 2.054 {s['above_2.054']:.3f}"
+                    f"above 2.054 {s['above_2.054']:.3f}  above 2.326 {s['above_2.326']:.3f}"
                 )
 
 

@@ -93,12 +93,17 @@ COASTER, COAST_AFTER = "coasting_copier", 12
 # moved (the stale-copy check first compared the last window alone; the replay memory
 # catches exact and re-quantised copies of any window)
 OLDER = "older_copier"
+# lazy_wrong_pages (opt-in) trains a quarter of the steps, as the lazy miner, on pages it was
+# not assigned, and claims as many of its own: the null of a short claim (2 pages on tiny),
+# whose clustered own variance has 1 degree of freedom
+SHORT_NULL = "lazy_wrong_pages"
+WRONG_PAGES = ("wrong_pages", SHORT_NULL)  # train on pages they were not assigned
 DEFAULT_CLASSES = [
     "lazy",
     "lazy_mixer",
-    *(c for c in ADVERSARIES if c not in (COASTER, OLDER, *SHADOWS)),
+    *(c for c in ADVERSARIES if c not in (COASTER, OLDER, SHORT_NULL, *SHADOWS)),
 ]
-LAZY_KINDS = ("lazy", "lazy_inflated", *MIXERS)  # train a quarter of the steps
+LAZY_KINDS = ("lazy", "lazy_inflated", SHORT_NULL, *MIXERS)  # train a quarter of the steps
 
 
 class Run:
@@ -258,7 +263,7 @@ class Run:
         coasting = self.windows_done >= COAST_AFTER
         for a in self.actors:
             if (
-                a.kind in ("honest", "lazy", "wrong_pages", *SHADOWS, *MIXERS, *INFLATED)
+                a.kind in ("honest", "lazy", *WRONG_PAGES, *SHADOWS, *MIXERS, *INFLATED)
                 or (a.kind == "replay" and not a.history)
                 or (a.kind == COASTER and not coasting)
             ):
@@ -267,7 +272,7 @@ class Run:
                     delta, pages = self._train_victim(a, w, s, a.kind == POACHER)
                     await self._put(a, w, self._sign(a, delta, w, len(pages), s))
                     continue
-                page_uid = a.uid + 1000 if a.kind == "wrong_pages" else a.uid
+                page_uid = a.uid + 1000 if a.kind in WRONG_PAGES else a.uid
                 delta, pages = self._train(a, w, page_uid, s)
                 if a.kind in MIXERS:  # uploads once it has seen the honest uploads
                     claim = n_pages if a.kind == "full_claim_mixer" else len(pages)

@@ -46,6 +46,7 @@ CLASSES = (
     "shadow",
     "poacher",
     "split_shadow",
+    "lazy_wrong_pages",
 )
 
 

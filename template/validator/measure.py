@@ -55,7 +55,9 @@ first ad-hoc recording that could not be rerun), and the lazy miner's (slope bel
 
 Sequences of one page are one document's text and move together, so the standard error of
 that fit is clustered by page and the t statistic is read with its Welch degrees of freedom
-(``Measurement.fit_z``): without a fit the z is N(0, 1), as the judge's alpha assumes.
+(``Measurement.fit_z``; the degrees of freedom weigh the two samples by their i.i.d.
+variances, ``welch_df``): without a fit the z is N(0, 1), as the judge's alpha assumes,
+however few pages the upload claims.
 
 Cost per upload: 3 x own + 2 x control sequences of forward passes (own sequences before,
 after the reference and after the upload; control sequences after both); the control
@@ -275,6 +277,22 @@ def clustered_var_of_mean(x: torch.Tensor, groups: Sequence[int]) -> tuple[float
     return g / (g - 1) * float((sums**2).sum()) / (n * n), g - 1
 
 
+def welch_df(va: float, da: float, vb: float, db: float) -> float:
+    """The Welch-Satterthwaite degrees of freedom of a sum of two variance estimates, each
+    with its own ``d`` degrees of freedom, weighed by ``va`` and ``vb``.
+
+    ``Measurement`` passes each sample's i.i.d. variance of the mean, not its clustered one:
+    an upload that claims 2 pages has a clustered own variance of 1 degree of freedom, often
+    far too small by chance, and weighed by it the df came out large exactly when t was
+    inflated: a null fit z had an SD of 1.2-1.4 and 3-6% above z(0.99) (docs/scoring.md
+    section 10, "Few pages"). The i.i.d. estimates (n - 1 degrees of freedom each) say how
+    the two samples' variances compare without that coupling."""
+    if not (va > 0 or vb > 0):
+        return 0.0
+    va, vb = max(va, 0.0), max(vb, 0.0)
+    return (va + vb) ** 2 / (va * va / da + vb * vb / db)
+
+
 @dataclass(frozen=True)
 class Measurement:
     """Per-sequence figures of one upload (loss differences in nats per token)."""
@@ -329,7 +347,8 @@ class Measurement:
         """(variance of ``fit_excess``, Welch degrees of freedom), each sample clustered by
         page: one upload's own sequences come from a few pages, and sequences of one page are
         correlated (measured: an intra-page correlation near 0.08 on tiny, which made the
-        i.i.d. z's SD 1.14 and its tail above z(0.98) 4% instead of 2%)."""
+        i.i.d. z's SD 1.14 and its tail above z(0.98) 4% instead of 2%). The degrees of
+        freedom weigh the samples by their i.i.d. variances (``welch_df``)."""
         a, b = self.adjusted()
         if a.numel() < 2 or b.numel() < 2:
             return math.inf, 0.0
@@ -340,7 +359,7 @@ class Measurement:
         v = va + vb
         if v <= 0:
             return 0.0, 0.0
-        return v, v * v / (va * va / da + vb * vb / db)
+        return v, welch_df(_var_of_mean(a), da, _var_of_mean(b), db)
 
     @property
     def fit_z(self) -> float:

@@ -121,7 +121,17 @@ def test_fit_statistics_agree_in_sign_and_the_clustered_one_is_the_judges():
     own_after = own_before - (own_excess + 0.5)  # the reference gains 0.5 as on control
     stats = fit_stats.statistics_of({"m": m, "own_before": own_before, "own_after": own_after})
     assert stats["clustered"] == m.fit_z
-    assert set(stats) == {"iid", "clustered", "clustered_slope_1", "ancova_ref", "rank", "gain"}
+    assert set(stats) == {
+        "iid",
+        "clustered",
+        "clustered_estimated_df",
+        "clustered_slope_1",
+        "ancova_ref",
+        "rank",
+        "gain",
+    }
+    # the two degrees-of-freedom rules differ in the df alone: same sign, close on 6 pages
+    assert abs(stats["clustered_estimated_df"] - m.fit_z) < 0.5
     assert all(z > 2.0 for z in stats.values())  # a clear fit shows in every statistic
     null = Measurement(1, 1.0, pages, noise(), noise(), noise(), 3.0)
     flat = fit_stats.statistics_of({"m": null, "own_before": own_before, "own_after": own_before})
@@ -471,6 +481,23 @@ def test_inflated_classes_send_their_trained_delta_times_the_factor(tiny_dataset
     assert not set(bench.INFLATED) & set(bench.ADVERSARIES)  # real work: judged by their pay
 
 
+def _record_training(monkeypatch) -> list:
+    """The batches of every ``sim.train_from`` call from now on, in call order."""
+    trained: list = []
+    real = sim.train_from
+    monkeypatch.setattr(
+        sim,
+        "train_from",
+        lambda t, g, h, batches, w: trained.append(batches) or real(t, g, h, batches, w),
+    )
+    return trained
+
+
+def _rows(batches) -> list[tuple[int, ...]]:
+    """The sequences of ``batches``, sorted: what was trained on, whatever the order."""
+    return sorted(tuple(r.tolist()) for b in batches for r in b)
+
+
 def test_shadow_and_poacher_train_their_victims_pages_and_claim_their_own(
     tiny_dataset, tmp_path, monkeypatch
 ):
@@ -483,27 +510,18 @@ def test_shadow_and_poacher_train_their_victims_pages_and_claim_their_own(
     hp = bench.preset("small")
     ds = sim.open_dataset(tiny_dataset, hp)
     run = bench.Run(hp, ds, tmp_path, 0, 3, [bench.SHADOW, bench.POACHER, bench.SPLIT, bench.SPLIT])
-    trained = []
-    real = sim.train_from
-    monkeypatch.setattr(
-        sim,
-        "train_from",
-        lambda t, g, h, batches, w: trained.append(batches) or real(t, g, h, batches, w),
-    )
+    trained = _record_training(monkeypatch)
     asyncio.run(run.window(10))
     steps = hp.train.inner_steps
-
-    def rows(batches) -> list[tuple[int, ...]]:
-        return sorted(tuple(r.tolist()) for b in batches for r in b)
 
     victim = run.actors[0]
     own = {a.kind: sim.window_batches(ds, hp, 10, a.uid, steps)[0] for a in run.actors}
     by_victim = sim.window_batches(ds, hp, 10, victim.uid, steps)[0]
     assert len(trained) == 7  # three honest miners, the shadow, the poacher, two split shadows
-    assert rows(trained[3]) == rows(by_victim)  # the shadow: its victim's sequences only
-    assert rows(trained[4]) == rows(by_victim + own[bench.POACHER])
-    assert rows(trained[5]) == rows(by_victim[0::2])  # the split shadows: half each
-    assert rows(trained[6]) == rows(by_victim[1::2])
+    assert _rows(trained[3]) == _rows(by_victim)  # the shadow: its victim's sequences only
+    assert _rows(trained[4]) == _rows(by_victim + own[bench.POACHER])
+    assert _rows(trained[5]) == _rows(by_victim[0::2])  # the split shadows: half each
+    assert _rows(trained[6]) == _rows(by_victim[1::2])
     assert [tuple(map(tuple, b.tolist())) for b in trained[3]] != [
         tuple(map(tuple, b.tolist())) for b in by_victim
     ]  # in its own order: not a byte copy of the victim's training
@@ -517,6 +535,38 @@ def test_shadow_and_poacher_train_their_victims_pages_and_claim_their_own(
             config=hp.compression,
         )
         assert list(up.pages) == ds.layout.pages(10, a.uid, len(up.pages))  # its own claim
+
+
+def test_the_short_claim_null_trains_a_quarter_on_pages_it_was_not_assigned(
+    tiny_dataset, tmp_path, monkeypatch
+):
+    """Opt-in: the lazy miner's steps on another uid's pages, claiming as many of its own
+    (the null of a short claim, whose own variance has few degrees of freedom)."""
+    assert bench.SHORT_NULL not in bench.DEFAULT_CLASSES
+    assert bench.SHORT_NULL in bench.ADVERSARIES  # does no work on its claim
+    hp = bench.preset("small")
+    ds = sim.open_dataset(tiny_dataset, hp)
+    run = bench.Run(hp, ds, tmp_path, 0, 3, ["lazy", bench.SHORT_NULL])
+    trained = _record_training(monkeypatch)
+    asyncio.run(run.window(10))
+    lazy, null = run.actors[3], run.actors[4]
+    quarter = max(1, hp.train.inner_steps // 4)
+
+    assert len(trained) == 5
+    assert _rows(trained[4]) == _rows(sim.window_batches(ds, hp, 10, null.uid + 1000, quarter)[0])
+    assert _rows(trained[4]) != _rows(sim.window_batches(ds, hp, 10, null.uid, quarter)[0])
+    claims = {}
+    for a in (lazy, null):
+        up = decode_upload(
+            a.history[10],
+            max_bytes=1 << 30,
+            expected={"uid": a.uid},
+            param_shapes=run.v.shapes,
+            config=hp.compression,
+        )
+        assert list(up.pages) == ds.layout.pages(10, a.uid, len(up.pages))  # its own claim
+        claims[a.kind] = len(up.pages)
+    assert claims[bench.SHORT_NULL] == claims["lazy"] < hp.pages_per_window
 
 
 def test_a_carried_window_is_a_window_from_the_global_model_when_the_aggregate_comes_first(

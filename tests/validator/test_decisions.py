@@ -35,6 +35,7 @@ from template.validator.measure import (
     own_sequences,
     reference_uids,
     t_to_z,
+    welch_df,
 )
 from template.validator.outcomes import MISSING, RejectCode, Rejection
 from template.validator.score import (
@@ -110,6 +111,34 @@ def test_fit_z_of_pages_that_move_together_keeps_the_false_positive_rate():
     assert iid > 0.04
     one_page = Measurement(0, 1.0, (4,) * 6, torch.ones(6), torch.zeros(6), torch.zeros(6), 3.0)
     assert one_page.fit_z == 0.0  # one page tells nothing of how pages vary: no evidence
+
+
+def test_fit_z_of_a_two_page_claim_keeps_the_false_positive_rate():
+    """A claim of 2 pages (the lazy miner's on tiny) has a clustered own variance of one
+    degree of freedom, often far too small by chance. Weighed by it, the Welch df came out
+    large just when t was inflated: a null z with SD 1.2 and 3% above z(0.99). The df now
+    weigh the samples by their i.i.d. variances (``welch_df``)."""
+    g = torch.Generator().manual_seed(11)
+    bar = JudgeRules().z_proof  # the default alpha, 0.01
+    labels = tuple(p for _ in range(8) for p in range(2))
+    zs = []
+    for i in range(4000):
+        page = torch.randn(2, generator=g, dtype=torch.float64) * math.sqrt(0.08)
+        own = page.repeat(8) + torch.randn(16, generator=g, dtype=torch.float64) * math.sqrt(0.92)
+        ctrl = torch.randn(36, generator=g, dtype=torch.float64)
+        zs.append(Measurement(i, 1.0, labels, own, ctrl, ctrl, 3.0).fit_z)
+    above = sum(z > bar for z in zs) / len(zs)
+    assert above < 0.016  # alpha 0.01 and 4,000 draws: SE 0.0016 (was 0.031; now 0.002)
+    assert sum(z > 3.0 for z in zs) / len(zs) < 0.004  # z(0.9987); was 0.012
+    sd = math.sqrt(sum(z * z for z in zs) / len(zs))
+    assert 0.8 < sd < 1.05  # was 1.18; now 0.93
+
+
+def test_welch_df_weighs_each_sample_by_its_variance():
+    assert math.isclose(welch_df(1.0, 5, 1.0, 35), 4.0 / (1 / 5 + 1 / 35))
+    assert welch_df(0.0, 1, 2.0, 35) == 35  # all the variance in one sample: its df
+    assert welch_df(2.0, 1, 0.0, 35) == 1
+    assert welch_df(0.0, 1, 0.0, 35) == 0.0  # no variance: no df (the caller gives no z)
 
 
 def _crowd_measurement(g, *, slope: float, fit: float, pages=6, per_page=6, spread=1.0):
