@@ -131,6 +131,12 @@ class ValidatorSync:
     async def settle(self, window: int, own_list: PeerList, leader: str | None) -> None:
         """Publish ``own_list``, then lead (apply it, publish documents) or follow."""
         self.own_lists = {w: d for w, d in self.own_lists.items() if w > window - KEEP_LISTS}
+        if self._holds(window):  # a re-sync at this window's start loaded a newer checkpoint
+            logger.info("window %d: in the model already (re-synced past it)", window)
+            if leader != self.hotkey:  # the heartbeat (a leader publishes no list it did not apply)
+                self.own_lists[window] = own_list
+                await publish_peer_list(self.bucket, own_list, self.key)
+            return
         if leader == self.hotkey and await self._too_late_to_lead(window):
             await self.apply_window(window, wait_until=0)  # followers' bootstrap rule, as they did
             return
@@ -148,6 +154,10 @@ class ValidatorSync:
         else:  # never published: followers apply the bootstrap rule, and so does the leader
             self.own_lists.pop(window, None)
             await self.apply_window(window, wait_until=0)
+
+    def _holds(self, window: int) -> bool:
+        through = self.global_model.applied_through
+        return through is not None and through >= window
 
     async def _list_published_before(self, window: int) -> PeerList | None:
         """The peer list this leader already published for ``window`` (a retry, or a restart
@@ -264,5 +274,5 @@ class ValidatorSync:
     async def _check_fingerprint(self, window: int, leader: str | None) -> None:
         """Compare with the leader's fingerprint now; on a mismatch re-sync at once."""
         if await self.applier.check_fingerprint(window, leader) is False:
-            got = await self.applier.resync(window)
-            self.applier.in_sync = got == window
+            got = await self.applier.resync(window)  # the newest checkpoint: may be past it
+            self.applier.in_sync = got is not None and got >= window

@@ -23,9 +23,11 @@ from template.protocol.aggregation import apply_uploads, decode_peer_uploads
 from template.protocol.documents import (
     Aggregate,
     Checkpoint,
+    Fingerprint,
     PeerList,
     encode_aggregate,
     encode_checkpoint,
+    encode_fingerprint,
     encode_latest,
     encode_peer_list,
 )
@@ -96,6 +98,9 @@ class Bucket:
 
     async def exists(self, key: str) -> bool:
         return key in self.objects
+
+    async def put_bytes(self, key: str, data: bytes) -> None:
+        self.objects[key] = (data, 0.0)
 
 
 class Directory:
@@ -314,3 +319,41 @@ def test_a_node_that_disagrees_never_resyncs_from_its_own_checkpoint():
     ):
         assert torch.equal(q, p), name
         assert not torch.equal(r, p), name
+
+
+def test_a_follower_that_resyncs_past_the_window_it_works_on_finishes_it():
+    """A drifted follower's re-sync at window 3's start (its window-2 fingerprint differs)
+    loads the leader's newest checkpoint, of window 3 itself: settling window 3 must then
+    apply nothing (the model holds it), still publish the follower's heartbeat, and end on
+    the leader's model. It raised "window 3 out of order" before."""
+    net, blobs, expected = build_network()
+    leader = dev_keypair("//Alice//leader")
+    through_2 = replay(blobs, {a: p for a, p in expected.items() if a <= 2})
+    doc = Fingerprint(2, tuple(model_fingerprint(through_2)), hparams_hash(HP))
+    net.buckets[leader.ss58_address].put(
+        keys.fingerprint_key(2), encode_fingerprint(doc, leader), 35
+    )
+    reference = replay(blobs, expected)
+    publish_checkpoint(net, leader, reference, 3)
+    model = replay(blobs, {a: p for a, p in expected.items() if a <= 1})
+    with torch.no_grad():
+        next(model.parameters()).add_(0.01)  # drifted
+    chain, own = FakeChain(), Bucket()
+    me = dev_keypair("//Alice//follower")
+    sync = ValidatorSync(
+        HP, chain, me, net, bucket=own, model=model, state=ValidatorState(applied_through=1),
+        follow_wait=0.0, held=lambda *_: None, on_change=lambda: None,
+    )  # fmt: skip
+
+    async def window_3() -> None:
+        chain.now = CLOCK.end(3) + 1  # window 2 from its aggregate, then the fingerprint check
+        await sync.advance_to(2)
+        assert sync.applier.fingerprint_ok is False and sync.applier.in_sync
+        assert sync.state.applied_through == 3  # the checkpoint is newer than window 2
+        mine = PeerList(3, (), (), "scores", hparams_hash(HP))
+        await sync.settle(3, mine, leader.ss58_address)
+
+    asyncio.run(window_3())
+    assert sync.state.applied_through == 3 and keys.peers_key(3) in own.objects
+    for (name, p), q in zip(reference.named_parameters(), model.parameters(), strict=True):
+        assert torch.equal(q, p), name

@@ -280,14 +280,26 @@ class Subnet:
         late = [u for u in self.uploaders if u.kind == "late"]
         if not late:
             return
+        blobs = [  # trained in the upload window: only the put is late
+            (
+                u,
+                sign_upload(
+                    u,
+                    train_delta(u, model, self.hp, self.ds, window, u.uid),
+                    self.hp,
+                    self.ds,
+                    window,
+                ),
+            )
+            for u in late
+        ]
         cutoff = WindowClock(self.hp.window).upload_cutoff(window)
         c = await self.chain.client(self.alice)
         await c.wait_for_block(cutoff, timeout=60)
         ts = await c.block_timestamp(cutoff)
-        await asyncio.sleep(max(0.0, ts + 2.2 - time.time()))
-        for u in late:
-            delta = train_delta(u, model, self.hp, self.ds, window, u.uid)
-            await self.put(u, window, sign_upload(u, delta, self.hp, self.ds, window))
+        await asyncio.sleep(max(0.0, ts + 2.2 - time.time()))  # LastModified has whole seconds
+        for u, blob in blobs:
+            await self.put(u, window, blob)
 
     async def next_window(self) -> int:
         c = await self.chain.client(self.alice)

@@ -12,6 +12,7 @@ import torch
 from template.chain.devchain.testing import running_devchain
 from template.node.status import ValidatorStatus, read_status, status_keys
 from template.protocol.fingerprint import fingerprints_match, model_fingerprint
+from template.storage.keys import peers_key
 from template.storage.local_server import start_local_s3
 from template.training.model import build_model
 from template.validator.evaluate import fixed_heldout_loss
@@ -35,7 +36,10 @@ ADVERSARIES = [
 @pytest.mark.timeout(420)
 async def test_honest_beat_adversaries_restart_and_failover(tmp_path, tiny_dataset, caplog):
     caplog.set_level(logging.INFO, logger="template.validator")
-    hp = small_hparams()
+    # 40-block windows: the late upload lands 11 blocks after the cut-off and the leader still
+    # makes its peer list's deadline (end(w + 1) - 3); with 20 it never did, and the fail-over
+    # check below depended on whether the leader made it in the one window without a late upload
+    hp = small_hparams().replace(**{"window.blocks_per_window": 40, "window.publish_blocks": 24})
     s3 = start_local_s3()
     async with running_devchain(
         tmp_path, block_time=0.2, tempo=5, max_allowed_validators=2
@@ -64,6 +68,7 @@ async def test_honest_beat_adversaries_restart_and_failover(tmp_path, tiny_datas
                 r1 = await v1.run_window(w)
                 reports.append((r0, r1))
                 assert r0.is_leader and not r1.is_leader
+                assert await v0.sync.bucket.exists(peers_key(w)), "leader published no list"
                 assert r0.rejected.keys() & {u.uid for u in honest} == set(), r0.rejected
                 assert (
                     v1.sync.applier.in_sync
@@ -80,9 +85,12 @@ async def test_honest_beat_adversaries_restart_and_failover(tmp_path, tiny_datas
                 assert u.uid in r0.rejected or u.uid in r0.missing or not earns, kind
             for v in (v0, v1):
                 weights = v.state.weights
-                # honest4 is proven within 4 windows; honest6 is the copier's victim (no
-                # first-seen watcher here): never rejected, its copy never paid
-                assert weights.get(honest[1].uid, 0.0) > 0, weights
+                # every weight goes to honest miners. Which of them is proven within these 4
+                # windows is evidence noise, a rate for the benchmark: honest4 was in 3 of 5 runs
+                # on 2026-12-07 (its window-3 evidence Z was 2.31-2.33, the bar 2.33). honest6 is
+                # the copier's victim (no first-seen watcher here): never rejected, copy unpaid
+                paid = [weights.get(u.uid, 0.0) for u in honest]
+                assert max(paid) > 0 and sum(paid) == pytest.approx(sum(weights.values())), weights
                 for kind, u in bad.items():
                     assert weights.get(u.uid, 0.0) == 0, (kind, weights)
                 # no honest miner's score goes negative. Whether 4 steps out-earn 2 is not decided
@@ -129,6 +137,7 @@ async def test_honest_beat_adversaries_restart_and_failover(tmp_path, tiny_datas
 
             # kill the leader: the follower takes over within leader_timeout_windows
             last_leader_window = reports[-1][0].window
+            assert await v0.sync.bucket.exists(peers_key(last_leader_window))
             timeout = hp.window.leader_timeout_windows
             # (the follower keeps processing every window, publishing its heartbeat)
             for w in range(last_leader_window + 1, last_leader_window + timeout + 2):
