@@ -126,7 +126,8 @@ class ValidatorSync:
             self.state.applied_through = target
             return
         for w in range(self.global_model.applied_through + 1, target + 1):
-            await self.apply_window(w, wait_until=0)
+            if not self._holds(w):  # a re-sync on the way may have loaded a newer checkpoint
+                await self.apply_window(w, wait_until=0)
 
     async def settle(self, window: int, own_list: PeerList, leader: str | None) -> None:
         """Publish ``own_list``, then lead (apply it, publish documents) or follow."""

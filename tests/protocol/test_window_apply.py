@@ -321,11 +321,9 @@ def test_a_node_that_disagrees_never_resyncs_from_its_own_checkpoint():
         assert not torch.equal(r, p), name
 
 
-def test_a_follower_that_resyncs_past_the_window_it_works_on_finishes_it():
-    """A drifted follower's re-sync at window 3's start (its window-2 fingerprint differs)
-    loads the leader's newest checkpoint, of window 3 itself: settling window 3 must then
-    apply nothing (the model holds it), still publish the follower's heartbeat, and end on
-    the leader's model. It raised "window 3 out of order" before."""
+def drifted_follower():
+    """A follower at window 1 whose model drifted; the leader published window 2's fingerprint
+    and a checkpoint of window 3. Returns (sync, its bucket, its model, the leader's model)."""
     net, blobs, expected = build_network()
     leader = dev_keypair("//Alice//leader")
     through_2 = replay(blobs, {a: p for a, p in expected.items() if a <= 2})
@@ -339,21 +337,43 @@ def test_a_follower_that_resyncs_past_the_window_it_works_on_finishes_it():
     with torch.no_grad():
         next(model.parameters()).add_(0.01)  # drifted
     chain, own = FakeChain(), Bucket()
-    me = dev_keypair("//Alice//follower")
+    chain.now = CLOCK.end(3) + 1  # window 2 from its aggregate, then the fingerprint check
     sync = ValidatorSync(
-        HP, chain, me, net, bucket=own, model=model, state=ValidatorState(applied_through=1),
-        follow_wait=0.0, held=lambda *_: None, on_change=lambda: None,
+        HP, chain, dev_keypair("//Alice//follower"), net, bucket=own, model=model,
+        state=ValidatorState(applied_through=1), follow_wait=0.0, held=lambda *_: None,
+        on_change=lambda: None,
     )  # fmt: skip
+    return sync, own, model, reference
+
+
+def assert_same_model(model: torch.nn.Module, reference: torch.nn.Module) -> None:
+    for (name, p), q in zip(reference.named_parameters(), model.parameters(), strict=True):
+        assert torch.equal(q, p), name
+
+
+def test_a_follower_that_resyncs_past_the_window_it_works_on_finishes_it():
+    """A drifted follower's re-sync at window 3's start (its window-2 fingerprint differs)
+    loads the leader's newest checkpoint, of window 3 itself: settling window 3 must then
+    apply nothing (the model holds it), still publish the follower's heartbeat, and end on
+    the leader's model. It raised "window 3 out of order" before."""
+    sync, own, model, reference = drifted_follower()
+    leader = dev_keypair("//Alice//leader").ss58_address
 
     async def window_3() -> None:
-        chain.now = CLOCK.end(3) + 1  # window 2 from its aggregate, then the fingerprint check
         await sync.advance_to(2)
         assert sync.applier.fingerprint_ok is False and sync.applier.in_sync
         assert sync.state.applied_through == 3  # the checkpoint is newer than window 2
-        mine = PeerList(3, (), (), "scores", hparams_hash(HP))
-        await sync.settle(3, mine, leader.ss58_address)
+        await sync.settle(3, PeerList(3, (), (), "scores", hparams_hash(HP)), leader)
 
     asyncio.run(window_3())
     assert sync.state.applied_through == 3 and keys.peers_key(3) in own.objects
-    for (name, p), q in zip(reference.named_parameters(), model.parameters(), strict=True):
-        assert torch.equal(q, p), name
+    assert_same_model(model, reference)
+
+
+def test_a_catch_up_that_resyncs_past_its_target_applies_no_window_twice():
+    """The same re-sync in the middle of a catch-up over windows 2-3 (a validator behind):
+    window 3 is in the checkpoint, so the catch-up stops there."""
+    sync, _, model, reference = drifted_follower()
+    asyncio.run(sync.advance_to(3))
+    assert sync.state.applied_through == 3 and sync.applier.in_sync
+    assert_same_model(model, reference)
