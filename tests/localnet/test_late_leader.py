@@ -232,6 +232,7 @@ def test_a_leader_whose_list_cannot_be_stored_retries_then_follows_the_bootstrap
         v.bucket, v.follow_wait, v.own_lists, v.landed = None, 30.0, {}, {}
         v.chain_down, v.clock = False, CLOCK
         v.applier = SimpleNamespace(poll_s=lambda: 0.01)
+        v.global_model = SimpleNamespace(applied_through=6)  # window 7 not applied yet
         v._too_late_to_lead, v._lead, v.apply_window, v._block = too_late, lead, apply_window, block
         v._list_published_before = published_before
         return v, calls
