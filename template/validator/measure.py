@@ -286,8 +286,9 @@ def welch_df(va: float, da: float, vb: float, db: float) -> float:
     an upload that claims 2 pages has a clustered own variance of 1 degree of freedom, often
     far too small by chance, and weighed by it the df came out large exactly when t was
     inflated: a null fit z had an SD of 1.2-1.4 and 3-6% above z(0.99) (docs/scoring.md
-    section 10, "Few pages"). The i.i.d. estimates (n - 1 degrees of freedom each) say how
-    the two samples' variances compare without that coupling."""
+    section 10, "Few pages"). The i.i.d. estimates rest on n - 1 degrees of freedom each, so
+    they say how the two samples' variances compare without that coupling; ``da`` and ``db``
+    stay the clustered ones (pages - 1)."""
     if not (va > 0 or vb > 0):
         return 0.0
     va, vb = max(va, 0.0), max(vb, 0.0)
