@@ -377,3 +377,22 @@ def test_a_catch_up_that_resyncs_past_its_target_applies_no_window_twice():
     asyncio.run(sync.advance_to(3))
     assert sync.state.applied_through == 3 and sync.applier.in_sync
     assert_same_model(model, reference)
+
+
+def test_a_leader_that_resynced_past_the_window_it_leads_publishes_nothing_for_it():
+    """The drifted validator is the leader of window 3 (leadership moved to it) and its re-sync
+    loaded window 3's checkpoint: the window was led and published by the checkpoint's author,
+    so this leader publishes no peer list, aggregate or fingerprint of its own for it (a list
+    it did not apply would tell followers a different story) and keeps the model it loaded."""
+    sync, own, model, reference = drifted_follower()
+    me = dev_keypair("//Alice//follower").ss58_address
+
+    async def window_3() -> None:
+        await sync.advance_to(2)
+        await sync.settle(3, PeerList(3, (), (), "scores", hparams_hash(HP)), me)
+
+    asyncio.run(window_3())
+    assert sync.state.applied_through == 3 and sync.applier.in_sync
+    for key in (keys.peers_key(3), keys.aggregate_key(3), keys.fingerprint_key(3)):
+        assert key not in own.objects, key
+    assert_same_model(model, reference)
