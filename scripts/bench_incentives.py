@@ -104,8 +104,9 @@ DEFAULT_CLASSES = [
     *(c for c in ADVERSARIES if c not in (COASTER, OLDER, SHORT_NULL, *SHADOWS)),
 ]
 LAZY_KINDS = ("lazy", "lazy_inflated", SHORT_NULL, *MIXERS)  # train a quarter of the steps
-# each does at least an honest window's work on its own pages and is paid for it: the uids
-# an honest miner's "equal share" is counted among (min_honest_share_of_equal)
+# each does at least an honest window's work on its own pages and is paid for it: besides
+# issue 15's equal share (1 / honest miners), an honest miner's share is also given against
+# 1 / the uids of these classes (min_honest_share_of_full_work_equal)
 FULL_WORK = ("honest", "amplifier", POACHER)
 
 
@@ -527,6 +528,7 @@ async def simulate(
         "honest_unattributed": unattributed,
         "honest_windows_to_first_credit": [first_credit.get(u) for u in honest_uids],
         "min_honest_share_of_equal": pay["min_honest_share_of_equal"],
+        "min_honest_share_of_full_work_equal": pay["min_honest_share_of_full_work_equal"],
         "honest_shares_of_equal": pay["honest_shares_of_equal"],  # uid order
         "adversary_incentive_share": pay["adversary_incentive_share"],
         "classes": {
@@ -619,17 +621,18 @@ def pay_figures(
 ) -> dict:
     """What a run paid: ``series`` is each class's pay per window (weights or incentive) and
     ``last`` the last window's pay per uid. Shares at the end, over the second half, the
-    lowest honest miner's share of its equal share (one over the uids that do a full window's
-    work, ``FULL_WORK``), and per class the windows until its pay reached 0 for good (key
-    ``zero``; the coasting copier's count from its first copy)."""
+    lowest honest miner's share of its equal share (1 / honest miners; and 1 / the uids that
+    do a full window's work, ``FULL_WORK``), and per class the windows until its pay reached
+    0 for good (key ``zero``; the coasting copier's count from its first copy)."""
     final = {k: x[-1] for k, x in series.items()}
     total = sum(final.values()) or 1.0
     honest = [last.get(u, 0.0) / total for u, k in kinds.items() if k == "honest"]
     equal_among = sum(k in FULL_WORK for k in kinds.values())
     later = second_half_shares(series)
     return {
-        "min_honest_share_of_equal": min(honest) * equal_among if honest else None,
-        "honest_shares_of_equal": [x * equal_among for x in honest],
+        "min_honest_share_of_equal": min(honest) * len(honest) if honest else None,
+        "min_honest_share_of_full_work_equal": min(honest) * equal_among if honest else None,
+        "honest_shares_of_equal": [x * len(honest) for x in honest],
         "adversary_incentive_share": sum(v for k, v in final.items() if k in ADVERSARIES) / total,
         "classes": {
             k: {
@@ -744,6 +747,9 @@ def summarise_pay(runs: list[dict], zero: str) -> dict:
             r["adversary_incentive_share"] for r in runs
         ),
         "min_honest_share_of_equal": min(r["min_honest_share_of_equal"] for r in runs),
+        "min_honest_share_of_full_work_equal": min(
+            r["min_honest_share_of_full_work_equal"] for r in runs
+        ),
         "classes": {},
     }
     for k in classes:

@@ -975,17 +975,19 @@ def test_replay_can_pay_recorded_evidence_on_another_pay_ramp():
     assert replay.replay_run(run, pay_span=0.0)["min_honest_share_of_equal"] == 0.0
 
 
-def test_an_honest_miners_equal_share_counts_every_uid_that_does_a_full_windows_work():
+def test_an_honest_miners_full_work_share_counts_every_uid_that_does_a_full_windows_work():
     """An amplifier and a poacher each train a full window of their own pages and are paid
-    for it: beside them, two honest miners holding a quarter of the weights each hold their
-    equal share (1 / 4), not half of it (1 / 2). A lazy miner and an adversary are not
-    counted."""
+    for it: beside them, two honest miners holding a quarter of the weights each hold half of
+    issue 15's equal share (1 / honest miners) and all of the full-work one (1 / 4). A lazy
+    miner and an adversary are counted in neither."""
     kinds = {0: "honest", 1: "honest", 2: "amplifier", 3: "poacher", 4: "lazy", 5: "copier"}
     last = {0: 0.25, 1: 0.25, 2: 0.25, 3: 0.25, 4: 0.0, 5: 0.0}
     series = {k: [sum(v for u, v in last.items() if kinds[u] == k)] for k in set(kinds.values())}
     got = bench.pay_figures(series, last, kinds, "windows_to_weight_zero")
-    assert got["honest_shares_of_equal"] == pytest.approx([1.0, 1.0])
-    assert got["min_honest_share_of_equal"] == pytest.approx(1.0)
+    assert got["honest_shares_of_equal"] == pytest.approx([0.5, 0.5])
+    assert got["min_honest_share_of_equal"] == pytest.approx(0.5)
+    assert got["min_honest_share_of_full_work_equal"] == pytest.approx(1.0)
     del kinds[2], kinds[3], series["amplifier"], series["poacher"]
     alone = bench.pay_figures(series, {0: 0.25, 1: 0.25}, kinds, "windows_to_weight_zero")
     assert alone["min_honest_share_of_equal"] == pytest.approx(1.0)  # half the weights each
+    assert alone["min_honest_share_of_full_work_equal"] == pytest.approx(1.0)
