@@ -25,8 +25,8 @@ from pathlib import Path
 
 
 def recorded_runs(paths: list[Path], honest: int) -> dict[tuple, list[float]]:
-    """Each distinct recorded run's honest shares of equal, keyed by file, command, preset,
-    seed and the shares themselves (a file may repeat a record)."""
+    """Each distinct recorded run's honest shares of equal, keyed by preset, seed and the
+    shares themselves: a record repeated, or a run replayed bit for bit, counts once."""
     runs: dict[tuple, list[float]] = {}
     for path in paths:
         for record in _records(path.read_text()):
@@ -38,8 +38,8 @@ def recorded_runs(paths: list[Path], honest: int) -> dict[tuple, list[float]]:
                     shares = run.get("honest_shares_of_equal") if isinstance(run, dict) else None
                     if not isinstance(shares, list) or len(shares) != honest:
                         continue
-                    key = (str(path), record.get("command"), preset, run.get("seed"))
-                    runs[(*key, tuple(round(x, 9) for x in shares))] = list(shares)
+                    key = (preset, run.get("seed"), tuple(round(x, 9) for x in shares))
+                    runs[key] = list(shares)
     return runs
 
 
@@ -85,7 +85,7 @@ def analyse(paths: list[Path], honest: int, shuffles: int, seed: int) -> dict:
     if len(runs) < 2:
         raise SystemExit(f"fewer than 2 recorded runs with {honest} honest miners in the files")
     clusters: dict[tuple, list[float]] = {}
-    for (_, _, preset, run_seed, _), shares in runs.items():
+    for (preset, run_seed, _), shares in runs.items():
         clusters.setdefault((preset, run_seed), []).append(first_minus_others(shares))
     cluster_diffs = [statistics.mean(d) for d in clusters.values()]
     per_position = list(zip(*runs.values(), strict=True))

@@ -25,17 +25,19 @@ def write_lines(path: Path, records: list[dict]) -> Path:
 
 
 def test_one_seed_re_run_many_times_counts_once(tmp_path):
-    """A seed whose first uid is low, recorded by ten commands, is one cluster: its ten runs
-    claim a clear effect, the clusters (that seed and five others with none) claim none."""
-    low = {0: [0.4, 1.3, 1.3]}
+    """A seed whose first uid is low, re-run by ten code versions (ten slightly different
+    runs), is one cluster: its runs claim a clear effect, the clusters (that seed and five
+    others with none) claim none. A bit-identical replay of a run is not another run."""
+    low = [{0: [0.4 + 0.01 * i, 1.3 - 0.005 * i, 1.3 - 0.005 * i]} for i in range(10)]
     even = {s: [1.0, 1.0, 1.0] for s in range(1, 6)}
-    records = [record(low, f"run {i}") for i in range(10)] + [record(even, "once")]
+    records = [record(x, f"run {i}") for i, x in enumerate(low)] + [record(even, "once")]
+    records.append(record(low[0], "a replay of run 0"))
     out = position.analyse([write_lines(tmp_path / "a.jsonl", records)], 3, 2000, 0)
     assert (out["runs"], out["clusters"]) == (15, 6)
     assert out["position_under_half"] == [10, 0, 0]
-    assert out["runs_first_minus_others"]["mean"] == pytest.approx(-0.6)
+    assert out["runs_first_minus_others"]["mean"] == pytest.approx(10 * -0.8325 / 15)
     clusters = out["clusters_first_minus_others"]
-    assert clusters["mean"] == pytest.approx(-0.9 / 6)
+    assert clusters["mean"] == pytest.approx(-0.8325 / 6)
     assert clusters["sign_flip_p"] > 0.2
 
 
