@@ -5,9 +5,10 @@ run. This script takes every recorded run with ``--honest`` honest miners from t
 ``bench_incentives.py --json`` files (or JSON lines of them) and compares the first honest
 uid's final share of its equal share with the mean of the others.
 
-Runs of one (preset, seed) share a model and page draws across files (the same seeds are
-re-run on each code version), so they are not independent: the test averages them into one
-value per (preset, seed) and reports the mean difference, its standard error, and a
+Runs of one (preset, seed) are not independent: the same seeds are re-run on each code
+version, with the same initial model and, where the corpus and first window match, the same
+page draws. The test averages them into one value per (preset, seed) (merging runs that
+differ in corpus or first window too, which only makes it more cautious) and reports the mean difference, its standard error, and a
 sign-flip permutation p-value over those clusters. The run-level figures are printed beside,
 to show what ignoring the clustering would claim.
 
@@ -38,6 +39,8 @@ def recorded_runs(paths: list[Path], honest: int) -> dict[tuple, list[float]]:
                     shares = run.get("honest_shares_of_equal") if isinstance(run, dict) else None
                     if not isinstance(shares, list) or len(shares) != honest:
                         continue
+                    if not all(isinstance(x, int | float) for x in shares):
+                        raise SystemExit(f"{path}: a run's honest_shares_of_equal is not numbers")
                     key = (preset, run.get("seed"), tuple(round(x, 9) for x in shares))
                     runs[key] = list(shares)
     return runs

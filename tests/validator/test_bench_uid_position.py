@@ -57,3 +57,6 @@ def test_runs_with_another_count_of_honest_miners_are_left_out(tmp_path, capsys)
     with pytest.raises(SystemExit):
         position.main([str(tmp_path / "absent.jsonl")])
     assert "no such file" in capsys.readouterr().err
+    bad = write_lines(tmp_path / "bad.jsonl", [record({0: [1.0, "x", 1.0]}, "c")])
+    with pytest.raises(SystemExit, match="not numbers"):
+        position.analyse([bad], 3, 10, 0)
