@@ -177,7 +177,10 @@ class Run:
         chain = FakeChain(self.state, vhk)
         directory = PeerDirectory(chain, allow_private=True)
         directory.client = self.store.client  # the in-memory seam
-        cfg = ValidatorConfig(leader_follow_wait=0.0, **(overrides or {}))
+        # blocks advance only between the phases (no validator is ever late): the leader's
+        # deadline must not cut its measurements by this process's training time
+        base = dict(leader_follow_wait=0.0, eval_meet_deadline=False)
+        cfg = ValidatorConfig(**{**base, **(overrides or {})})
         return Validator(
             chain=chain,
             key=vkey,

@@ -99,6 +99,13 @@ class ValidatorConfig:
         "measurements (--eval.boost) only run as far as the time left pays for them.",
         NON_NEGATIVE,
     )
+    eval_meet_deadline: bool = setting(
+        True,
+        "As the leader, measure only the uploads that fit before the peer list is due "
+        "(--eval.max-wait still holds; boosted ones last): a late list makes the miners train "
+        "from an old model, and one past the followers' wait makes every node apply the "
+        'bootstrap rule, harmful uploads included (docs/scoring.md, "A slow leader").',
+    )
     eval_max_wait: int = setting(
         4,
         "Most windows a uid that uploads every window waits between evaluations: the upload "

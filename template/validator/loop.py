@@ -31,6 +31,7 @@ from typing import TypeVar
 
 import torch
 
+from template.chain.errors import ChainError
 from template.chain.protocol import Chain
 from template.hparams import HParams, hparams_hash
 from template.node.status import write_status
@@ -46,13 +47,20 @@ from template.training.pages import PageDataset
 from .args import ValidatorConfig
 from .cache import WindowCache, blob_decoder
 from .copies import Cluster, CopyRules, Print, window_salt
+from .deadline import TimeLeft, seconds_per_block, time_budget_within, time_left
 from .gather import MISSING, Candidate, fetch_uploads, uncommitted_miners
 from .judge import Decision, Evidence, JudgeRules, judge_window, log_decisions
 from .leader import choose_peers
 from .measure import Measurer, collect_measurements, measure_each, reference_uids
 from .outcomes import RejectCode, Rejection
 from .replay import ReplayMemory, replay_windows
-from .sampling import boost_room, boosts_within, choose_for_evaluation, evaluation_budget
+from .sampling import (
+    boost_room,
+    boosts_within,
+    choose_for_evaluation,
+    evaluation_budget,
+    longest_waiting_first,
+)
 from .score import FullWorkMemory, Scoreboard, incentive_scores, window_values
 from .screen import screen_window
 from .stale import excuse_stale_harm
@@ -66,15 +74,18 @@ logger = logging.getLogger(__name__)
 T = TypeVar("T")
 
 
-async def each_in_worker(items: Iterator[T]) -> list[T]:
+async def each_in_worker(items: Iterator[T], stop_at: float | None = None) -> list[T]:
     """``items`` as a list, each produced in a worker thread (``training.offload``): the upload
     watcher keeps polling on the event loop while a window's uploads are measured (starved, it
     would first see the next window's uploads late, and they would be rejected as late). One
-    item per call, so a task cancelled meanwhile stops after the item in hand."""
+    item per call, so a task cancelled meanwhile stops after the item in hand. No item after
+    the first starts once ``time.monotonic()`` has passed ``stop_at``."""
     out: list[T] = []
     end = object()
     while (item := await in_worker(next, items, end)) is not end:
         out.append(item)
+        if stop_at is not None and time.monotonic() >= stop_at:
+            break
     return out
 
 
@@ -159,6 +170,9 @@ class Validator:
         self.weights_tracker = WeightsTracker()  # sends verified after the reveal delay
         self.weights_check: WeightsCheck | None = None
         self.started_at = time.time()
+        # seconds of a window's measuring work besides the measurements (clip factors, the
+        # control losses before): the leader's plan leaves room for it (deadline.py)
+        self.measure_overhead: float | None = None
 
     @property
     def hotkey(self) -> str:
@@ -295,18 +309,22 @@ class Validator:
             return [u for u, _ in own.peers]
         return list(self.restored_peers.get(window - 1, []))
 
-    def _plan_evaluation(self, uids: list[int], window: int) -> tuple[list[int], set[int]]:
+    def _plan_evaluation(
+        self, uids: list[int], window: int, seconds_left: float | None = None
+    ) -> tuple[list[int], set[int]]:
         """(the uids measured this window, those of them measured on more sequences).
 
         The fair rotation picks as many as ``--eval.max-uploads`` and ``--eval.time-budget``
+        (cut to ``seconds_left``, the leader's time before its list is due: deadline.py)
         allow, but never so few that a uid waits more than ``--eval.max-wait`` windows
         (sampling.py). Boosted: the chosen whose verdict is open (``JudgeRules.undecided``),
         nearest the bar first, as far as the time left after the chosen uploads pays for."""
         cfg, rules, z = self.cfg, self.judge_rules, self.evidence.z
         seconds = self.state.eval_seconds
+        time_budget = time_budget_within(cfg.eval_time_budget, seconds_left)
         budget = evaluation_budget(
             cfg.eval_max_uploads,
-            cfg.eval_time_budget,
+            time_budget,
             seconds,
             uploads=len(uids),
             max_wait=cfg.eval_max_wait,
@@ -317,15 +335,57 @@ class Validator:
         undecided = sorted(
             (u for u in chosen if rules.undecided(z(u))), key=lambda u: abs(z(u) - rules.z_proof)
         )
-        room = boost_room(cfg.eval_time_budget, seconds, len(chosen))
+        room = boost_room(time_budget, seconds, len(chosen))
         return chosen, set(boosts_within(undecided, room, cfg.eval_boost))
+
+    async def _time_before_list_due(self, window: int, is_leader: bool) -> TimeLeft:
+        """The leader's time left before its peer list of ``window`` is due (deadline.py); no
+        limit for a follower, with ``--no-eval.meet-deadline``, or when the chain's block time
+        is unknown."""
+        if not (is_leader and self.cfg.eval_meet_deadline):
+            return TimeLeft()
+        first, last = self.clock.start(window), self.clock.upload_cutoff(window)
+        try:
+            first_ts = await self.chain.block_timestamp(first)
+            last_ts = await self.chain.block_timestamp(last)
+            block = await self.chain.block()
+        except ChainError as e:  # the chain unreadable: no deadline known, none enforced
+            logger.warning("window %d: no block time to plan the evaluation by: %s", window, e)
+            return TimeLeft()
+        per_block = seconds_per_block(first, first_ts, last, last_ts)
+        return time_left(self.clock, window, block, per_block)
+
+    def _plan_before_deadline(
+        self, uids: list[int], window: int, left: TimeLeft
+    ) -> tuple[list[int], set[int]]:
+        """``_plan_evaluation`` within the leader's time ``left``, less the window's work
+        besides the measurements themselves (``measure_overhead``); logged when that cut it."""
+        if left.plan is None:
+            return self._plan_evaluation(uids, window)
+        seconds = left.plan - (self.measure_overhead or 0.0)
+        chosen, boosted = self._plan_evaluation(uids, window, seconds)
+        unlimited, all_boosted = self._plan_evaluation(uids, window)
+        if (chosen, boosted) != (unlimited, all_boosted):
+            logger.info(
+                "window %d: %.1f s before the peer list is due: measuring %d of %d uploads "
+                "(%d of %d on more sequences); the rest wait their turn",
+                window,
+                left.plan,
+                len(chosen),
+                len(unlimited),
+                len(boosted),
+                len(all_boosted),
+            )
+        return chosen, boosted
 
     async def _measure_and_judge(
         self, window: int, standing: list[Candidate], report: WindowReport
     ) -> None:
         """Measure a fair sample of the standing uploads (measure.py) and judge them
         (judge.py): ``report.decisions`` gets one decision per standing uid."""
-        chosen, boosted = self._plan_evaluation([c.uid for c in standing], window)
+        left = await self._time_before_list_due(window, report.is_leader)
+        started = time.monotonic()
+        chosen, boosted = self._plan_before_deadline([c.uid for c in standing], window, left)
         by_uid = {c.uid: c for c in standing}
         # Weigh by the miners uploading lately, not only this window's: one miner's outage must
         # not make another's honest upload look harmful (a lone upload at the full outer lr).
@@ -338,13 +398,28 @@ class Validator:
         clip = await in_worker(clip_factors, uploads, self.hp, self._last_peers(window))
         boost = self.cfg.eval_boost
         crowd = self._crowd(uploads)
+        # the longest-waiting first: should the leader's last moment come, the rest go first
+        # next window (the plan's estimate was wrong)
+        order = longest_waiting_first(chosen, self.state.last_evaluated, window)
         each = measure_each(
-            self.measurer, window, uploads, chosen, scale, near, clip, boosted, boost, crowd
+            self.measurer, window, uploads, order, scale, near, clip, boosted, boost, crowd
         )
-        measured, failed, seconds = collect_measurements(await each_in_worker(each))
+        stop_at = None if left.stop is None else started + left.stop
+        measured, failed, seconds = collect_measurements(await each_in_worker(each, stop_at))
+        overhead = max(0.0, time.monotonic() - started - sum(seconds.values()))
+        prev = self.measure_overhead
+        self.measure_overhead = overhead if prev is None else 0.8 * prev + 0.2 * overhead
+        unmeasured = [u for u in order if u not in measured and u not in failed]
+        if unmeasured:
+            logger.warning(
+                "window %d: uids %s not measured: the peer list would have been too late "
+                "(give the validator more cores or time)",
+                window,
+                unmeasured,
+            )
         for uid, why in failed.items():
             report.rejected[uid] = Rejection(RejectCode.EVAL_FAILED, why)
-        for uid, dt in seconds.items():
+        for uid, dt in sorted(seconds.items()):
             # seconds of an unboosted evaluation: what the time budget divides by
             dt /= measured[uid].cost_over_unboosted(
                 self.cfg.eval_own_seqs, self.cfg.eval_control_seqs

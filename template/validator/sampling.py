@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 
 
 def evaluation_budget(
@@ -67,15 +67,22 @@ def rotation_bound(uids: int, budget: int | None) -> int:
     return math.ceil(uids / max(1, budget))
 
 
-def choose_for_evaluation(
-    uids: Sequence[int], last_evaluated: Mapping[int, int], budget: int | None, window: int
+def longest_waiting_first(
+    uids: Iterable[int], last_evaluated: Mapping[int, int], window: int
 ) -> list[int]:
-    """The ``budget`` uids evaluated longest ago (never evaluated first); ties broken by a
-    per-window hash so no uid is always last."""
-    if budget is None or budget >= len(uids):
-        return sorted(uids)
+    """``uids``, those evaluated longest ago first (never evaluated before all); ties broken by
+    a per-window hash so no uid is always last."""
 
     def key(uid: int) -> tuple[int, bytes]:
         return last_evaluated.get(uid, -1), hashlib.sha256(f"{window}|{uid}".encode()).digest()
 
-    return sorted(sorted(uids, key=key)[:budget])
+    return sorted(uids, key=key)
+
+
+def choose_for_evaluation(
+    uids: Sequence[int], last_evaluated: Mapping[int, int], budget: int | None, window: int
+) -> list[int]:
+    """The ``budget`` uids evaluated longest ago (``longest_waiting_first``), in uid order."""
+    if budget is None or budget >= len(uids):
+        return sorted(uids)
+    return sorted(longest_waiting_first(uids, last_evaluated, window)[:budget])

@@ -1,0 +1,152 @@
+"""The leader measures only what fits before its peer list is due (validator/deadline.py)."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import time
+from types import SimpleNamespace
+
+import pytest
+
+from template.chain.errors import ConnectionLostError
+from template.hparams import load_hparams
+from template.protocol.windows import WindowClock
+from template.validator.args import ValidatorConfig
+from template.validator.deadline import (
+    TimeLeft,
+    leader_deadlines,
+    seconds_before,
+    seconds_per_block,
+    time_budget_within,
+)
+from template.validator.judge import Evidence, JudgeRules
+from template.validator.loop import Validator, each_in_worker
+from template.validator.sampling import longest_waiting_first
+from template.validator.state import ValidatorState
+from template.validator.sync import LATE_MARGIN_BLOCKS
+
+CLOCK = WindowClock(load_hparams("tiny").window)
+
+
+def test_the_leader_has_two_deadlines_on_time_and_at_all():
+    on_time, at_all = leader_deadlines(CLOCK, 7)
+    assert on_time == CLOCK.publish_deadline(7)
+    assert at_all == CLOCK.end(8) - LATE_MARGIN_BLOCKS
+    assert CLOCK.upload_cutoff(7) < on_time < at_all < CLOCK.end(8)
+
+
+def test_the_block_time_comes_from_the_chains_timestamps():
+    assert seconds_per_block(100, 1000.0, 125, 1030.0) == pytest.approx(1.2)
+    assert seconds_per_block(100, 1000.0, 100, 1000.0) is None  # one block
+    assert seconds_per_block(100, 1000.0, 125, 1000.0) is None  # a clock that did not move
+
+
+def test_the_time_left_is_to_the_first_deadline_that_leaves_any():
+    dues = (113, 117)
+    assert seconds_before(108, dues, 2.0) == pytest.approx(8.0)  # blocks 109-112
+    assert seconds_before(112, dues, 2.0) == pytest.approx(8.0)  # too late on time: at all
+    assert seconds_before(116, dues, 2.0) is None  # past both: nothing left to save
+    assert seconds_before(108, dues, None) is None  # block time unknown: no limit
+
+
+def test_the_deadline_cuts_the_configured_budget_never_raises_it():
+    assert time_budget_within(0.0, None) == 0.0  # neither: no limit
+    assert time_budget_within(0.0, 4.0) == 4.0
+    assert time_budget_within(6.0, 4.0) == 4.0
+    assert time_budget_within(3.0, 4.0) == 3.0
+    assert time_budget_within(3.0, None) == 3.0
+
+
+def _planner(**cfg):
+    v = SimpleNamespace(
+        cfg=ValidatorConfig(**cfg),
+        judge_rules=JudgeRules(),
+        evidence=Evidence(),
+        state=ValidatorState(eval_seconds=1.0),
+    )
+    return v, lambda uids, w, left=None: Validator._plan_evaluation(v, uids, w, left)
+
+
+def test_a_leader_short_of_time_measures_fewer_uploads_and_boosts_none():
+    uids = list(range(1, 9))
+    v, plan = _planner(eval_max_wait=4, eval_boost=2)
+    v.state.last_evaluated = {u: u - 20 for u in uids}  # uid 1 waited longest, then 2, ...
+    for uid in uids:
+        v.evidence.s[uid], v.evidence.v[uid] = 1.5, 1.0  # undecided: boosted when time allows
+    assert plan(uids, 3) == (uids, set(uids))  # no deadline: all, each boosted
+    assert plan(uids, 3, 20.0) == (uids, set(uids))  # time for all of it
+    chosen, boosted = plan(uids, 3, 11.0)  # 8 once, then 3 more measurements' time
+    assert chosen == uids and boosted == {1, 2, 3}
+    assert plan(uids, 3, 5.0) == ([1, 2, 3, 4, 5], set())  # the longest-waiting first
+    # never fewer than --eval.max-wait allows: 8 uids within 4 windows
+    assert plan(uids, 3, 0.5) == ([1, 2], set())
+    v.cfg = dataclasses.replace(v.cfg, eval_time_budget=3.0)
+    assert plan(uids, 3, 5.0) == ([1, 2, 3], set())  # the tighter budget wins
+
+
+class _Chain:
+    def __init__(self, block: int, per_block: float = 1.0, down: bool = False):
+        self.at, self.per_block, self.down = block, per_block, down
+
+    async def block(self) -> int:
+        if self.down:
+            raise ConnectionLostError("dev chain unreachable")
+        return self.at
+
+    async def block_timestamp(self, n: int) -> float:
+        if self.down:
+            raise ConnectionLostError("dev chain unreachable")
+        return 5000.0 + n * self.per_block
+
+
+def _left(chain: _Chain, is_leader: bool = True, **cfg) -> TimeLeft:
+    v = SimpleNamespace(cfg=ValidatorConfig(**cfg), clock=CLOCK, chain=chain)
+    return asyncio.run(Validator._time_before_list_due(v, 7, is_leader))
+
+
+def test_only_the_leader_counts_its_seconds_before_the_list_is_due():
+    at = CLOCK.upload_cutoff(7) + 2
+    at_all = CLOCK.end(8) - LATE_MARGIN_BLOCKS
+    left = _left(_Chain(at, per_block=1.5))
+    assert left.plan == pytest.approx((CLOCK.publish_deadline(7) - at - 1) * 1.5)
+    assert left.stop == pytest.approx((at_all - at - 1) * 1.5)
+    assert _left(_Chain(at), is_leader=False) == TimeLeft()  # a follower changes no model
+    assert _left(_Chain(at), eval_meet_deadline=False) == TimeLeft()  # switched off
+    assert _left(_Chain(at, down=True)) == TimeLeft()  # no block time known: no limit
+    late = CLOCK.publish_deadline(7)  # too late for the miners, not for the followers
+    assert _left(_Chain(late)) == TimeLeft(at_all - late - 1.0, at_all - late - 1.0)
+    assert _left(_Chain(at_all)) == TimeLeft()  # too late for anything: nothing to save
+
+
+def test_the_plan_leaves_room_for_the_windows_work_besides_the_measurements():
+    uids = list(range(1, 9))
+    v, _ = _planner(eval_max_wait=4, eval_boost=2)
+    v._plan_evaluation = lambda us, w, left=None: Validator._plan_evaluation(v, us, w, left)
+    v.state.last_evaluated = {u: u - 20 for u in uids}  # uid 1 waited longest, then 2, ...
+    v.measure_overhead = 0.0
+    assert Validator._plan_before_deadline(v, uids, 3, TimeLeft(5.0, 9.0))[0] == [1, 2, 3, 4, 5]
+    v.measure_overhead = 2.0  # three evaluations' time left
+    assert Validator._plan_before_deadline(v, uids, 3, TimeLeft(5.0, 9.0))[0] == [1, 2, 3]
+    v.measure_overhead = 9.0  # none: the max wait's minimum (8 uids within 4 windows)
+    assert Validator._plan_before_deadline(v, uids, 3, TimeLeft(5.0, 9.0))[0] == [1, 2]
+    assert Validator._plan_before_deadline(v, uids, 3, TimeLeft())[0] == uids  # no deadline
+
+
+def test_measurements_stop_at_the_last_moment_but_one_is_always_made():
+    ticks = iter(range(100))
+
+    def measured():
+        for uid in (4, 2, 9):
+            next(ticks)
+            yield uid
+
+    assert asyncio.run(each_in_worker(measured())) == [4, 2, 9]
+    assert asyncio.run(each_in_worker(measured(), stop_at=time.monotonic())) == [4]
+    assert asyncio.run(each_in_worker(measured(), stop_at=time.monotonic() + 60)) == [4, 2, 9]
+
+
+def test_uploads_are_measured_longest_waiting_first():
+    last = {1: 5, 2: 3, 3: 5, 4: 6}  # uid 7 never evaluated
+    order = longest_waiting_first([1, 2, 3, 4, 7], last, 8)
+    assert order[:2] == [7, 2] and set(order[2:4]) == {1, 3} and order[4] == 4
