@@ -102,9 +102,10 @@ class ValidatorConfig:
     eval_meet_deadline: bool = setting(
         True,
         "As the leader, measure only the uploads that fit before the peer list is due "
-        "(--eval.max-wait still holds; boosted ones last): a late list makes the miners train "
-        "from an old model, and one past the followers' wait makes every node apply the "
-        'bootstrap rule, harmful uploads included (docs/scoring.md, "A slow leader").',
+        "(boosted ones last; --eval.max-wait holds unless measuring its minimum would make "
+        "the list too late to publish): a late list makes the miners train from an old "
+        "model, and one past the followers' wait makes every node apply the bootstrap rule, "
+        'harmful uploads included (docs/scoring.md, "A slow leader").',
     )
     eval_max_wait: int = setting(
         4,

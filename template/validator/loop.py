@@ -173,6 +173,7 @@ class Validator:
         # seconds of a window's measuring work besides the measurements (clip factors, the
         # control losses before): the leader's plan leaves room for it (deadline.py)
         self.measure_overhead: float | None = None
+        self._stamps: dict[int, float] = {}  # block -> timestamp (_past_block_timestamp)
 
     @property
     def hotkey(self) -> str:
@@ -198,9 +199,19 @@ class Validator:
         return c.blob, c.last_modified
 
     # --- one window -------------------------------------------------------------------------
+    async def _past_block_timestamp(self, block: int) -> float:
+        """A produced block's timestamp, read once: the gather and the leader's deadline both
+        need the window's first and cut-off blocks (a read is a chain round trip or two)."""
+        if block not in self._stamps:
+            self._stamps = {
+                b: t for b, t in self._stamps.items() if b > block - 4 * self.clock.length
+            }
+            self._stamps[block] = await self.chain.block_timestamp(block)
+        return self._stamps[block]
+
     async def _gather(self, window: int) -> list[Candidate]:
-        open_ts = await self.chain.block_timestamp(self.clock.start(window))
-        cutoff_ts = await self.chain.block_timestamp(self.clock.upload_cutoff(window))
+        open_ts = await self._past_block_timestamp(self.clock.start(window))
+        cutoff_ts = await self._past_block_timestamp(self.clock.upload_cutoff(window))
         miners = [(u, h) for u, h in self.directory.miners() if h != self.hotkey]
         await self.first_seen.wait_closed(window, timeout=self.cfg.gather_time_budget)
         fetched = await fetch_uploads(
@@ -346,8 +357,8 @@ class Validator:
             return TimeLeft()
         first, last = self.clock.start(window), self.clock.upload_cutoff(window)
         try:
-            first_ts = await self.chain.block_timestamp(first)
-            last_ts = await self.chain.block_timestamp(last)
+            first_ts = await self._past_block_timestamp(first)
+            last_ts = await self._past_block_timestamp(last)
             block = await self.chain.block()
         except ChainError as e:  # the chain unreadable: no deadline known, none enforced
             logger.warning("window %d: no block time to plan the evaluation by: %s", window, e)

@@ -88,6 +88,7 @@ def test_a_leader_short_of_time_measures_fewer_uploads_and_boosts_none():
 class _Chain:
     def __init__(self, block: int, per_block: float = 1.0, down: bool = False):
         self.at, self.per_block, self.down = block, per_block, down
+        self.stamps_read: list[int] = []
 
     async def block(self) -> int:
         if self.down:
@@ -97,12 +98,18 @@ class _Chain:
     async def block_timestamp(self, n: int) -> float:
         if self.down:
             raise ConnectionLostError("dev chain unreachable")
+        self.stamps_read.append(n)
         return 5000.0 + n * self.per_block
 
 
+def _validator(chain: _Chain, **cfg) -> SimpleNamespace:
+    v = SimpleNamespace(cfg=ValidatorConfig(**cfg), clock=CLOCK, chain=chain, _stamps={})
+    v._past_block_timestamp = lambda b: Validator._past_block_timestamp(v, b)
+    return v
+
+
 def _left(chain: _Chain, is_leader: bool = True, **cfg) -> TimeLeft:
-    v = SimpleNamespace(cfg=ValidatorConfig(**cfg), clock=CLOCK, chain=chain)
-    return asyncio.run(Validator._time_before_list_due(v, 7, is_leader))
+    return asyncio.run(Validator._time_before_list_due(_validator(chain, **cfg), 7, is_leader))
 
 
 def test_only_the_leader_counts_its_seconds_before_the_list_is_due():
@@ -150,3 +157,13 @@ def test_uploads_are_measured_longest_waiting_first():
     last = {1: 5, 2: 3, 3: 5, 4: 6}  # uid 7 never evaluated
     order = longest_waiting_first([1, 2, 3, 4, 7], last, 8)
     assert order[:2] == [7, 2] and set(order[2:4]) == {1, 3} and order[4] == 4
+
+
+def test_the_window_block_timestamps_are_read_from_the_chain_once():
+    chain = _Chain(CLOCK.upload_cutoff(7) + 2)
+    v = _validator(chain)
+    first = asyncio.run(Validator._time_before_list_due(v, 7, True))
+    assert asyncio.run(Validator._time_before_list_due(v, 7, True)) == first
+    assert sorted(chain.stamps_read) == [CLOCK.start(7), CLOCK.upload_cutoff(7)]
+    asyncio.run(Validator._time_before_list_due(v, 30, True))  # much later: old ones dropped
+    assert set(v._stamps) == {CLOCK.start(30), CLOCK.upload_cutoff(30)}
