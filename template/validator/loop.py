@@ -60,6 +60,7 @@ from .sampling import (
     choose_for_evaluation,
     evaluation_budget,
     longest_waiting_first,
+    seconds_average,
 )
 from .score import FullWorkMemory, Scoreboard, incentive_scores, window_values
 from .screen import screen_window
@@ -418,8 +419,7 @@ class Validator:
         stop_at = None if left.stop is None else started + left.stop
         measured, failed, seconds = collect_measurements(await each_in_worker(each, stop_at))
         overhead = max(0.0, time.monotonic() - started - sum(seconds.values()))
-        prev = self.measure_overhead
-        self.measure_overhead = overhead if prev is None else 0.8 * prev + 0.2 * overhead
+        self.measure_overhead = seconds_average(self.measure_overhead, overhead)
         unmeasured = [u for u in order if u not in measured and u not in failed]
         if unmeasured:
             logger.warning(
@@ -435,8 +435,7 @@ class Validator:
             dt /= measured[uid].cost_over_unboosted(
                 self.cfg.eval_own_seqs, self.cfg.eval_control_seqs
             )
-            prev = self.state.eval_seconds
-            self.state.eval_seconds = dt if prev is None else 0.8 * prev + 0.2 * dt
+            self.state.eval_seconds = seconds_average(self.state.eval_seconds, dt)
             self.state.last_evaluated[uid] = window
             report.evaluated.append(uid)
         clusters = [c.undecided for c in report.clusters]

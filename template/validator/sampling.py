@@ -40,6 +40,12 @@ def evaluation_budget(
     return budget
 
 
+def seconds_average(prev: float | None, seconds: float, weight: float = 0.2) -> float:
+    """A moving average of a cost in seconds (a measurement, the window's other work): the
+    first figure as it is (none before it: not 0), then ``weight`` on each new one."""
+    return seconds if prev is None else (1.0 - weight) * prev + weight * seconds
+
+
 def boost_room(time_budget: float, seconds_per_eval: float | None, chosen: int) -> float | None:
     """Unboosted evaluations' worth of time left once ``chosen`` uploads are measured once
     (None: no time limit; negative when the chosen ones alone overrun, e.g. forced by the max

@@ -9,6 +9,8 @@ run (24 windows, 7 faults incl. the validator, the chain and S3 killed) is
 from __future__ import annotations
 
 import json
+import math
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -17,6 +19,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 SCRIPT = ROOT / "scripts" / "chaos_localnet.py"
+REPLAY = ROOT / "scripts" / "localnet_replay_window.py"
 # 265 s at load 7-8 with 0.5 s blocks (the run itself 136-145 s); the default is now 1 s blocks
 TIMEOUT_S = 720
 
@@ -31,7 +34,7 @@ def chaos(tmp_path_factory) -> dict:
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=TIMEOUT_S)
     lines = [ln for ln in proc.stdout.splitlines() if ln.strip()]
     assert len(lines) == 1, proc.stderr[-4000:]
-    return json.loads(lines[0])
+    return json.loads(lines[0]) | {"run_dir_for_tests": str(run_dir)}
 
 
 def test_nothing_crashes_nothing_is_lost_every_node_comes_back(chaos):
@@ -65,3 +68,24 @@ def test_no_honest_upload_penalised(chaos):
     next or while the killed miner was down."""
     assert chaos["honest_penalised"] == 0, (chaos["rejected"], chaos["missing_outside_faults"])
     assert chaos["ok"]
+
+
+def test_a_window_replays_from_the_journal_as_the_validator_measured_it(chaos):
+    """scripts/localnet_replay_window.py rebuilds the leader's model from its journalled
+    checkpoint and aggregates, opens the window's uploads and measures each one: the gains
+    come out as the validator logged them (the last window both miners' uploads were judged)."""
+    run = Path(chaos["run_dir_for_tests"])
+    log = (run / "logs" / "validator-0.log").read_text()
+    judged: dict[int, set[str]] = {}
+    for w, uid in re.findall(r"validator\.judge: window (\d+): uid (\d+): .*gain", log):
+        judged.setdefault(int(w), set()).add(uid)
+    window = max(w for w, uids in judged.items() if len(uids) >= 2)
+    cmd = [sys.executable, str(REPLAY), str(run), "--window", str(window), "--large", "16"]
+    proc = subprocess.run(cmd + ["--tensors", "0", "--json"], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    out = json.loads(proc.stdout)
+    assert set(out["uids"]) >= judged[window], (judged[window], out["uids"].keys())
+    for uid in judged[window]:
+        r = out["uids"][uid]
+        assert r["matches_log"], (window, uid, r["gain"], r["logged_gain"])
+    assert math.isfinite(out["outer_step_gain"])

@@ -22,7 +22,7 @@ from template.validator.deadline import (
 )
 from template.validator.judge import Evidence, JudgeRules
 from template.validator.loop import Validator, each_in_worker
-from template.validator.sampling import longest_waiting_first
+from template.validator.sampling import longest_waiting_first, seconds_average
 from template.validator.state import ValidatorState
 from template.validator.sync import LATE_MARGIN_BLOCKS
 
@@ -138,6 +138,14 @@ def test_the_plan_leaves_room_for_the_windows_work_besides_the_measurements():
     v.measure_overhead = 9.0  # none: the max wait's minimum (8 uids within 4 windows)
     assert Validator._plan_before_deadline(v, uids, 3, TimeLeft(5.0, 9.0))[0] == [1, 2]
     assert Validator._plan_before_deadline(v, uids, 3, TimeLeft())[0] == uids  # no deadline
+
+
+def test_the_windows_other_work_is_averaged_from_its_first_figure():
+    first = seconds_average(None, 3.0)
+    assert first == 3.0  # none before it: not averaged with 0
+    assert seconds_average(first, 8.0) == pytest.approx(4.0)  # 0.8 x 3 + 0.2 x 8
+    assert seconds_average(4.0, 4.0) == pytest.approx(4.0)
+    assert seconds_average(4.0, 0.0, weight=0.5) == pytest.approx(2.0)
 
 
 def test_measurements_stop_at_the_last_moment_but_one_is_always_made():
