@@ -7,10 +7,10 @@ leader's checkpoints and aggregates, and each miner's sealed upload and its key.
 rebuilds the global model the leader measured ``--window`` on (its newest checkpoint before
 the window, then its aggregates), opens the miners' uploads of the window, and measures each
 one as the validator did: the same dataset, sample secret, scale and clip, so each upload's
-control-page gain and harm z come out as the validator's log has them (``matches_log``; a
-boosted measurement (``more sequences``) is replayed boosted; the fit z also needs the crowd
-the leader chose, ``--crowd``; the scale assumes every miner with an upload was active). Then,
-to say *why*:
+control-page gain and harm z come out as the validator's log has them when it ran with the
+default ``--eval.*`` flags (``matches_log`` checks it; a boosted measurement (``more
+sequences``) is replayed boosted; the fit z also needs the crowd the leader chose,
+``--crowd``; the scale assumes every miner with an upload was active). Then, to say *why*:
 
 - the gain on ``--large`` more control pages (none claimed in the window), and at a half and
   a quarter of the measured size;
@@ -50,7 +50,7 @@ from template.storage import keys  # noqa: E402
 from template.storage.persistent_s3 import Journal, compact  # noqa: E402
 from template.training.model import build_model, param_shapes  # noqa: E402
 from template.training.pages import PageDataset  # noqa: E402
-from template.training.seal import unseal_upload  # noqa: E402
+from template.training.seal import SealError, unseal_upload  # noqa: E402
 from template.training.shards import TokenStream  # noqa: E402
 from template.validator.args import ValidatorConfig  # noqa: E402
 from template.validator.measure import (  # noqa: E402
@@ -117,8 +117,14 @@ def rebuild_model(objs: dict[str, bytes], bucket: str, signer: str, hp, window: 
     load_checkpoint(model, ckpt)
     last_peers: list[int] = []
     for w in range(ckpt.window + 1, window):
+        blob = objs.get(f"/{bucket}/{keys.aggregate_key(w)}")
+        if blob is None:  # the leader published none: the nodes applied the bootstrap rule
+            raise SystemExit(
+                f"no aggregate of window {w} in the journal (a window the leader did not "
+                "publish): its model cannot be rebuilt from the journal alone"
+            )
         agg = decode_aggregate(
-            objs[f"/{bucket}/{keys.aggregate_key(w)}"],
+            blob,
             max_bytes=aggregate_size_cap(hp, shapes),
             signer=signer,
             hparams_hash=run_hash,
@@ -138,16 +144,19 @@ def window_uploads(objs: dict[str, bytes], miners: list[dict], window: int, hp, 
         key = objs.get(f"/{bucket}/{keys.reveal_key(hotkey, window)}")
         if sealed is None or key is None:
             continue
-        blob = unseal_upload(sealed, key, window=window, hotkey=hotkey)
+        try:
+            blob = unseal_upload(sealed, key, window=window, hotkey=hotkey)
+        except SealError as e:
+            print(f"uid {uid}: its upload does not open ({e}): left out", file=sys.stderr)
+            continue
         got = decode_peer_uploads([blob], [(uid, hotkey)], window, hp, shapes)
         if got:
             out[uid] = got[0]
     return out
 
 
-def mean_gain(model, seqs, before, delta=None, scale=0.0) -> float:
-    if delta is None:
-        return float((before - sequence_losses(model, seqs)).mean())
+def mean_gain(model, seqs, before, delta, scale: float) -> float:
+    """The mean loss drop on ``seqs`` with ``delta`` applied at ``scale``."""
     with delta_applied(model, delta, scale):
         return float((before - sequence_losses(model, seqs)).mean())
 
@@ -155,6 +164,9 @@ def mean_gain(model, seqs, before, delta=None, scale=0.0) -> float:
 def replay(
     run: Path, window: int, large: int, tensors: int, crowd: list[int] | None = None
 ) -> dict:
+    for need in ("network.json", "s3-journal.jsonl"):
+        if not (run / need).is_file():
+            raise SystemExit(f"{run / need} is missing: give a local subnet's run folder")
     net = json.loads((run / "network.json").read_text())
     hp = load_hparams(net["hparams"])
     leader = next(n for n in net["nodes"] if n["role"] == "validator")
@@ -166,6 +178,8 @@ def replay(
         raise SystemExit(f"no upload of window {window} in {run}/s3-journal.jsonl")
     cfg = ValidatorConfig()
     state = Path(leader["state_dir"])
+    if not (state / "sample_secret").is_file():
+        raise SystemExit(f"{state / 'sample_secret'} is missing: the validator's sample secret")
     secret = (state / "sample_secret").read_text().strip()
     folder = next(p.parent for p in (state / "dataset").rglob("manifest.json"))
     dataset = PageDataset(TokenStream(folder), hp)
@@ -263,7 +277,6 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--json", action="store_true", help="print one JSON object")
     args = p.parse_args(argv)
     crowd = [int(u) for u in args.crowd.split(",") if u.strip()] or None
-    torch.manual_seed(0)
     out = replay(args.run, args.window, args.large, args.tensors, crowd)
     if args.json:
         print(json.dumps(out))
