@@ -1,4 +1,4 @@
-"""Do some uids' fit z stay high across windows beyond chance? (docs/scoring.md, section 10)
+"""Do some uids' fit z stay high across windows beyond chance? (docs/scoring_record.md)
 
     python scripts/bench_evidence_persistence.py docs/img/wrong_pages_crowd_20261205.jsonl --json
     python scripts/bench_evidence_persistence.py RUNS.jsonl --class shadow --shuffles 500 --json

@@ -1,4 +1,4 @@
-"""How skewed per-sequence figures move a non-trainer's fit z (docs/scoring.md, section 10).
+"""How skewed per-sequence figures move a non-trainer's fit z (docs/scoring_record.md).
 
     python scripts/bench_fit_skew.py --json
 

@@ -1,4 +1,4 @@
-"""One uid's decisions in the same windows across local-subnet runs (docs/scoring.md, 10).
+"""One uid's decisions in the same windows across local-subnet runs (docs/scoring_record.md).
 
     python scripts/localnet_decisions.py --uid 1 --windows 5,15 docs/img/readme_3_miners_16w_*_summary.json
     python scripts/localnet_decisions.py --uid 1 --windows 5,15 --dataset RUN/dataset RUN/summary.json

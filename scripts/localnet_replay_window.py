@@ -10,7 +10,8 @@ one as the validator did: the same dataset, sample secret, scale and clip, so ea
 control-page gain and harm z come out as the validator's log has them when it ran with the
 default ``--eval.*`` flags (``matches_log`` checks it; a boosted measurement (``more
 sequences``) is replayed boosted; the fit z also needs the crowd the leader chose,
-``--crowd``; the scale assumes every miner with an upload was active). Then, to say *why*:
+``--crowd``; the scale counts the miners with an upload in the windows the validator's cache
+held). Then, to say *why*:
 
 - the gain on ``--large`` more control pages (none claimed in the window), and at a half and
   a quarter of the measured size;
@@ -19,7 +20,7 @@ sequences``) is replayed boosted; the fit z also needs the crowd the leader chos
   worst one (for ``lm_head.weight`` or the embedding, a row is a token);
 - the outer step (``apply_uploads``) of all the window's uploads, and of all but each one.
 
-Diagnosis only (docs/scoring.md section 10, "Why an honest upload was harmful"): nothing here
+Diagnosis only (docs/scoring_record.md, "Why an honest upload was harmful"): nothing here
 is a node's code path. Prints one JSON object with ``--json``, else a few lines.
 """
 
@@ -53,6 +54,7 @@ from template.training.pages import PageDataset  # noqa: E402
 from template.training.seal import SealError, unseal_upload  # noqa: E402
 from template.training.shards import TokenStream  # noqa: E402
 from template.validator.args import ValidatorConfig  # noqa: E402
+from template.validator.cache import KEEP_WINDOWS  # noqa: E402
 from template.validator.measure import (  # noqa: E402
     Measurer,
     control_sequences,
@@ -155,6 +157,19 @@ def window_uploads(objs: dict[str, bytes], miners: list[dict], window: int, hp, 
     return out
 
 
+def active_uids(objs: dict[str, bytes], miners: list[dict], window: int) -> set[int]:
+    """The uids with an upload in the journal in a window the validator's cache held while it
+    measured ``window`` (``cache.KEEP_WINDOWS``, through ``window``): its ``cache.active()``,
+    by which the measurement's scale divides."""
+    held = range(max(0, window - KEEP_WINDOWS + 1), window + 1)
+    return {
+        n["uid"]
+        for n in miners
+        for w in held
+        if f"/{n['bucket']}/{keys.upload_key(n['hotkey'], w)}" in objs
+    }
+
+
 def mean_gain(model, seqs, before, delta, scale: float) -> float:
     """The mean loss drop on ``seqs`` with ``delta`` applied at ``scale``."""
     with delta_applied(model, delta, scale):
@@ -183,8 +198,10 @@ def replay(
     secret = (state / "sample_secret").read_text().strip()
     folder = next(p.parent for p in (state / "dataset").rglob("manifest.json"))
     dataset = PageDataset(TokenStream(folder), hp)
-    # the validator's scale: the outer lr over the uids uploading (at most the peers per window)
-    scale = cfg.eval_lr_scale * hp.outer.lr / max(1, min(len(ups), hp.window.peers_per_window))
+    # the validator's scale: the outer lr over the uids uploading lately (at most the peers per
+    # window)
+    active = active_uids(objs, miners, window) | set(ups)
+    scale = cfg.eval_lr_scale * hp.outer.lr / max(1, min(len(active), hp.window.peers_per_window))
     clip = clip_factors(ups, hp, last_peers)
     measurer = Measurer(
         model,

@@ -77,3 +77,17 @@ def time_budget_within(configured: float, seconds_left: float | None) -> float:
         return configured
     seconds_left = max(seconds_left, 1e-9)  # none left: the max wait's minimum only (not 0)
     return seconds_left if configured <= 0 else min(configured, seconds_left)
+
+
+def measurements_stop(
+    started: float, left: TimeLeft, seconds_per_eval: float | None, overhead: float | None
+) -> float | None:
+    """The ``time.monotonic()`` after which no measurement starts (None: no limit), for
+    measurements begun at ``started``. Usually the last moment (``left.stop``): the plan
+    already counted what fits on time. A validator that has never timed a measurement
+    (``seconds_per_eval`` None: a new one's first window) cannot count, its plan takes every
+    upload, so it stops at the on-time deadline instead, less the window's other work: a late
+    list costs the miners a window, fewer measurements cost no uid more than a turn."""
+    if seconds_per_eval is None and left.plan is not None:
+        return started + max(0.0, left.plan - (overhead or 0.0))
+    return None if left.stop is None else started + left.stop

@@ -47,7 +47,13 @@ from template.training.pages import PageDataset
 from .args import ValidatorConfig
 from .cache import WindowCache, blob_decoder
 from .copies import Cluster, CopyRules, Print, window_salt
-from .deadline import TimeLeft, seconds_per_block, time_budget_within, time_left
+from .deadline import (
+    TimeLeft,
+    measurements_stop,
+    seconds_per_block,
+    time_budget_within,
+    time_left,
+)
 from .gather import MISSING, Candidate, fetch_uploads, uncommitted_miners
 from .judge import Decision, Evidence, JudgeRules, judge_window, log_decisions
 from .leader import choose_peers
@@ -416,12 +422,20 @@ class Validator:
         each = measure_each(
             self.measurer, window, uploads, order, scale, near, clip, boosted, boost, crowd
         )
-        stop_at = None if left.stop is None else started + left.stop
+        untimed = self.state.eval_seconds is None  # a new validator: no measurement timed yet
+        stop_at = measurements_stop(started, left, self.state.eval_seconds, self.measure_overhead)
         measured, failed, seconds = collect_measurements(await each_in_worker(each, stop_at))
         overhead = max(0.0, time.monotonic() - started - sum(seconds.values()))
         self.measure_overhead = seconds_average(self.measure_overhead, overhead)
         unmeasured = [u for u in order if u not in measured and u not in failed]
-        if unmeasured:
+        if unmeasured and untimed:
+            logger.info(
+                "window %d: uids %s not measured: no measurement was timed before, so the "
+                "leader measured until its peer list was due on time; they go first next window",
+                window,
+                unmeasured,
+            )
+        elif unmeasured:
             logger.warning(
                 "window %d: uids %s not measured: the peer list would have been too late "
                 "(give the validator more cores or time)",

@@ -183,3 +183,13 @@ def test_status_json_keys_are_the_documented_ones(doc, kind):
     documented = set(re.findall(r"`([a-z_]+)`", subsection(doc, "status.json"))) - {"cat"}
     keys = set(status_keys(kind)) | {"updated_at"}
     assert documented == keys, f"{doc}: missing {keys - documented}, stale {documented - keys}"
+
+
+@pytest.mark.parametrize("doc", GUIDES)
+def test_every_relative_link_names_a_file_that_exists(doc):
+    """A guide's links to other guides, raw figures and images (``](path)``, not web addresses
+    or in-page anchors) resolve from the guide's own folder: moving a page breaks no link."""
+    path = ROOT / doc
+    links = re.findall(r"\]\(([^)#\s]+)(?:#[^)]*)?\)", text(doc))
+    broken = [t for t in links if "://" not in t and not (path.parent / t).exists()]
+    assert not broken, f"{doc} links to missing files: {broken}"

@@ -16,6 +16,7 @@ from template.validator.args import ValidatorConfig
 from template.validator.deadline import (
     TimeLeft,
     leader_deadlines,
+    measurements_stop,
     seconds_before,
     seconds_per_block,
     time_budget_within,
@@ -159,6 +160,19 @@ def test_measurements_stop_at_the_last_moment_but_one_is_always_made():
     assert asyncio.run(each_in_worker(measured())) == [4, 2, 9]
     assert asyncio.run(each_in_worker(measured(), stop_at=time.monotonic())) == [4]
     assert asyncio.run(each_in_worker(measured(), stop_at=time.monotonic() + 60)) == [4, 2, 9]
+
+
+def test_a_validator_that_never_timed_a_measurement_stops_when_its_list_is_due_on_time():
+    left = TimeLeft(plan=5.0, stop=9.0)
+    # timed before: the plan counted what fits on time; only the last moment stops it
+    assert measurements_stop(100.0, left, 1.0, 2.0) == pytest.approx(109.0)
+    # never timed (a new validator's first window): its plan took every upload, so it stops
+    # at the on-time deadline, less the window's other work
+    assert measurements_stop(100.0, left, None, None) == pytest.approx(105.0)
+    assert measurements_stop(100.0, left, None, 2.0) == pytest.approx(103.0)
+    assert measurements_stop(100.0, left, None, 7.0) == pytest.approx(100.0)  # one is still made
+    assert measurements_stop(100.0, TimeLeft(), None, None) is None  # no deadline: no limit
+    assert measurements_stop(100.0, TimeLeft(), 1.0, None) is None
 
 
 def test_uploads_are_measured_longest_waiting_first():
