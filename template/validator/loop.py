@@ -47,27 +47,15 @@ from template.training.pages import PageDataset
 from .args import ValidatorConfig
 from .cache import WindowCache, blob_decoder
 from .copies import Cluster, CopyRules, Print, window_salt
-from .deadline import (
-    TimeLeft,
-    measurements_stop,
-    seconds_per_block,
-    time_budget_within,
-    time_left,
-)
+from .deadline import TimeLeft, measurements_stop, seconds_per_block, time_left
 from .gather import MISSING, Candidate, fetch_uploads, uncommitted_miners
 from .judge import Decision, Evidence, JudgeRules, judge_window, log_decisions
 from .leader import choose_peers
 from .measure import Measurer, collect_measurements, measure_each, reference_uids
 from .outcomes import RejectCode, Rejection
+from .plan import plan_before_deadline
 from .replay import ReplayMemory, replay_windows
-from .sampling import (
-    boost_room,
-    boosts_within,
-    choose_for_evaluation,
-    evaluation_budget,
-    longest_waiting_first,
-    seconds_average,
-)
+from .sampling import longest_waiting_first, seconds_average
 from .score import FullWorkMemory, Scoreboard, incentive_scores, window_values
 from .screen import screen_window
 from .stale import excuse_stale_harm
@@ -327,35 +315,6 @@ class Validator:
             return [u for u, _ in own.peers]
         return list(self.restored_peers.get(window - 1, []))
 
-    def _plan_evaluation(
-        self, uids: list[int], window: int, seconds_left: float | None = None
-    ) -> tuple[list[int], set[int]]:
-        """(the uids measured this window, those of them measured on more sequences).
-
-        The fair rotation picks as many as ``--eval.max-uploads`` and ``--eval.time-budget``
-        (cut to ``seconds_left``, the leader's time before its list is due: deadline.py)
-        allow, but never so few that a uid waits more than ``--eval.max-wait`` windows
-        (sampling.py). Boosted: the chosen whose verdict is open (``JudgeRules.undecided``),
-        nearest the bar first, as far as the time left after the chosen uploads pays for."""
-        cfg, rules, z = self.cfg, self.judge_rules, self.evidence.z
-        seconds = self.state.eval_seconds
-        time_budget = time_budget_within(cfg.eval_time_budget, seconds_left)
-        budget = evaluation_budget(
-            cfg.eval_max_uploads,
-            time_budget,
-            seconds,
-            uploads=len(uids),
-            max_wait=cfg.eval_max_wait,
-        )
-        chosen = choose_for_evaluation(uids, self.state.last_evaluated, budget, window)
-        if cfg.eval_boost <= 1:
-            return chosen, set()
-        undecided = sorted(
-            (u for u in chosen if rules.undecided(z(u))), key=lambda u: abs(z(u) - rules.z_proof)
-        )
-        room = boost_room(time_budget, seconds, len(chosen))
-        return chosen, set(boosts_within(undecided, room, cfg.eval_boost))
-
     async def _time_before_list_due(self, window: int, is_leader: bool) -> TimeLeft:
         """The leader's time left before its peer list of ``window`` is due (deadline.py); no
         limit for a follower, with ``--no-eval.meet-deadline``, or when the chain's block time
@@ -373,28 +332,15 @@ class Validator:
         per_block = seconds_per_block(first, first_ts, last, last_ts)
         return time_left(self.clock, window, block, per_block)
 
-    def _plan_before_deadline(
-        self, uids: list[int], window: int, left: TimeLeft
-    ) -> tuple[list[int], set[int]]:
-        """``_plan_evaluation`` within the leader's time ``left``, less the window's work
-        besides the measurements themselves (``measure_overhead``); logged when that cut it."""
-        if left.plan is None:
-            return self._plan_evaluation(uids, window)
-        seconds = left.plan - (self.measure_overhead or 0.0)
-        chosen, boosted = self._plan_evaluation(uids, window, seconds)
-        unlimited, all_boosted = self._plan_evaluation(uids, window)
-        if (chosen, boosted) != (unlimited, all_boosted):
-            logger.info(
-                "window %d: %.1f s before the peer list is due: measuring %d of %d uploads "
-                "(%d of %d on more sequences); the rest wait their turn",
-                window,
-                left.plan,
-                len(chosen),
-                len(unlimited),
-                len(boosted),
-                len(all_boosted),
-            )
-        return chosen, boosted
+    def _plan_inputs(self) -> dict:
+        """What ``plan.plan_evaluation`` reads of this validator: its flags, rules and memory."""
+        return dict(
+            cfg=self.cfg,
+            rules=self.judge_rules,
+            evidence_z=self.evidence.z,
+            last_evaluated=self.state.last_evaluated,
+            seconds_per_eval=self.state.eval_seconds,
+        )
 
     async def _measure_and_judge(
         self, window: int, standing: list[Candidate], report: WindowReport
@@ -403,7 +349,9 @@ class Validator:
         (judge.py): ``report.decisions`` gets one decision per standing uid."""
         left = await self._time_before_list_due(window, report.is_leader)
         started = time.monotonic()
-        chosen, boosted = self._plan_before_deadline([c.uid for c in standing], window, left)
+        chosen, boosted = plan_before_deadline(
+            [c.uid for c in standing], window, left, self.measure_overhead, **self._plan_inputs()
+        )
         by_uid = {c.uid: c for c in standing}
         # Weigh by the miners uploading lately, not only this window's: one miner's outage must
         # not make another's honest upload look harmful (a lone upload at the full outer lr).

@@ -23,6 +23,7 @@ from template.validator.deadline import (
 )
 from template.validator.judge import Evidence, JudgeRules
 from template.validator.loop import Validator, each_in_worker
+from template.validator.plan import plan_before_deadline, plan_evaluation
 from template.validator.sampling import longest_waiting_first, seconds_average
 from template.validator.state import ValidatorState
 from template.validator.sync import LATE_MARGIN_BLOCKS
@@ -66,7 +67,10 @@ def _planner(**cfg):
         evidence=Evidence(),
         state=ValidatorState(eval_seconds=1.0),
     )
-    return v, lambda uids, w, left=None: Validator._plan_evaluation(v, uids, w, left)
+    v._plan_inputs = lambda: Validator._plan_inputs(v)
+    return v, lambda uids, w, left=None: plan_evaluation(
+        uids, w, seconds_left=left, **v._plan_inputs()
+    )
 
 
 def test_a_leader_short_of_time_measures_fewer_uploads_and_boosts_none():
@@ -130,15 +134,17 @@ def test_only_the_leader_counts_its_seconds_before_the_list_is_due():
 def test_the_plan_leaves_room_for_the_windows_work_besides_the_measurements():
     uids = list(range(1, 9))
     v, _ = _planner(eval_max_wait=4, eval_boost=2)
-    v._plan_evaluation = lambda us, w, left=None: Validator._plan_evaluation(v, us, w, left)
     v.state.last_evaluated = {u: u - 20 for u in uids}  # uid 1 waited longest, then 2, ...
-    v.measure_overhead = 0.0
-    assert Validator._plan_before_deadline(v, uids, 3, TimeLeft(5.0, 9.0))[0] == [1, 2, 3, 4, 5]
-    v.measure_overhead = 2.0  # three evaluations' time left
-    assert Validator._plan_before_deadline(v, uids, 3, TimeLeft(5.0, 9.0))[0] == [1, 2, 3]
-    v.measure_overhead = 9.0  # none: the max wait's minimum (8 uids within 4 windows)
-    assert Validator._plan_before_deadline(v, uids, 3, TimeLeft(5.0, 9.0))[0] == [1, 2]
-    assert Validator._plan_before_deadline(v, uids, 3, TimeLeft())[0] == uids  # no deadline
+
+    def plan(left: TimeLeft, overhead: float | None) -> list[int]:
+        return plan_before_deadline(uids, 3, left, overhead, **v._plan_inputs())[0]
+
+    assert plan(TimeLeft(5.0, 9.0), 0.0) == [1, 2, 3, 4, 5]
+    assert plan(TimeLeft(5.0, 9.0), None) == [1, 2, 3, 4, 5]  # none averaged yet: nothing off
+    assert plan(TimeLeft(5.0, 9.0), 2.0) == [1, 2, 3]  # three evaluations' time left
+    # none left: the max wait's minimum (8 uids within 4 windows)
+    assert plan(TimeLeft(5.0, 9.0), 9.0) == [1, 2]
+    assert plan(TimeLeft(), 9.0) == uids  # no deadline
 
 
 def test_the_windows_other_work_is_averaged_from_its_first_figure():

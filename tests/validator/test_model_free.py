@@ -466,6 +466,7 @@ def _planner(**cfg):
     from template.validator.args import ValidatorConfig
     from template.validator.judge import Evidence, JudgeRules
     from template.validator.loop import Validator
+    from template.validator.plan import plan_evaluation
     from template.validator.state import ValidatorState
 
     v = SimpleNamespace(
@@ -474,7 +475,7 @@ def _planner(**cfg):
         evidence=Evidence(),
         state=ValidatorState(),
     )
-    return v, lambda uids, w: Validator._plan_evaluation(v, uids, w)
+    return v, lambda uids, w: plan_evaluation(uids, w, **Validator._plan_inputs(v))
 
 
 def test_the_validator_plans_evaluations_within_its_budget_and_max_wait():
