@@ -39,6 +39,7 @@ from .landing import Fate, upload_fate
 from .state import Position, Snapshot, optimizer_tensors, save_state
 from .sync import Sync
 from .trainer import Trainer, WindowResult
+from .verdicts import log_verdicts, read_own_verdicts
 
 logger = logging.getLogger(__name__)
 
@@ -109,6 +110,8 @@ class Miner:
         self._train_run = 0.0
         self._seal: tuple[int, bytes] | None = None  # (window, key) of the last sealed upload
         self._reveals: set[asyncio.Task] = set()
+        # (window, validator hotkey -> its verdict on this miner's upload): verdicts.py
+        self.verdicts: tuple[int | None, dict[str, str]] = (None, {})
 
     @property
     def hotkey(self) -> str:
@@ -285,10 +288,26 @@ class Miner:
                 sent_records.forget_through(self.settings.state_dir, w)
             except OSError as e:  # harmless: the next save or start-up deletes them
                 logger.warning("window %d: could not delete its sent record (%s)", w, e)
+        await self._read_verdicts(w - 1)
         try:
             self.report()
         except Exception as e:  # noqa: BLE001 - e.g. a full disk; the loop carries on
             logger.warning("window %d: could not write the status file (%s)", w, e)
+
+    async def _read_verdicts(self, window: int) -> None:
+        """The validators' verdicts on this miner's upload of ``window`` (published after
+        their peer lists, so out by the end of the next window): logged, kept for the status."""
+        if window < 0:
+            return
+        try:
+            got = await read_own_verdicts(
+                self.sync.directory, self.settings.hp, window, self.settings.uid
+            )
+        except Exception as e:  # noqa: BLE001 - news only: the loop carries on
+            logger.debug("window %d: could not read the validators' verdicts (%s)", window, e)
+            return
+        log_verdicts(window, got)
+        self.verdicts = (window, {hk: str(v) for hk, v in got.items()})
 
     async def _settle_failed_upload(self, w: int, stats: Stats, comp) -> None:
         """A failed or late upload's delta goes back into error feedback, unless its PUT was
@@ -471,6 +490,8 @@ class Miner:
             windows_behind=pos.windows_behind,
             steps=stats.steps,
             pages=stats.pages,
+            verdicts_window=self.verdicts[0],
+            verdicts=dict(self.verdicts[1]),
         )
 
     def report(self) -> None:

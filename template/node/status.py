@@ -52,6 +52,8 @@ class MinerStatus(NodeStatus):
     windows_behind: int = 0  # windows trained without the previous window's aggregate
     steps: int = 0
     pages: int = 0
+    verdicts_window: int | None = None  # the window of ``verdicts``
+    verdicts: dict[str, str] = field(default_factory=dict)  # validator hotkey -> its verdict
 
 
 @dataclass

@@ -23,12 +23,14 @@ from .documents import (
     Checkpoint,
     Fingerprint,
     PeerList,
+    Verdicts,
     checkpoint_size_cap,
     decode_aggregate,
     decode_checkpoint,
     decode_fingerprint,
     decode_latest,
     decode_peer_list,
+    decode_verdicts,
 )
 from .leader import select_leader
 
@@ -66,6 +68,21 @@ async def fetch_peer_list(
         keys.peers_key(window),
         f"peer list for window {window}",
         lambda b: decode_peer_list(b, signer=hotkey, hparams_hash=run, window=window),
+    )
+
+
+async def fetch_verdicts(
+    directory: PeerDirectory, hotkey: str, window: int, hp: HParams
+) -> Verdicts | None:
+    """Validator ``hotkey``'s signed verdicts on ``window``'s uploads, or None (missing or
+    invalid)."""
+    run = hparams_hash(hp)
+    return await _fetch_doc(
+        directory,
+        hotkey,
+        keys.verdicts_key(window),
+        f"verdicts for window {window}",
+        lambda b: decode_verdicts(b, signer=hotkey, hparams_hash=run, window=window),
     )
 
 

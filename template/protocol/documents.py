@@ -5,6 +5,8 @@
 - ``Aggregate``: the selected uploads' own signed bytes, bundled. Replaying it is the same
   computation as the live outer step, and each inner upload still verifies against its miner.
 - ``Fingerprint``: the model fingerprint after a window's aggregate was applied.
+- ``Verdicts``: one validator's verdict on each miner's upload of a window, with its figures
+  (every validator publishes its own, so a miner can see why it was or was not paid).
 - ``Checkpoint``: every parameter (float32) after a window, plus the fingerprint.
 - ``LatestCheckpoint``: a pointer to the newest checkpoint.
 """
@@ -40,6 +42,10 @@ AGGREGATE = Schema(
 FINGERPRINT = Schema(
     kind="fingerprint",
     fields={"window": int, "values": list, "hparams_hash": str, "spec_version": int},
+)
+VERDICTS = Schema(
+    kind="verdicts",
+    fields={"window": int, "verdicts": list, "hparams_hash": str, "spec_version": int},
 )
 CHECKPOINT = Schema(
     kind="checkpoint",
@@ -77,6 +83,46 @@ class Fingerprint:
     values: tuple[float, ...]
     hparams_hash: str
     signer: str = ""
+
+
+VERDICT_KINDS = ("credited", "unproven", "unattributed", "rejected", "not_evaluated", "missing")
+MAX_REASON_CHARS = 300
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """A validator's verdict on one uid's upload of a window (``VERDICT_KINDS``; docs/scoring.md
+    section 5), why (a rejection's ``code: detail``), and the figures behind it: the control
+    gain, this window's own-page fit z, the accumulated evidence Z, the part of its gain it was
+    paid and the value the window added to its score (section 6)."""
+
+    uid: int
+    hotkey: str
+    verdict: str
+    reason: str = ""
+    gain: float = 0.0
+    fit_z: float = 0.0
+    evidence_z: float = 0.0
+    pay: float = 0.0
+    value: float = 0.0
+
+    def __str__(self) -> str:
+        why = f" ({self.reason})" if self.reason else ""
+        return (
+            f"{self.verdict}{why}, gain {self.gain:+.4g}, fit z {self.fit_z:+.2f}, evidence Z "
+            f"{self.evidence_z:+.2f}, pay {self.pay:.2f}, value {self.value:+.3f}"
+        )
+
+
+@dataclass(frozen=True)
+class Verdicts:
+    window: int
+    verdicts: tuple[Verdict, ...]
+    hparams_hash: str
+    signer: str = ""
+
+    def of(self, uid: int) -> Verdict | None:
+        return next((v for v in self.verdicts if v.uid == uid), None)
 
 
 @dataclass(frozen=True)
@@ -245,6 +291,50 @@ def decode_fingerprint(
     return Fingerprint(
         header["window"], _floats(header["values"], "values"), header["hparams_hash"], who
     )
+
+
+# --- verdicts ----------------------------------------------------------------------------
+_VERDICT_FIGURES = ("gain", "fit_z", "evidence_z", "pay", "value")
+
+
+def encode_verdicts(doc: Verdicts, key: SigningKey) -> bytes:
+    def entry(v: Verdict) -> list:
+        figures = [float(getattr(v, f)) for f in _VERDICT_FIGURES]
+        figures = [x if math.isfinite(x) else 0.0 for x in figures]  # JSON holds no NaN
+        return [v.uid, v.hotkey, v.verdict, v.reason[:MAX_REASON_CHARS], *figures]
+
+    header = _base(doc.window, doc.hparams_hash) | {"verdicts": [entry(v) for v in doc.verdicts]}
+    return pack_signed({}, header, key, kind=VERDICTS.kind)
+
+
+def _verdict(item: object) -> Verdict:
+    n = 4 + len(_VERDICT_FIGURES)
+    if not isinstance(item, list) or len(item) != n:
+        raise WireError("bad_value", f"a verdict must be a list of {n} fields, got {item!r:.80}")
+    uid, hotkey, verdict, reason, *figures = item
+    _peer_pairs([[uid, hotkey]], "verdicts")  # the same checks as a peer list's entries
+    if verdict not in VERDICT_KINDS:
+        raise WireError("bad_value", f"verdict must be one of {VERDICT_KINDS}, got {verdict!r:.40}")
+    if not isinstance(reason, str) or len(reason) > MAX_REASON_CHARS:
+        raise WireError("bad_value", f"a verdict's reason must be at most {MAX_REASON_CHARS} chars")
+    return Verdict(uid, hotkey, verdict, reason, *_floats(figures, "a verdict's figures"))
+
+
+def decode_verdicts(
+    blob: bytes,
+    *,
+    signer: str | None = None,
+    hparams_hash: str | None = None,
+    window: int | None = None,
+) -> Verdicts:
+    header, _, who = _open(blob, VERDICTS, signer=signer, hparams_hash=hparams_hash, window=window)
+    items = header["verdicts"]
+    if not isinstance(items, list) or len(items) > MAX_PEERS:
+        raise WireError("bad_value", f"verdicts must be a list of at most {MAX_PEERS}")
+    verdicts = tuple(_verdict(item) for item in items)
+    if len({v.uid for v in verdicts}) != len(verdicts):
+        raise WireError("bad_value", "verdicts repeat a uid")
+    return Verdicts(header["window"], verdicts, header["hparams_hash"], who)
 
 
 # --- checkpoints -------------------------------------------------------------------------

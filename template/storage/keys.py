@@ -8,6 +8,7 @@ layout. Windows are zero-padded to 10 digits so a listing sorts them in order.
     v4/peers/{window}.safetensors           the leader's peer list for a window
     v4/aggregates/{window}                  the aggregated update of a window
     v4/fingerprints/{window}.safetensors    the model fingerprint after a window
+    v4/verdicts/{window}.safetensors        a validator's verdicts on a window's uploads
     v4/checkpoints/{window}/{file}          a checkpoint's files
     v4/checkpoints/latest.safetensors       signed pointer to the newest checkpoint
 
@@ -30,15 +31,16 @@ WINDOW_DIGITS = 10
 MANIFEST_NAME = "manifest.json"
 
 # Kinds of per-window objects; retention sweeps them by the window in the name.
-UPLOADS, REVEALS, PEERS, AGGREGATES, FINGERPRINTS, CHECKPOINTS = (
+UPLOADS, REVEALS, PEERS, AGGREGATES, FINGERPRINTS, VERDICTS, CHECKPOINTS = (
     "uploads",
     "reveals",
     "peers",
     "aggregates",
     "fingerprints",
+    "verdicts",
     "checkpoints",
 )
-WINDOWED_KINDS = (UPLOADS, REVEALS, PEERS, AGGREGATES, FINGERPRINTS, CHECKPOINTS)
+WINDOWED_KINDS = (UPLOADS, REVEALS, PEERS, AGGREGATES, FINGERPRINTS, VERDICTS, CHECKPOINTS)
 
 _SS58_RE = re.compile(r"^[1-9A-HJ-NP-Za-km-z]{40,50}$")  # base58 alphabet, no separators
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")  # one path segment, no '..' start
@@ -97,6 +99,11 @@ def aggregate_key(window: int) -> str:
 def fingerprint_key(window: int) -> str:
     """The model fingerprint after ``window``'s update."""
     return f"{ROOT}/{FINGERPRINTS}/{_window(window)}.safetensors"
+
+
+def verdicts_key(window: int) -> str:
+    """A validator's verdicts on ``window``'s uploads."""
+    return f"{ROOT}/{VERDICTS}/{_window(window)}.safetensors"
 
 
 def checkpoint_prefix(window: int) -> str:

@@ -9,7 +9,14 @@ from .client import StorageClient
 
 logger = logging.getLogger(__name__)
 
-DEFAULT_KINDS = (keys.UPLOADS, keys.REVEALS, keys.PEERS, keys.AGGREGATES, keys.FINGERPRINTS)
+DEFAULT_KINDS = (
+    keys.UPLOADS,
+    keys.REVEALS,
+    keys.PEERS,
+    keys.AGGREGATES,
+    keys.FINGERPRINTS,
+    keys.VERDICTS,
+)
 
 
 async def delete_old_objects(

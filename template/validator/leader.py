@@ -1,5 +1,5 @@
-"""Publishing duties: every validator's peer list (heartbeat), the leader's aggregate,
-fingerprint and checkpoints (formats: template/protocol/documents.py)."""
+"""Publishing duties: every validator's peer list (heartbeat) and verdicts, the leader's
+aggregate, fingerprint and checkpoints (formats: template/protocol/documents.py)."""
 
 from __future__ import annotations
 
@@ -14,11 +14,14 @@ from template.protocol.documents import (
     Checkpoint,
     Fingerprint,
     PeerList,
+    Verdict,
+    Verdicts,
     encode_aggregate,
     encode_checkpoint,
     encode_fingerprint,
     encode_latest,
     encode_peer_list,
+    encode_verdicts,
 )
 from template.protocol.selection import top_peers
 from template.protocol.windows import WindowClock
@@ -26,6 +29,7 @@ from template.storage import StorageClient, StorageError, keys
 from template.training.offload import in_worker
 
 from .judge import Decision, JudgeRules, helpful_uploads
+from .outcomes import Rejection
 
 logger = logging.getLogger(__name__)
 
@@ -70,6 +74,37 @@ async def _put(client: StorageClient, key: str, blob: bytes) -> bool:
 
 async def publish_peer_list(client: StorageClient, doc: PeerList, signer) -> bool:
     return await _put(client, keys.peers_key(doc.window), encode_peer_list(doc, signer))
+
+
+def window_verdicts(
+    window: int,
+    hotkeys: Mapping[int, str],
+    decisions: Mapping[int, Decision],
+    rejected: Mapping[int, Rejection],
+    values: Mapping[int, float],
+    hp: HParams,
+) -> Verdicts:
+    """This validator's verdict on each uid of ``hotkeys`` (uid -> hotkey: every miner it
+    looked for): the judge's decision, else the earlier stages' rejection (``missing`` when no
+    upload was found), with the value the window added to its score."""
+    out = []
+    for uid, hotkey in sorted(hotkeys.items()):
+        d, r = decisions.get(uid), rejected.get(uid)
+        if d is not None:
+            why = d.rejection if d.rejection is not None else r
+            kind = "rejected" if why is not None and d.verdict != "rejected" else d.verdict
+            figures = (d.gain, d.fit_z, d.evidence_z, d.pay if d.credited else 0.0)
+        elif r is not None:
+            why, kind, figures = r, "missing" if r.missing else "rejected", (0.0,) * 4
+        else:
+            continue
+        reason = "" if why is None or why.missing else str(why)
+        out.append(Verdict(uid, hotkey, kind, reason, *figures, values.get(uid, 0.0)))
+    return Verdicts(window, tuple(out), hparams_hash(hp))
+
+
+async def publish_verdicts(client: StorageClient, doc: Verdicts, signer) -> bool:
+    return await _put(client, keys.verdicts_key(doc.window), encode_verdicts(doc, signer))
 
 
 async def publish_leader_documents(

@@ -50,7 +50,7 @@ from .copies import Cluster, CopyRules, Print, window_salt
 from .deadline import TimeLeft, measurements_stop, seconds_per_block, time_left
 from .gather import MISSING, Candidate, fetch_uploads, uncommitted_miners
 from .judge import Decision, Evidence, JudgeRules, judge_window, log_decisions
-from .leader import choose_peers
+from .leader import choose_peers, publish_verdicts, window_verdicts
 from .measure import Measurer, collect_measurements, measure_each, reference_uids
 from .outcomes import RejectCode, Rejection
 from .plan import plan_before_deadline
@@ -517,6 +517,16 @@ class Validator:
             await self.sync.settle(window, doc, leader)  # publish, then lead or follow
         finally:  # the next window's mix reference is this validator's list, as settled
             await in_worker(self.cache.release, window, self._last_peers(window + 1), prints)
+        # after the list (not to delay it): why each miner was or was not paid, for the miners
+        verdicts = window_verdicts(
+            window,
+            hotkey_of,
+            report.decisions,
+            {**{u: MISSING for u in report.missing}, **report.rejected},
+            report.values,
+            self.hp,
+        )
+        await publish_verdicts(self.bucket, verdicts, self.key)
 
         report.weights_set = await self._set_weights(window, metagraph)
         self.state.window = window

@@ -116,3 +116,16 @@ def test_all_nodes_in_sync(summary):
 def test_validators_stop_cleanly_on_sigterm(summary):
     codes = {n["name"]: n["exit_code"] for n in summary["nodes"] if n["role"] == "validator"}
     assert codes and all(code == 0 for code in codes.values()), _why(summary)
+
+
+def test_each_miner_reads_the_validators_verdict_on_its_upload(summary):
+    """The validator publishes its verdicts (validator/leader.py); each miner reads its own
+    entry after its next window and keeps it in its status (miner/verdicts.py)."""
+    validators = {n["hotkey"] for n in summary["nodes"] if n["role"] == "validator"}
+    for node in summary["nodes"]:
+        if node["role"] != "miner":
+            continue
+        got = node.get("verdicts") or {}
+        assert node.get("verdicts_window") is not None and set(got) == validators, _why(summary)
+        kinds = ("credited", "unproven", "unattributed", "not_evaluated")
+        assert all(v.startswith(kinds) for v in got.values()), (node["name"], got)

@@ -1,6 +1,7 @@
 import pytest
 import torch
 
+from template import SPEC_VERSION
 from template.hparams import hparams_hash, load_hparams
 from template.protocol.aggregation import apply_uploads, decode_peer_uploads
 from template.protocol.documents import (
@@ -8,21 +9,25 @@ from template.protocol.documents import (
     Checkpoint,
     Fingerprint,
     PeerList,
+    Verdict,
+    Verdicts,
     decode_aggregate,
     decode_checkpoint,
     decode_fingerprint,
     decode_latest,
     decode_peer_list,
+    decode_verdicts,
     encode_aggregate,
     encode_checkpoint,
     encode_fingerprint,
     encode_latest,
     encode_peer_list,
+    encode_verdicts,
 )
 from template.protocol.fingerprint import fingerprints_match, model_fingerprint
 from template.signing import dev_keypair
 from template.training.compression import Compressor
-from template.training.envelope import WireError
+from template.training.envelope import WireError, pack_signed
 from template.training.model import build_model, param_shapes
 from template.training.wire import encode_upload
 
@@ -62,6 +67,51 @@ def test_peer_list_round_trip_and_checks():
     with pytest.raises(WireError) as e:
         decode_peer_list(bytes(tampered))
     assert e.value.reason == "bad_signature"
+
+
+def test_verdicts_round_trip_and_a_hostile_validators_entries_are_refused():
+    m0, m1 = MINERS[0].ss58_address, MINERS[1].ss58_address
+    doc = Verdicts(
+        7,
+        (
+            Verdict(1, m0, "credited", "", 0.031, 1.9, 6.5, 1.0, 0.84),
+            Verdict(2, m1, "rejected", "harmful: harm z -4.72", -0.03, 0.7, 3.1, 0.0, 0.0),
+        ),
+        RUN,
+    )
+    blob = encode_verdicts(doc, LEADER)
+    got = decode_verdicts(blob, signer=LEADER.ss58_address, hparams_hash=RUN, window=7)
+    assert got.verdicts == doc.verdicts and got.signer == LEADER.ss58_address
+    assert got.of(2).reason == "harmful: harm z -4.72" and got.of(3) is None
+    assert str(got.of(1)).startswith("credited, gain +0.031, fit z +1.90, evidence Z +6.50")
+    with pytest.raises(WireError):
+        decode_verdicts(blob, signer=MINERS[0].ss58_address)  # another validator's name
+    with pytest.raises(WireError):
+        decode_verdicts(blob, window=8)
+    # a figure the judge could not compute goes out as 0 (JSON has no NaN)
+    nan = Verdicts(7, (Verdict(1, m0, "unproven", "", float("nan")),), RUN)
+    assert decode_verdicts(encode_verdicts(nan, LEADER)).of(1).gain == 0.0
+
+    def header(entries):
+        return {"window": 7, "hparams_hash": RUN, "spec_version": SPEC_VERSION, "verdicts": entries}
+
+    ok = [1, m0, "credited", "", 0.1, 1.0, 3.0, 1.0, 0.5]
+    hostile = {
+        "an unknown verdict": [[1, m0, "paid in full", "", 0.1, 1.0, 3.0, 1.0, 0.5]],
+        "a repeated uid": [ok, ok],
+        "a reason past the cap": [[1, m0, "rejected", "x" * 301, 0, 0, 0, 0, 0]],
+        "a figure that is no number": [[1, m0, "credited", "", "0.1", 1.0, 3.0, 1.0, 0.5]],
+        "a figure that is a truth value": [[1, m0, "credited", "", True, 1.0, 3.0, 1.0, 0.5]],
+        "a missing field": [[1, m0, "credited", "", 0.1, 1.0, 3.0, 1.0]],
+        "a hotkey that is no address": [[1, "x", "credited", "", 0.1, 1.0, 3.0, 1.0, 0.5]],
+        "too many entries": [[u, m0, "missing", "", 0, 0, 0, 0, 0] for u in range(257)],
+    }
+    assert decode_verdicts(pack_signed({}, header([ok]), LEADER, kind="verdicts")).of(1)
+    for what, entries in hostile.items():
+        forged = pack_signed({}, header(entries), LEADER, kind="verdicts")
+        with pytest.raises(WireError) as e:
+            decode_verdicts(forged, signer=LEADER.ss58_address)
+        assert e.value.reason == "bad_value", what
 
 
 def _uploads(model, window):

@@ -16,6 +16,7 @@ def test_keys_are_versioned_and_windowed():
         keys.peers_key(42),
         keys.aggregate_key(42),
         keys.fingerprint_key(42),
+        keys.verdicts_key(42),
         keys.checkpoint_key(42),
     ):
         assert k.startswith(keys.ROOT + "/")

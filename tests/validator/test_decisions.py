@@ -25,7 +25,7 @@ from template.validator.judge import (
     helpful_uploads,
     judge_window,
 )
-from template.validator.leader import choose_peers
+from template.validator.leader import choose_peers, window_verdicts
 from template.validator.measure import (
     Measurement,
     Measurer,
@@ -461,6 +461,35 @@ def test_a_chance_credit_that_does_not_lower_the_loss_is_no_peer():
     assert [u for u, _ in doc.peers] == [1] and doc.reserves == ()
     values = window_values({1: good, 2: chance}, {}, **PENALTIES)
     assert values[1] > 0 and values[2] == 0.0
+
+
+def test_the_published_verdicts_say_why_each_miner_was_or_was_not_paid():
+    harm = Rejection(RejectCode.HARMFUL, "control loss rises: harm z -4.72")
+    decisions = {
+        1: Decision(1, "credited", gain=0.05, fit_z=1.9, evidence_z=6.0, pay=0.8),
+        2: Decision(2, "rejected", harm, gain=-0.03, fit_z=0.7, evidence_z=3.0, pay=1.0),
+        3: Decision(3, "unproven", gain=0.02, fit_z=0.4, evidence_z=1.1, pay=1.0),
+        4: Decision(4, "not_evaluated"),
+    }
+    late = Rejection(RejectCode.LATE, "first seen 3.2 s after the cut-off")
+    rejected = {5: late, 6: MISSING}
+    values = window_values(decisions, rejected, **PENALTIES)
+    hotkeys = {u: f"hk{u}" for u in range(1, 8)}  # every miner it looked for
+    del hotkeys[7]  # one it did not look for (no bucket): no verdict
+    doc = window_verdicts(9, hotkeys, decisions, rejected, values, HP)
+    assert doc.window == 9 and doc.hparams_hash == hparams_hash(HP)
+    got = {v.uid: v for v in doc.verdicts}
+    assert sorted(got) == [1, 2, 3, 4, 5, 6]
+    assert (got[1].verdict, got[1].pay, got[1].value) == ("credited", 0.8, values[1])
+    assert got[1].value > 0 and (got[1].gain, got[1].fit_z, got[1].evidence_z) == (0.05, 1.9, 6.0)
+    assert (got[2].verdict, got[2].reason) == ("rejected", str(harm)) and got[2].pay == 0.0
+    assert got[2].value == values[2] == 0.0  # a harm verdict costs nothing: it earns 0
+    assert (got[3].verdict, got[3].value) == ("unproven", 0.0)
+    assert (got[4].verdict, got[4].value) == ("not_evaluated", 0.0)
+    assert (got[5].verdict, got[5].reason, got[5].value) == ("rejected", str(late), values[5])
+    assert (got[6].verdict, got[6].reason, got[6].value) == ("missing", "", values[6])
+    assert got[5].value == got[6].value < 0  # accidents: late costs what missing does
+    assert all(v.hotkey == f"hk{v.uid}" for v in doc.verdicts)
 
 
 def test_draw_pages_skips_excluded_pages_sparse_and_dense():

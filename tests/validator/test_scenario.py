@@ -10,6 +10,7 @@ import pytest
 import torch
 
 from template.chain.devchain.testing import running_devchain
+from template.miner.verdicts import read_own_verdicts
 from template.node.status import ValidatorStatus, read_status, status_keys
 from template.protocol.fingerprint import fingerprints_match, model_fingerprint
 from template.storage.keys import peers_key
@@ -74,6 +75,20 @@ async def test_honest_beat_adversaries_restart_and_failover(tmp_path, tiny_datas
                     v1.sync.applier.in_sync
                     and v1.state.applied_through == w == v0.state.applied_through
                 )
+
+            # every validator publishes its verdicts; a miner reads its own from each of them
+            r0, r1 = reports[-1]
+            for u in [*honest, bad["late"], bad["forged"]]:
+                seen = await read_own_verdicts(v0.directory, hp, w, u.uid)
+                assert set(seen) == {v0.hotkey, v1.hotkey}, u.name
+                mine = seen[v0.hotkey]
+                assert mine.hotkey == u.hotkey and mine.value == pytest.approx(r0.values[u.uid])
+                if u.uid in r0.decisions and r0.decisions[u.uid].rejection is None:
+                    assert mine.verdict == r0.decisions[u.uid].verdict, u.name
+                else:
+                    assert mine.verdict == "rejected" and mine.reason, u.name
+            late = await read_own_verdicts(v0.directory, hp, w, bad["late"].uid)
+            assert late[v0.hotkey].reason.startswith("late"), late
 
             # undecided evidence is measured on more sequences (--eval.boost), and said so
             boosted = [d for r, _ in reports for d in r.decisions.values() if d.boosted]
