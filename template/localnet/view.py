@@ -67,4 +67,7 @@ def summary_text(s: dict[str, Any]) -> str:
             f"  {n['name']:<12} uid {n['uid']:>2} window {n.get('window')} in_sync "
             f"{n.get('in_sync')} | {extra} | exit {n.get('exit_code')} | log {n['log']}"
         )
+        for hotkey, verdict in sorted((n.get("verdicts") or {}).items()):
+            # what each validator decided on this miner's last judged upload, and why
+            lines.append(f"{'':17}window {n.get('verdicts_window')}, {hotkey[:8]}: {verdict}")
     return "\n".join(lines)

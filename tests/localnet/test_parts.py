@@ -84,6 +84,7 @@ def test_summary_json_plot_and_text(tmp_path):
         }
         st = {"validator-0": v, "miner-0": {"window": w, "loss": loss, "in_sync": True}}
         st["miner-1"] = {"window": w, "loss": loss + 0.1, "in_sync": True}
+        st["miner-1"] |= {"verdicts_window": w - 1, "verdicts": {"5Fxf9biHxyz": "unproven, gain"}}
         tr.update(_snap(st, 20 * w + 5, {0: 0.0, 1: 0.7, 2: 0.3}, 1, 20 * w, float(w)))
     net = Network(str(tmp_path), "http://c", "http://s", 1, 0.5, "tiny")
     net.nodes = [
@@ -106,7 +107,10 @@ def test_summary_json_plot_and_text(tmp_path):
     assert rows[1]["decisions"]["1"] == "uid 1: credited, window 2"
     png = plot_history(history)
     assert png == tmp_path / "history.png" and png.stat().st_size > 5000
-    assert "held-out loss 5.0000 -> 4.0000" in summary_text(s)
+    text = summary_text(s)
+    assert "held-out loss 5.0000 -> 4.0000" in text
+    # each miner's last verdict from each validator, under its line
+    assert "window 1, 5Fxf9biH: unproven, gain" in text.split("miner-1")[1]
     crashed = build_summary(
         tr, net, {"miner-0": 1}, {"miner-0": 1}, [], "miner-0 exited with code 1", 2.0, 30.0, 2
     )
