@@ -20,7 +20,7 @@ size, as in the aggregate) and measured on:
   each upload on its own random ``control`` of them (by the secret, the window and the uid).
   With one sample shared by every upload, its noise was shared too: uploads trained alike (a
   crowd of Sybil uids training one victim's pages) then passed the bar together in the
-  windows whose control sample favoured them (docs/scoring.md section 10, "The control
+  windows whose control sample favoured them (docs/scoring_record.md, "The control
   pool"). A pool of f times the sample leaves two uploads 1/f of their control sequences in
   common on average; ``control_pool = 1`` is the one shared sample.
 
@@ -38,9 +38,9 @@ subnet, a new validator). A miner that trains another miner's public pages (a sh
 otherwise put that miner's pages into its reference and cancel part of its fit; a shadow does
 not train its own pages, so it passes the bar only by chance (rate alpha per window), leans
 in about one window in six, and almost never reaches full pay. The thinner reference costs
-honest miners without shadows about 2% of their per-window fit z (measured, docs/scoring.md
-section 10, "More shadows, split shadows and the proven crowd", and "The crowd by evidence
-tier").
+honest miners without shadows about 2% of their per-window fit z (measured,
+docs/scoring_record.md, "More shadows, split shadows and the proven crowd", and "The crowd by
+evidence tier").
 
 The crowd's gain is a control variate. Per sequence, the upload's gain ``u = L_before -
 L_upload`` is compared with ``beta x r``, the crowd's gain ``r = L_before - L_ref`` scaled by
@@ -285,8 +285,8 @@ def welch_df(va: float, da: float, vb: float, db: float) -> float:
     ``Measurement`` passes each sample's i.i.d. variance of the mean, not its clustered one:
     an upload that claims 2 pages has a clustered own variance of 1 degree of freedom, often
     far too small by chance, and weighed by it the df came out large exactly when t was
-    inflated: a null fit z had an SD of 1.2-1.4 and 3-6% above z(0.99) (docs/scoring.md
-    section 10, "Few pages"). The i.i.d. estimates rest on n - 1 degrees of freedom each, so
+    inflated: a null fit z had an SD of 1.2-1.4 and 3-6% above z(0.99) (docs/scoring_record.md,
+    "Few pages"). The i.i.d. estimates rest on n - 1 degrees of freedom each, so
     they say how the two samples' variances compare without that coupling; ``da`` and ``db``
     stay the clustered ones (pages - 1)."""
     if not (va > 0 or vb > 0):

@@ -108,7 +108,7 @@ def rejection_value(r: Rejection, *, invalid_penalty: float, missing_penalty: fl
 def par_gain(decisions: Mapping[int, Decision]) -> float:
     """The gain that earns a full share this window: the upper median of the positive credited
     gains (the larger of the two middle ones). With the maximum, one upload whose gain is
-    inflated by copying (the lazy mixer, docs/scoring.md section 10) shrank every other value;
+    inflated by copying (the lazy mixer, docs/scoring_record.md) shrank every other value;
     the median takes a majority of the credited uploads to move. Gains within noise (<= 0)
     earn nothing and do not count, so they cannot pull the par to 0 and void the window."""
     gains = [d.gain for d in decisions.values() if d.earns]
@@ -166,7 +166,7 @@ def full_work_rate(decisions: Mapping[int, Decision], values: Mapping[int, float
     of the pages proves them about as strongly as a full claim (measured: a lazy miner's fit z
     per window was 0.9-1.2 times the honest miners'), and near the bar, where ``Decision.pay``
     rises steeply, a little more evidence paid it more than the honest miners' whole work
-    (tiny from window 10: 3 of 16 runs, docs/scoring.md section 10). The median takes a
+    (tiny from window 10: 3 of 16 runs, docs/scoring_record.md). The median takes a
     majority of the full claims to move."""
     full = [values[u] for u, d in decisions.items() if d.earns and d.work >= 1.0 and u in values]
     return statistics.median(full) if full else None
@@ -181,7 +181,7 @@ class FullWorkMemory:
     evidence can stay under the bar for several windows at once (tiny from window 10: every
     honest miner's fit z dips in windows 13-22): there a lazy miner, credited alone, was paid
     by its own evidence, more than the honest miners' whole work had just earned, and out-earned
-    them over the second half of a run (seed 42, docs/scoring.md section 10). Only earning full
+    them over the second half of a run (seed 42, docs/scoring_record.md). Only earning full
     claims set the rate, so junk full claims can neither raise nor lower it."""
 
     windows: int = 8

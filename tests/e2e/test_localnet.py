@@ -36,8 +36,9 @@ def summary(tmp_path_factory) -> dict:
     cmd += ["--run.max-windows", str(WINDOWS), "--hparams", "tiny", "--json", "--plot"]
     cmd += ["--run.dir", str(run_dir), "--run.timeout", str(TIMEOUT_S)]
     # A short run is little evidence for the default training-evidence test (alpha 0.01), above
-    # all with two miners, where each upload's reference is the other one alone (docs/scoring.md
-    # section 10). On tiny an honest upload's fit z is about 1 per window in early windows, and
+    # all with two miners, where each upload's reference is the other one alone
+    # (docs/scoring_record.md). On tiny an honest upload's fit z is about 1 per window in early
+    # windows, and
     # 0.6-0.7 on average for this subnet's uid 1 in some runs. A miner is paid once its
     # evidence passes the bar, in full once it is twice the bar, and only while its score is a
     # tenth of the best. This run checks that the pipeline pays both honest miners, not the
