@@ -110,6 +110,7 @@ class Miner:
         self._train_run = 0.0
         self._seal: tuple[int, bytes] | None = None  # (window, key) of the last sealed upload
         self._reveals: set[asyncio.Task] = set()
+        self._news: set[asyncio.Task] = set()  # verdict reads: nothing waits for them
         # (window, validator hotkey -> its verdict on this miner's upload): verdicts.py
         self.verdicts: tuple[int | None, dict[str, str]] = (None, {})
 
@@ -159,7 +160,7 @@ class Miner:
             if self._reveals:  # the last upload counts only once its key is out
                 await asyncio.wait(self._reveals, timeout=FINISH_TIMEOUT_S)
         finally:
-            for t in self._reveals:
+            for t in (*self._reveals, *self._news):
                 t.cancel()
             for t in background:
                 t.cancel()
@@ -288,26 +289,45 @@ class Miner:
                 sent_records.forget_through(self.settings.state_dir, w)
             except OSError as e:  # harmless: the next save or start-up deletes them
                 logger.warning("window %d: could not delete its sent record (%s)", w, e)
-        await self._read_verdicts(w - 1)
         try:
             self.report()
         except Exception as e:  # noqa: BLE001 - e.g. a full disk; the loop carries on
             logger.warning("window %d: could not write the status file (%s)", w, e)
+        self._start_task(self._read_verdicts(w - 1), f"verdicts-{w - 1}")
+
+    def _start_task(self, job, name: str) -> None:
+        """A background job nothing waits for (verdicts), cancelled at shutdown."""
+        task = asyncio.create_task(job, name=name)
+        self._news.add(task)
+        task.add_done_callback(self._news.discard)
 
     async def _read_verdicts(self, window: int) -> None:
-        """The validators' verdicts on this miner's upload of ``window`` (published after
-        their peer lists, so out by the end of the next window): logged, kept for the status."""
+        """The validators' verdicts on this miner's upload of ``window``: they come after their
+        peer lists, so read once the list is due, and for the validators still silent once
+        more at the end of the next window. Logged, and kept for the status file (the last
+        window any validator answered for)."""
         if window < 0:
             return
-        try:
-            got = await read_own_verdicts(
-                self.sync.directory, self.settings.hp, window, self.settings.uid
-            )
-        except Exception as e:  # noqa: BLE001 - news only: the loop carries on
-            logger.debug("window %d: could not read the validators' verdicts (%s)", window, e)
-            return
-        log_verdicts(window, got)
-        self.verdicts = (window, {hk: str(v) for hk, v in got.items()})
+        got: dict = {}
+        for block in (self.windows.publish_deadline(window) + 1, self.windows.end(window + 1)):
+            try:
+                await self.clock.until(block)
+                more = await read_own_verdicts(
+                    self.sync.directory, self.settings.hp, window, self.settings.uid, skip=got
+                )
+            except Exception as e:  # noqa: BLE001 - news only: the loop carries on
+                logger.debug("window %d: could not read the validators' verdicts (%s)", window, e)
+                continue
+            log_verdicts(window, more)
+            got |= more
+            if set(got) >= set(self.sync.directory.validators()):
+                break
+        if got:
+            self.verdicts = (window, {hk: str(v) for hk, v in got.items()})
+            try:
+                self.write_status()
+            except Exception as e:  # noqa: BLE001 - the next window writes it again
+                logger.debug("window %d: could not write the status file (%s)", window, e)
 
     async def _settle_failed_upload(self, w: int, stats: Stats, comp) -> None:
         """A failed or late upload's delta goes back into error feedback, unless its PUT was
@@ -494,11 +514,16 @@ class Miner:
             verdicts=dict(self.verdicts[1]),
         )
 
-    def report(self) -> None:
-        """The per-window summary line, the status file and the metrics."""
+    def write_status(self) -> MinerStatus:
+        """The status file and the metrics, from the state now."""
         status = self.status()
         write_status(self.settings.state_dir, status)
         self.metrics.set_status(status)
+        return status
+
+    def report(self) -> None:
+        """The per-window summary line, the status file and the metrics."""
+        status = self.write_status()
         sync = "in sync" if status.in_sync else "OUT OF SYNC"
         if status.fingerprint_ok is None:
             sync += " (fingerprint unchecked)"

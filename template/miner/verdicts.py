@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Collection
 
 from template.hparams import HParams
 from template.protocol.catchup import fetch_verdicts
@@ -19,11 +20,11 @@ READ_TIMEOUT_S = 10.0  # verdicts are news, not duties: a slow validator is skip
 
 
 async def read_own_verdicts(
-    directory: PeerDirectory, hp: HParams, window: int, uid: int
+    directory: PeerDirectory, hp: HParams, window: int, uid: int, skip: Collection[str] = ()
 ) -> dict[str, Verdict]:
     """Validator hotkey -> its verdict on ``uid``'s upload of ``window``, for each validator
-    that published a valid one in time (the rest are left out)."""
-    validators = directory.validators()
+    (but those in ``skip``) that published a valid one in time (the rest are left out)."""
+    validators = [hk for hk in directory.validators() if hk not in skip]
 
     async def one(hotkey: str):
         try:

@@ -68,7 +68,7 @@ def make_miner(tmp_path: Path, bucket: Bucket, error: dict[str, torch.Tensor]) -
     m.position = Position(hparams_hash="h" * 64, hotkey="hk", applied_through=0)
     m.compressor = Compressor(HP.compression)
     m.compressor.load_state_dict(error)
-    m._seal, m._reveals = None, set()
+    m._seal, m._reveals, m._news = None, set(), set()
 
     async def nothing():
         return None
