@@ -303,13 +303,14 @@ class Miner:
 
     async def _read_verdicts(self, window: int) -> None:
         """The validators' verdicts on this miner's upload of ``window``: they come after their
-        peer lists, so read once the list is due, and for the validators still silent once
-        more at the end of the next window. Logged, and kept for the status file (the last
-        window any validator answered for)."""
+        peer lists, so read at once (the list the miner trained from is out), then for the
+        validators still silent once the list is due and at the end of the next window.
+        Logged, and kept for the status file (the last window any validator answered for)."""
         if window < 0:
             return
         got: dict = {}
-        for block in (self.windows.publish_deadline(window) + 1, self.windows.end(window + 1)):
+        due, end = self.windows.publish_deadline(window) + 1, self.windows.end(window + 1)
+        for block in (0, due, end):
             try:
                 await self.clock.until(block)
                 more = await read_own_verdicts(

@@ -1,5 +1,6 @@
-"""A miner reads each validator's verdict on its upload once the peer list is due, asks the
-silent ones again at the end of the next window, and keeps the last verdicts it got."""
+"""A miner reads each validator's verdict on its upload at once, asks the silent ones again
+when the peer list is due and at the end of the next window, and keeps the last verdicts it
+got."""
 
 from __future__ import annotations
 
@@ -43,18 +44,18 @@ def _miner(answers: list[dict[str, Verdict]], monkeypatch):
 def test_silent_validators_are_asked_again_and_the_verdicts_kept(monkeypatch):
     a = Verdict(3, "5" + "M" * 47, "credited", "", 0.02, 1.9, 4.5, 0.9, 0.7)
     b = Verdict(3, "5" + "M" * 47, "rejected", "harmful: harm z -4.72")
-    m, asked, waited = _miner([{A: a}, {B: b}], monkeypatch)
+    m, asked, waited = _miner([{A: a}, {}, {B: b}], monkeypatch)
     asyncio.run(Miner._read_verdicts(m, 5))
     clock = WindowClock(HP.window)
-    assert waited == [clock.publish_deadline(5) + 1, clock.end(6)]
-    assert asked == [(5, set()), (5, {A})]  # B was silent: asked again, A not
+    assert waited == [0, clock.publish_deadline(5) + 1, clock.end(6)]  # 0: at once
+    assert asked == [(5, set()), (5, {A}), (5, {A})]  # B was silent: asked again, A not
     assert m.verdicts == (5, {A: str(a), B: str(b)}) and m.written == 1
 
 
 def test_a_window_no_validator_answered_for_keeps_the_last_verdicts(monkeypatch):
     m, asked, _ = _miner([], monkeypatch)
     asyncio.run(Miner._read_verdicts(m, 5))
-    assert len(asked) == 2 and m.verdicts == (4, {A: "credited, window 4"}) and m.written == 0
+    assert len(asked) == 3 and m.verdicts == (4, {A: "credited, window 4"}) and m.written == 0
 
 
 def test_every_validator_answering_at_once_ends_the_reads(monkeypatch):
