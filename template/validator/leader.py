@@ -90,9 +90,8 @@ def window_verdicts(
     out = []
     for uid, hotkey in sorted(hotkeys.items()):
         d, r = decisions.get(uid), rejected.get(uid)
-        if d is not None:
-            why = d.rejection if d.rejection is not None else r
-            kind = "rejected" if why is not None and d.verdict != "rejected" else d.verdict
+        if d is not None:  # a rejecting decision says why itself
+            why, kind = d.rejection, d.verdict
             figures = (d.gain, d.fit_z, d.evidence_z, d.pay if d.credited else 0.0)
         elif r is not None:
             why, kind, figures = r, "missing" if r.missing else "rejected", (0.0,) * 4

@@ -495,9 +495,11 @@ class Validator:
             if uid not in report.decisions:
                 logger.info("window %d: uid %d: rejected (%s)", window, uid, why)
         report.valid = sum(1 for c in standing if c.uid not in report.rejected)
+        # the earlier stages' outcomes: no upload found, or rejected before the judge
+        unjudged = {**{u: MISSING for u in report.missing}, **report.rejected}
         report.values = window_values(
             report.decisions,
-            {**{u: MISSING for u in report.missing}, **report.rejected},
+            unjudged,
             invalid_penalty=self.cfg.score_invalid_penalty,
             missing_penalty=self.cfg.score_missing_penalty,
             recent_rate=self.full_work.recent(window),
@@ -519,12 +521,7 @@ class Validator:
             await in_worker(self.cache.release, window, self._last_peers(window + 1), prints)
         # after the list (not to delay it): why each miner was or was not paid, for the miners
         verdicts = window_verdicts(
-            window,
-            hotkey_of,
-            report.decisions,
-            {**{u: MISSING for u in report.missing}, **report.rejected},
-            report.values,
-            self.hp,
+            window, hotkey_of, report.decisions, unjudged, report.values, self.hp
         )
         await publish_verdicts(self.bucket, verdicts, self.key)
 
