@@ -45,6 +45,7 @@ class WindowRecord:
     eval_seconds_per_upload: float | None
     rejected: dict[str, str]  # uid -> why the leader rejected that upload
     decisions: dict[str, str]  # uid -> the leader's verdict on that upload, with its evidence
+    outer_step: dict[str, Any] | None  # the leader's check of its list's step (step_check.py)
     in_sync: dict[str, bool | None]
     seconds: float  # since the run started
 
@@ -147,6 +148,7 @@ class Tracker:
                 eval_seconds_per_upload=_float(lead.get("eval_seconds_per_upload")),
                 rejected=_str_map(lead.get("rejected")),
                 decisions=_str_map(lead.get("decisions")),
+                outer_step=step if isinstance(step := lead.get("outer_step"), dict) else None,
                 in_sync={name: (st or {}).get("in_sync") for name, st in snap.statuses.items()},
                 seconds=now if first is None else first.seconds,
             )

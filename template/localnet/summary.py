@@ -93,6 +93,7 @@ HISTORY_KEYS = (
     "uploads_valid",
     "rejected",
     "decisions",
+    "outer_step",
     "scores",
     "weights",
     "weights_set",

@@ -26,7 +26,13 @@ def window_line(rec: WindowRecord, n_miners: int) -> str:
         f"held-out loss {_num(rec.heldout_loss)} | uploads {valid}/{seen} valid/seen "
         f"({n_miners} miners) | scores {_uids(rec.scores)} | weights set {rec.weights_set} | "
         f"incentive {_uids(rec.incentive)} | in sync {synced}/{len(rec.in_sync)}"
+        + (" | no step: it would raise the loss" if _step_withheld(rec) else "")
     )
+
+
+def _step_withheld(rec: WindowRecord) -> bool:
+    """The leader published no step: its list's outer step would raise the control loss."""
+    return rec.outer_step is not None and rec.outer_step.get("applied") is False
 
 
 def epoch_line(rec: EpochRecord) -> str:

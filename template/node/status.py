@@ -73,6 +73,7 @@ class ValidatorStatus(NodeStatus):
     eval_seconds_per_upload: float | None = None
     rejected: dict[str, str] = field(default_factory=dict)  # uid -> "code: detail"
     decisions: dict[str, str] = field(default_factory=dict)  # uid -> the judge's decision
+    outer_step: dict | None = None  # the leader's check of its list's step (step_check.py)
 
 
 def status_keys(*kinds: type[NodeStatus]) -> tuple[str, ...]:

@@ -20,7 +20,13 @@ import torch
 
 from template.hparams import HParams, hparams_hash
 from template.training.envelope import WireError
-from template.training.outer import clip_scales, sparse_norm, sparse_outer_step
+from template.training.outer import (
+    SparseDelta,
+    clip_scales,
+    sparse_mean,
+    sparse_norm,
+    sparse_outer_step,
+)
 from template.training.wire import Upload, decode_upload, upload_size_cap
 
 logger = logging.getLogger(__name__)
@@ -91,3 +97,17 @@ def apply_uploads(model: torch.nn.Module, uploads: Sequence[Upload], hp: HParams
         work=[upload_work(u, hp) for u in uploads],
     )
     return len(uploads)
+
+
+def outer_step_delta(
+    uploads: Sequence[Upload], hp: HParams, param_shapes: Mapping[str, tuple[int, ...]]
+) -> SparseDelta:
+    """The step ``apply_uploads`` takes for these uploads, as one sparse delta on the CPU:
+    ``theta -= hp.outer.lr * this`` (the same clip and work weights; equal up to float
+    rounding). The leader measures it before it publishes a list (validator/step_check.py)."""
+    return sparse_mean(
+        [u.delta.sparse() for u in uploads],
+        param_shapes,
+        clip_to_median=hp.outer.clip_to_median,
+        work=[upload_work(u, hp) for u in uploads],
+    )

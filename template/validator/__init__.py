@@ -13,6 +13,7 @@ The pipeline, one stage a module, in the order ``loop.run_window`` calls them:
 - ``measure``   per-sequence loss effects on the upload's own pages and on control pages
 - ``judge``     statistical verdicts with a known false-positive rate (``outcomes``: why)
 - ``score``     fold the verdicts into per-uid scores (``stale``: windows excused)
+- ``step_check`` the leader measures its peer list's whole outer step; none if it harms
 - ``leader``    peer lists and verdicts (every validator), aggregate, fingerprint, checkpoints
 - ``weights``   scores -> weights the chain accepts, set on a schedule
 

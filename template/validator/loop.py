@@ -8,9 +8,10 @@
      (gather.py, with watch.py's first-seen times), screen them without a
      model (screen.py: verify, replay, copies, mixes), measure a fair sample (sampling.py,
      measure.py), judge the evidence (judge.py);
-  4. update scores (score.py), publish this validator's peer list (heartbeat); the leader also
-     applies its selection and publishes aggregate, fingerprint and checkpoints, a follower
-     applies the leader's list when it appears;
+  4. update scores (score.py), publish this validator's peer list (heartbeat); the leader first
+     measures its list's whole outer step (step_check.py: none when it raises the loss), then
+     applies it and publishes aggregate, fingerprint and checkpoints, a follower applies the
+     leader's list when it appears;
   5. set weights when due; save the state; write the status file.
 Nothing a peer sends can raise out of it: bad uploads become rejections. A window whose work
 fails part way is retried with its evidence and scores restored (never counted twice); a
@@ -38,6 +39,7 @@ from template.node.status import write_status
 from template.protocol.aggregation import clip_factors, upload_work
 from template.protocol.catchup import current_leader
 from template.protocol.directory import PeerDirectory
+from template.protocol.documents import PeerList
 from template.protocol.windows import WindowClock
 from template.storage import StorageClient
 from template.training.model import param_shapes
@@ -61,6 +63,7 @@ from .screen import screen_window
 from .stale import excuse_stale_harm
 from .state import ValidatorState, save_state
 from .status import validator_status
+from .step_check import StepCheck, check_outer_step, vetted_list
 from .sync import ValidatorSync
 from .watch import FirstSeenLog, watch_uploads
 from .weights import WeightsCheck, WeightsTracker, set_weights_when_due
@@ -100,6 +103,7 @@ class WindowReport:
     values: dict[int, float] = field(default_factory=dict)
     decisions: dict[int, Decision] = field(default_factory=dict)  # the judge's, per uid
     peers: list[tuple[int, str]] = field(default_factory=list)
+    step: StepCheck | None = None  # the leader's check of its list's outer step
     weights_set: bool = False
     seconds: float = 0.0
 
@@ -168,6 +172,7 @@ class Validator:
         # seconds of a window's measuring work besides the measurements (clip factors, the
         # control losses before): the leader's plan leaves room for it (deadline.py)
         self.measure_overhead: float | None = None
+        self.step_check_seconds: float | None = None  # the leader's step check (step_check.py)
         self._stamps: dict[int, float] = {}  # block -> timestamp (_past_block_timestamp)
 
     @property
@@ -349,8 +354,11 @@ class Validator:
         (judge.py): ``report.decisions`` gets one decision per standing uid."""
         left = await self._time_before_list_due(window, report.is_leader)
         started = time.monotonic()
+        # the rest of the window's work before the list: the measuring overhead, and the
+        # step check after the judge
+        reserve = (self.measure_overhead or 0.0) + (self.step_check_seconds or 0.0)
         chosen, boosted = plan_before_deadline(
-            [c.uid for c in standing], window, left, self.measure_overhead, **self._plan_inputs()
+            [c.uid for c in standing], window, left, reserve, **self._plan_inputs()
         )
         by_uid = {c.uid: c for c in standing}
         # Weigh by the miners uploading lately, not only this window's: one miner's outage must
@@ -371,7 +379,7 @@ class Validator:
             self.measurer, window, uploads, order, scale, near, clip, boosted, boost, crowd
         )
         untimed = self.state.eval_seconds is None  # a new validator: no measurement timed yet
-        stop_at = measurements_stop(started, left, self.state.eval_seconds, self.measure_overhead)
+        stop_at = measurements_stop(started, left, self.state.eval_seconds, reserve)
         measured, failed, seconds = collect_measurements(await each_in_worker(each, stop_at))
         overhead = max(0.0, time.monotonic() - started - sum(seconds.values()))
         self.measure_overhead = seconds_average(self.measure_overhead, overhead)
@@ -514,6 +522,8 @@ class Validator:
         doc = choose_peers(
             window, self.scores.scores, report.decisions, hotkeys, self.hp, self.judge_rules
         )
+        if report.is_leader:
+            doc = await self._checked_step(window, doc, standing, report)
         report.peers = list(doc.peers)
         try:
             await self.sync.settle(window, doc, leader)  # publish, then lead or follow
@@ -535,6 +545,28 @@ class Validator:
         if self.full_work.window is not None and self.full_work.rate is not None:
             self.state.full_work = (self.full_work.window, self.full_work.rate)
         await in_worker(save_state, self.state_dir, self.state, self.model)
+
+    async def _checked_step(
+        self, window: int, doc: PeerList, standing: list[Candidate], report: WindowReport
+    ) -> PeerList:
+        """The leader's list, or an empty one when its outer step would raise the control
+        loss (step_check.py): the model then stays as it is this window."""
+        by_uid = {c.uid: c.upload for c in standing}
+        peers = [by_uid[u] for u, _ in doc.peers if u in by_uid]
+        started = time.monotonic()
+        report.step = await in_worker(
+            check_outer_step,
+            self.measurer,
+            window,
+            peers,
+            self.hp,
+            self.shapes,
+            self.judge_rules.harm_z,
+        )
+        if report.step is not None:  # the next window's plan leaves room for it
+            spent = time.monotonic() - started
+            self.step_check_seconds = seconds_average(self.step_check_seconds, spent)
+        return vetted_list(doc, report.step)
 
     async def _set_weights(self, window: int, metagraph) -> bool:
         validators = set(self.directory.validators())

@@ -500,6 +500,22 @@ class Measurer:
         """The model changed: the shared losses are stale."""
         self._w = None
 
+    @property
+    def window(self) -> int | None:
+        """The window ``begin_window`` was last called for (None: none since the model changed)."""
+        return None if self._w is None else self._w.window
+
+    @torch.no_grad()
+    def pool_gain(self, delta: SparseDelta, scale: float) -> tuple[torch.Tensor, tuple[int, ...]]:
+        """Per-sequence ``L_before - L_after`` on the window's whole control pool with
+        ``delta`` applied at ``scale``, and the page of each sequence."""
+        if self._w is None:
+            raise RuntimeError("begin_window first (the model changed since)")
+        pages, seqs, before = self._pool(1)
+        with self.applied(delta, scale):
+            after = self.losses(seqs)
+        return before - after, pages
+
     def _pool(self, boost: int) -> tuple[tuple[int, ...], torch.Tensor, torch.Tensor]:
         """(pages, sequences, losses before) of the control pool at ``boost`` times the
         window's: the window's pool, then more pages of an independent draw (none claimed,

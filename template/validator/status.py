@@ -42,6 +42,7 @@ def validator_status(v, report, block: int) -> ValidatorStatus:
         eval_seconds_per_upload=v.state.eval_seconds,
         rejected={str(u): str(r) for u, r in sorted(report.rejected.items())},
         decisions={str(u): str(d) for u, d in sorted(report.decisions.items())},
+        outer_step=None if report.step is None else report.step.record(),
     )
 
 

@@ -10,7 +10,7 @@ from template.localnet.config import LocalnetConfig
 from template.localnet.monitor import Snapshot, Tracker
 from template.localnet.setup import Network, NodeSpec, fallback_corpus, plan_nodes, storage_toml
 from template.localnet.summary import build_summary, plot_history, read_history, write_history
-from template.localnet.view import summary_text
+from template.localnet.view import summary_text, window_line
 from template.storage.commitment import decode_commitment_strict, encode_commitment
 from template.storage.config import load_storage_config
 
@@ -82,6 +82,8 @@ def test_summary_json_plot_and_text(tmp_path):
             "in_sync": True,
             "decisions": {"1": f"uid 1: credited, window {w}", "2": "uid 2: unproven"},
         }
+        if w == 2:  # the leader's list had no step: its outer step would raise the loss
+            v["outer_step"] = {"peers": [1], "gain": -0.2, "z": -5.0, "applied": False}
         st = {"validator-0": v, "miner-0": {"window": w, "loss": loss, "in_sync": True}}
         st["miner-1"] = {"window": w, "loss": loss + 0.1, "in_sync": True}
         st["miner-1"] |= {"verdicts_window": w - 1, "verdicts": {"5Fxf9biHxyz": "unproven, gain"}}
@@ -105,6 +107,9 @@ def test_summary_json_plot_and_text(tmp_path):
     # each window keeps the leader's verdicts of that window, not the last ones
     assert rows[0]["decisions"] == {"1": "uid 1: credited, window 1", "2": "uid 2: unproven"}
     assert rows[1]["decisions"]["1"] == "uid 1: credited, window 2"
+    assert rows[0]["outer_step"] is None and rows[1]["outer_step"]["applied"] is False
+    assert "no step" in window_line(tr.windows[2], 2)
+    assert "no step" not in window_line(tr.windows[1], 2)
     png = plot_history(history)
     assert png == tmp_path / "history.png" and png.stat().st_size > 5000
     text = summary_text(s)

@@ -5,15 +5,21 @@
   (its model already holds it) instead of judging it and failing in every retry.
 - A window whose work fails part way is retried without counting its evidence twice.
 - A leader retrying a window (or restarted) after publishing its peer list keeps that list.
+- A leader whose list's step would raise the loss publishes it with no peers.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import json
+
 import pytest
+import torch
 
 from template.protocol.catchup import fetch_aggregate, fetch_peer_list
 from template.protocol.documents import PeerList
 from template.validator import loop as loop_module
+from template.validator.step_check import check_outer_step
 
 from .harness import Subnet, running_subnet, shapes_of
 
@@ -135,3 +141,46 @@ async def test_a_leader_retrying_a_window_keeps_the_peer_list_it_published(
         again = await fetch_peer_list(leader.directory, leader.hotkey, w, hp)
         agg = await fetch_aggregate(leader.directory, w, hp, shapes_of(leader.model))
         assert again.peers == first.peers and agg is not None and agg.peers == first.peers
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(420)
+async def test_a_leader_publishes_no_step_when_its_lists_step_would_raise_the_loss(
+    tmp_path, tiny_dataset, monkeypatch
+):
+    """The leader's list goes out with no peers when its step check finds the step harmful
+    (here forced, on the real measurement): every node then keeps the model as it was. A
+    follower checks nothing; its own list (a heartbeat) keeps its peers."""
+    async with running_subnet(tmp_path, tiny_dataset, **CHAIN) as net:
+        hp = net.hp
+        await _two_miners(net, ("leader", 100.0), ("follower", 50.0))
+        leader = await net.start_validator("leader")
+        follower = await net.start_validator("follower")
+        await _run(net, [leader, follower], 2)  # evidence: the next list holds uploads
+        checked = []
+
+        def harmful(*args):
+            got = check_outer_step(*args)
+            checked.append(got)
+            return dataclasses.replace(got, harmful=True)
+
+        monkeypatch.setattr(loop_module, "check_outer_step", harmful)
+        before = [
+            {n: p.detach().clone() for n, p in v.model.named_parameters()}
+            for v in (leader, follower)
+        ]
+        w = await _run(net, [leader, follower], 1)
+        assert leader.last_report.is_leader and not follower.last_report.is_leader
+        (check,) = checked  # the leader's alone
+        assert check.window == w and check.peers and check.sequences > 0
+        published = await fetch_peer_list(leader.directory, leader.hotkey, w, hp)
+        assert published.peers == () and leader.last_report.peers == []
+        heartbeat = await fetch_peer_list(leader.directory, follower.hotkey, w, hp)
+        assert heartbeat.peers
+        for v, params in zip((leader, follower), before, strict=True):
+            assert v.state.applied_through == w
+            for name, p in v.model.named_parameters():
+                assert torch.equal(p, params[name]), name
+        status = json.loads((leader.state_dir / "status.json").read_text())
+        assert status["outer_step"]["applied"] is False
+        assert status["outer_step"]["peers"] == list(check.peers)
