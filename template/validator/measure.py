@@ -425,6 +425,9 @@ class _Window:
     )  # boost -> (pool pages, pool sequences, their losses before) for that boost
 
 
+STEP_SAMPLE = -1  # the "uid" whose control sample measures a window's whole step
+
+
 class Measurer:
     """Measures uploads against ``model`` (the current global model, left unchanged)."""
 
@@ -506,12 +509,13 @@ class Measurer:
         return None if self._w is None else self._w.window
 
     @torch.no_grad()
-    def pool_gain(self, delta: SparseDelta, scale: float) -> tuple[torch.Tensor, tuple[int, ...]]:
-        """Per-sequence ``L_before - L_after`` on the window's whole control pool with
-        ``delta`` applied at ``scale``, and the page of each sequence."""
+    def step_gain(self, delta: SparseDelta, scale: float) -> tuple[torch.Tensor, tuple[int, ...]]:
+        """Per-sequence ``L_before - L_after`` with ``delta`` applied at ``scale``, on a
+        ``control``-sized sample of the window's control pool (drawn by the secret as an
+        upload's is, for no uid), and the page of each sequence."""
         if self._w is None:
             raise RuntimeError("begin_window first (the model changed since)")
-        pages, seqs, before = self._pool(1)
+        pages, seqs, before = self._control(STEP_SAMPLE, 1)
         with self.applied(delta, scale):
             after = self.losses(seqs)
         return before - after, pages

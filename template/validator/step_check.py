@@ -9,9 +9,10 @@ the control loss by 0.06-0.07 raised it by 0.24 together (docs/scoring_record.md
 window's step, measured whole"). A peer list with fewer peers than the measured crowd (one
 upload rejected) scales each peer up the same way.
 
-So the leader measures the step it is about to publish, on the window's whole control pool
-(whose losses before are already known): the peers' deltas combined as ``apply_uploads``
-combines them (``aggregation.outer_step_delta``). When it raises the control loss by more
+So the leader measures the step it is about to publish, on ``--eval.control-seqs`` of the
+window's control pool (whose losses before are already known; a third of the pool by default,
+so the check costs about a fifth of one upload's measurement): the peers' deltas combined as
+``apply_uploads`` combines them (``aggregation.outer_step_delta``). When it raises the control loss by more
 than ``harm_z`` standard errors (clustered by page), the leader publishes an empty list
 instead: no step this window, the model as it was. Nothing else changes: the uploads' verdicts
 and pay are the judge's, made before (an honest upload is not at fault for the sum's size).
@@ -64,14 +65,14 @@ def check_outer_step(
     shapes: Mapping[str, tuple[int, ...]],
     harm_z: float,
 ) -> StepCheck | None:
-    """Measure the outer step of ``peers`` (in list order) on ``window``'s control pool.
+    """Measure the outer step of ``peers`` (in list order) on ``window``'s control sample.
 
     None when there is nothing to check: no peers, or the measurer holds no control pool of
     this window (nothing was measured, so no peer can have been chosen by measurement)."""
     if not peers or measurer.window != window:
         return None
     delta = outer_step_delta(peers, hp, shapes)
-    gains, pages = measurer.pool_gain(delta, hp.outer.lr)
+    gains, pages = measurer.step_gain(delta, hp.outer.lr)
     mean = float(gains.mean())
     var, df = clustered_var_of_mean(gains, pages)
     z = t_to_z(mean / math.sqrt(var), df) if 0 < var < math.inf else 0.0

@@ -97,7 +97,7 @@ def test_uploads_that_each_lower_the_loss_can_raise_it_together(tiny_dataset):
     gains, check = _measured(ds, model, size=10.0)
     assert min(gains) > 0.05
     assert check.harmful and check.gain < 0 and check.z < -3.0
-    assert check.peers == (1, 2, 3) and check.sequences == 36
+    assert check.peers == (1, 2, 3) and check.sequences == 12  # control-seqs of the pool
     assert check.record()["applied"] is False
     doc = PeerList(WINDOW, ((1, "a"), (2, "b")), ((3, "c"),), "scores", hparams_hash(HP))
     skipped = vetted_list(doc, check)
@@ -132,4 +132,4 @@ def test_nothing_to_check_without_peers_or_without_this_windows_control_pool(tin
     assert check_outer_step(m, WINDOW, [upload], HP, shapes, 3.0) is not None
     m.forget()  # the model changed
     with pytest.raises(RuntimeError, match="begin_window"):
-        m.pool_gain(outer_step_delta([upload], HP, shapes), HP.outer.lr)
+        m.step_gain(outer_step_delta([upload], HP, shapes), HP.outer.lr)
