@@ -20,13 +20,7 @@ import torch
 
 from template.hparams import HParams, hparams_hash
 from template.training.envelope import WireError
-from template.training.outer import (
-    SparseDelta,
-    clip_scales,
-    sparse_mean,
-    sparse_norm,
-    sparse_outer_step,
-)
+from template.training.outer import clip_scales, peer_factors, sparse_norm, sparse_outer_step
 from template.training.wire import Upload, decode_upload, upload_size_cap
 
 logger = logging.getLogger(__name__)
@@ -99,15 +93,14 @@ def apply_uploads(model: torch.nn.Module, uploads: Sequence[Upload], hp: HParams
     return len(uploads)
 
 
-def outer_step_delta(
-    uploads: Sequence[Upload], hp: HParams, param_shapes: Mapping[str, tuple[int, ...]]
-) -> SparseDelta:
-    """The step ``apply_uploads`` takes for these uploads, as one sparse delta on the CPU:
-    ``theta -= hp.outer.lr * this`` (the same clip and work weights; equal up to float
-    rounding). The leader measures it before it publishes a list (validator/step_check.py)."""
-    return sparse_mean(
+def outer_step_weights(uploads: Sequence[Upload], hp: HParams) -> dict[int, float]:
+    """uid -> the weight ``apply_uploads`` gives each upload's delta in its step, ``theta -=
+    hp.outer.lr * sum(w * delta)``: its clip times its work share, over the total work (the
+    outer step's own ``peer_factors``). The leader measures that step before it publishes a
+    list (validator/step_check.py)."""
+    factors, total = peer_factors(
         [u.delta.sparse() for u in uploads],
-        param_shapes,
-        clip_to_median=hp.outer.clip_to_median,
-        work=[upload_work(u, hp) for u in uploads],
+        [upload_work(u, hp) for u in uploads],
+        hp.outer.clip_to_median,
     )
+    return {u.uid: f / total for u, f in zip(uploads, factors, strict=True)}

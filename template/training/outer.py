@@ -77,49 +77,16 @@ def aggregate_sparse(
     if not peers:
         return {}
     scales, total = peer_factors(peers, work, clip_to_median)
-    return {
-        name: _weighted_mean(name, math.prod(shape), peers, scales, total, device).view(shape)
-        for name, shape in shapes.items()
-    }
-
-
-def sparse_mean(
-    peers: Sequence[SparseDelta],
-    shapes: Mapping[str, tuple[int, ...]],
-    *,
-    clip_to_median: bool = True,
-    work: Sequence[float] | None = None,
-) -> SparseDelta:
-    """``aggregate_sparse`` on the union of the peers' indices, one tensor at a time (never
-    the dense model at once): ``theta -= lr * this`` is the outer step of ``peers``."""
-    if not peers:
-        return {}
-    scales, total = peer_factors(peers, work, clip_to_median)
-    out = {}
+    out: dict[str, torch.Tensor] = {}
     for name, shape in shapes.items():
-        acc = _weighted_mean(name, math.prod(shape), peers, scales, total, "cpu")
-        idx = acc.nonzero().view(-1)
-        out[name] = (idx, acc[idx])
+        acc = torch.zeros(math.prod(shape), dtype=torch.float32, device=device)
+        for peer, scale in zip(peers, scales, strict=True):
+            if name not in peer:
+                continue
+            idx, vals = peer[name]
+            acc.index_add_(0, idx.to(device), vals.to(device, torch.float32) * scale)
+        out[name] = (acc / total).view(shape)
     return out
-
-
-def _weighted_mean(
-    name: str,
-    numel: int,
-    peers: Sequence[SparseDelta],
-    scales: Sequence[float],
-    total: float,
-    device: str | torch.device,
-) -> torch.Tensor:
-    """One tensor of the peers' weighted mean, flat and dense: each peer accumulated with one
-    ``index_add_`` in order (unique indices: bit-identical for the same inputs)."""
-    acc = torch.zeros(numel, dtype=torch.float32, device=device)
-    for peer, scale in zip(peers, scales, strict=True):
-        if name not in peer:
-            continue
-        idx, vals = peer[name]
-        acc.index_add_(0, idx.to(device), vals.to(device, torch.float32) * scale)
-    return acc / total
 
 
 def aggregate_dense(

@@ -12,9 +12,9 @@ upload rejected) scales each peer up the same way.
 So the leader measures the step it is about to publish, on ``--eval.control-seqs`` of the
 window's control pool (whose losses before are already known; a third of the pool by default,
 so the check costs about a fifth of one upload's measurement): the peers' deltas combined as
-``apply_uploads`` combines them (``aggregation.outer_step_delta``). When it raises the control loss by more
-than ``harm_z`` standard errors (clustered by page), the leader publishes an empty list
-instead: no step this window, the model as it was. Nothing else changes: the uploads' verdicts
+``apply_uploads`` combines them (``aggregation.outer_step_weights``). When it raises the
+control loss by more than ``harm_z`` standard errors (clustered by page), or its loss is not
+finite, the leader publishes an empty list instead: no step this window, the model as it was. Nothing else changes: the uploads' verdicts
 and pay are the judge's, made before (an honest upload is not at fault for the sum's size).
 """
 
@@ -26,11 +26,11 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 
 from template.hparams import HParams
-from template.protocol.aggregation import outer_step_delta
+from template.protocol.aggregation import outer_step_weights
 from template.protocol.documents import PeerList
 from template.training.wire import Upload
 
-from .measure import Measurer, clustered_var_of_mean, t_to_z
+from .measure import Measurer, clustered_var_of_mean, sum_delta, t_to_z
 
 logger = logging.getLogger(__name__)
 
@@ -71,13 +71,14 @@ def check_outer_step(
     this window (nothing was measured, so no peer can have been chosen by measurement)."""
     if not peers or measurer.window != window:
         return None
-    delta = outer_step_delta(peers, hp, shapes)
+    delta = sum_delta(peers, shapes, outer_step_weights(peers, hp))
     gains, pages = measurer.step_gain(delta, hp.outer.lr)
     mean = float(gains.mean())
     var, df = clustered_var_of_mean(gains, pages)
     z = t_to_z(mean / math.sqrt(var), df) if 0 < var < math.inf else 0.0
+    broken = not math.isfinite(mean)  # a step that breaks the model is never applied
     check = StepCheck(
-        window, tuple(u.uid for u in peers), mean, z, gains.numel(), harmful=z < -harm_z
+        window, tuple(u.uid for u in peers), mean, z, gains.numel(), broken or z < -harm_z
     )
     if check.harmful:
         logger.warning(

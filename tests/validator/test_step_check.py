@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from template.hparams import hparams_hash, load_hparams
-from template.protocol.aggregation import apply_uploads, outer_step_delta, upload_work
+from template.protocol.aggregation import apply_uploads, outer_step_weights, upload_work
 from template.protocol.documents import PeerList
 from template.signing import dev_keypair
 from template.training.compression import Compressor
@@ -19,7 +19,7 @@ from template.training.model import build_model, param_shapes
 from template.training.pages import PageDataset
 from template.training.shards import TokenStream
 from template.training.wire import decode_upload, encode_upload
-from template.validator.measure import Measurer, delta_applied
+from template.validator.measure import Measurer, delta_applied, sum_delta
 from template.validator.step_check import check_outer_step, vetted_list
 
 HP = load_hparams("tiny")
@@ -67,7 +67,7 @@ def _measured(ds, model, size: float):
     return gains, check
 
 
-def test_outer_step_delta_is_the_step_apply_uploads_takes(tiny_dataset):
+def test_the_measured_step_is_the_step_apply_uploads_takes(tiny_dataset):
     """The step the leader measures is the one every node applies: the same clip to the
     median norm and the same work weights (one upload claims half a window)."""
     ds = PageDataset(TokenStream(tiny_dataset), HP)
@@ -79,7 +79,8 @@ def test_outer_step_delta_is_the_step_apply_uploads_takes(tiny_dataset):
     applied = _model()
     assert apply_uploads(applied, uploads, HP) == 3
     measured = _model()
-    with delta_applied(measured, outer_step_delta(uploads, HP, param_shapes(model)), HP.outer.lr):
+    step = sum_delta(uploads, param_shapes(model), outer_step_weights(uploads, HP))
+    with delta_applied(measured, step, HP.outer.lr):
         for (name, a), b in zip(applied.named_parameters(), measured.parameters(), strict=True):
             assert torch.allclose(a, b, atol=1e-6, rtol=0), name
         assert any(
@@ -132,4 +133,16 @@ def test_nothing_to_check_without_peers_or_without_this_windows_control_pool(tin
     assert check_outer_step(m, WINDOW, [upload], HP, shapes, 3.0) is not None
     m.forget()  # the model changed
     with pytest.raises(RuntimeError, match="begin_window"):
-        m.step_gain(outer_step_delta([upload], HP, shapes), HP.outer.lr)
+        m.step_gain(sum_delta([upload], shapes), HP.outer.lr)
+
+
+def test_a_step_whose_loss_is_not_finite_is_never_published(tiny_dataset, monkeypatch):
+    ds = PageDataset(TokenStream(tiny_dataset), HP)
+    model = _model()
+    upload = _gradient_upload(ds, model, 1, 1.0)
+    m = Measurer(model, ds, own=6, control=12, salt="v")
+    m.begin_window(WINDOW, [upload], HP.outer.lr)
+    nan = (torch.full((12,), float("nan")), tuple(range(12)))
+    monkeypatch.setattr(m, "step_gain", lambda delta, scale: nan)
+    check = check_outer_step(m, WINDOW, [upload], HP, param_shapes(model), 3.0)
+    assert check.harmful and check.z == 0.0
