@@ -477,6 +477,7 @@ async def simulate(
     first_credit: dict[int, int] = {}
     reasons: dict[str, int] = {}
     windows_trace: list[dict] = []
+    steps: list[dict] = []  # the leader's check of each window's outer step (step_check.py)
     t0 = time.perf_counter()
     w0 = 10 + seed * 1000 if first_window is None else first_window
     for i in range(windows):
@@ -484,6 +485,8 @@ async def simulate(
         r = await run.window(w)
         if trace:
             windows_trace.append(window_trace(r))
+        if r.step is not None:
+            steps.append({"window": w, **r.step.record()})
         for uid, kind in kinds.items():
             c = per_class[kind]
             d = r.decisions.get(uid)
@@ -546,6 +549,8 @@ async def simulate(
             for k, c in sorted(per_class.items())
         },
         "heldout_loss": fixed_heldout_loss(run.v.model, ds, 8),
+        "outer_steps": steps,
+        "steps_withheld": sum(not s["applied"] for s in steps),
         "train_seconds": round(run.train_seconds, 1),
         "train_seconds_per_upload": run.full_seconds / max(1, run.trainings),
         "eval_seconds_per_upload": run.v.state.eval_seconds,
@@ -706,6 +711,13 @@ def summarise(runs: list[dict], clean: list[dict], z_proof: float) -> dict:
             "fit_z_mean_sd": _mean_sd([z for x in rs for z in x["fit_z"]]),
         }
     out["null_fit_z"] = null_fit_z(runs, z_proof)
+    checked = [s for r in runs for s in r.get("outer_steps", [])]
+    out["outer_steps"] = {
+        "checked": len(checked),
+        "withheld": sum(not s["applied"] for s in checked),
+        "gain_mean_sd": _mean_sd([s["gain"] for s in checked]),
+        "lowest_z": min((s["z"] for s in checked), default=None),
+    }
     wrong = [out["classes"][k]["credited_of_measured"] for k in ADVERSARIES if k in classes]
     out["false_credit_rate"] = sum(c for c, _ in wrong) / max(1, sum(m for _, m in wrong))
     out["eval_cost_share"] = statistics.mean(

@@ -26,13 +26,20 @@ def window_line(rec: WindowRecord, n_miners: int) -> str:
         f"held-out loss {_num(rec.heldout_loss)} | uploads {valid}/{seen} valid/seen "
         f"({n_miners} miners) | scores {_uids(rec.scores)} | weights set {rec.weights_set} | "
         f"incentive {_uids(rec.incentive)} | in sync {synced}/{len(rec.in_sync)}"
-        + (" | no step: it would raise the loss" if _step_withheld(rec) else "")
+        + _step_note(rec.outer_step)
     )
 
 
-def _step_withheld(rec: WindowRecord) -> bool:
-    """The leader published no step: its list's outer step would raise the control loss."""
-    return rec.outer_step is not None and rec.outer_step.get("applied") is False
+def _step_note(step: dict | None) -> str:
+    """The leader's step check, when it changed or skipped something: no step published (it
+    would raise the control loss), or a step published unchecked (no time to check it)."""
+    if step is None:
+        return ""
+    if step.get("applied") is False:
+        return " | no step: it would raise the loss"
+    if step.get("checked") is False:
+        return " | step unchecked: no time"
+    return ""
 
 
 def epoch_line(rec: EpochRecord) -> str:

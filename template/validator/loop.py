@@ -104,6 +104,7 @@ class WindowReport:
     decisions: dict[int, Decision] = field(default_factory=dict)  # the judge's, per uid
     peers: list[tuple[int, str]] = field(default_factory=list)
     step: StepCheck | None = None  # the leader's check of its list's outer step
+    step_time: bool = True  # False: checking the step would have cost a measurement
     weights_set: bool = False
     seconds: float = 0.0
 
@@ -355,10 +356,17 @@ class Validator:
         left = await self._time_before_list_due(window, report.is_leader)
         started = time.monotonic()
         # the rest of the window's work before the list: the measuring overhead, and the
-        # step check after the judge
-        reserve = (self.measure_overhead or 0.0) + (self.step_check_seconds or 0.0)
-        chosen, boosted = plan_before_deadline(
-            [c.uid for c in standing], window, left, reserve, **self._plan_inputs()
+        # step check after the judge (out of the boosts' time only, never a measurement's)
+        chosen, boosted, report.step_time = plan_before_deadline(
+            [c.uid for c in standing],
+            window,
+            left,
+            self.measure_overhead,
+            self.step_check_seconds,
+            **self._plan_inputs(),
+        )
+        reserve = (self.measure_overhead or 0.0) + (
+            (self.step_check_seconds or 0.0) if report.step_time else 0.0
         )
         by_uid = {c.uid: c for c in standing}
         # Weigh by the miners uploading lately, not only this window's: one miner's outage must
@@ -550,7 +558,15 @@ class Validator:
         self, window: int, doc: PeerList, standing: list[Candidate], report: WindowReport
     ) -> PeerList:
         """The leader's list, or an empty one when its outer step would raise the control
-        loss (step_check.py): the model then stays as it is this window."""
+        loss (step_check.py): the model then stays as it is this window. Unchecked when the
+        check's time would have cost a measurement (``report.step_time``)."""
+        if not report.step_time and doc.peers:
+            logger.info(
+                "window %d: no time to check the outer step without measuring fewer uploads: "
+                "publishing it unchecked",
+                window,
+            )
+            return doc
         by_uid = {c.uid: c.upload for c in standing}
         peers = [by_uid[u] for u, _ in doc.peers if u in by_uid]
         started = time.monotonic()

@@ -54,15 +54,29 @@ def plan_evaluation(
 
 
 def plan_before_deadline(
-    uids: Sequence[int], window: int, left: TimeLeft, overhead: float | None, **plan
-) -> tuple[list[int], set[int]]:
+    uids: Sequence[int],
+    window: int,
+    left: TimeLeft,
+    overhead: float | None,
+    check: float | None = None,
+    **plan,
+) -> tuple[list[int], set[int], bool]:
     """``plan_evaluation`` (given ``plan``, its keyword arguments) within the leader's time
     ``left``, less the window's work besides the measurements themselves (``overhead``: a
-    moving average, None before the first window); logged when that cut it."""
+    moving average, None before the first window); logged when that cut it.
+
+    ``check``: the seconds of the leader's step check (step_check.py), also reserved, but
+    only out of the boosts' time: when reserving it would measure fewer uploads, the plan is
+    made without it. The third value says whether the check has its time."""
     if left.plan is None:
-        return plan_evaluation(uids, window, **plan)
+        return *plan_evaluation(uids, window, **plan), True
     seconds = left.plan - (overhead or 0.0)
-    chosen, boosted = plan_evaluation(uids, window, seconds_left=seconds, **plan)
+    chosen, boosted = plan_evaluation(uids, window, seconds_left=seconds - (check or 0.0), **plan)
+    checked = True
+    if check:
+        without = plan_evaluation(uids, window, seconds_left=seconds, **plan)
+        if len(without[0]) > len(chosen):
+            (chosen, boosted), checked = without, False
     unlimited, all_boosted = plan_evaluation(uids, window, **plan)
     if (chosen, boosted) != (unlimited, all_boosted):
         logger.info(
@@ -75,4 +89,4 @@ def plan_before_deadline(
             len(boosted),
             len(all_boosted),
         )
-    return chosen, boosted
+    return chosen, boosted, checked

@@ -9,6 +9,7 @@ import time
 from template.node.status import ValidatorStatus, write_status
 
 from .evaluate import measured_heldout_loss
+from .step_check import unchecked_record
 
 
 def validator_status(v, report, block: int) -> ValidatorStatus:
@@ -42,7 +43,7 @@ def validator_status(v, report, block: int) -> ValidatorStatus:
         eval_seconds_per_upload=v.state.eval_seconds,
         rejected={str(u): str(r) for u, r in sorted(report.rejected.items())},
         decisions={str(u): str(d) for u, d in sorted(report.decisions.items())},
-        outer_step=None if report.step is None else report.step.record(),
+        outer_step=_outer_step(report),
     )
 
 
@@ -81,3 +82,12 @@ async def write_ready_status(v) -> None:
     for key in ("is_leader", "leader", "uploads_seen", "uploads_valid", "rejected", "decisions"):
         status[key] = None
     write_status(v.state_dir, status)
+
+
+def _outer_step(report) -> dict | None:
+    """The leader's step check (None on a follower, or when its list had no peers)."""
+    if report.step is not None:
+        return report.step.record()
+    if not report.step_time and report.peers:
+        return unchecked_record([u for u, _ in report.peers])
+    return None

@@ -53,8 +53,14 @@ class StepCheck:
             "gain": round(self.gain, 5),
             "z": round(self.z, 2),
             "sequences": self.sequences,
+            "checked": True,
             "applied": not self.harmful,
         }
+
+
+def unchecked_record(peers: Sequence[int]) -> dict:
+    """The status's record of a step published unchecked (no time for the check)."""
+    return {"peers": list(peers), "checked": False, "applied": True}
 
 
 def check_outer_step(

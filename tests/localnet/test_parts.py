@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 
 import pytest
 
@@ -110,6 +111,9 @@ def test_summary_json_plot_and_text(tmp_path):
     assert rows[0]["outer_step"] is None and rows[1]["outer_step"]["applied"] is False
     assert "no step" in window_line(tr.windows[2], 2)
     assert "no step" not in window_line(tr.windows[1], 2)
+    unchecked = {"peers": [1], "checked": False, "applied": True}  # no time for the check
+    assert "step unchecked" in window_line(replace(tr.windows[1], outer_step=unchecked), 2)
+    assert "step unchecked" not in window_line(tr.windows[2], 2)
     png = plot_history(history)
     assert png == tmp_path / "history.png" and png.stat().st_size > 5000
     text = summary_text(s)

@@ -147,6 +147,25 @@ def test_the_plan_leaves_room_for_the_windows_work_besides_the_measurements():
     assert plan(TimeLeft(), 9.0) == uids  # no deadline
 
 
+def test_the_step_check_takes_the_boosts_time_but_never_a_measurements():
+    uids = list(range(1, 9))
+    v, _ = _planner(eval_max_wait=4, eval_boost=2)
+    v.state.last_evaluated = {u: u - 20 for u in uids}
+    for uid in uids:
+        v.evidence.s[uid], v.evidence.v[uid] = 1.5, 1.0  # undecided: boosted when time allows
+
+    def plan(left: TimeLeft, check: float | None):
+        return plan_before_deadline(uids, 3, left, 0.0, check, **v._plan_inputs())
+
+    # 8 measurements of 1 s and 3 boosts fit in 11 s; the check's second costs one boost
+    assert plan(TimeLeft(11.0, 15.0), None) == (uids, {1, 2, 3}, True)
+    assert plan(TimeLeft(11.0, 15.0), 1.0) == (uids, {1, 2}, True)
+    # in 8.5 s it would cost the eighth measurement: all 8 are measured, the step unchecked
+    assert plan(TimeLeft(8.5, 15.0), 1.0) == (uids, set(), False)
+    assert plan(TimeLeft(8.5, 15.0), 0.4) == (uids, set(), True)  # it fits beside them
+    assert plan(TimeLeft(), 1.0) == (uids, set(uids), True)  # no deadline: time for all
+
+
 def test_the_windows_other_work_is_averaged_from_its_first_figure():
     first = seconds_average(None, 3.0)
     assert first == 3.0  # none before it: not averaged with 0

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from types import SimpleNamespace
 
 import pytest
 import torch
@@ -19,6 +20,7 @@ from template.training.model import build_model, param_shapes
 from template.training.pages import PageDataset
 from template.training.shards import TokenStream
 from template.training.wire import decode_upload, encode_upload
+from template.validator import loop
 from template.validator.measure import Measurer, delta_applied, sum_delta
 from template.validator.step_check import check_outer_step, vetted_list
 
@@ -146,3 +148,27 @@ def test_a_step_whose_loss_is_not_finite_is_never_published(tiny_dataset, monkey
     monkeypatch.setattr(m, "step_gain", lambda delta, scale: nan)
     check = check_outer_step(m, WINDOW, [upload], HP, param_shapes(model), 3.0)
     assert check.harmful and check.z == 0.0
+
+
+async def test_a_leader_without_time_for_the_check_publishes_its_list_unchecked(monkeypatch):
+    """``report.step_time`` False (plan.py: the check would have cost a measurement): the
+    list goes out as chosen, and nothing is measured."""
+
+    def never(*args):
+        raise AssertionError("the step was checked")
+
+    monkeypatch.setattr(loop, "check_outer_step", never)
+    doc = PeerList(WINDOW, ((1, "a"),), (), "scores", hparams_hash(HP))
+    report = loop.WindowReport(WINDOW, is_leader=True, step_time=False)
+    v = SimpleNamespace(
+        step_check_seconds=0.2,
+        measurer=None,
+        hp=HP,
+        shapes={},
+        judge_rules=SimpleNamespace(harm_z=3),
+    )
+    assert await loop.Validator._checked_step(v, WINDOW, doc, [], report) is doc
+    assert report.step is None and v.step_check_seconds == 0.2
+    report.step_time = True  # with time: checked
+    with pytest.raises(AssertionError, match="checked"):
+        await loop.Validator._checked_step(v, WINDOW, doc, [], report)
