@@ -14,8 +14,10 @@ window's control pool (whose losses before are already known; a third of the poo
 so the check costs about a fifth of one upload's measurement): the peers' deltas combined as
 ``apply_uploads`` combines them (``aggregation.outer_step_weights``). When it raises the
 control loss by more than ``harm_z`` standard errors (clustered by page), or its loss is not
-finite, the leader publishes an empty list instead: no step this window, the model as it was. Nothing else changes: the uploads' verdicts
-and pay are the judge's, made before (an honest upload is not at fault for the sum's size).
+finite, the leader publishes an empty list instead: no step this window, the model as it was.
+Nothing else changes: the uploads' verdicts and pay are the judge's, made before (an honest
+upload is not at fault for the sum's size). The check never costs a measurement: without the
+time for both, the leader publishes its list unchecked (plan.py, loop.py).
 """
 
 from __future__ import annotations
